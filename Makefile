@@ -1,0 +1,65 @@
+# edgernn: `make demo` and `make test` set everything up themselves on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# torch first, pinned: these machines hold the CPU build of 2.13.0; an unpinned torch pulls CUDA.
+TORCH := torch==2.13.0
+APT_TEST_PACKAGES := clang valgrind
+APT_MCU_PACKAGES := gcc-arm-none-eabi picolibc-arm-none-eabi qemu-system-arm
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test lint typecheck bench mcu mcu-tools fuzz clean system-deps
+
+$(STAMP): pyproject.toml
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[dev,mcu]'
+	@touch $@
+
+# System packages some tests need. Installed only when missing, so an equipped machine pays nothing.
+system-deps:
+	@missing=""; for p in $(APT_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null; then \
+	    echo "installing:$$missing"; \
+	    $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "warning: cannot install$$missing (no apt-get); tests that need them will skip"; fi; \
+	fi
+
+mcu-tools:
+	@missing=""; for p in $(APT_MCU_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+demo: $(STAMP)
+	$(VENV)/bin/edgernn demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check edgernn tests scripts
+	$(VENV)/bin/ruff format --check edgernn tests scripts
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy edgernn
+
+test: $(STAMP) system-deps mcu-tools
+	$(VENV)/bin/ruff check edgernn tests scripts
+	$(VENV)/bin/mypy edgernn
+	$(VENV)/bin/pytest -q -n 2 --durations=15
+
+bench: $(STAMP) system-deps
+	$(VENV)/bin/edgernn bench export/japanese_vowels
+
+mcu: $(STAMP) mcu-tools
+	$(VENV)/bin/edgernn mcu export/japanese_vowels --target cortex-m0plus --target cortex-m4
+
+fuzz: $(STAMP) system-deps
+	$(PY) -m edgernn.fuzz --seconds 60
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -1,0 +1,89 @@
+"""Checkpoints: a state dict of tensors plus JSON metadata, loadable with torch.load(weights_only=True).
+
+weights_only=True means a checkpoint can never run code: a file carrying pickled objects is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .artifacts import write_bytes
+from .config import ModelConfig
+from .errors import InputError
+from .model import EdgeRNN
+
+CHECKPOINT_NAME = "checkpoint.pt"
+FORMAT = "edgernn-checkpoint-v1"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    model: EdgeRNN
+    meta: dict[str, Any]  # format, config, train config, data set, normalization, vocab, metrics
+    sha256: str
+
+
+def save_checkpoint(path: str | os.PathLike[str], model: EdgeRNN, meta: dict[str, Any]) -> None:
+    payload = {
+        "format": FORMAT,
+        "meta": json.dumps({**meta, "config": model.cfg.to_dict()}, sort_keys=True),
+        "state_dict": {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()},
+    }
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    write_bytes(path, buf.getvalue())
+
+
+def checkpoint_path(path: str | os.PathLike[str]) -> Path:
+    """Accept an export directory or the checkpoint file itself."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / CHECKPOINT_NAME
+        if not p.exists():
+            raise InputError(f"{path} has no {CHECKPOINT_NAME}; train a model into it first (edgernn train --out {path})")
+    elif not p.exists():
+        raise InputError(f"{path} does not exist")
+    return p
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    p = checkpoint_path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read {p}: {e.strerror or e}") from None
+    try:
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
+        raise InputError(f"{p} is refused: it carries objects a weights-only load will not unpickle ({first})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError) as e:
+        raise InputError(f"{p} is not a readable checkpoint (truncated or corrupt): {type(e).__name__}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise InputError(f"{p} is not an edgernn checkpoint (format tag missing)")
+    try:
+        meta = json.loads(payload["meta"])
+        cfg = ModelConfig.from_dict(meta["config"])
+        state = payload["state_dict"]
+        model = EdgeRNN(cfg)
+        model.load_state_dict(state)
+    except InputError as e:
+        raise InputError(f"{p}: {e}") from None
+    except (KeyError, TypeError, ValueError, RuntimeError, json.JSONDecodeError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"{p} is malformed: {msg[:200]}") from None
+    for name, t in model.state_dict().items():
+        if not torch.isfinite(t).all():
+            raise InputError(f"{p}: parameter {name} contains NaN or Inf")
+    model.eval()
+    return Checkpoint(model=model, meta=meta, sha256=hashlib.sha256(data).hexdigest())

@@ -1,0 +1,184 @@
+"""The `edgernn` command line: a thin layer over edgernn.pipeline and friends.
+
+Exit codes: 0 success; 1 a check ran and failed; 2 bad usage or input (a one-line message, no
+traceback); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .errors import CheckFailed, EdgeRNNError
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_ROOT = Path("export")
+
+
+def friendly(fn: F) -> F:
+    """Turn edgernn's own errors into `error: ...` plus the documented exit code."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EdgeRNNError as e:
+            click.secho(f"error: {e}", fg="red", err=True)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted; artifacts already written are intact", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="edgernn")
+def main() -> None:
+    """Train tiny tanh RNNs, quantize them to int8 and export bit-exact ONNX and C for microcontrollers.
+
+    \b
+    Typical use:
+      edgernn datasets                          # what is bundled
+      edgernn train --dataset japanese_vowels   # -> export/japanese_vowels/checkpoint.pt
+      edgernn export export/japanese_vowels     # -> model.onnx, model.int8.onnx, model.step.int8.onnx, model.h
+      edgernn verify export/japanese_vowels     # torch = ORT (float); torch = ORT = C (int8), report.json
+      edgernn demo                              # all of the above for every bundled data set
+
+    Exit codes: 0 ok, 1 a verification check failed, 2 bad usage or input, 130 interrupted.
+    """
+
+
+@main.command()
+@friendly
+def datasets() -> None:
+    """List the bundled data sets (no download: they ship inside the package)."""
+    from .data import list_datasets
+
+    rows = list_datasets()
+    click.echo(f"{'name':<16} {'task':<13} {'train/val/test':<16} {'classes':>7}  input")
+    for d in rows:
+        click.echo(f"{d.name:<16} {d.task:<13} {f'{d.n_train}/{d.n_val}/{d.n_test}':<16} {d.num_classes:>7}  {d.input}")
+    click.echo("")
+    for d in rows:
+        click.echo(f"{d.name}: {d.description}\n  source: {d.source}\n  licence: {d.licence}")
+
+
+def _out_dir(out: str | None, name: str) -> Path:
+    return Path(out) if out else DEFAULT_ROOT / name
+
+
+@main.command()
+@click.option("--dataset", "dataset", metavar="NAME", help="A bundled data set (see `edgernn datasets`).")
+@click.option("--data", "data_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Your own data: .npz (X, y, optional lengths) or long-format .csv; see README.")
+@click.option("--hidden", type=click.IntRange(1, 1024), help="Hidden units per layer and direction.")
+@click.option("--layers", type=click.IntRange(1, 8), help="Stacked RNN layers.")
+@click.option("--bidirectional/--unidirectional", default=None, help="Read sequences both ways (no streaming).")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help="Dropout between layers.")
+@click.option("--embed-dim", type=click.IntRange(1, 1024), help="Embedding size for token data.")
+@click.option("--epochs", type=click.IntRange(1, 100000), help="Maximum epochs (early stopping on validation).")
+@click.option("--lr", type=click.FloatRange(0, 10, min_open=True), help="Adam learning rate.")
+@click.option("--batch-size", type=click.IntRange(1, 65536), help="Sequences per batch.")
+@click.option("--clip", type=click.FloatRange(0, min_open=True), help="clip_grad_norm_ max_norm (default 1.0).")
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True,
+              help="Seeds the split, the init and the batches: same seed, same checkpoint.")
+@click.option("--out", type=click.Path(file_okay=False), help="Output directory [default: export/<dataset>].")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@friendly
+def train(dataset: str | None, data_file: str | None, hidden: int | None, layers: int | None,
+          bidirectional: bool | None, dropout: float | None, embed_dim: int | None, epochs: int | None,
+          lr: float | None, batch_size: int | None, clip: float | None, seed: int, out: str | None,
+          quiet: bool) -> None:
+    """Train a float model and write OUT/checkpoint.pt (config, data set, normalization, metrics)."""
+    from dataclasses import replace
+
+    from .data import DEFAULT_DATASET
+    from .pipeline import train_to_dir
+    from .train import DEFAULT_PRESET, PRESETS
+
+    if dataset and data_file:
+        raise click.UsageError("give --dataset or --data, not both")
+    if data_file is not None and not Path(data_file).exists():
+        raise click.BadParameter(f"{data_file} does not exist", param_hint="--data")
+    name = Path(data_file).stem if data_file else (dataset or DEFAULT_DATASET)
+    preset = PRESETS.get(name, DEFAULT_PRESET) if not data_file else DEFAULT_PRESET
+    spec = replace(preset.model, **{k: v for k, v in {
+        "hidden_size": hidden, "num_layers": layers, "bidirectional": bidirectional, "dropout": dropout,
+        "embed_dim": embed_dim}.items() if v is not None})
+    tc = replace(preset.train, seed=seed, **{k: v for k, v in {
+        "epochs": epochs, "lr": lr, "batch_size": batch_size, "clip_grad_norm": clip}.items() if v is not None})
+    out_dir = _out_dir(out, name)
+    ckpt = train_to_dir(out_dir, None if data_file else name, data_file, spec, tc, progress=not quiet)
+    m = ckpt.meta["metrics"]["float"]
+    click.echo(f"wrote {out_dir / 'checkpoint.pt'}: test accuracy {m['test_accuracy']:.4f} "
+               f"(balanced {m['balanced_accuracy']:.4f}, {m['nll']:.3f} nats) "
+               f"after {ckpt.meta['epochs_run']} epochs, best {ckpt.meta['best_epoch']}")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@friendly
+def quantize(directory: str) -> None:
+    """Calibrate on the training split and write DIRECTORY/model.int8.json (also done by export)."""
+    from .pipeline import QUANT_NAME, quantize_dir
+
+    qm = quantize_dir(directory)
+    click.echo(f"wrote {Path(directory) / QUANT_NAME}: int8 test accuracy {qm.meta['int8_accuracy']:.4f} "
+               f"(float {qm.meta['float_accuracy']:.4f}); shifts {[c.shift for c in qm.cells]}")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--prefix", help="C symbol prefix for model.h [default: the data set name].")
+@friendly
+def export(directory: str, prefix: str | None) -> None:
+    """Quantize and write model.onnx, model.int8.onnx, model.step.int8.onnx and model.h."""
+    from .pipeline import export_dir
+
+    result = export_dir(directory, prefix)
+    for f in result.files:
+        click.echo(f"wrote {f} ({f.stat().st_size:,} bytes)")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--no-c", is_flag=True, help="Skip compiling the C header (no C compiler here).")
+@friendly
+def verify(directory: str, no_c: bool) -> None:
+    """Compare torch, ONNX Runtime and C on the test split; write report.json. Exit 1 if a check fails."""
+    from .report import update_report, verify_table
+    from .verify import verify_dir
+
+    v = verify_dir(directory, with_c=not no_c)
+    update_report(directory, v.report)
+    click.echo(verify_table(v.report))
+    for n in v.notes:
+        click.echo(f"  note: {n}")
+    if not v.passed:
+        raise CheckFailed("verification failed: see the FAIL rows above")
+
+
+@main.command()
+@click.option("--out", "root", type=click.Path(file_okay=False), default=str(DEFAULT_ROOT), show_default=True,
+              help="Root folder; each data set goes to ROOT/<name>.")
+@click.option("--dataset", "names", multiple=True, help="Only these data sets (repeatable).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@friendly
+def demo(root: str, names: tuple[str, ...], quiet: bool) -> None:
+    """Train, export and verify every bundled data set, then print one summary table."""
+    from .demo import run_demo
+
+    ok = run_demo(Path(root), names or None, progress=not quiet, echo=click.echo)
+    if not ok:
+        raise CheckFailed("a verification check failed: see the table")
+
+
+if __name__ == "__main__":
+    main()

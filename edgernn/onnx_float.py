@@ -1,0 +1,99 @@
+"""Float ONNX export with the standard ONNX `RNN` op: dynamic batch and length, lengths for padded
+batches, initial state in and final state out, so ONNX Runtime can stream chunk by chunk."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from .artifacts import write_bytes
+from .model import EdgeRNN
+
+OPSET = 17
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """The TorchScript exporter prints shape-inference notes for PackPadded from C++; they are noise
+    for users (the graph is checked below), so fd 2 is parked for the duration of the export."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def input_name(model: EdgeRNN) -> str:
+    return "tokens" if model.cfg.tokens else "x"
+
+
+def float_onnx_bytes(model: EdgeRNN) -> bytes:
+    """Serialize with the TorchScript exporter (dynamo=False): it emits the ONNX RNN op with
+    sequence_lens; the dynamo exporter unrolls the loop and bakes the length in."""
+    model = model.eval()
+    cfg = model.cfg
+    b, t = 2, 3
+    x = torch.ones(b, t, dtype=torch.int64) if cfg.tokens else torch.zeros(b, t, cfg.input_size)
+    lengths = torch.tensor([t, t - 1], dtype=torch.int64)
+    h0 = model.init_state(b)
+    name = input_name(model)
+    seq_axes = {0: "batch", 1: "time"}
+    out_axes = {0: "batch"} if cfg.task == "many-to-one" else seq_axes
+    buf = io.BytesIO()
+    with _quiet_native_stderr():
+        torch.onnx.export(
+            model,
+            (x, lengths, h0),
+            buf,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=[name, "lengths", "h0"],
+            output_names=["logits", "h_n"],
+            dynamic_axes={name: seq_axes, "lengths": {0: "batch"}, "h0": {1: "batch"},
+                          "logits": out_axes, "h_n": {1: "batch"}},
+            do_constant_folding=True,
+        )
+    proto = onnx.load_from_string(buf.getvalue())
+    proto.producer_name = "edgernn"
+    proto.producer_version = ""
+    onnx.checker.check_model(proto, full_check=True)
+    return proto.SerializeToString()
+
+
+def export_float_onnx(model: EdgeRNN, path: str | os.PathLike[str]) -> None:
+    write_bytes(path, float_onnx_bytes(model))
+
+
+def session(path: str | os.PathLike[str] | bytes, threads: int = 1) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    src = path if isinstance(path, bytes) else str(path)
+    return ort.InferenceSession(src, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def run_float(
+    sess: ort.InferenceSession, x: np.ndarray, lengths: np.ndarray, h0: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Returns (logits, h_n) for a padded batch starting from state h0."""
+    name = sess.get_inputs()[0].name
+    feed = {name: x.astype(np.int64 if name == "tokens" else np.float32), "lengths": lengths.astype(np.int64),
+            "h0": h0.astype(np.float32)}
+    logits, h_n = sess.run(["logits", "h_n"], feed)
+    return logits, h_n

@@ -1,0 +1,206 @@
+"""The library API behind the CLI: train into a directory, quantize, export every artifact, verify.
+
+An export directory holds: checkpoint.pt, model.int8.json (the QuantizedModel), model.onnx,
+model.int8.onnx, model.step.int8.onnx, model.h, report.json, report.md.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .artifacts import write_text
+from .checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .data import Dataset, Split, load_dataset, load_user_data
+from .errors import InputError
+from .metrics import task_metrics
+from .quant import QuantizedModel, int_forward, quantize_inputs, quantize_model
+from .train import ModelSpec, dataset_meta, model_config, train
+
+QUANT_NAME = "model.int8.json"
+FLOAT_ONNX = "model.onnx"
+INT_ONNX = "model.int8.onnx"
+STEP_ONNX = "model.step.int8.onnx"
+HEADER = "model.h"
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+
+
+@contextmanager
+def exclusive(out_dir: Path) -> Iterator[None]:
+    """One writer per export directory: a second concurrent export fails fast instead of interleaving."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out_dir / ".edgernn.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError as e:
+        raise InputError(f"cannot write to {out_dir}: {e.strerror or e}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"another edgernn process is writing to {out_dir}; try again when it ends") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def data_ref(dataset: str | None, data_file: str | os.PathLike[str] | None, seed: int) -> dict[str, Any]:
+    if data_file is not None:
+        p = Path(data_file)
+        try:
+            digest = hashlib.sha256(p.read_bytes()).hexdigest()
+        except OSError as e:
+            raise InputError(f"cannot read {data_file}: {e.strerror or e}") from None
+        return {"kind": "file", "path": str(p.resolve()), "sha256": digest, "seed": seed}
+    return {"kind": "bundled", "name": dataset, "seed": seed}
+
+
+def load_data(ref: dict[str, Any]) -> Dataset:
+    """Rebuild the exact data set (and split and normalization) a checkpoint was trained on."""
+    seed = int(ref.get("seed", 0))
+    if ref.get("kind") == "file":
+        p = Path(ref["path"])
+        if not p.exists():
+            raise InputError(f"the training data file {p} recorded in the checkpoint is gone")
+        if hashlib.sha256(p.read_bytes()).hexdigest() != ref.get("sha256"):
+            raise InputError(f"the training data file {p} changed since the checkpoint was trained")
+        return load_user_data(p, seed=seed)
+    return load_dataset(str(ref.get("name")), seed=seed)
+
+
+def train_to_dir(
+    out_dir: str | os.PathLike[str],
+    dataset: str | None = None,
+    data_file: str | os.PathLike[str] | None = None,
+    spec: ModelSpec | None = None,
+    tc: TrainConfig | None = None,
+    progress: bool = True,
+) -> Checkpoint:
+    from .train import DEFAULT_PRESET, PRESETS
+
+    ref = data_ref(dataset, data_file, (tc or TrainConfig()).seed)
+    ds = load_data(ref)
+    preset = PRESETS.get(ds.name, DEFAULT_PRESET)
+    spec = spec or preset.model
+    tc = tc or preset.train
+    cfg = model_config(ds, spec)
+    out = Path(out_dir)
+    with exclusive(out):
+        result = train(ds, cfg, tc, progress=progress)
+        meta = {
+            **dataset_meta(ds, ref),
+            "train": tc.to_dict(),
+            "metrics": {"float": result.metrics["test"], "val": result.metrics["val"]},
+            "best_epoch": result.best_epoch,
+            "epochs_run": len(result.history),
+            "edgernn_version": __version__,
+        }
+        save_checkpoint(out / CHECKPOINT_NAME, result.model, meta)
+    return load_checkpoint(out)
+
+
+def int8_inputs(qm: QuantizedModel, split: Split) -> np.ndarray:
+    return split.x.astype(np.int64) if qm.config.tokens else quantize_inputs(split.x, qm.input_scale)
+
+
+def int8_metrics(qm: QuantizedModel, split: Split) -> tuple[dict[str, float], np.ndarray]:
+    """Accuracy of the integer reference, with the integer logits (dequantized for nats)."""
+    r = int_forward(qm, int8_inputs(qm, split), split.lengths)
+    logits = r.logits.numpy()
+    return task_metrics(logits * qm.head_scale, split.y, qm.config.task, qm.config.num_classes), logits
+
+
+def token_ids(vocab: list[str]) -> dict[str, int]:
+    ids = {}
+    for key, tok in (("start_token", "<s>"), ("end_token", "</s>")):
+        if tok in vocab:
+            ids[key] = vocab.index(tok)
+    return ids
+
+
+def quantize_checkpoint(ckpt: Checkpoint, ds: Dataset) -> QuantizedModel:
+    """Calibrate on the training split; record provenance (and int8 accuracy) in the model's meta."""
+    meta = ckpt.meta
+    qm = quantize_model(ckpt.model, ds.train.x, ds.train.lengths, ds.norm_mean, ds.norm_std)
+    int8, _ = int8_metrics(qm, ds.test)
+    provenance: dict[str, Any] = {
+        "dataset": meta.get("dataset"),
+        "task": qm.config.task,
+        "source": meta.get("source"),
+        "licence": meta.get("licence"),
+        "float_accuracy": meta.get("metrics", {}).get("float", {}).get("test_accuracy"),
+        "int8_accuracy": int8["test_accuracy"],
+        "source_checkpoint_sha256": ckpt.sha256,
+        "edgernn_version": __version__,
+        "vocab": meta.get("vocab", []),
+        "class_names": meta.get("class_names", []),
+        **token_ids(meta.get("vocab", [])),
+    }
+    return replace(qm, meta=provenance)
+
+
+def load_quantized(out_dir: str | os.PathLike[str]) -> QuantizedModel:
+    p = Path(out_dir) / QUANT_NAME
+    if not p.exists():
+        raise InputError(f"{out_dir} has no {QUANT_NAME}; run `edgernn export {out_dir}` first")
+    try:
+        return QuantizedModel.from_json(p.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read {p}: {e}") from None
+
+
+@dataclass(frozen=True)
+class Exported:
+    out_dir: Path
+    qm: QuantizedModel
+    files: tuple[Path, ...]
+
+
+def default_prefix(name: str) -> str:
+    from .codegen import validate_prefix
+
+    cleaned = "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_") or "model"
+    if cleaned[0].isdigit():
+        cleaned = "m_" + cleaned
+    return validate_prefix(cleaned)
+
+
+def quantize_dir(out_dir: str | os.PathLike[str]) -> QuantizedModel:
+    ckpt = load_checkpoint(out_dir)
+    ds = load_data(ckpt.meta.get("data", {}))
+    qm = quantize_checkpoint(ckpt, ds)
+    with exclusive(Path(out_dir)):
+        write_text(Path(out_dir) / QUANT_NAME, qm.to_json())
+    return qm
+
+
+def export_dir(out_dir: str | os.PathLike[str], prefix: str | None = None) -> Exported:
+    """Quantize the checkpoint in out_dir and write every artifact, each atomically."""
+    from .codegen import validate_prefix, write_header
+    from .onnx_float import export_float_onnx
+    from .onnx_int import build_sequence_model, build_step_model, save_model
+
+    out = Path(out_dir)
+    ckpt = load_checkpoint(out)
+    prefix = validate_prefix(prefix) if prefix else default_prefix(str(ckpt.meta.get("dataset", "model")))
+    ds = load_data(ckpt.meta.get("data", {}))
+    qm = quantize_checkpoint(ckpt, ds)
+    qm = replace(qm, meta={**qm.meta, "c_prefix": prefix})
+    with exclusive(out):
+        write_text(out / QUANT_NAME, qm.to_json())
+        export_float_onnx(ckpt.model, out / FLOAT_ONNX)
+        save_model(build_sequence_model(qm), out / INT_ONNX)
+        save_model(build_step_model(qm), out / STEP_ONNX)
+        write_header(qm, out / HEADER, prefix)
+    files = tuple(out / n for n in (QUANT_NAME, FLOAT_ONNX, INT_ONNX, STEP_ONNX, HEADER))
+    return Exported(out_dir=out, qm=qm, files=files)

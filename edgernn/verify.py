@@ -1,0 +1,141 @@
+"""Cross-backend verification of an export directory: the numbers behind report.json.
+
+Level 1: torch float vs ONNX Runtime float, max |diff| over the whole test split.
+Level 2: the torch integer reference vs the ORT sequence graph vs the ORT step graph vs compiled C:
+         every hidden state, final state and logit must be the same integer.
+Level 3: int8 vs float accuracy and the fraction of predictions that agree.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoint import load_checkpoint
+from .errors import InputError
+from .metrics import predictions, task_metrics
+from .pipeline import (
+    FLOAT_ONNX,
+    HEADER,
+    INT_ONNX,
+    STEP_ONNX,
+    int8_inputs,
+    load_data,
+    load_quantized,
+)
+from .quant import IntResult, QuantizedModel, int_forward
+from .train import predict_logits
+
+FLOAT_TOLERANCE = 1e-5
+
+
+@dataclass
+class Verification:
+    report: dict[str, Any]
+    passed: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def float_parity(out_dir: Path, model: torch.nn.Module, x: np.ndarray, lengths: np.ndarray) -> dict[str, Any]:
+    from .onnx_float import run_float, session
+
+    sess = session(out_dir / FLOAT_ONNX)
+    h0 = model.init_state(len(x)).numpy()  # type: ignore[operator]
+    with torch.no_grad():
+        t_logits, t_hn = model(torch.from_numpy(x), torch.from_numpy(lengths), torch.from_numpy(h0))
+    o_logits, o_hn = run_float(sess, x, lengths, h0)
+    diff = max(float(np.abs(o_logits - t_logits.numpy()).max()), float(np.abs(o_hn - t_hn.numpy()).max()))
+    return {"a": "torch-float", "b": "ort-float", "max_abs_diff": diff, "tolerance": FLOAT_TOLERANCE,
+            "n": int(t_logits.numel() + t_hn.numel()), "passed": bool(diff <= FLOAT_TOLERANCE)}
+
+
+def int_parity(a: str, b: str, ref: IntResult, other: IntResult) -> dict[str, Any]:
+    """Exact comparison of every integer both backends produced."""
+    mismatches, n = 0, 0
+    for name in ("hidden", "h_n", "logits"):
+        r, o = np.asarray(getattr(ref, name)), np.asarray(getattr(other, name))
+        if r.shape != o.shape:
+            raise AssertionError(f"{b} {name} has shape {o.shape}, {a} has {r.shape}")
+        mismatches += int((r != o).sum())
+        n += r.size
+    return {"a": a, "b": b, "mismatches": mismatches, "n": n, "passed": mismatches == 0}
+
+
+def size_block(qm: QuantizedModel) -> dict[str, int]:
+    cfg = qm.config
+    weights = sum(c.w_ih.size + c.w_hh.size + 4 * c.bias.size + 8 * (c.m_x.size + c.m_h.size)
+                  + (0 if c.table is None else 4 * c.table.size) for c in qm.cells)
+    weights += qm.head_w.size + 4 * qm.head_b.size
+    macs = sum(c.w_ih.size + c.w_hh.size for c in qm.cells) + qm.head_w.size
+    return {
+        "weights_bytes": int(weights),
+        "lut_bytes": int(qm.lut.size),
+        "state_bytes": int(cfg.num_layers * cfg.directions * cfg.hidden_size),
+        "macs_per_step": int(macs),
+    }
+
+
+def run_c(qm: QuantizedModel, header: Path, x: np.ndarray, lengths: np.ndarray) -> IntResult:
+    from .cbackend import compile_model
+
+    with tempfile.TemporaryDirectory(prefix="edgernn-c-") as work:
+        model = compile_model(header, str(qm.meta.get("c_prefix", "edgernn_model")), work)
+        return model.run(x, lengths)
+
+
+def verify_dir(out_dir: str | os.PathLike[str], with_c: bool = True) -> Verification:
+    """Run every check on the test split. The caller decides what to print; nothing is written here."""
+    from .onnx_float import session
+    from .onnx_int import run_sequence, run_steps
+
+    out = Path(out_dir)
+    ckpt = load_checkpoint(out)
+    qm = load_quantized(out)
+    for name in (FLOAT_ONNX, INT_ONNX, STEP_ONNX, HEADER):
+        if not (out / name).exists():
+            raise InputError(f"{out} has no {name}; run `edgernn export {out}` first")
+    ds = load_data(ckpt.meta.get("data", {}))
+    test = ds.test
+    cfg = qm.config
+    notes: list[str] = []
+
+    f_logits = predict_logits(ckpt.model, test)
+    f_metrics = task_metrics(f_logits, test.y, cfg.task, cfg.num_classes)
+    parity = [float_parity(out, ckpt.model, test.x, test.lengths)]
+
+    xq = int8_inputs(qm, test)
+    ref = int_forward(qm, xq, test.lengths)
+    i_logits = ref.logits.numpy()
+    i_metrics = task_metrics(i_logits * qm.head_scale, test.y, cfg.task, cfg.num_classes)
+    agree = float((predictions(i_logits, test.y, cfg.task) == predictions(f_logits, test.y, cfg.task)).mean())
+    i_metrics["agreement_with_float"] = agree
+
+    parity.append(int_parity("torch-int8", "ort-int8", ref, run_sequence(session(out / INT_ONNX), qm, xq, test.lengths)))
+    parity.append(int_parity("torch-int8", "ort-int8-step", ref, run_steps(session(out / STEP_ONNX), qm, xq, test.lengths)))
+    if with_c:
+        if shutil.which(os.environ.get("CC", "cc")) is None:
+            raise InputError("no C compiler found (set CC or install gcc) to check the generated C")
+        parity.append(int_parity("torch-int8", "c-int8", ref, run_c(qm, out / HEADER, xq, test.lengths)))
+    else:
+        notes.append("C parity skipped (--no-c)")
+
+    report: dict[str, Any] = {
+        "dataset": ckpt.meta.get("dataset"),
+        "task": cfg.task,
+        "config": cfg.to_dict(),
+        "train": ckpt.meta.get("train", {}),
+        "data": {"source": ckpt.meta.get("source"), "licence": ckpt.meta.get("licence"),
+                 "n_train": len(ds.train), "n_val": len(ds.val), "n_test": len(test)},
+        "metrics": {"float": f_metrics, "int8": i_metrics},
+        "parity": parity,
+        "size": size_block(qm),
+        "checkpoint_sha256": ckpt.sha256,
+    }
+    return Verification(report=report, passed=all(p["passed"] for p in parity), notes=notes)
