@@ -50,7 +50,9 @@ def checkpoint_path(path: str | os.PathLike[str]) -> Path:
     if p.is_dir():
         p = p / CHECKPOINT_NAME
         if not p.exists():
-            raise InputError(f"{path} has no {CHECKPOINT_NAME}; train a model into it first (edgernn train --out {path})")
+            raise InputError(
+                f"{path} has no {CHECKPOINT_NAME}; train a model into it first (edgernn train --out {path})"
+            )
     elif not p.exists():
         raise InputError(f"{path} does not exist")
     return p
@@ -66,9 +68,13 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
-        raise InputError(f"{p} is refused: it carries objects a weights-only load will not unpickle ({first})") from None
+        raise InputError(
+            f"{p} is refused: it carries objects a weights-only load will not unpickle ({first})"
+        ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError) as e:
-        raise InputError(f"{p} is not a readable checkpoint (truncated or corrupt): {type(e).__name__}") from None
+        raise InputError(
+            f"{p} is not a readable checkpoint (truncated or corrupt): {type(e).__name__}"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError(f"{p} is not an edgernn checkpoint (format tag missing)")
     try:

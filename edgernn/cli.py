@@ -47,7 +47,7 @@ def main() -> None:
     Typical use:
       edgernn datasets                          # what is bundled
       edgernn train --dataset japanese_vowels   # -> export/japanese_vowels/checkpoint.pt
-      edgernn export export/japanese_vowels     # -> model.onnx, model.int8.onnx, model.step.int8.onnx, model.h
+      edgernn export export/japanese_vowels     # -> model.onnx, model.int8.onnx, model.step..., model.h
       edgernn verify export/japanese_vowels     # torch = ORT (float); torch = ORT = C (int8), report.json
       edgernn demo                              # all of the above for every bundled data set
 
@@ -64,7 +64,10 @@ def datasets() -> None:
     rows = list_datasets()
     click.echo(f"{'name':<16} {'task':<13} {'train/val/test':<16} {'classes':>7}  input")
     for d in rows:
-        click.echo(f"{d.name:<16} {d.task:<13} {f'{d.n_train}/{d.n_val}/{d.n_test}':<16} {d.num_classes:>7}  {d.input}")
+        click.echo(
+            f"{d.name:<16} {d.task:<13} {f'{d.n_train}/{d.n_val}/{d.n_test}':<16} "
+            f"{d.num_classes:>7}  {d.input}"
+        )
     click.echo("")
     for d in rows:
         click.echo(f"{d.name}: {d.description}\n  source: {d.source}\n  licence: {d.licence}")
@@ -76,26 +79,54 @@ def _out_dir(out: str | None, name: str) -> Path:
 
 @main.command()
 @click.option("--dataset", "dataset", metavar="NAME", help="A bundled data set (see `edgernn datasets`).")
-@click.option("--data", "data_file", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Your own data: .npz (X, y, optional lengths) or long-format .csv; see README.")
+@click.option(
+    "--data",
+    "data_file",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Your own data: .npz (X, y, optional lengths) or long-format .csv; see README.",
+)
 @click.option("--hidden", type=click.IntRange(1, 1024), help="Hidden units per layer and direction.")
 @click.option("--layers", type=click.IntRange(1, 8), help="Stacked RNN layers.")
-@click.option("--bidirectional/--unidirectional", default=None, help="Read sequences both ways (no streaming).")
+@click.option(
+    "--bidirectional/--unidirectional", default=None, help="Read sequences both ways (no streaming)."
+)
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help="Dropout between layers.")
 @click.option("--embed-dim", type=click.IntRange(1, 1024), help="Embedding size for token data.")
-@click.option("--epochs", type=click.IntRange(1, 100000), help="Maximum epochs (early stopping on validation).")
+@click.option(
+    "--epochs", type=click.IntRange(1, 100000), help="Maximum epochs (early stopping on validation)."
+)
 @click.option("--lr", type=click.FloatRange(0, 10, min_open=True), help="Adam learning rate.")
 @click.option("--batch-size", type=click.IntRange(1, 65536), help="Sequences per batch.")
-@click.option("--clip", type=click.FloatRange(0, min_open=True), help="clip_grad_norm_ max_norm (default 1.0).")
-@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True,
-              help="Seeds the split, the init and the batches: same seed, same checkpoint.")
+@click.option(
+    "--clip", type=click.FloatRange(0, min_open=True), help="clip_grad_norm_ max_norm (default 1.0)."
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**31 - 1),
+    default=0,
+    show_default=True,
+    help="Seeds the split, the init and the batches: same seed, same checkpoint.",
+)
 @click.option("--out", type=click.Path(file_okay=False), help="Output directory [default: export/<dataset>].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly
-def train(dataset: str | None, data_file: str | None, hidden: int | None, layers: int | None,
-          bidirectional: bool | None, dropout: float | None, embed_dim: int | None, epochs: int | None,
-          lr: float | None, batch_size: int | None, clip: float | None, seed: int, out: str | None,
-          quiet: bool) -> None:
+def train(
+    dataset: str | None,
+    data_file: str | None,
+    hidden: int | None,
+    layers: int | None,
+    bidirectional: bool | None,
+    dropout: float | None,
+    embed_dim: int | None,
+    epochs: int | None,
+    lr: float | None,
+    batch_size: int | None,
+    clip: float | None,
+    seed: int,
+    out: str | None,
+    quiet: bool,
+) -> None:
     """Train a float model and write OUT/checkpoint.pt (config, data set, normalization, metrics)."""
     from dataclasses import replace
 
@@ -109,17 +140,29 @@ def train(dataset: str | None, data_file: str | None, hidden: int | None, layers
         raise click.BadParameter(f"{data_file} does not exist", param_hint="--data")
     name = Path(data_file).stem if data_file else (dataset or DEFAULT_DATASET)
     preset = PRESETS.get(name, DEFAULT_PRESET) if not data_file else DEFAULT_PRESET
-    spec = replace(preset.model, **{k: v for k, v in {
-        "hidden_size": hidden, "num_layers": layers, "bidirectional": bidirectional, "dropout": dropout,
-        "embed_dim": embed_dim}.items() if v is not None})
-    tc = replace(preset.train, seed=seed, **{k: v for k, v in {
-        "epochs": epochs, "lr": lr, "batch_size": batch_size, "clip_grad_norm": clip}.items() if v is not None})
+    model_opts: dict[str, Any] = {
+        "hidden_size": hidden,
+        "num_layers": layers,
+        "bidirectional": bidirectional,
+        "dropout": dropout,
+        "embed_dim": embed_dim,
+    }
+    train_opts: dict[str, Any] = {
+        "epochs": epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "clip_grad_norm": clip,
+    }
+    spec = replace(preset.model, **{k: v for k, v in model_opts.items() if v is not None})
+    tc = replace(preset.train, seed=seed, **{k: v for k, v in train_opts.items() if v is not None})
     out_dir = _out_dir(out, name)
     ckpt = train_to_dir(out_dir, None if data_file else name, data_file, spec, tc, progress=not quiet)
     m = ckpt.meta["metrics"]["float"]
-    click.echo(f"wrote {out_dir / 'checkpoint.pt'}: test accuracy {m['test_accuracy']:.4f} "
-               f"(balanced {m['balanced_accuracy']:.4f}, {m['nll']:.3f} nats) "
-               f"after {ckpt.meta['epochs_run']} epochs, best {ckpt.meta['best_epoch']}")
+    click.echo(
+        f"wrote {out_dir / 'checkpoint.pt'}: test accuracy {m['test_accuracy']:.4f} "
+        f"(balanced {m['balanced_accuracy']:.4f}, {m['nll']:.3f} nats) "
+        f"after {ckpt.meta['epochs_run']} epochs, best {ckpt.meta['best_epoch']}"
+    )
 
 
 @main.command()
@@ -130,8 +173,10 @@ def quantize(directory: str) -> None:
     from .pipeline import QUANT_NAME, quantize_dir
 
     qm = quantize_dir(directory)
-    click.echo(f"wrote {Path(directory) / QUANT_NAME}: int8 test accuracy {qm.meta['int8_accuracy']:.4f} "
-               f"(float {qm.meta['float_accuracy']:.4f}); shifts {[c.shift for c in qm.cells]}")
+    click.echo(
+        f"wrote {Path(directory) / QUANT_NAME}: int8 test accuracy {qm.meta['int8_accuracy']:.4f} "
+        f"(float {qm.meta['float_accuracy']:.4f}); shifts {[c.shift for c in qm.cells]}"
+    )
 
 
 @main.command()
@@ -166,8 +211,14 @@ def verify(directory: str, no_c: bool) -> None:
 
 
 @main.command()
-@click.option("--out", "root", type=click.Path(file_okay=False), default=str(DEFAULT_ROOT), show_default=True,
-              help="Root folder; each data set goes to ROOT/<name>.")
+@click.option(
+    "--out",
+    "root",
+    type=click.Path(file_okay=False),
+    default=str(DEFAULT_ROOT),
+    show_default=True,
+    help="Root folder; each data set goes to ROOT/<name>.",
+)
 @click.option("--dataset", "names", multiple=True, help="Only these data sets (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly

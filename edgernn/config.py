@@ -34,9 +34,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise InputError(f"task must be one of {', '.join(TASKS)}, not {self.task!r}")
-        if self.vocab_size:
-            if self.embed_dim < 1 or self.input_size != self.embed_dim:
-                raise InputError("a token model needs embed_dim >= 1 and input_size == embed_dim")
+        if self.vocab_size and (self.embed_dim < 1 or self.input_size != self.embed_dim):
+            raise InputError("a token model needs embed_dim >= 1 and input_size == embed_dim")
         for name, value, hi in (
             ("input_size", self.input_size, MAX_INPUT),
             ("hidden_size", self.hidden_size, MAX_HIDDEN),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from .checkpoint import load_checkpoint
 from .data import BUNDLED
@@ -20,8 +21,10 @@ def sample_names(out_dir: Path, count: int = 10, temperature: float = 0.8) -> li
     ckpt = load_checkpoint(out_dir)
     vocab = ckpt.meta["vocab"]
     start, end = vocab.index("<s>"), vocab.index("</s>")
-    return ["".join(vocab[t] for t in generate(ckpt.model, start, end, 20, temperature, seed))
-            for seed in range(count)]
+    return [
+        "".join(vocab[t] for t in generate(ckpt.model, start, end, 20, temperature, seed))
+        for seed in range(count)
+    ]
 
 
 def run_demo(root: Path, names: Iterable[str] | None, progress: bool, echo: Callable[[str], None]) -> bool:
@@ -48,9 +51,11 @@ def run_demo(root: Path, names: Iterable[str] | None, progress: bool, echo: Call
     return ok
 
 
-def summary_table(reports: list[dict]) -> str:  # type: ignore[type-arg]
-    head = (f"{'data set':<16} {'task':<13} {'float':>7} {'int8':>7} {'agree':>7} {'torch~ORT float':>16} "
-            f"{'int8 mismatches (ORT/step/C)':>29} {'flash B':>8} {'RAM B':>6}")
+def summary_table(reports: list[dict[str, Any]]) -> str:
+    head = (
+        f"{'data set':<16} {'task':<13} {'float':>7} {'int8':>7} {'agree':>7} {'torch~ORT float':>16} "
+        f"{'int8 mismatches (ORT/step/C)':>29} {'flash B':>8} {'RAM B':>6}"
+    )
     lines = [head, "-" * len(head)]
     for r in reports:
         f, i = r["metrics"]["float"], r["metrics"]["int8"]

@@ -35,7 +35,7 @@ def task_metrics(logits: np.ndarray, y: np.ndarray, task: str, num_classes: int)
         "test_accuracy": float((pred == flat_y).mean()),
         "balanced_accuracy": balanced_accuracy(pred, flat_y, num_classes),
         "nll": float(nll.mean()),
-        "n": int(len(flat_y)),
+        "n": len(flat_y),
     }
     if task == "one-to-many":
         out["nats_per_char"] = out["nll"]

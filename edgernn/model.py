@@ -75,3 +75,34 @@ def generate(
             break
         out.append(token)
     return out
+
+
+def from_torch(rnn: nn.RNN, head: nn.Linear, task: str, embedding: nn.Embedding | None = None) -> EdgeRNN:
+    """Wrap an nn.RNN(tanh, batch_first=True) + nn.Linear (+ nn.Embedding) trained elsewhere, so it
+    can be quantized and exported like a model edgernn trained itself."""
+    from .errors import InputError
+
+    if rnn.mode != "RNN_TANH":
+        raise InputError(f"only tanh RNNs are supported, got {rnn.mode}")
+    if not rnn.batch_first or not rnn.bias:
+        raise InputError("the nn.RNN must use batch_first=True and bias=True")
+    d = 2 if rnn.bidirectional else 1
+    if head.in_features != d * rnn.hidden_size:
+        raise InputError(f"head takes {head.in_features} inputs, the RNN gives {d * rnn.hidden_size}")
+    cfg = ModelConfig(
+        task=task,  # type: ignore[arg-type]
+        input_size=rnn.input_size,
+        hidden_size=rnn.hidden_size,
+        num_classes=head.out_features,
+        num_layers=rnn.num_layers,
+        bidirectional=rnn.bidirectional,
+        vocab_size=embedding.num_embeddings if embedding is not None else 0,
+        embed_dim=embedding.embedding_dim if embedding is not None else 0,
+        dropout=float(rnn.dropout),
+    )
+    model = EdgeRNN(cfg)
+    model.rnn.load_state_dict(rnn.state_dict())
+    model.head.load_state_dict(head.state_dict())
+    if embedding is not None and model.embedding is not None:
+        model.embedding.load_state_dict(embedding.state_dict())
+    return model.eval()

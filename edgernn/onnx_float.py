@@ -59,13 +59,18 @@ def float_onnx_bytes(model: EdgeRNN) -> bytes:
         torch.onnx.export(
             model,
             (x, lengths, h0),
-            buf,
+            buf,  # type: ignore[arg-type]  # file objects are accepted at run time
             dynamo=False,
             opset_version=OPSET,
             input_names=[name, "lengths", "h0"],
             output_names=["logits", "h_n"],
-            dynamic_axes={name: seq_axes, "lengths": {0: "batch"}, "h0": {1: "batch"},
-                          "logits": out_axes, "h_n": {1: "batch"}},
+            dynamic_axes={
+                name: seq_axes,
+                "lengths": {0: "batch"},
+                "h0": {1: "batch"},
+                "logits": out_axes,
+                "h_n": {1: "batch"},
+            },
             do_constant_folding=True,
         )
     proto = onnx.load_from_string(buf.getvalue())
@@ -93,7 +98,10 @@ def run_float(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Returns (logits, h_n) for a padded batch starting from state h0."""
     name = sess.get_inputs()[0].name
-    feed = {name: x.astype(np.int64 if name == "tokens" else np.float32), "lengths": lengths.astype(np.int64),
-            "h0": h0.astype(np.float32)}
+    feed = {
+        name: x.astype(np.int64 if name == "tokens" else np.float32),
+        "lengths": lengths.astype(np.int64),
+        "h0": h0.astype(np.float32),
+    }
     logits, h_n = sess.run(["logits", "h_n"], feed)
     return logits, h_n

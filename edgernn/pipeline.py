@@ -48,7 +48,9 @@ def exclusive(out_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise InputError(f"another edgernn process is writing to {out_dir}; try again when it ends") from None
+            raise InputError(
+                f"another edgernn process is writing to {out_dir}; try again when it ends"
+            ) from None
         yield
     finally:
         os.close(fd)

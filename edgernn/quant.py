@@ -21,6 +21,7 @@ import torch
 
 from .config import ModelConfig
 from .errors import InputError, QuantizationError
+from .model import EdgeRNN
 
 Q_MAX = 127  # int8 operands are symmetric: -128 is never produced, so |a*b| <= 127^2
 Z_FRAC = 7  # z has scale 2^-7: the LUT covers tanh on [-4, 4) in 1/128 steps
@@ -86,7 +87,7 @@ class QuantizedModel:
         """Deterministic text: same model, same bytes."""
 
         def arr(a: np.ndarray) -> list[Any]:
-            return np.asarray(a).tolist()  # type: ignore[no-any-return]
+            return list(np.asarray(a).tolist())
 
         doc = {
             "format": "edgernn-quantized-v1",
@@ -239,7 +240,8 @@ def cell_bounds(cell: QuantCell) -> tuple[int, int, int]:
         acc_x = np.abs(cell.w_ih.astype(np.int64)).sum(axis=1) * Q_MAX + np.abs(cell.bias.astype(np.int64))
     acc_h = np.abs(cell.w_hh.astype(np.int64)).sum(axis=1) * Q_MAX
     # Python ints: the product of two int64 bounds may itself overflow int64.
-    v = max(int(a) * int(mx) + int(b) * int(mh) for a, mx, b, mh in zip(acc_x, cell.m_x, acc_h, cell.m_h))
+    terms = zip(acc_x, cell.m_x, acc_h, cell.m_h, strict=True)
+    v = max(int(a) * int(mx) + int(b) * int(mh) for a, mx, b, mh in terms)
     return int(acc_x.max(initial=0)), int(acc_h.max(initial=0)), v
 
 
@@ -252,7 +254,10 @@ def check_bounds(qm: QuantizedModel) -> None:
             raise QuantizationError(f"{where}: int32 accumulator bound {max(acc_x, acc_h)} >= 2^31")
         if v >= V_LIMIT:
             raise QuantizationError(f"{where}: requantization bound {v} >= 2^61")
-        if max(int(cell.m_x.max(initial=0)), int(cell.m_h.max(initial=0))) >= M_LIMIT or cell.shift > MAX_SHIFT:
+        if (
+            max(int(cell.m_x.max(initial=0)), int(cell.m_h.max(initial=0))) >= M_LIMIT
+            or cell.shift > MAX_SHIFT
+        ):
             raise QuantizationError(f"{where}: multiplier >= 2^30 or shift > {MAX_SHIFT}")
         if min(int(cell.m_x.min(initial=0)), int(cell.m_h.min(initial=0))) < 0 or cell.shift < 1:
             raise QuantizationError(f"{where}: negative multiplier or shift < 1")
@@ -279,15 +284,15 @@ def quantize_inputs(x: np.ndarray, input_scale: np.ndarray) -> np.ndarray:
 
 
 def quantize_model(
-    model: torch.nn.Module,
+    model: EdgeRNN,
     calib_x: np.ndarray | None,
     calib_lengths: np.ndarray | None,
     norm_mean: np.ndarray | None = None,
     norm_std: np.ndarray | None = None,
     meta: dict[str, Any] | None = None,
 ) -> QuantizedModel:
-    """Quantize an EdgeRNN (or anything with .cfg, .rnn, .head and optional .embedding)."""
-    cfg: ModelConfig = model.cfg  # type: ignore[assignment]
+    """Quantize an EdgeRNN (see `from_torch` for an nn.RNN + nn.Linear trained elsewhere)."""
+    cfg = model.cfg
     rnn, head = model.rnn, model.head
     d = cfg.directions
     sd = {k: v.detach().double().numpy() for k, v in rnn.state_dict().items()}
@@ -304,7 +309,8 @@ def quantize_model(
             w_ih, w_hh = sd["weight_ih" + sfx], sd["weight_hh" + sfx]
             b = sd["bias_ih" + sfx] + sd["bias_hh" + sfx]
             if layer == 0 and cfg.tokens:
-                emb = model.embedding.weight.detach().double().numpy()  # type: ignore[union-attr]
+                assert model.embedding is not None
+                emb = model.embedding.weight.detach().double().numpy()
                 cells.append(quantize_token_cell(emb, w_ih, w_hh, b))
             else:
                 s_x = s_in.astype(np.float64) if layer == 0 else np.full(w_ih.shape[1], 1.0 / Q_MAX)
@@ -340,7 +346,9 @@ class IntResult:
     logits: torch.Tensor  # int32 (B, C) many-to-one, (B, T, C) otherwise (0 at padded steps)
 
 
-def requantize(acc_x: torch.Tensor, acc_h: torch.Tensor, m_x: torch.Tensor, m_h: torch.Tensor, shift: int) -> torch.Tensor:
+def requantize(
+    acc_x: torch.Tensor, acc_h: torch.Tensor, m_x: torch.Tensor, m_h: torch.Tensor, shift: int
+) -> torch.Tensor:
     """z = clamp(floor((acc_x M_x + acc_h M_h + 2^(n-1)) / 2^n)) without shifting a negative number."""
     v = acc_x * m_x + acc_h * m_h
     t = v + ((1 << (shift - 1)) + (1 << OFFSET_BITS))
@@ -380,7 +388,9 @@ def int_forward(
     """Run whole (padded) sequences. x: int8 (B, T, I) or int64 tokens (B, T); lengths (B,)."""
     cfg = qm.config
     x = torch.as_tensor(np.asarray(x)) if isinstance(x, np.ndarray) else x
-    lengths = torch.as_tensor(np.asarray(lengths)).long() if isinstance(lengths, np.ndarray) else lengths.long()
+    lengths = (
+        torch.as_tensor(np.asarray(lengths)).long() if isinstance(lengths, np.ndarray) else lengths.long()
+    )
     b, steps = x.shape[0], x.shape[1]
     hsz, d = cfg.hidden_size, cfg.directions
     if h0 is None:

@@ -10,7 +10,17 @@ from typing import Any
 from .artifacts import write_text
 from .pipeline import REPORT_JSON
 
-OWNED_BY_VERIFY = ("dataset", "task", "config", "train", "data", "metrics", "parity", "size", "checkpoint_sha256")
+OWNED_BY_VERIFY = (
+    "dataset",
+    "task",
+    "config",
+    "train",
+    "data",
+    "metrics",
+    "parity",
+    "size",
+    "checkpoint_sha256",
+)
 
 
 def read_report(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -57,7 +67,8 @@ def verify_table(report: dict[str, Any]) -> str:
     lines += ["  " + r for r in parity_rows(report)]
     if size:
         lines.append(
-            f"  weights {size['weights_bytes']:,} B + LUT {size['lut_bytes']:,} B flash, state {size['state_bytes']} B RAM, "
+            f"  weights {size['weights_bytes']:,} B + LUT {size['lut_bytes']:,} B flash, "
+            f"state {size['state_bytes']} B RAM, "
             f"{size['macs_per_step']:,} MACs/step"
         )
     return "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,8 +39,12 @@ class Preset:
 # Sizes chosen to fit a Cortex-M0+ comfortably and to train in well under a minute on 2 cores.
 PRESETS: dict[str, Preset] = {
     "japanese_vowels": Preset(ModelSpec(hidden_size=32), TrainConfig(epochs=120, lr=5e-3, batch_size=16)),
-    "basic_motions": Preset(ModelSpec(hidden_size=32), TrainConfig(epochs=30, lr=1e-2, batch_size=32, patience=6)),
-    "names": Preset(ModelSpec(hidden_size=96, embed_dim=16), TrainConfig(epochs=25, lr=5e-3, batch_size=64, patience=5)),
+    "basic_motions": Preset(
+        ModelSpec(hidden_size=32), TrainConfig(epochs=30, lr=1e-2, batch_size=32, patience=6)
+    ),
+    "names": Preset(
+        ModelSpec(hidden_size=96, embed_dim=16), TrainConfig(epochs=25, lr=5e-3, batch_size=64, patience=5)
+    ),
     "names_by_list": Preset(
         ModelSpec(hidden_size=32, num_layers=2, bidirectional=True, dropout=0.3, embed_dim=16),
         TrainConfig(epochs=30, lr=5e-3, batch_size=64, patience=6),
@@ -85,7 +90,9 @@ def _loss(logits: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
     if task == "many-to-one":
         return nn.functional.cross_entropy(logits, y)
     # Padded steps carry IGNORE targets: they add nothing to the loss or its gradient.
-    return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE)
+    return nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE
+    )
 
 
 @torch.no_grad()
@@ -130,7 +137,10 @@ def _train(ds: Dataset, cfg: ModelConfig, tc: TrainConfig, progress: bool) -> Tr
     best_loss, best_state, best_epoch, stale = float("inf"), copy.deepcopy(model.state_dict()), 0, 0
     history: list[dict[str, float]] = []
     with click.progressbar(
-        range(tc.epochs), label=f"training {ds.name}", file=None if progress else _Null(), show_pos=True,
+        range(tc.epochs),
+        label=f"training {ds.name}",
+        file=None if progress else io.StringIO(),
+        show_pos=True,
         item_show_func=lambda _: f"val loss {best_loss:.3f}" if history else "",
     ) as bar:
         for epoch in bar:
@@ -149,10 +159,21 @@ def _train(ds: Dataset, cfg: ModelConfig, tc: TrainConfig, progress: bool) -> Tr
                 opt.step()
                 total += float(loss.detach()) * len(idx)
             val = evaluate(model, ds.val)
-            history.append({"epoch": epoch, "train_loss": total / len(x), "val_loss": val["nll"],
-                            "val_accuracy": val["test_accuracy"]})
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": total / len(x),
+                    "val_loss": val["nll"],
+                    "val_accuracy": val["test_accuracy"],
+                }
+            )
             if val["nll"] < best_loss - 1e-4:
-                best_loss, best_state, best_epoch, stale = val["nll"], copy.deepcopy(model.state_dict()), epoch, 0
+                best_loss, best_state, best_epoch, stale = (
+                    val["nll"],
+                    copy.deepcopy(model.state_dict()),
+                    epoch,
+                    0,
+                )
             else:
                 stale += 1
                 if stale >= tc.patience:
@@ -161,19 +182,6 @@ def _train(ds: Dataset, cfg: ModelConfig, tc: TrainConfig, progress: bool) -> Tr
     model.eval()
     metrics = {name: evaluate(model, split) for name, split in (("val", ds.val), ("test", ds.test))}
     return TrainResult(model=model, metrics=metrics, history=history, best_epoch=best_epoch)
-
-
-class _Null:
-    """A file that swallows the progress bar when the caller asked for quiet."""
-
-    def write(self, s: str) -> int:
-        return len(s)
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return False
 
 
 def dataset_meta(ds: Dataset, data_ref: dict[str, Any]) -> dict[str, Any]:

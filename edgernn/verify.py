@@ -52,8 +52,14 @@ def float_parity(out_dir: Path, model: torch.nn.Module, x: np.ndarray, lengths: 
         t_logits, t_hn = model(torch.from_numpy(x), torch.from_numpy(lengths), torch.from_numpy(h0))
     o_logits, o_hn = run_float(sess, x, lengths, h0)
     diff = max(float(np.abs(o_logits - t_logits.numpy()).max()), float(np.abs(o_hn - t_hn.numpy()).max()))
-    return {"a": "torch-float", "b": "ort-float", "max_abs_diff": diff, "tolerance": FLOAT_TOLERANCE,
-            "n": int(t_logits.numel() + t_hn.numel()), "passed": bool(diff <= FLOAT_TOLERANCE)}
+    return {
+        "a": "torch-float",
+        "b": "ort-float",
+        "max_abs_diff": diff,
+        "tolerance": FLOAT_TOLERANCE,
+        "n": int(t_logits.numel() + t_hn.numel()),
+        "passed": bool(diff <= FLOAT_TOLERANCE),
+    }
 
 
 def int_parity(a: str, b: str, ref: IntResult, other: IntResult) -> dict[str, Any]:
@@ -70,8 +76,14 @@ def int_parity(a: str, b: str, ref: IntResult, other: IntResult) -> dict[str, An
 
 def size_block(qm: QuantizedModel) -> dict[str, int]:
     cfg = qm.config
-    weights = sum(c.w_ih.size + c.w_hh.size + 4 * c.bias.size + 8 * (c.m_x.size + c.m_h.size)
-                  + (0 if c.table is None else 4 * c.table.size) for c in qm.cells)
+    weights = sum(
+        c.w_ih.size
+        + c.w_hh.size
+        + 4 * c.bias.size
+        + 8 * (c.m_x.size + c.m_h.size)
+        + (0 if c.table is None else 4 * c.table.size)
+        for c in qm.cells
+    )
     weights += qm.head_w.size + 4 * qm.head_b.size
     macs = sum(c.w_ih.size + c.w_hh.size for c in qm.cells) + qm.head_w.size
     return {
@@ -117,8 +129,14 @@ def verify_dir(out_dir: str | os.PathLike[str], with_c: bool = True) -> Verifica
     agree = float((predictions(i_logits, test.y, cfg.task) == predictions(f_logits, test.y, cfg.task)).mean())
     i_metrics["agreement_with_float"] = agree
 
-    parity.append(int_parity("torch-int8", "ort-int8", ref, run_sequence(session(out / INT_ONNX), qm, xq, test.lengths)))
-    parity.append(int_parity("torch-int8", "ort-int8-step", ref, run_steps(session(out / STEP_ONNX), qm, xq, test.lengths)))
+    parity.append(
+        int_parity("torch-int8", "ort-int8", ref, run_sequence(session(out / INT_ONNX), qm, xq, test.lengths))
+    )
+    parity.append(
+        int_parity(
+            "torch-int8", "ort-int8-step", ref, run_steps(session(out / STEP_ONNX), qm, xq, test.lengths)
+        )
+    )
     if with_c:
         if shutil.which(os.environ.get("CC", "cc")) is None:
             raise InputError("no C compiler found (set CC or install gcc) to check the generated C")
@@ -131,8 +149,13 @@ def verify_dir(out_dir: str | os.PathLike[str], with_c: bool = True) -> Verifica
         "task": cfg.task,
         "config": cfg.to_dict(),
         "train": ckpt.meta.get("train", {}),
-        "data": {"source": ckpt.meta.get("source"), "licence": ckpt.meta.get("licence"),
-                 "n_train": len(ds.train), "n_val": len(ds.val), "n_test": len(test)},
+        "data": {
+            "source": ckpt.meta.get("source"),
+            "licence": ckpt.meta.get("licence"),
+            "n_train": len(ds.train),
+            "n_val": len(ds.val),
+            "n_test": len(test),
+        },
         "metrics": {"float": f_metrics, "int8": i_metrics},
         "parity": parity,
         "size": size_block(qm),

@@ -1,0 +1,44 @@
+"""Shared fixtures: small real models trained once per session on the bundled data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from edgernn.config import ModelConfig
+from edgernn.model import EdgeRNN
+
+
+def random_model(cfg: ModelConfig, seed: int = 0, scale: float = 1.0) -> EdgeRNN:
+    """A model with torch's default init (optionally scaled), deterministic by seed."""
+    torch.manual_seed(seed)
+    model = EdgeRNN(cfg).eval()
+    if scale != 1.0:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(scale)
+    return model
+
+
+def padded_batch(cfg: ModelConfig, lengths: list[int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    t = max(lengths)
+    if cfg.tokens:
+        x = rng.integers(1, cfg.vocab_size, size=(len(lengths), t)).astype(np.int64)
+    else:
+        x = rng.normal(size=(len(lengths), t, cfg.input_size)).astype(np.float32)
+    for i, n in enumerate(lengths):
+        x[i, n:] = 0
+    return x, np.asarray(lengths, dtype=np.int64)
+
+
+@pytest.fixture(scope="session")
+def jv_export(tmp_path_factory: pytest.TempPathFactory):
+    """The default model (japanese_vowels), trained and exported once for the whole session."""
+    from edgernn.pipeline import export_dir, train_to_dir
+
+    out = tmp_path_factory.mktemp("jv")
+    train_to_dir(out, dataset="japanese_vowels", progress=False)
+    export_dir(out)
+    return out
