@@ -1,0 +1,131 @@
+"""The integer contract in the torch reference: golden vectors, bounds, determinism, the float rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edgernn.config import ModelConfig
+from edgernn.errors import QuantizationError
+from edgernn.model import from_torch
+from edgernn.quant import (
+    QuantizedModel,
+    cell_step,
+    input_accumulator,
+    int_forward,
+    quantize_cell,
+    quantize_inputs,
+    quantize_model,
+    round_half_away,
+    tanh_lut,
+)
+from tests.conftest import padded_batch, random_model
+
+GOLDEN = np.load(Path(__file__).parent / "data" / "rnn_int8_golden.npz")
+SINGLE = [str(c) for c in GOLDEN["cases"] if c != "stacked"]
+
+
+def test_lut_matches_golden():
+    assert np.array_equal(tanh_lut(), GOLDEN["lut"])
+    assert int(GOLDEN["lut_zmin"]) == -512 and int(GOLDEN["zfrac"]) == 7
+
+
+@pytest.mark.parametrize("case", SINGLE)
+def test_conversion_and_every_hidden_state_match_golden(case):
+    g = {k.split("/", 1)[1]: GOLDEN[k] for k in GOLDEN.files if k.startswith(case + "/")}
+    cell = quantize_cell(g["W_ih"], g["W_hh"], g["b"], float(g["s_x"]))
+    for mine, theirs in (("w_ih", "Wq_ih"), ("w_hh", "Wq_hh"), ("bias", "b_q"), ("m_x", "M_x"), ("m_h", "M_h")):
+        assert np.array_equal(getattr(cell, mine), g[theirs]), mine
+    assert cell.shift == int(g["n"])
+    lut = torch.from_numpy(tanh_lut().astype(np.int64))
+    acc = input_accumulator(cell, torch.from_numpy(g["x_q"].astype(np.int64)))
+    h = torch.from_numpy(g["h0"].astype(np.int64))
+    ys = []
+    for t in range(acc.shape[1]):
+        h = cell_step(cell, acc[:, t], h, lut)
+        ys.append(h)
+    assert np.array_equal(torch.stack(ys, 1).numpy(), g["y"])
+
+
+def test_round_half_away_from_zero():
+    assert list(round_half_away(np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49999]))) == [1, 2, 3, -1, -2, -3, 0]
+
+
+def test_quantize_inputs_saturates_and_rounds_ties_away():
+    s = np.array([0.5, 1.0], np.float32)
+    x = np.array([[0.25, 126.5], [-0.25, -1000.0], [63.75, 127.49]], np.float32)
+    assert quantize_inputs(x, s).tolist() == [[1, 127], [-1, -127], [127, 127]]
+
+
+def test_quantized_model_round_trips_through_json_deterministically():
+    cfg = ModelConfig("many-to-one", 5, 9, 3, num_layers=2, bidirectional=True)
+    x, lens = padded_batch(cfg, [7, 3, 5])
+    qm = quantize_model(random_model(cfg), x, lens)
+    text = qm.to_json()
+    again = QuantizedModel.from_json(text)
+    assert again.to_json() == text
+    xq = quantize_inputs(x, qm.input_scale)
+    a, b = int_forward(qm, xq, lens), int_forward(again, xq, lens)
+    assert torch.equal(a.hidden, b.hidden) and torch.equal(a.logits, b.logits)
+
+
+def test_weights_that_break_the_bounds_are_refused():
+    cfg = ModelConfig("many-to-one", 4, 8, 3)
+    model = random_model(cfg)
+    x, lens = padded_batch(cfg, [5, 5])
+    with torch.no_grad():
+        model.rnn.weight_hh_l0.mul_(1e12)  # m_h = s_hh / (127 s_z) needs a multiplier >= 2^30 at n = 0
+    with pytest.raises(QuantizationError, match="2\\^30"):
+        quantize_model(model, x, lens)
+
+
+def test_nan_weights_are_refused():
+    cfg = ModelConfig("many-to-one", 4, 8, 3)
+    model = random_model(cfg)
+    with torch.no_grad():
+        model.head.weight[0, 0] = float("inf")
+    x, lens = padded_batch(cfg, [5])
+    with pytest.raises(QuantizationError, match="NaN or Inf"):
+        quantize_model(model, x, lens)
+
+
+def test_int8_tracks_float_on_a_random_model():
+    """The contract is an approximation of tanh: final states within a few LSB of the float RNN."""
+    cfg = ModelConfig("many-to-one", 6, 16, 4)
+    model = random_model(cfg, seed=3)
+    x, lens = padded_batch(cfg, [20] * 8, seed=2)
+    qm = quantize_model(model, x, lens)
+    r = int_forward(qm, quantize_inputs(x, qm.input_scale), lens)
+    with torch.no_grad():
+        _, h = model(torch.from_numpy(x), torch.from_numpy(lens))
+    err = np.abs(r.h_n.numpy() / 127.0 - h.numpy())
+    assert err.max() < 0.06 and err.mean() < 0.01
+
+
+def test_padding_does_not_change_integer_results():
+    cfg = ModelConfig("many-to-many", 5, 8, 3, num_layers=2, bidirectional=True)
+    x, lens = padded_batch(cfg, [9, 4, 1])
+    qm = quantize_model(random_model(cfg), x, lens)
+    xq = quantize_inputs(x, qm.input_scale)
+    full = int_forward(qm, xq, lens)
+    for i, n in enumerate(lens):
+        alone = int_forward(qm, xq[i : i + 1, :n], lens[i : i + 1])
+        assert torch.equal(full.hidden[:, i, :n], alone.hidden[:, 0])
+        assert torch.equal(full.h_n[:, i], alone.h_n[:, 0])
+        assert torch.equal(full.logits[i, :n], alone.logits[0])
+        assert not full.hidden[:, i, n:].any() and not full.logits[i, n:].any()
+
+
+def test_from_torch_wraps_a_plain_rnn_and_linear():
+    torch.manual_seed(0)
+    rnn = torch.nn.RNN(3, 6, num_layers=2, batch_first=True, bidirectional=True)
+    head = torch.nn.Linear(12, 4)
+    model = from_torch(rnn, head, "many-to-one")
+    x = torch.randn(2, 5, 3)
+    out, _ = rnn(x)
+    expect = head(torch.cat([out[:, -1, :6], out[:, 0, 6:]], dim=1))
+    got, _ = model(x, torch.tensor([5, 5]))
+    torch.testing.assert_close(got, expect)
