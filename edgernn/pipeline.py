@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .artifacts import write_text
+from .artifacts import TMP_SUFFIX, write_text
 from .checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import Dataset, Split, load_dataset, load_user_data
@@ -51,6 +51,9 @@ def exclusive(out_dir: Path) -> Iterator[None]:
             raise InputError(
                 f"another edgernn process is writing to {out_dir}; try again when it ends"
             ) from None
+        # Holding the lock, any temporary file left here belongs to a writer that was killed.
+        for stale in out_dir.glob(f".*{TMP_SUFFIX}"):
+            stale.unlink(missing_ok=True)
         yield
     finally:
         os.close(fd)

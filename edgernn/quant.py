@@ -320,11 +320,14 @@ def quantize_model(
     _check_finite("the head", w_y, b_y)
     s_y = float(np.abs(w_y).max()) / Q_MAX or 1.0 / Q_MAX
     head_scale = s_y / Q_MAX
+    head_b = round_half_away(b_y / head_scale)
+    if np.abs(head_b).max(initial=0) >= ACC_LIMIT:
+        raise QuantizationError("head: a bias is >= 2^31 at the logit scale; the head weights are too small")
     qm = QuantizedModel(
         config=cfg,
         cells=tuple(cells),
         head_w=round_half_away(w_y / s_y).astype(np.int8),
-        head_b=np.clip(round_half_away(b_y / head_scale), -(2**31) + 1, 2**31 - 1).astype(np.int32),
+        head_b=head_b.astype(np.int32),
         head_scale=head_scale,
         input_scale=s_in,
         norm_mean=np.zeros(0, np.float32) if norm_mean is None else np.asarray(norm_mean, np.float32),

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .artifacts import write_text
-from .pipeline import REPORT_JSON
+from .pipeline import REPORT_JSON, exclusive
 
 OWNED_BY_VERIFY = (
     "dataset",
@@ -36,8 +36,9 @@ def read_report(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 def update_report(out_dir: str | os.PathLike[str], section: dict[str, Any]) -> dict[str, Any]:
     """Replace the given top-level keys, keep the rest (e.g. verify keeps `mcu` and `bench`)."""
-    report = {**read_report(out_dir), **section}
-    write_text(Path(out_dir) / REPORT_JSON, json.dumps(report, indent=2, sort_keys=True) + "\n")
+    with exclusive(Path(out_dir)):
+        report = {**read_report(out_dir), **section}
+        write_text(Path(out_dir) / REPORT_JSON, json.dumps(report, indent=2, sort_keys=True) + "\n")
     return report
 
 
