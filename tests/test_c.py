@@ -1,0 +1,819 @@
+"""The generated C header against the torch integer reference: identical integers, or the test fails.
+
+Every model is compiled with the strict flags of edgernn.cbackend (-Werror -pedantic -Wconversion
+...) into a shared library and compared with edgernn.quant.int_forward / int_generate /
+quantize_inputs element by element. Compiles are cached by header content for the session.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import platform
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from edgernn.cbackend import CModel, CompileError, compile_model
+from edgernn.codegen import c_runtime_dir, generate_header, validate_prefix, write_header
+from edgernn.config import ModelConfig
+from edgernn.errors import InputError, QuantizationError
+from edgernn.model import EdgeRNN
+from edgernn.quant import (
+    QuantCell,
+    QuantizedModel,
+    int_forward,
+    int_generate,
+    quantize_inputs,
+    quantize_model,
+    tanh_lut,
+)
+
+GOLDEN = Path(__file__).parent / "data" / "rnn_int8_golden.npz"
+STRICT_C = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wconversion", "-Wshadow"]
+STRICT_CXX = ["-x", "c++", "-std=c++11", "-Wall", "-Wextra", "-Werror"]
+CLANG_MISSING = "clang not found on PATH (make test installs clang)"
+NASTY_META = {
+    "dataset": "synthetic */ #error not a comment ??/",
+    "float_accuracy": 0.9375,
+    "int8_accuracy": 0.93125,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cbuild")
+
+
+def make_qm(
+    task: str = "many-to-one",
+    inp: int = 12,
+    hidden: int = 32,
+    layers: int = 1,
+    bi: bool = False,
+    classes: int = 9,
+    vocab: int = 0,
+    seed: int = 0,
+    scale: float = 1.0,
+    norm: bool = False,
+    meta: dict[str, Any] | None = None,
+) -> QuantizedModel:
+    """A randomly initialised EdgeRNN (weights optionally scaled), quantized on random data."""
+    torch.manual_seed(seed)
+    cfg = ModelConfig(
+        task=task,  # type: ignore[arg-type]
+        input_size=inp,
+        hidden_size=hidden,
+        num_classes=vocab if task == "one-to-many" else classes,
+        num_layers=layers,
+        bidirectional=bi,
+        vocab_size=vocab,
+        embed_dim=inp if vocab else 0,
+    )
+    model = EdgeRNN(cfg)
+    if scale != 1.0:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(scale)
+    rng = np.random.default_rng(seed)
+    calib = (rng.normal(size=(16, 20, inp)) * rng.uniform(0.5, 3.0, size=inp)).astype(np.float32)
+    mean = rng.normal(size=inp).astype(np.float32) if norm else None
+    std = rng.uniform(0.5, 2.0, size=inp).astype(np.float32) if norm else None
+    return quantize_model(
+        model, None if vocab else calib, None if vocab else np.full(16, 20), mean, std, meta=meta
+    )
+
+
+def build(qm: QuantizedModel, workdir: Path, prefix: str = "tm") -> CModel:
+    text = generate_header(qm, prefix)
+    path = workdir / f"{prefix}_{hashlib.sha256(text.encode()).hexdigest()[:16]}.h"
+    if not path.exists():
+        path.write_text(text)
+    return compile_model(path, prefix, workdir)
+
+
+def random_inputs(qm: QuantizedModel, rng: np.random.Generator, batch: int, steps: int) -> np.ndarray:
+    cfg = qm.config
+    if cfg.tokens:
+        return rng.integers(0, cfg.vocab_size, size=(batch, steps)).astype(np.int64)
+    return rng.integers(-127, 128, size=(batch, steps, cfg.input_size)).astype(np.int8)
+
+
+def random_h0(qm: QuantizedModel, rng: np.random.Generator, batch: int) -> np.ndarray:
+    cfg = qm.config
+    return rng.integers(-127, 128, size=(cfg.num_layers * cfg.directions, batch, cfg.hidden_size)).astype(
+        np.int8
+    )
+
+
+def assert_same_as_reference(
+    qm: QuantizedModel, cm: CModel, x: np.ndarray, lengths: np.ndarray, h0: np.ndarray | None = None
+) -> None:
+    ref = int_forward(
+        qm, torch.as_tensor(x), torch.as_tensor(lengths), None if h0 is None else torch.as_tensor(h0)
+    )
+    got = cm.run(x, lengths, h0)
+    for field in ("hidden", "h_n", "logits"):
+        a, b = getattr(ref, field), getattr(got, field)
+        assert (a.dtype, tuple(a.shape)) == (b.dtype, tuple(b.shape)), field
+        mismatches = int((a != b).sum())
+        assert mismatches == 0, f"{field}: {mismatches} of {a.numel()} elements differ from int_forward"
+    if qm.config.directions == 1:  # buf == NULL: same final state and logits, nothing recorded
+        bare = cm.run(x, lengths, h0, record=False)
+        assert torch.equal(bare.h_n, ref.h_n) and torch.equal(bare.logits, ref.logits)
+
+
+def golden_cell(g: Any, key: str) -> QuantCell:
+    return QuantCell(
+        w_ih=g[f"{key}/Wq_ih"].astype(np.int8),
+        w_hh=g[f"{key}/Wq_hh"].astype(np.int8),
+        bias=g[f"{key}/b_q"].astype(np.int32),
+        m_x=g[f"{key}/M_x"].astype(np.int64),
+        m_h=g[f"{key}/M_h"].astype(np.int64),
+        shift=int(g[f"{key}/n"]),
+    )
+
+
+def golden_model(cells: list[QuantCell]) -> QuantizedModel:
+    """Per-step model around golden cells; the head is irrelevant (zeros)."""
+    hidden, inp = cells[0].w_hh.shape[0], cells[0].w_ih.shape[1]
+    cfg = ModelConfig(
+        task="many-to-many", input_size=inp, hidden_size=hidden, num_classes=1, num_layers=len(cells)
+    )
+    return QuantizedModel(
+        config=cfg,
+        cells=tuple(cells),
+        head_w=np.zeros((1, hidden), np.int8),
+        head_b=np.zeros(1, np.int32),
+        head_scale=1.0 / 127 / 127,
+        input_scale=np.ones(inp, np.float32),
+        norm_mean=np.zeros(0, np.float32),
+        norm_std=np.zeros(0, np.float32),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Golden vectors (computed independently of this project)
+
+
+def test_runtime_lut_is_the_contracts(workdir: Path) -> None:
+    g = np.load(GOLDEN)
+    cm = build(golden_model([golden_cell(g, "small")]), workdir, "gl")
+    assert np.array_equal(cm.lut(), tanh_lut())
+    assert np.array_equal(cm.lut(), g["lut"]) and int(g["lut_zmin"]) == -512
+
+
+@pytest.mark.parametrize("case", ["small", "saturating", "extreme_inputs", "tiny", "wide"])
+def test_golden_single_layer(workdir: Path, case: str) -> None:
+    g = np.load(GOLDEN)
+    qm = golden_model([golden_cell(g, case)])
+    cm = build(qm, workdir, "gs")
+    x, h0, y = g[f"{case}/x_q"], g[f"{case}/h0"], g[f"{case}/y"]
+    got = cm.run(x, np.full(x.shape[0], x.shape[1]), h0[None])
+    assert np.array_equal(got.hidden[0].numpy(), y), (
+        f"{case}: {int((got.hidden[0].numpy() != y).sum())} differ"
+    )
+    assert np.array_equal(got.h_n[0].numpy(), y[:, -1])
+
+
+def test_golden_stacked(workdir: Path) -> None:
+    g = np.load(GOLDEN)
+    qm = golden_model([golden_cell(g, "stacked/layer1"), golden_cell(g, "stacked/layer2")])
+    cm = build(qm, workdir, "gk")
+    x = g["stacked/x_q"]
+    got = cm.run(x, np.full(x.shape[0], x.shape[1]))
+    assert np.array_equal(got.hidden[0].numpy(), g["stacked/y1"])
+    assert np.array_equal(got.hidden[1].numpy(), g["stacked/y2"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Parity with int_forward on random models
+
+PARITY = [
+    # task, inp, hidden, layers, bi, vocab
+    ("many-to-one", 12, 32, 1, False, 0),
+    ("many-to-one", 5, 17, 2, True, 0),
+    ("many-to-one", 8, 9, 3, False, 0),
+    ("many-to-many", 6, 16, 3, False, 0),
+    ("many-to-many", 3, 11, 2, True, 0),
+    ("many-to-one", 4, 10, 1, True, 23),
+    ("many-to-many", 6, 12, 2, False, 30),
+    ("many-to-many", 5, 8, 3, True, 15),
+    ("one-to-many", 8, 24, 2, False, 28),
+]
+
+
+@pytest.mark.parametrize(("task", "inp", "hidden", "layers", "bi", "vocab"), PARITY)
+def test_parity_random_models(
+    workdir: Path, task: str, inp: int, hidden: int, layers: int, bi: bool, vocab: int
+) -> None:
+    seed = PARITY.index((task, inp, hidden, layers, bi, vocab))
+    qm = make_qm(task, inp, hidden, layers, bi, classes=7, vocab=vocab, seed=seed, norm=not vocab)
+    cm = build(qm, workdir, "pr")
+    rng = np.random.default_rng(100 + seed)
+    x = random_inputs(qm, rng, batch=6, steps=23)
+    lengths = np.array([23, 1, 7, 23, 2, 16])
+    assert_same_as_reference(qm, cm, x, lengths)
+    assert_same_as_reference(qm, cm, x, lengths, random_h0(qm, rng, 6))
+    ref = int_forward(qm, torch.as_tensor(x), torch.as_tensor(lengths))
+    assert (ref.hidden != 0).float().mean() > 0.5, "degenerate test: the states are mostly zero"
+
+
+def test_parity_detects_a_changed_weight(workdir: Path) -> None:
+    """The comparison has teeth: one W_hh entry changed in the C model must show up."""
+    qm = make_qm("many-to-many", 6, 16, 2, seed=3)
+    cell = qm.cells[1]
+    w_hh = cell.w_hh.copy()
+    w_hh[3, 5] = -w_hh[3, 5] if w_hh[3, 5] else 100
+    broken = dataclasses.replace(qm, cells=(qm.cells[0], dataclasses.replace(cell, w_hh=w_hh)))
+    cm = build(broken, workdir, "br")
+    x = random_inputs(qm, np.random.default_rng(0), 4, 20)
+    with pytest.raises(AssertionError, match="differ from int_forward"):
+        assert_same_as_reference(qm, cm, x, np.full(4, 20))
+
+
+@pytest.mark.parametrize("bi", [False, True])
+def test_adversarial_saturating(workdir: Path, bi: bool) -> None:
+    """Weights 4x the default init and inputs all +-127: accumulators and states saturate."""
+    qm = make_qm("many-to-many", 16, 32, 2, bi, seed=7, scale=4.0)
+    cm = build(qm, workdir, "ad")
+    rng = np.random.default_rng(7)
+    x = np.where(rng.random((5, 40, 16)) < 0.5, -127, 127).astype(np.int8)
+    x[0] = 127
+    x[1] = -127
+    lengths = np.array([40, 40, 1, 33, 40])
+    assert_same_as_reference(qm, cm, x, lengths, random_h0(qm, rng, 5))
+    ref = int_forward(qm, torch.as_tensor(x), torch.as_tensor(lengths))
+    assert (ref.hidden.abs() == 127).float().mean() > 0.2, "not adversarial: few states saturate"
+
+
+@pytest.mark.slow
+def test_stream_10000_steps(workdir: Path) -> None:
+    qm = make_qm("many-to-many", 12, 32, 2, seed=11, scale=2.0)
+    cm = build(qm, workdir, "st")
+    x = random_inputs(qm, np.random.default_rng(11), 1, 10_000)
+    ref = int_forward(qm, torch.as_tensor(x), torch.as_tensor([10_000]))
+    states, logits = cm.stream_with_logits(x[0])
+    expected = ref.hidden[:, 0].numpy().transpose(1, 0, 2)  # (T, L, H)
+    bad = np.nonzero((states != expected).any(axis=(1, 2)))[0]
+    assert bad.size == 0, f"{bad.size} of 10000 steps differ, first at step {bad[:1]}"
+    assert np.array_equal(logits, ref.logits[0].numpy())
+    cls, cls_logits = cm.classify(states[-1])
+    assert np.array_equal(cls_logits, logits[-1]) and cls == int(np.argmax(logits[-1]))
+
+
+def test_stream_token_model(workdir: Path) -> None:
+    qm = make_qm("many-to-many", 6, 12, 2, vocab=30, seed=6)
+    cm = build(qm, workdir, "sk")
+    x = random_inputs(qm, np.random.default_rng(6), 1, 300)
+    ref = int_forward(qm, torch.as_tensor(x), torch.as_tensor([300]))
+    states, logits = cm.stream_with_logits(x[0])
+    assert np.array_equal(states, ref.hidden[:, 0].numpy().transpose(1, 0, 2))
+    assert np.array_equal(logits, ref.logits[0].numpy())
+
+
+# ---------------------------------------------------------------------------------------------
+# Generation
+
+OCTAVE = (32768, 27554, 23170, 19484)  # edgernn_sample_octave
+
+
+def xorshift32(s: int) -> int:
+    s ^= (s << 13) & 0xFFFFFFFF
+    s ^= s >> 17
+    s ^= (s << 5) & 0xFFFFFFFF
+    return s
+
+
+def sample_reference(logits: list[int], step: int, rng: int) -> tuple[int, int]:
+    """The documented rule of edgernn_sample_s32, in Python."""
+    top, unit = max(logits), max(step, 1)
+    weights = [OCTAVE[k & 3] >> (k >> 2) for k in (min(64, (top - v) // unit) for v in logits)]
+    rng = xorshift32(rng)
+    r = (rng * sum(weights)) >> 32
+    running = 0
+    for c, w in enumerate(weights):
+        running += w
+        if r < running:
+            return c, rng
+    raise AssertionError("unreachable")
+
+
+def generate_reference(
+    qm: QuantizedModel, start: int, end: int, max_len: int, seed: int, step: int
+) -> list[int]:
+    h = torch.zeros(qm.config.num_layers, 1, qm.config.hidden_size, dtype=torch.int64)
+    token, rng, out = start, seed, []
+    for _ in range(max_len):
+        r = int_forward(qm, torch.tensor([[token]]), torch.tensor([1]), h)
+        h = r.h_n.long()
+        logits = [int(v) for v in r.logits[0, 0]]
+        token, rng = (int(np.argmax(logits)), rng) if seed == 0 else sample_reference(logits, step, rng)
+        if token == end:
+            break
+        out.append(token)
+    return out
+
+
+@pytest.fixture(scope="module")
+def generator(workdir: Path) -> tuple[QuantizedModel, CModel, int]:
+    """A one-to-many model whose end token is one that greedy generation really produces."""
+    qm = make_qm("one-to-many", 8, 24, 2, vocab=12, seed=5, scale=3.0)
+    seqs = [int_generate(qm, s, -1, 12) for s in range(12)]
+    counts = np.bincount([t for seq in seqs for t in seq[1:]], minlength=12)
+    end = int(np.argmax(counts[1:]) + 1)  # the most frequent non-first token, never 0
+    qm = dataclasses.replace(qm, meta={"start_token": 0, "end_token": end, "dataset": "synthetic"})
+    return qm, build(qm, workdir, "gen"), end
+
+
+def test_generate_greedy_equals_int_generate(generator: tuple[QuantizedModel, CModel, int]) -> None:
+    qm, cm, end = generator
+    stopped_early = 0
+    for start in range(qm.config.vocab_size):
+        for max_len in (0, 1, 12):
+            ref = int_generate(qm, start, end, max_len)
+            assert cm.generate(start, end, max_len) == ref, (start, max_len)
+            stopped_early += max_len == 12 and len(ref) < 12
+    assert stopped_early > 0, "the end token never stopped a generation: the stop path is untested"
+    assert cm.generate(-1, end, 5) == [] and cm.generate(qm.config.vocab_size, end, 5) == []
+    with pytest.raises(InputError, match="end token"):
+        cm.generate(0, end + 1, 5)
+
+
+def test_generate_sampling_follows_documented_rule(generator: tuple[QuantizedModel, CModel, int]) -> None:
+    qm, cm, end = generator
+    step = cm.info["sample_step"]
+    assert abs(step - math.log(2.0) / 4.0 / qm.head_scale) <= 0.5
+    outs = set()
+    for seed in (1, 2, 3, 0xDEADBEEF, 0xFFFFFFFF):
+        got = cm.generate(0, end, 15, seed=seed)
+        assert got == generate_reference(qm, 0, end, 15, seed, step), seed
+        assert got == cm.generate(0, end, 15, seed=seed)  # deterministic per seed
+        outs.add(tuple(got))
+    assert len(outs) > 1, "different seeds never gave different samples"
+
+
+def test_sampler_distribution(generator: tuple[QuantizedModel, CModel, int]) -> None:
+    """The C sampler is exactly the documented rule, and weights halve every 4 steps below the top."""
+    _, cm, _ = generator
+    rng_py = np.random.default_rng(0)
+    for trial in range(2000):
+        n = int(rng_py.integers(1, 20))
+        if trial % 4 == 0:  # anywhere in int32, any step (0 is treated as 1)
+            step = int(rng_py.integers(0, 2**31))
+            logits = [int(v) for v in rng_py.integers(-(2**31), 2**31 - 1, size=n)]
+        else:  # within the 64 steps where weights are non-zero: every class counts
+            step = int(rng_py.integers(1, 1000))
+            logits = [
+                int(v) for v in rng_py.integers(-64 * step, 1, size=n) + int(rng_py.integers(-1000, 1000))
+            ]
+        state = int(rng_py.integers(1, 2**32))
+        assert cm.sample(logits, step, state) == sample_reference(logits, step, state), (logits, step, state)
+    # Two classes 4 steps apart: weights 32768 and 16384, so about 2:1.
+    counts = np.zeros(2, int)
+    state = 12345
+    for _ in range(6000):
+        c, state = cm.sample([4000, 0], 1000, state)
+        counts[c] += 1
+    assert 1.8 < counts[0] / counts[1] < 2.2
+
+
+def test_argmax_ties_go_to_lowest_index(workdir: Path) -> None:
+    cm = build(make_qm(seed=1), workdir, "am")
+    assert cm.argmax([5, 7, 7, 1]) == 1
+    assert cm.argmax([3, 3, 3]) == 0
+    assert cm.argmax([-(2**31), -5, -(2**31)]) == 1
+    assert cm.argmax([9]) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The float wrapper
+
+
+SCALES = np.array([1.0, 0.5, 0.25, 2.0, 0.3, 1e-3, 7.7, 0.0123], np.float32)  # the first four: exact 1/s
+
+
+def edge_values() -> np.ndarray:
+    ties = np.arange(-140, 141) + 0.5
+    specials = [
+        0.0,
+        -0.0,
+        126.5,
+        -126.5,
+        126.49999,
+        -126.49999,
+        127.0,
+        -127.0,
+        127.5,
+        -127.5,
+        1e30,
+        -1e30,
+        np.inf,
+        -np.inf,
+        1e-45,
+        -1e-45,
+        0.49999997,
+        -0.49999997,
+        0.5,
+        -0.5,
+        2.5,
+        -2.5,
+        3.5,
+        -3.5,
+    ]
+    return np.concatenate([ties, ties / 2, ties / 4, ties * 2, specials]).astype(np.float32)
+
+
+@pytest.mark.parametrize("fma", [False, True])
+def test_quantize_wrapper_equals_quantize_inputs(workdir: Path, fma: bool) -> None:
+    """Exact .5 ties (scales whose reciprocal is exact), saturation, +-inf; and with GCC allowed to
+    contract float expressions into FMAs, which must not change a single value."""
+    extra: tuple[str, ...] = ()
+    if fma:
+        cpu = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+        if platform.machine() not in ("x86_64", "AMD64") or " fma" not in cpu:
+            pytest.skip("needs an x86-64 CPU with FMA")
+        extra = ("-mfma", "-ffp-contract=fast")
+    qm = dataclasses.replace(make_qm(inp=8, hidden=4, seed=2), input_scale=SCALES)
+    text = generate_header(qm, "qz")
+    path = workdir / f"qz_{hashlib.sha256(text.encode()).hexdigest()[:16]}.h"
+    path.write_text(text)
+    cm = compile_model(path, "qz", workdir, extra_flags=extra)
+    vals = edge_values()
+    raw = np.repeat(vals[:, None], 8, axis=1) * SCALES  # t = raw / s lands on the edge values
+    rng = np.random.default_rng(0)
+    raw = np.concatenate([raw.astype(np.float32), rng.normal(scale=200, size=(500, 8)).astype(np.float32)])
+    with np.errstate(invalid="ignore", over="ignore"):
+        expected = quantize_inputs(raw, qm.input_scale)
+    got = cm.quantize(raw)
+    assert int((got != expected).sum()) == 0, np.argwhere(got != expected)[:5]
+    assert (np.abs(got) == 127).any() and (got == 0).any()
+    assert cm.quantize(np.full((1, 8), np.nan, np.float32)).tolist() == [[0] * 8]  # documented: NaN -> 0
+
+
+def test_quantize_wrapper_normalises_first(workdir: Path) -> None:
+    qm = make_qm(inp=12, hidden=8, seed=4, norm=True)
+    cm = build(qm, workdir, "qn")
+    raw = np.random.default_rng(4).normal(scale=3, size=(2000, 12)).astype(np.float32)
+    normed = ((raw - qm.norm_mean) / qm.norm_std).astype(np.float32)  # float32 ops, as the C
+    assert np.array_equal(cm.quantize(raw), quantize_inputs(normed, qm.input_scale))
+
+
+def test_dequantize_logit(workdir: Path) -> None:
+    qm = make_qm(seed=1)
+    cm = build(qm, workdir, "am")
+    for q in (0, 1, -1, 123456, -(2**31), 2**31 - 1):
+        assert cm.dequantize_logit(q) == float(np.float32(q) * np.float32(qm.head_scale))
+
+
+# ---------------------------------------------------------------------------------------------
+# PREFIX_run's contract at its edges
+
+
+def test_run_error_codes_leave_state_untouched(workdir: Path) -> None:
+    qm = make_qm("many-to-one", 6, 10, 2, seed=8)
+    cm = build(qm, workdir, "er")
+    rng = np.random.default_rng(8)
+    state0 = random_h0(qm, rng, 1)[:, 0].copy()
+    x = random_inputs(qm, rng, 1, 9)[0]
+    need = cm.info["run_buf_bytes_per_step"] * 9
+    logits = np.full(qm.config.num_classes, 77, np.int32)
+
+    def call(
+        xx: np.ndarray | None, steps: int, buf: np.ndarray | None, nbytes: int
+    ) -> tuple[int, np.ndarray]:
+        state = state0.copy()
+        return cm.run_raw(state, xx, steps, buf, nbytes, logits), state
+
+    rc, state = call(x, 9, np.zeros(need, np.int8), need - 1)
+    assert rc == -1 and np.array_equal(state, state0)  # EDGERNN_ERR_BUFFER
+    rc, state = call(x, 2**62, np.zeros(need, np.int8), need)
+    assert rc == -1 and np.array_equal(state, state0)  # RUN_BUF_BYTES(T) would overflow size_t
+    rc, state = call(None, 9, None, 0)
+    assert rc == -3 and np.array_equal(state, state0)  # EDGERNN_ERR_NULL
+    rc, state = call(None, 0, None, 0)
+    assert rc == 0 and np.array_equal(state, state0) and (logits == 77).all()  # T == 0: no-op
+    rc, state = call(x, 9, None, 0)
+    ref = int_forward(qm, x[None], np.array([9]), state0[:, None])
+    assert (
+        rc == 0
+        and np.array_equal(state, ref.h_n[:, 0].numpy())
+        and np.array_equal(logits, ref.logits[0].numpy())
+    )
+
+
+def test_run_error_codes_bidirectional_tokens(workdir: Path) -> None:
+    qm = make_qm("many-to-one", 4, 6, 1, True, vocab=9, seed=9)
+    cm = build(qm, workdir, "eb")
+    state0 = random_h0(qm, np.random.default_rng(9), 1)[:, 0].copy()
+    tokens = np.array([1, 2, 3, 4], np.int32)
+    need = cm.info["run_buf_bytes_per_step"] * 4
+    state = state0.copy()
+    assert cm.run_raw(state, tokens, 4, None, 0, None) == -1 and np.array_equal(state, state0)
+    bad = np.array([1, 2, 9, 4], np.int32)
+    assert cm.run_raw(state, bad, 4, np.zeros(need, np.int8), need, None) == -2
+    assert np.array_equal(state, state0)
+    assert cm.run_raw(state, tokens, 4, np.zeros(need, np.int8), need, None) == 0
+    assert not np.array_equal(state, state0)
+    with pytest.raises(InputError, match="token ids"):
+        cm.run(np.array([[1, 9]]), np.array([2]))
+
+
+# ---------------------------------------------------------------------------------------------
+# The header as a C artifact
+
+
+def driver_source(qm: QuantizedModel, header: Path, p: str) -> str:
+    """A translation unit that calls every API function of the header (no main, no libc)."""
+    cfg = qm.config
+    intype = "int32_t" if cfg.tokens else "int8_t"
+    lines = [
+        f'#include "{header}"',
+        f"{p}_state_t drv_state;",
+        f"int8_t drv_buf[{p.upper()}_RUN_BUF_BYTES(8)];",
+        f"int32_t drv_logits[8 * {p.upper()}_NUM_CLASSES];",
+        f"void drv_init(void) {{ {p}_init(&drv_state); }}",
+        f"int drv_run(const {intype} *x, size_t steps) "
+        f"{{ return {p}_run(&drv_state, x, steps, drv_buf, sizeof drv_buf, drv_logits); }}",
+        f"float drv_dequantize(int32_t v) {{ return {p}_dequantize_logit(v); }}",
+    ]
+    if not cfg.bidirectional:
+        if cfg.tokens:
+            lines.append(f"int drv_step(int32_t t) {{ return {p}_step_token(&drv_state, t); }}")
+        else:
+            lines.append(f"void drv_step(const int8_t *x) {{ {p}_step(&drv_state, x); }}")
+    if not cfg.bidirectional or cfg.task == "many-to-one":
+        lines.append(f"int32_t drv_classify(void) {{ return {p}_classify(&drv_state, drv_logits); }}")
+    if not cfg.tokens:
+        lines.append(f"void drv_quantize(const float *r, int8_t *q) {{ {p}_quantize_input(r, q); }}")
+    if cfg.task == "one-to-many":
+        lines.append(
+            f"size_t drv_generate(int32_t s, int32_t *o, size_t n, uint32_t seed) "
+            f"{{ return {p}_generate(&drv_state, s, o, n, seed); }}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+DRIVER_MODELS: dict[str, dict[str, Any]] = {
+    "uni_features_m2o": dict(task="many-to-one", inp=12, hidden=32, layers=1, norm=True, meta=NASTY_META),
+    "bi_tokens_m2m": dict(task="many-to-many", inp=5, hidden=7, layers=2, bi=True, vocab=13),
+    "uni_tokens_gen": dict(
+        task="one-to-many", inp=6, hidden=9, layers=2, vocab=11, meta={"start_token": 1, "end_token": 2}
+    ),
+    "bi_features_m2o_1x1": dict(task="many-to-one", inp=1, hidden=1, layers=3, bi=True, classes=1),
+}
+
+
+@pytest.fixture(scope="module")
+def drivers(workdir: Path) -> dict[str, tuple[QuantizedModel, Path]]:
+    out = {}
+    for name, kw in DRIVER_MODELS.items():
+        qm = make_qm(seed=21, **kw)
+        header = write_header(qm, workdir / "drivers" / f"{name}.h", "dv")
+        src = workdir / "drivers" / f"{name}_driver.c"
+        src.write_text(driver_source(qm, header, "dv"))
+        out[name] = (qm, src)
+    return out
+
+
+def compile_object(cmd: list[str]) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0 and not proc.stderr, f"{' '.join(cmd)}\n{proc.stderr}"
+
+
+@pytest.mark.parametrize("compiler", ["gcc", "clang", "g++"])
+@pytest.mark.parametrize("model", list(DRIVER_MODELS))
+def test_header_compiles_warning_free(
+    drivers: dict[str, tuple[QuantizedModel, Path]], tmp_path: Path, compiler: str, model: str
+) -> None:
+    if shutil.which(compiler) is None:
+        pytest.skip(CLANG_MISSING if compiler == "clang" else f"{compiler} not found on PATH")
+    flags = STRICT_CXX if compiler == "g++" else STRICT_C
+    compile_object([compiler, *flags, "-O2", "-c", str(drivers[model][1]), "-o", str(tmp_path / "d.o")])
+
+
+@pytest.mark.parametrize("compiler", ["gcc", "clang"])
+def test_integer_path_needs_no_libc(
+    drivers: dict[str, tuple[QuantizedModel, Path]], tmp_path: Path, compiler: str
+) -> None:
+    """Hosted -O2/-O3 (where compilers do emit memset/memcpy for plain loops): nothing undefined."""
+    if shutil.which(compiler) is None:
+        pytest.skip(CLANG_MISSING)
+    control = tmp_path / "control.c"
+    control.write_text(
+        "#include <stddef.h>\nvoid z(char *p, size_t n) { size_t i; for (i = 0; i < n; ++i) p[i] = 0; }\n"
+    )
+    compile_object([compiler, "-std=c99", "-O2", "-c", str(control), "-o", str(tmp_path / "c.o")])
+    nm = shutil.which("nm")
+    assert nm, "nm (binutils) is needed"
+    assert (
+        "memset" in subprocess.run([nm, "-u", str(tmp_path / "c.o")], capture_output=True, text=True).stdout
+    ), "control: this compiler no longer turns a zeroing loop into memset; the check below proves nothing"
+    for name, (_, src) in drivers.items():
+        for opt in ("-O2", "-O3", "-Os"):
+            obj = tmp_path / f"{name}{opt}.o"
+            compile_object([compiler, "-std=c99", opt, "-c", str(src), "-o", str(obj)])
+            undefined = subprocess.run(
+                [nm, "-u", str(obj)], capture_output=True, text=True, check=True
+            ).stdout.split()
+            assert [s for s in undefined if s != "U"] == [], f"{name} {opt}: needs {undefined}"
+
+
+def test_two_models_in_one_program(workdir: Path, tmp_path: Path) -> None:
+    qa = make_qm("many-to-one", 5, 8, 2, seed=31)
+    qb = make_qm("many-to-many", 4, 6, 2, True, vocab=10, seed=32)
+    ha, hb = write_header(qa, tmp_path / "alpha.h", "alpha"), write_header(qb, tmp_path / "beta.h", "beta")
+    rng = np.random.default_rng(3)
+    xa, tb = random_inputs(qa, rng, 1, 7)[0], random_inputs(qb, rng, 1, 7)[0]
+    rows = ", ".join("{" + ", ".join(str(v) for v in row) + "}" for row in xa)
+    main = tmp_path / "main.c"
+    main.write_text(f"""#include <stdio.h>
+#include "{ha}"
+#include "{hb}"
+static const int8_t xa[7][ALPHA_INPUT_SIZE] = {{{rows}}};
+static const int32_t tb[7] = {{{", ".join(str(v) for v in tb)}}};
+int main(void)
+{{
+    alpha_state_t sa;
+    beta_state_t sb;
+    static int8_t buf[BETA_RUN_BUF_BYTES(7)];
+    int32_t la[ALPHA_NUM_CLASSES], lb[7 * BETA_NUM_CLASSES];
+    size_t t, i;
+    alpha_init(&sa);
+    beta_init(&sb);
+    for (t = 0; t < 7; ++t) alpha_step(&sa, xa[t]);
+    printf("%d\\n", (int)alpha_classify(&sa, la));
+    if (beta_run(&sb, tb, 7, buf, sizeof buf, lb) != EDGERNN_OK) return 1;
+    for (i = 0; i < sizeof la / sizeof la[0]; ++i) printf("%ld ", (long)la[i]);
+    printf("\\n");
+    for (i = 0; i < sizeof lb / sizeof lb[0]; ++i) printf("%ld ", (long)lb[i]);
+    printf("\\n");
+    return 0;
+}}
+""")
+    ra = int_forward(qa, xa[None], np.array([7]))
+    rb = int_forward(qb, tb[None].astype(np.int64), np.array([7]))
+    expected = [
+        str(int(np.argmax(ra.logits[0].numpy()))),
+        " ".join(str(v) for v in ra.logits[0].tolist()),
+        " ".join(str(v) for v in rb.logits[0].flatten().tolist()),
+    ]
+    builds = {"strict": ["gcc", *STRICT_C, "-O2"]}
+    # Out-of-bounds access or signed overflow anywhere in the C aborts the sanitized build's run.
+    sanitize = ["gcc", "-std=c99", "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+    probe = subprocess.run(
+        [*sanitize, "-x", "c", "-", "-o", str(tmp_path / "probe")],
+        input="int main(void){return 0;}",
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode == 0:
+        builds["sanitized"] = sanitize
+    for name, cmd in builds.items():
+        exe = tmp_path / f"two_{name}"
+        compile_object([*cmd, str(main), "-o", str(exe)])
+        run = subprocess.run([str(exe)], capture_output=True, text=True)
+        assert run.returncode == 0, f"{name}: {run.stderr[-2000:]}"
+        assert [line.strip() for line in run.stdout.splitlines()] == expected, name
+
+
+def test_header_is_deterministic_and_documented(workdir: Path, tmp_path: Path) -> None:
+    qm = make_qm(
+        seed=12,
+        norm=True,
+        meta={
+            "dataset": "japanese_vowels",
+            "float_accuracy": 0.9432,
+            "int8_accuracy": 0.9405,
+            "edgernn_version": "0.1.0",
+        },
+    )
+    a, b = generate_header(qm, "jv"), generate_header(make_qm(seed=12, norm=True, meta=dict(qm.meta)), "jv")
+    assert a == b
+    path = write_header(qm, tmp_path / "out" / "model.h", "jv")
+    assert path.read_text() == a and [p.name for p in path.parent.iterdir()] == ["model.h"]
+    for needle in (
+        "japanese_vowels",
+        "0.9432",
+        "0.9405",
+        "shift n =",
+        "#define JV_MACS_PER_STEP",
+        "#define JV_FLASH_BYTES",
+        "static const int8_t jv_l0_d0_w_hh[32][32] = {",
+        "jv_norm_std",
+    ):
+        assert needle in a, needle
+    assert not re.search(r"\d{4}-\d{2}-\d{2}|\d{2}:\d{2}:\d{2}", a)  # no date or time anywhere
+    assert generate_header(qm, "other") != a
+
+
+def test_size_macros_for_a_12_input_32_hidden_model(workdir: Path) -> None:
+    qm = make_qm("many-to-one", 12, 32, 1, classes=9, seed=0, norm=True)
+    info = build(qm, workdir, "sz").info
+    weights = 32 * 12 + 32 * 32 + 3 * 4 * 32  # W_ih, W_hh; bias, M_x, M_h as int32
+    head = 9 * 32 + 4 * 9
+    floats = 3 * 4 * 12  # 1/s_x, mean, std
+    assert info["macs_per_step"] == 32 * 12 + 32 * 32 == 1408
+    assert info["head_macs"] == 9 * 32
+    assert info["weight_bytes"] == weights + head + floats == 2260
+    assert info["flash_bytes"] == info["weight_bytes"] + 1024
+    assert info["state_bytes"] == info["state_sizeof"] == 32
+    assert info["scratch_bytes"] == 2 * 4 * 32
+    assert info["run_buf_bytes_per_step"] == 32
+
+
+def test_compile_failure_is_reported(workdir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.h"
+    bad.write_text("this is not C\n")
+    with pytest.raises(CompileError, match="failed"):
+        compile_model(bad, "bad", workdir)
+    with pytest.raises(InputError, match="not found"):
+        compile_model(bad, "bad", workdir, cc="no-such-compiler-edgernn")
+
+
+# ---------------------------------------------------------------------------------------------
+# Prefixes and locating the runtime
+
+
+@pytest.mark.parametrize(
+    "name", ["int", "9abc", "a-b", "", "class", "_x", "__y", "a__b", "edgernn_x", "EdgeRNN", "x" * 33, "a b"]
+)
+def test_bad_prefix_is_refused(name: str) -> None:
+    with pytest.raises(InputError):
+        validate_prefix(name)
+    with pytest.raises(InputError):
+        generate_header(make_qm(hidden=4, seed=0), name)
+
+
+def test_good_prefixes_pass() -> None:
+    for name in ("jv", "gesture_model", "M4_net", "x" * 32):
+        assert validate_prefix(name) == name
+
+
+def test_c_runtime_dir_has_the_hand_written_c() -> None:
+    d = c_runtime_dir()
+    assert {"edgernn_runtime.h", "model_api.h.in", "harness.c"} <= {p.name for p in d.iterdir()}
+
+
+def test_refuses_a_foreign_lut() -> None:
+    qm = make_qm(hidden=4, seed=0)
+    lut = tanh_lut().copy()
+    lut[600] += 1
+    with pytest.raises(InputError, match="tanh table"):
+        generate_header(dataclasses.replace(qm, lut=lut), "lt")
+
+
+# ---------------------------------------------------------------------------------------------
+# Property: C == int_forward on random configurations
+
+
+@st.composite
+def configurations(draw: st.DrawFn) -> dict[str, Any]:
+    tokens, bi = draw(st.booleans()), draw(st.booleans())
+    task = draw(
+        st.sampled_from(["many-to-one", "many-to-many"] + ([] if bi or not tokens else ["one-to-many"]))
+    )
+    batch = draw(st.integers(1, 3))
+    return dict(
+        task=task,
+        inp=draw(st.integers(1, 64)),
+        hidden=draw(st.integers(1, 128)),
+        layers=draw(st.integers(1, 3)),
+        bi=bi,
+        classes=draw(st.integers(1, 12)),
+        vocab=draw(st.integers(2, 40)) if tokens else 0,
+        seed=draw(st.integers(0, 2**31 - 1)),
+        scale=draw(st.sampled_from([1.0, 4.0])),
+        lengths=draw(st.lists(st.integers(1, 200), min_size=batch, max_size=batch)),
+        random_h0=draw(st.booleans()),
+    )
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(conf=configurations())
+def test_property_c_equals_int_forward(workdir: Path, conf: dict[str, Any]) -> None:
+    lengths = np.array(conf.pop("lengths"))
+    random_h0_ = conf.pop("random_h0")
+    try:
+        qm = make_qm(**conf)
+    except QuantizationError:  # the converter refused the model: nothing to compare
+        assume(False)
+        return
+    cm = build(qm, workdir, "hp")
+    rng = np.random.default_rng(conf["seed"])
+    x = random_inputs(qm, rng, len(lengths), int(lengths.max()))
+    assert_same_as_reference(qm, cm, x, lengths, random_h0(qm, rng, len(lengths)) if random_h0_ else None)
