@@ -87,6 +87,8 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
 
 
 def _ptr(a: np.ndarray | None) -> int | None:
+    """The address of a's data. The caller must hold a reference to `a` for the whole C call: a
+    temporary (e.g. `_ptr(x.astype(...))`) may be freed, and its memory reused, before C reads it."""
     return None if a is None else int(a.ctypes.data)
 
 
@@ -161,9 +163,10 @@ class CModel:
         logits = np.zeros((batch, steps, info["classes"]) if per_step else (batch, info["classes"]), np.int32)
         buf_bytes = info["run_buf_bytes_per_step"] * steps
         buf = np.zeros(max(buf_bytes, 1), dtype=np.int8) if record else None
+        lens32 = lens.astype(np.int32)
         rc = self._lib.eh_run_batch(
             _ptr(xs),
-            _ptr(lens.astype(np.int32)),
+            _ptr(lens32),
             batch,
             steps,
             _ptr(h0_arr),

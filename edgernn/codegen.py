@@ -199,7 +199,7 @@ def _cell_name(prefix: str, index: int, directions: int) -> str:
     return f"{prefix}_l{index // directions}_d{index % directions}"
 
 
-def _sizes(qm: QuantizedModel) -> dict[str, int]:
+def model_sizes(qm: QuantizedModel) -> dict[str, int]:
     cfg = qm.config
     h, d = cfg.hidden_size, cfg.directions
     weight = macs = 0
@@ -529,7 +529,7 @@ def generate_header(qm: QuantizedModel, prefix: str = "edgernn_model") -> str:
     prefix = validate_prefix(prefix)
     _check_model(qm)
     up = prefix.upper()
-    sizes = _sizes(qm)
+    sizes = model_sizes(qm)
     rt = c_runtime_dir()
     runtime = (rt / RUNTIME_HEADER).read_text(encoding="utf-8")
     api = render_template((rt / API_TEMPLATE).read_text(encoding="utf-8"), _features(qm), prefix)

@@ -75,22 +75,17 @@ def int_parity(a: str, b: str, ref: IntResult, other: IntResult) -> dict[str, An
 
 
 def size_block(qm: QuantizedModel) -> dict[str, int]:
-    cfg = qm.config
-    weights = sum(
-        c.w_ih.size
-        + c.w_hh.size
-        + 4 * c.bias.size
-        + 8 * (c.m_x.size + c.m_h.size)
-        + (0 if c.table is None else 4 * c.table.size)
-        for c in qm.cells
-    )
-    weights += qm.head_w.size + 4 * qm.head_b.size
-    macs = sum(c.w_ih.size + c.w_hh.size for c in qm.cells) + qm.head_w.size
+    """The figures model.h's size macros carry (one source: codegen.model_sizes)."""
+    from .codegen import model_sizes
+
+    s = model_sizes(qm)
     return {
-        "weights_bytes": int(weights),
-        "lut_bytes": int(qm.lut.size),
-        "state_bytes": int(cfg.num_layers * cfg.directions * cfg.hidden_size),
-        "macs_per_step": int(macs),
+        "weights_bytes": s["weight"],
+        "lut_bytes": s["lut"],
+        "state_bytes": s["state"],
+        "scratch_bytes": s["scratch"],
+        "macs_per_step": s["macs"],
+        "head_macs": s["head_macs"],
     }
 
 
