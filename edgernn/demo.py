@@ -60,7 +60,7 @@ def summary_table(reports: list[dict[str, Any]]) -> str:
     for r in reports:
         f, i = r["metrics"]["float"], r["metrics"]["int8"]
         flt = next(p for p in r["parity"] if p["b"] == "ort-float")
-        mism = "/".join(str(p["mismatches"]) for p in r["parity"] if "mismatches" in p)
+        mism = "/".join(str(p["mismatches"]) for p in r["parity"] if "mismatches" in p and "what" not in p)
         size = r["size"]
         lines.append(
             f"{r['dataset']:<16} {r['task']:<13} {f['test_accuracy']:>7.4f} {i['test_accuracy']:>7.4f} "

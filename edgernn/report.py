@@ -45,7 +45,9 @@ def update_report(out_dir: str | os.PathLike[str], section: dict[str, Any]) -> d
 def parity_rows(report: dict[str, Any]) -> list[str]:
     rows = []
     for p in report.get("parity", []):
-        if "max_abs_diff" in p:
+        if "what" in p:
+            detail = f"{p['what']}: {p['mismatches']} of {p['n']} seeds differ"
+        elif "max_abs_diff" in p:
             detail = f"max |diff| {p['max_abs_diff']:.2e} (tol {p['tolerance']:.0e}) over {p['n']:,} values"
         else:
             detail = f"{p['mismatches']} mismatches in {p['n']:,} integers"

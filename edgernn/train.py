@@ -43,7 +43,7 @@ PRESETS: dict[str, Preset] = {
         ModelSpec(hidden_size=32), TrainConfig(epochs=30, lr=1e-2, batch_size=32, patience=6)
     ),
     "names": Preset(
-        ModelSpec(hidden_size=96, embed_dim=16), TrainConfig(epochs=25, lr=5e-3, batch_size=64, patience=5)
+        ModelSpec(hidden_size=64, embed_dim=16), TrainConfig(epochs=30, lr=5e-3, batch_size=64, patience=5)
     ),
     "names_by_list": Preset(
         ModelSpec(hidden_size=32, num_layers=2, bidirectional=True, dropout=0.3, embed_dim=16),

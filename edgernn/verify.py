@@ -30,7 +30,7 @@ from .pipeline import (
     load_data,
     load_quantized,
 )
-from .quant import IntResult, QuantizedModel, int_forward
+from .quant import IntResult, QuantizedModel, int_forward, int_generate
 from .train import predict_logits
 
 FLOAT_TOLERANCE = 1e-5
@@ -89,12 +89,28 @@ def size_block(qm: QuantizedModel) -> dict[str, int]:
     }
 
 
-def run_c(qm: QuantizedModel, header: Path, x: np.ndarray, lengths: np.ndarray) -> IntResult:
-    from .cbackend import compile_model
+GENERATE_MAX_LEN = 24
 
-    with tempfile.TemporaryDirectory(prefix="edgernn-c-") as work:
-        model = compile_model(header, str(qm.meta.get("c_prefix", "edgernn_model")), work)
-        return model.run(x, lengths)
+
+def generation_parity(qm: QuantizedModel, out: Path, c_model: Any | None) -> list[dict[str, Any]]:
+    """One-to-many: greedy generation from every token as the seed, token for token, in the torch
+    integer reference, a Python loop over the ORT step model and the C generator."""
+    from .onnx_float import session
+    from .onnx_int import generate_steps
+
+    end = int(qm.meta["end_token"])
+    starts = [t for t in range(1, qm.config.vocab_size) if t != end]
+    ref = [int_generate(qm, s, end, GENERATE_MAX_LEN) for s in starts]
+    step = session(out / STEP_ONNX)
+    others = {"ort-int8-step": [generate_steps(step, qm, s, end, GENERATE_MAX_LEN) for s in starts]}
+    if c_model is not None:
+        others["c-int8"] = [c_model.generate(s, end, GENERATE_MAX_LEN) for s in starts]
+    rows = []
+    for name, seqs in others.items():
+        bad = sum(a != b for a, b in zip(ref, seqs, strict=True))
+        rows.append({"a": "torch-int8", "b": name, "what": "greedy generation", "mismatches": bad,
+                     "n": len(starts), "passed": bad == 0})
+    return rows
 
 
 def verify_dir(out_dir: str | os.PathLike[str], with_c: bool = True) -> Verification:
@@ -132,12 +148,19 @@ def verify_dir(out_dir: str | os.PathLike[str], with_c: bool = True) -> Verifica
             "torch-int8", "ort-int8-step", ref, run_steps(session(out / STEP_ONNX), qm, xq, test.lengths)
         )
     )
-    if with_c:
-        if shutil.which(os.environ.get("CC", "cc")) is None:
-            raise InputError("no C compiler found (set CC or install gcc) to check the generated C")
-        parity.append(int_parity("torch-int8", "c-int8", ref, run_c(qm, out / HEADER, xq, test.lengths)))
-    else:
-        notes.append("C parity skipped (--no-c)")
+    with tempfile.TemporaryDirectory(prefix="edgernn-c-") as work:
+        c_model = None
+        if with_c:
+            from .cbackend import compile_model
+
+            if shutil.which(os.environ.get("CC", "cc")) is None:
+                raise InputError("no C compiler found (set CC or install gcc) to check the generated C")
+            c_model = compile_model(out / HEADER, str(qm.meta.get("c_prefix", "edgernn_model")), work)
+            parity.append(int_parity("torch-int8", "c-int8", ref, c_model.run(xq, test.lengths)))
+        else:
+            notes.append("C parity skipped (--no-c)")
+        if cfg.task == "one-to-many" and "end_token" in qm.meta:
+            parity += generation_parity(qm, out, c_model)
 
     report: dict[str, Any] = {
         "dataset": ckpt.meta.get("dataset"),
