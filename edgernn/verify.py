@@ -108,8 +108,16 @@ def generation_parity(qm: QuantizedModel, out: Path, c_model: Any | None) -> lis
     rows = []
     for name, seqs in others.items():
         bad = sum(a != b for a, b in zip(ref, seqs, strict=True))
-        rows.append({"a": "torch-int8", "b": name, "what": "greedy generation", "mismatches": bad,
-                     "n": len(starts), "passed": bad == 0})
+        rows.append(
+            {
+                "a": "torch-int8",
+                "b": name,
+                "what": "greedy generation",
+                "mismatches": bad,
+                "n": len(starts),
+                "passed": bad == 0,
+            }
+        )
     return rows
 
 

@@ -29,4 +29,6 @@ def test_committed_report_shows_passing_parity_and_accuracy():
     assert all(p["passed"] for p in report["parity"])
     assert {p["b"] for p in report["parity"]} >= {"ort-float", "ort-int8", "ort-int8-step", "c-int8"}
     assert report["metrics"]["float"]["test_accuracy"] >= 0.90
-    assert abs(report["metrics"]["int8"]["test_accuracy"] - report["metrics"]["float"]["test_accuracy"]) <= 0.01
+    assert (
+        abs(report["metrics"]["int8"]["test_accuracy"] - report["metrics"]["float"]["test_accuracy"]) <= 0.01
+    )

@@ -37,7 +37,13 @@ def test_lut_matches_golden():
 def test_conversion_and_every_hidden_state_match_golden(case):
     g = {k.split("/", 1)[1]: GOLDEN[k] for k in GOLDEN.files if k.startswith(case + "/")}
     cell = quantize_cell(g["W_ih"], g["W_hh"], g["b"], float(g["s_x"]))
-    for mine, theirs in (("w_ih", "Wq_ih"), ("w_hh", "Wq_hh"), ("bias", "b_q"), ("m_x", "M_x"), ("m_h", "M_h")):
+    for mine, theirs in (
+        ("w_ih", "Wq_ih"),
+        ("w_hh", "Wq_hh"),
+        ("bias", "b_q"),
+        ("m_x", "M_x"),
+        ("m_h", "M_h"),
+    ):
         assert np.array_equal(getattr(cell, mine), g[theirs]), mine
     assert cell.shift == int(g["n"])
     lut = torch.from_numpy(tanh_lut().astype(np.int64))
@@ -51,7 +57,15 @@ def test_conversion_and_every_hidden_state_match_golden(case):
 
 
 def test_round_half_away_from_zero():
-    assert list(round_half_away(np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49999]))) == [1, 2, 3, -1, -2, -3, 0]
+    assert list(round_half_away(np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49999]))) == [
+        1,
+        2,
+        3,
+        -1,
+        -2,
+        -3,
+        0,
+    ]
 
 
 def test_quantize_inputs_saturates_and_rounds_ties_away():
