@@ -55,7 +55,8 @@ bench: $(STAMP) system-deps
 	$(VENV)/bin/edgernn bench export/japanese_vowels
 
 mcu: $(STAMP) mcu-tools
-	$(VENV)/bin/edgernn mcu export/japanese_vowels --target cortex-m0plus --target cortex-m4
+	@[ -f export/japanese_vowels/model.int8.json ] || { $(VENV)/bin/edgernn train --dataset japanese_vowels --quiet && $(VENV)/bin/edgernn export export/japanese_vowels; }
+	$(VENV)/bin/edgernn mcu export/japanese_vowels --target cortex-m0plus --target cortex-m4 --compiler zig --compiler gcc --kernel both
 
 fuzz: $(STAMP) system-deps
 	$(PY) -m edgernn.fuzz --seconds 60

@@ -149,25 +149,210 @@ static inline void edgernn_zero_s8(int8_t *p, size_t n)
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * Code generation choices (none changes a result: every path gives the contract's integers)
+ *
+ * EDGERNN_DSP        1 on cores with the Armv7E-M DSP extension (Cortex-M4, M7; M33 with DSP)
+ *                    under GCC or clang: the matvec uses SXTB16 + SMLAD, two MACs an instruction.
+ *                    Define EDGERNN_NO_DSP to build the portable C instead.
+ * EDGERNN_SPLIT_MUL  1 where the instruction set has no 32 x 32 -> 64 multiply (Armv6-M:
+ *                    Cortex-M0, M0+, M1): requantization builds its 64-bit sums from 16-bit
+ *                    products instead of calling the compiler's __aeabi_lmul, so model code
+ *                    needs no compiler-runtime helper at all. May be forced to 1 for testing.
+ * EDGERNN_NOINLINE   (on static, not inline, functions: GCC warns about noinline inline ones)
+ *                    keeps one copy of each kernel: a cell step or matvec is called a few times per
+ *                    step, and inlining it everywhere (with constant shapes, fully unrolled) would
+ *                    triple the code for no measurable gain.
+ */
+#if defined(__GNUC__)
+#define EDGERNN_NOINLINE __attribute__((noinline, unused)) /* unused: no warning if a TU never calls it */
+#else
+#define EDGERNN_NOINLINE
+#endif
+
+#if defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_FEATURE_DSP) && !defined(EDGERNN_NO_DSP)
+#define EDGERNN_DSP 1
+#else
+#define EDGERNN_DSP 0
+#endif
+
+/* EDGERNN_V6M_ASM: the Armv6-M matvec loop in assembly (GCC and clang). From C, both compilers
+ * spill the accumulators of a row pair to the stack inside the column loop on this 8-low-register
+ * core (clang: 9.8 instructions per MAC measured); the loop below keeps three rows' sums in r8-r12
+ * and costs 4. Define EDGERNN_NO_V6M_ASM for the C loop. */
+#if defined(__GNUC__) && defined(__ARM_ARCH_ISA_THUMB) && defined(__ARM_ARCH_PROFILE) && \
+    __ARM_ARCH_ISA_THUMB == 1 && __ARM_ARCH_PROFILE == 'M' && !defined(EDGERNN_NO_V6M_ASM)
+#define EDGERNN_V6M_ASM 1
+#else
+#define EDGERNN_V6M_ASM 0
+#endif
+
+#ifndef EDGERNN_SPLIT_MUL
+#if defined(__ARM_ARCH_PROFILE) && defined(__ARM_ARCH_ISA_THUMB) && __ARM_ARCH_PROFILE == 'M' && \
+    __ARM_ARCH_ISA_THUMB == 1
+#define EDGERNN_SPLIT_MUL 1
+#else
+#define EDGERNN_SPLIT_MUL 0
+#endif
+#endif
+
+/* ---------------------------------------------------------------------------------------------
  * Matrix-vector product
  */
+
+#if EDGERNN_DSP
+/* Two rows times 4k columns on the DSP extension: acc0 += w0 . x, acc1 += w1 . x, advancing all
+ * three pointers. Per 4 columns: one word of x is split by SXTB16 into (x0, x2) and (x1, x3) as
+ * signed halfwords, each row's word of weights likewise, and SMLAD adds both halfword products
+ * to the accumulator in one instruction -- the integers are those of the plain loop, because
+ * every product and partial sum is exact in int32 (|w x| <= 127^2, |sum| < 2^31 proven).
+ * LDR of a word is allowed at any address on Armv7-M (unless the application sets
+ * CCR.UNALIGN_TRP), so neither the weights nor x need alignment, and no memcpy is needed.
+ * Written in assembly because no compiler was seen to emit SXTB16/SMLAD from C. */
+#define EDGERNN_DSP_4COLS(w0, w1, x)                                                                   \
+    "ldr    %[xe], [%[" x "]], #4\n\t"   /* x3 x2 x1 x0 */                                             \
+    "ldr    %[wa], [%[" w0 "]], #4\n\t"                                                                \
+    "ldr    %[wb], [%[" w1 "]], #4\n\t"                                                                \
+    "sxtb16 %[xo], %[xe], ror #8\n\t"    /* (x1, x3) */                                                \
+    "sxtb16 %[xe], %[xe]\n\t"            /* (x0, x2) */                                                \
+    "sxtb16 %[t], %[wa]\n\t"                                                                           \
+    "sxtb16 %[wa], %[wa], ror #8\n\t"                                                                  \
+    "smlad  %[a0], %[t], %[xe], %[a0]\n\t"                                                             \
+    "smlad  %[a0], %[wa], %[xo], %[a0]\n\t"                                                            \
+    "sxtb16 %[t], %[wb]\n\t"                                                                           \
+    "sxtb16 %[wb], %[wb], ror #8\n\t"                                                                  \
+    "smlad  %[a1], %[t], %[xe], %[a1]\n\t"                                                             \
+    "smlad  %[a1], %[wb], %[xo], %[a1]\n\t"
+
+static inline void edgernn_dot2_dsp(const int8_t **w0, const int8_t **w1, const int8_t **x, int32_t cols,
+                                    int32_t *acc0, int32_t *acc1)
+{
+    const int8_t *p0 = *w0;
+    const int8_t *p1 = *w1;
+    const int8_t *px = *x;
+    int32_t a0 = *acc0;
+    int32_t a1 = *acc1;
+    int32_t n8 = cols >> 3;
+    uint32_t xe, xo, wa, wb, t;
+    if (n8 > 0) { /* eight columns per iteration: the loop's subs/bne are spread over 16 MACs */
+        __asm__ volatile("1:\n\t" EDGERNN_DSP_4COLS("p0", "p1", "px") EDGERNN_DSP_4COLS("p0", "p1", "px")
+                         "subs   %[n], %[n], #1\n\t"
+                         "bne    1b\n\t"
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [p0] "+r"(p0), [p1] "+r"(p1), [px] "+r"(px),
+                           [n] "+r"(n8), [xe] "=&r"(xe), [xo] "=&r"(xo), [wa] "=&r"(wa), [wb] "=&r"(wb),
+                           [t] "=&r"(t)
+                         :
+                         : "cc", "memory");
+    }
+    if (cols & 4) {
+        __asm__ volatile(EDGERNN_DSP_4COLS("p0", "p1", "px")
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [p0] "+r"(p0), [p1] "+r"(p1), [px] "+r"(px),
+                           [xe] "=&r"(xe), [xo] "=&r"(xo), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
+                         :
+                         : "memory");
+    }
+    *w0 = p0;
+    *w1 = p1;
+    *x = px;
+    *acc0 = a0;
+    *acc1 = a1;
+}
+#endif /* EDGERNN_DSP */
+
+#if EDGERNN_V6M_ASM
+/* acc[r] += w_r . x over cols columns for `rows` (1..3) consecutive rows of w, on Armv6-M.
+ * Each LDRSB is register-offset (the only signed byte load Thumb-1 has), so all pointers sit at
+ * their rows' ends and one index climbs from -cols to 0: its ADDS sets the flags for BNE. Every
+ * x[c] loaded feeds all the rows; the sums live in high registers (ADD rd, rm reaches them).
+ * GCC assembles inline Thumb-1 code in divided syntax unless told: hence .syntax unified. */
+#define EDGERNN_V6M_ROW(w, a)                                                                          \
+    "ldrsb  %[t], [%[" w "], %[i]]\n\t"                                                               \
+    "muls   %[t], %[xv], %[t]\n\t"                                                                    \
+    "add    %[" a "], %[t]\n\t"
+
+#define EDGERNN_V6M_3ROWS                                                                              \
+    "ldrsb  %[xv], [%[x], %[i]]\n\t" EDGERNN_V6M_ROW("w0", "a0") EDGERNN_V6M_ROW("w1", "a1")                \
+        EDGERNN_V6M_ROW("w2", "a2")
+
+static inline void edgernn_dot_v6m(const int8_t *w, const int8_t *x, const int32_t *bias, int32_t rows,
+                                   int32_t cols, int32_t *out)
+{
+    const int8_t *x_end = x + cols;
+    const int8_t *w0_end = w + cols;
+    int32_t i = -cols;
+    int32_t xv, t;
+    int32_t a0 = (bias != NULL) ? bias[0] : 0;
+    if (rows == 3) {
+        const int8_t *w1_end = w0_end + cols;
+        const int8_t *w2_end = w1_end + cols;
+        int32_t a1 = (bias != NULL) ? bias[1] : 0;
+        int32_t a2 = (bias != NULL) ? bias[2] : 0;
+        if ((cols & 1) == 0) { /* two columns an iteration: one BNE per six MACs */
+            __asm__ volatile(".syntax unified\n\t"
+                             "1:\n\t" EDGERNN_V6M_3ROWS "adds   %[i], #1\n\t" EDGERNN_V6M_3ROWS
+                             "adds   %[i], #1\n\t"
+                             "bne    1b\n\t"
+                             : [a0] "+h"(a0), [a1] "+h"(a1), [a2] "+h"(a2), [i] "+l"(i), [xv] "=&l"(xv),
+                               [t] "=&l"(t)
+                             : [x] "l"(x_end), [w0] "l"(w0_end), [w1] "l"(w1_end), [w2] "l"(w2_end)
+                             : "cc", "memory");
+        } else {
+            __asm__ volatile(".syntax unified\n\t"
+                             "1:\n\t" EDGERNN_V6M_3ROWS "adds   %[i], #1\n\t"
+                             "bne    1b\n\t"
+                             : [a0] "+h"(a0), [a1] "+h"(a1), [a2] "+h"(a2), [i] "+l"(i), [xv] "=&l"(xv),
+                               [t] "=&l"(t)
+                             : [x] "l"(x_end), [w0] "l"(w0_end), [w1] "l"(w1_end), [w2] "l"(w2_end)
+                             : "cc", "memory");
+        }
+        out[1] = a1;
+        out[2] = a2;
+    } else if (rows == 2) {
+        const int8_t *w1_end = w0_end + cols;
+        int32_t a1 = (bias != NULL) ? bias[1] : 0;
+        __asm__ volatile(".syntax unified\n\t"
+                         "1:\n\t"
+                         "ldrsb  %[xv], [%[x], %[i]]\n\t" EDGERNN_V6M_ROW("w0", "a0") EDGERNN_V6M_ROW("w1", "a1")
+                             "adds   %[i], #1\n\t"
+                             "bne    1b\n\t"
+                         : [a0] "+h"(a0), [a1] "+h"(a1), [i] "+l"(i), [xv] "=&l"(xv), [t] "=&l"(t)
+                         : [x] "l"(x_end), [w0] "l"(w0_end), [w1] "l"(w1_end)
+                         : "cc", "memory");
+        out[1] = a1;
+    } else {
+        __asm__ volatile(".syntax unified\n\t"
+                         "1:\n\t"
+                         "ldrsb  %[xv], [%[x], %[i]]\n\t" EDGERNN_V6M_ROW("w0", "a0") "adds   %[i], #1\n\t"
+                                                                                           "bne    1b\n\t"
+                         : [a0] "+h"(a0), [i] "+l"(i), [xv] "=&l"(xv), [t] "=&l"(t)
+                         : [x] "l"(x_end), [w0] "l"(w0_end)
+                         : "cc", "memory");
+    }
+    out[0] = a0;
+}
+#endif /* EDGERNN_V6M_ASM */
 
 /* out[r] = bias[r] + sum_c w[r][c] * x[c] for r < rows; bias may be NULL (no bias term).
  * rows >= 1 and cols >= 1 (every model dimension is at least 1).
  *
  * w is row-major [rows][cols]. Rows are taken two at a time so that every x[c] loaded feeds two
- * multiply-accumulates (1.5 loads per MAC instead of 2); the column loop of that pair is where a
- * packed SMLAD/SXTB16 path for Cortex-M4/M7 slots in. The accumulators are int32 and the loop
- * holds no 64-bit arithmetic and no division: the converter proves |sum| < 2^31 for every int8
- * input, so nothing wider is needed.
+ * multiply-accumulates (1.5 loads per MAC instead of 2); on DSP cores the pair's columns go four
+ * at a time through edgernn_dot2_dsp, and the last cols % 4 through the C loop. The accumulators
+ * are int32 and the loop holds no 64-bit arithmetic and no division: the converter proves
+ * |sum| < 2^31 for every int8 input, so nothing wider is needed.
  *
- * The column loops are do-while on purpose: with a plain for loop the compiler must also handle
- * cols == 0, and clang -O3 versions the code for it -- where out[] is all zeros -- into a memset
- * call, which a bare-metal image may not have. */
-static inline void edgernn_matvec_s8(const int8_t *w, const int8_t *x, const int32_t *bias,
-                                     int32_t rows, int32_t cols, int32_t *out)
+ * The column loops count down and test at the end on purpose: with a plain for loop the compiler
+ * must also handle cols == 0, and clang -O3 versions the code for it -- where out[] is all zeros
+ * -- into a memset call, which a bare-metal image may not have. */
+static EDGERNN_NOINLINE void edgernn_matvec_s8(const int8_t *w, const int8_t *x, const int32_t *bias,
+                                               int32_t rows, int32_t cols, int32_t *out)
 {
     int32_t r;
+#if EDGERNN_V6M_ASM
+    for (r = 0; r < rows; r += 3) { /* three rows a pass (the last pass may have one or two) */
+        edgernn_dot_v6m(w + (size_t)r * (size_t)cols, x, (bias != NULL) ? bias + r : NULL,
+                        (rows - r < 3) ? rows - r : 3, cols, out + r);
+    }
+#else
     for (r = 0; r + 1 < rows; r += 2) {
         const int8_t *w0 = w;
         const int8_t *w1 = w + cols;
@@ -175,11 +360,20 @@ static inline void edgernn_matvec_s8(const int8_t *w, const int8_t *x, const int
         int32_t acc0 = (bias != NULL) ? bias[r] : 0;
         int32_t acc1 = (bias != NULL) ? bias[r + 1] : 0;
         int32_t c = cols;
+#if EDGERNN_DSP
+        edgernn_dot2_dsp(&w0, &w1, &xp, cols, &acc0, &acc1);
+        for (c = cols & 3; c > 0; --c) { /* the last cols % 4 columns */
+            const int32_t xv = *xp++;
+            acc0 += (int32_t)*w0++ * xv;
+            acc1 += (int32_t)*w1++ * xv;
+        }
+#else
         do {
             const int32_t xv = *xp++;
             acc0 += (int32_t)*w0++ * xv;
             acc1 += (int32_t)*w1++ * xv;
         } while (--c > 0);
+#endif
         out[r] = acc0;
         out[r + 1] = acc1;
         w += 2 * cols;
@@ -193,11 +387,131 @@ static inline void edgernn_matvec_s8(const int8_t *w, const int8_t *x, const int
         } while (--c > 0);
         out[r] = acc;
     }
+#endif
 }
 
 /* ---------------------------------------------------------------------------------------------
  * Requantization and tanh
  */
+
+/* The 64-bit sum V = acc_x M_x + acc_h M_h + offset, as two 32-bit words (returns the high word).
+ * offset = 2^62 + 2^(n-1) (as off_hi:off_lo) makes V non-negative: 0 <= V < 2^63. */
+#if EDGERNN_SPLIT_MUL && EDGERNN_V6M_ASM
+/* v = a M + b k in 64 bits from eight 16 x 16 -> 32 MULS, carries by ADCS. Signed 16-bit halves:
+ * a = ah 2^16 + al (ah = a ASR 16, al = UXTH a), M = mh 2^16 + ml (M < 2^30: mh < 2^14), so
+ *   a M = ah mh 2^32 + (ah ml) 2^16 + (al mh) 2^16 + al ml,
+ * every partial product exact in 32 bits (|ah ml| < 2^31, al mh < 2^30, al ml < 2^32 unsigned)
+ * and each middle term added as its two words (x << 16, x ASR/LSR 16). 36 instructions, where the
+ * C below compiles to about 80 and __aeabi_lmul calls to more. Arithmetic shifts of negative
+ * numbers are well defined here: this is assembly, not C. */
+static inline uint32_t edgernn_requant_sum(int32_t a, int32_t m, int32_t b, int32_t k, uint32_t off_hi,
+                                           uint32_t off_lo, uint32_t *lo)
+{
+    uint32_t ra = (uint32_t)a, rm = (uint32_t)m, rb = (uint32_t)b, rk = (uint32_t)k;
+    uint32_t hi, t, u, sum;
+    __asm__(".syntax unified\n\t"
+            "asrs  %[t], %[a], #16\n\t"     /* a M */
+            "lsrs  %[u], %[m], #16\n\t"
+            "movs  %[hi], %[t]\n\t"
+            "muls  %[hi], %[u], %[hi]\n\t"  /* ah mh */
+            "uxth  %[a], %[a]\n\t"
+            "muls  %[u], %[a], %[u]\n\t"    /* al mh */
+            "uxth  %[m], %[m]\n\t"
+            "muls  %[t], %[m], %[t]\n\t"    /* ah ml */
+            "muls  %[a], %[m], %[a]\n\t"    /* al ml: the low word so far */
+            "lsls  %[m], %[u], #16\n\t"
+            "lsrs  %[u], %[u], #16\n\t"
+            "adds  %[a], %[a], %[m]\n\t"
+            "adcs  %[hi], %[u]\n\t"
+            "lsls  %[m], %[t], #16\n\t"
+            "asrs  %[t], %[t], #16\n\t"
+            "adds  %[a], %[a], %[m]\n\t"
+            "adcs  %[hi], %[t]\n\t"
+            "asrs  %[t], %[b], #16\n\t"     /* + b k, likewise */
+            "lsrs  %[u], %[k], #16\n\t"
+            "uxth  %[b], %[b]\n\t"
+            "uxth  %[k], %[k]\n\t"
+            "movs  %[m], %[t]\n\t"
+            "muls  %[m], %[u], %[m]\n\t"    /* bh kh */
+            "muls  %[u], %[b], %[u]\n\t"    /* bl kh */
+            "muls  %[t], %[k], %[t]\n\t"    /* bh kl */
+            "muls  %[b], %[k], %[b]\n\t"    /* bl kl */
+            "adds  %[a], %[a], %[b]\n\t"
+            "adcs  %[hi], %[m]\n\t"
+            "lsls  %[m], %[u], #16\n\t"
+            "lsrs  %[u], %[u], #16\n\t"
+            "adds  %[a], %[a], %[m]\n\t"
+            "adcs  %[hi], %[u]\n\t"
+            "lsls  %[m], %[t], #16\n\t"
+            "asrs  %[t], %[t], #16\n\t"
+            "adds  %[a], %[a], %[m]\n\t"
+            "adcs  %[hi], %[t]\n\t"
+            : [a] "+l"(ra), [m] "+l"(rm), [b] "+l"(rb), [k] "+l"(rk), [hi] "=&l"(hi), [t] "=&l"(t), [u] "=&l"(u)
+            :
+            : "cc");
+    sum = ra + off_lo; /* v + offset; off_lo is 0 on the fast path and folds away */
+    *lo = sum;
+    return hi + off_hi + ((sum < ra) ? 1u : 0u);
+}
+#elif EDGERNN_SPLIT_MUL
+/* u * m for u < 2^32 and m < 2^30 from four 16 x 16 -> 32 products (MULS is 32 x 32 -> 32 on
+ * Armv6-M); returns the high word, *lo the low one. u1 m1 < 2^30 leaves room for both carries. */
+static inline uint32_t edgernn_umul30(uint32_t u, uint32_t m, uint32_t *lo)
+{
+    const uint32_t u0 = u & 0xFFFFu;
+    const uint32_t u1 = u >> 16;
+    const uint32_t m0 = m & 0xFFFFu;
+    const uint32_t m1 = m >> 16;
+    const uint32_t p00 = u0 * m0;
+    const uint32_t p01 = u0 * m1;
+    const uint32_t mid = u1 * m0 + p01; /* may wrap: its carry is worth 2^48 */
+    uint32_t hi = u1 * m1 + ((mid < p01) ? 0x10000u : 0u);
+    const uint32_t l = p00 + (mid << 16);
+    hi += (mid >> 16) + ((l < p00) ? 1u : 0u);
+    *lo = l;
+    return hi;
+}
+
+/* Signed operands are moved to unsigned range, a + 2^31, so no negative number is multiplied or
+ * shifted: a M + b N = (a + 2^31) M + (b + 2^31) N - 2^31 (M + N), and the last term is taken
+ * off the offset (words: 2^31 S = (S >> 1) : (S << 31), with S = M + N < 2^31). */
+static inline uint32_t edgernn_requant_sum(int32_t a, int32_t m, int32_t b, int32_t k, uint32_t off_hi,
+                                           uint32_t off_lo, uint32_t *lo)
+{
+    const uint32_t s = (uint32_t)m + (uint32_t)k;
+    uint32_t lo1, lo2, sum, hi;
+    hi = edgernn_umul30((uint32_t)a ^ 0x80000000u, (uint32_t)m, &lo1);
+    hi += edgernn_umul30((uint32_t)b ^ 0x80000000u, (uint32_t)k, &lo2);
+    /* lo1 + lo2 + off_lo - (S << 31), keeping every carry and borrow. */
+    sum = lo1 + lo2;
+    hi += (sum < lo1) ? 1u : 0u;
+    lo1 = sum + off_lo;
+    hi += (lo1 < sum) ? 1u : 0u;
+    sum = lo1 - (s << 31);
+    hi -= (sum > lo1) ? 1u : 0u;
+    *lo = sum;
+    return hi + off_hi - (s >> 1);
+}
+#else
+static inline uint32_t edgernn_requant_sum(int32_t a, int32_t m, int32_t b, int32_t k, uint32_t off_hi,
+                                           uint32_t off_lo, uint32_t *lo)
+{
+    const int64_t v = (int64_t)a * m + (int64_t)b * k; /* SMULL + SMLAL on Armv7-M */
+    const uint64_t sum = (uint64_t)v + (((uint64_t)off_hi << 32) | off_lo);
+    *lo = (uint32_t)sum;
+    return (uint32_t)(sum >> 32);
+}
+#endif
+
+/* hi:lo >> n for 1 <= n <= 63 from 32-bit shifts (a variable 64-bit shift is a library call on
+ * Armv6-M). */
+static inline uint64_t edgernn_shr64(uint32_t hi, uint32_t lo, uint32_t n)
+{
+    if (n >= 32u) {
+        return (uint64_t)(hi >> (n - 32u));
+    }
+    return ((uint64_t)(hi >> n) << 32) | (uint64_t)((lo >> n) | (hi << (32u - n)));
+}
 
 /* h[j] = LUT[clamp(z[j])] for every hidden unit of the cell, from its two accumulators.
  *
@@ -205,10 +519,14 @@ static inline void edgernn_matvec_s8(const int8_t *w, const int8_t *x, const int
  * the converter proves |v| < 2^61). Rounding half up must not shift a negative number (that is
  * implementation-defined in C), so the sum is moved into unsigned range first:
  *     q = (v + 2^62 + 2^(n-1)) >> n = floor((v + 2^(n-1)) / 2^n) + 2^(62-n) = z + 2^(62-n),
- * exact because 0 <= v + 2^62 + 2^(n-1) < 2^64 (the conversion of a negative v to uint64_t is
- * defined modulo 2^64). Clamping z to [-512, 511] is then an unsigned range check of q.
- * The 64-bit work is per hidden unit, outside the matvec loops (on Cortex-M0+ each int64
- * product is a library call, so it must not be per MAC).
+ * exact because 0 <= V = v + 2^62 + 2^(n-1) < 2^63. Clamping z to [-512, 511] is then a range
+ * check of q against q_first = 2^(62-n) - 512, the q of the first table entry.
+ *
+ * When n >= 33 (every model converted so far has n in 36..40: M < 2^30 with multipliers well
+ * below 1) the offset has no low word and q = hi(V) >> (n - 32) exactly, so the whole step after
+ * the products is 32-bit: one add, one shift, one subtract and a clamp to [0, 1023] (USAT on
+ * Armv7-M). Smaller shifts take the general 64-bit path. Either way the 64-bit work is per hidden
+ * unit, outside the matvec loops.
  *
  * rec, when not NULL, receives a copy of the new state (a run buffer), written in the same pass
  * rather than by a copy loop that a compiler could turn into memcpy. */
@@ -216,28 +534,49 @@ static inline void edgernn_tanh_requantize(const edgernn_cell_t *cell, const int
                                            const int32_t *acc_h, int8_t *h, int8_t *rec)
 {
     const uint32_t n = (uint32_t)cell->shift;
-    const uint64_t offset = ((uint64_t)1 << EDGERNN_OFFSET_BITS) + ((uint64_t)1 << (n - 1u));
-    /* q for z = -512, the first table entry; positive because n <= 40. */
-    const uint64_t q_first = ((uint64_t)1 << (EDGERNN_OFFSET_BITS - n)) - (uint64_t)(-EDGERNN_Z_MIN);
     const int32_t *m_x = cell->m_x;
     const int32_t *m_h = cell->m_h;
+    const int32_t hidden = cell->hidden;
     int32_t j;
-    for (j = 0; j < cell->hidden; ++j) {
-        const int64_t v = (int64_t)acc_x[j] * m_x[j] + (int64_t)acc_h[j] * m_h[j];
-        const uint64_t q = ((uint64_t)v + offset) >> n;
-        uint32_t k; /* z + 512, clamped to the table */
-        int8_t y;
-        if (q < q_first) {
-            k = 0;
-        } else if (q - q_first >= (uint64_t)EDGERNN_LUT_SIZE) {
-            k = EDGERNN_LUT_SIZE - 1;
-        } else {
-            k = (uint32_t)(q - q_first);
+    if (n >= 33u) {
+        const uint32_t off_hi = (1u << (EDGERNN_OFFSET_BITS - 32)) + (1u << (n - 33u));
+        const uint32_t s = n - 32u;
+        /* q_first < 2^29 here, so q - q_first fits int32 (q = hi(V) >> s < 2^31 too). */
+        const int32_t q_first = (int32_t)(1u << (EDGERNN_OFFSET_BITS - n)) + EDGERNN_Z_MIN;
+        for (j = 0; j < hidden; ++j) {
+            uint32_t lo;
+            const uint32_t hi = edgernn_requant_sum(acc_x[j], m_x[j], acc_h[j], m_h[j], off_hi, 0u, &lo);
+            int32_t k = (int32_t)(hi >> s) - q_first; /* z + 512 */
+            int8_t y;
+            k = (k < 0) ? 0 : (k > EDGERNN_LUT_SIZE - 1) ? EDGERNN_LUT_SIZE - 1 : k;
+            y = edgernn_tanh_lut[k];
+            h[j] = y;
+            if (rec != NULL) {
+                rec[j] = y;
+            }
         }
-        y = edgernn_tanh_lut[k];
-        h[j] = y;
-        if (rec != NULL) {
-            rec[j] = y;
+    } else {
+        const uint32_t off_hi = 1u << (EDGERNN_OFFSET_BITS - 32);
+        const uint32_t off_lo = 1u << (n - 1u);
+        const uint64_t q_first = edgernn_shr64(off_hi, 0u, n) - (uint64_t)(-EDGERNN_Z_MIN);
+        for (j = 0; j < hidden; ++j) {
+            uint32_t lo;
+            const uint32_t hi = edgernn_requant_sum(acc_x[j], m_x[j], acc_h[j], m_h[j], off_hi, off_lo, &lo);
+            const uint64_t q = edgernn_shr64(hi, lo, n);
+            uint32_t k; /* z + 512, clamped to the table */
+            int8_t y;
+            if (q < q_first) {
+                k = 0;
+            } else if (q - q_first >= (uint64_t)EDGERNN_LUT_SIZE) {
+                k = EDGERNN_LUT_SIZE - 1;
+            } else {
+                k = (uint32_t)(q - q_first);
+            }
+            y = edgernn_tanh_lut[k];
+            h[j] = y;
+            if (rec != NULL) {
+                rec[j] = y;
+            }
         }
     }
 }
@@ -248,8 +587,8 @@ static inline void edgernn_tanh_requantize(const edgernn_cell_t *cell, const int
  *   rec     optional copy of the new state (NULL: none).
  *   scratch EDGERNN_SCRATCH_WORDS(cell->hidden) int32 words.
  * x must not alias h: a layer reads the model input or the layer below, never its own state. */
-static inline void edgernn_cell_step(const edgernn_cell_t *cell, const int8_t *x, int32_t token,
-                                     int8_t *h, int8_t *rec, int32_t *scratch)
+static EDGERNN_NOINLINE void edgernn_cell_step(const edgernn_cell_t *cell, const int8_t *x, int32_t token,
+                                               int8_t *h, int8_t *rec, int32_t *scratch)
 {
     const int32_t hidden = cell->hidden;
     int32_t *acc_h = scratch;
