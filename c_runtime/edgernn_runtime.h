@@ -177,8 +177,8 @@ static inline void edgernn_zero_s8(int8_t *p, size_t n)
 
 /* EDGERNN_V6M_ASM: the Armv6-M matvec loop in assembly (GCC and clang). From C, both compilers
  * spill the accumulators of a row pair to the stack inside the column loop on this 8-low-register
- * core (clang: 9.8 instructions per MAC measured); the loop below keeps three rows' sums in r8-r12
- * and costs 4. Define EDGERNN_NO_V6M_ASM for the C loop. */
+ * core (clang: 9.8 instructions per MAC measured); the loops below keep three rows' sums in
+ * r8-r10 and cost about 3.7. Define EDGERNN_NO_V6M_ASM for the C loop. */
 #if defined(__GNUC__) && defined(__ARM_ARCH_ISA_THUMB) && defined(__ARM_ARCH_PROFILE) && \
     __ARM_ARCH_ISA_THUMB == 1 && __ARM_ARCH_PROFILE == 'M' && !defined(EDGERNN_NO_V6M_ASM)
 #define EDGERNN_V6M_ASM 1
@@ -223,6 +223,73 @@ static inline void edgernn_zero_s8(int8_t *p, size_t n)
     "smlad  %[a1], %[t], %[xe], %[a1]\n\t"                                                             \
     "smlad  %[a1], %[wb], %[xo], %[a1]\n\t"
 
+/* One row's word of weights against the expanded x word: w is split by SXTB16 like x, and two
+ * SMLADs add its four products to the row's accumulator. */
+#define EDGERNN_DSP_ROW(load, a)                                                                       \
+    load                                                                                               \
+    "sxtb16 %[t], %[w]\n\t"                                                                            \
+    "sxtb16 %[w], %[w], ror #8\n\t"                                                                    \
+    "smlad  %[" a "], %[t], %[xe], %[" a "]\n\t"                                                       \
+    "smlad  %[" a "], %[w], %[xo], %[" a "]\n\t"
+
+/* Four rows times 4 columns: one x word, expanded once, feeds 16 MACs (23 instructions). Rows 0
+ * and 2 are addressed by their own pointers, rows 1 and 3 at a register offset (s = cols) from
+ * them, so the four rows need three registers and the block 13 in all: it still fits when r7 is
+ * a frame pointer (-O0, -fno-omit-frame-pointer). */
+#define EDGERNN_DSP4_4COLS                                                                             \
+    "ldr    %[xe], [%[px]], #4\n\t"                                                                    \
+    "sxtb16 %[xo], %[xe], ror #8\n\t"                                                                  \
+    "sxtb16 %[xe], %[xe]\n\t"                                                                          \
+    EDGERNN_DSP_ROW("ldr    %[w], [%[p0], %[s]]\n\t", "a1")                                             \
+    EDGERNN_DSP_ROW("ldr    %[w], [%[p0]], #4\n\t", "a0")                                               \
+    EDGERNN_DSP_ROW("ldr    %[w], [%[p2], %[s]]\n\t", "a3")                                             \
+    EDGERNN_DSP_ROW("ldr    %[w], [%[p2]], #4\n\t", "a2")
+
+/* One pass of four rows: out[0..3] = bias[0..3] (or 0) + w_r . x, for rows w, w + cols,
+ * w + 2 cols, w + 3 cols and cols a multiple of 4. Eight columns an iteration: 1.5 instructions
+ * per MAC with the loop's SUBS/BNE, against 1.75 for two rows (the x word is expanded once per
+ * four rows instead of per two). The accumulators are scalars, never an array, so that neither
+ * compiler keeps them in memory between the set-up and the loop. */
+static inline void edgernn_dot4_dsp(const int8_t *w, const int8_t *x, const int32_t *bias, int32_t cols,
+                                    int32_t *out)
+{
+    const int8_t *p0 = w;
+    const int8_t *p2 = w + 2 * cols;
+    const int8_t *px = x;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    int32_t n8 = cols >> 3;
+    uint32_t xe, xo, wv, t;
+    if (bias != NULL) {
+        a0 = bias[0];
+        a1 = bias[1];
+        a2 = bias[2];
+        a3 = bias[3];
+    }
+    if (n8 > 0) {
+        __asm__ volatile("1:\n\t" EDGERNN_DSP4_4COLS EDGERNN_DSP4_4COLS
+                         "subs   %[n], %[n], #1\n\t"
+                         "bne    1b\n\t"
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [p0] "+r"(p0),
+                           [p2] "+r"(p2), [px] "+r"(px), [n] "+r"(n8), [xe] "=&r"(xe), [xo] "=&r"(xo),
+                           [w] "=&r"(wv), [t] "=&r"(t)
+                         : [s] "r"(cols)
+                         : "cc", "memory");
+    }
+    if (cols & 4) {
+        __asm__ volatile(EDGERNN_DSP4_4COLS
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [p0] "+r"(p0),
+                           [p2] "+r"(p2), [px] "+r"(px), [xe] "=&r"(xe), [xo] "=&r"(xo), [w] "=&r"(wv),
+                           [t] "=&r"(t)
+                         : [s] "r"(cols)
+                         : "memory");
+    }
+    out[0] = a0;
+    out[1] = a1;
+    out[2] = a2;
+    out[3] = a3;
+}
+
+/* Two rows: the pair loop's kernel, for the shapes and last rows the four-row pass leaves. */
 static inline void edgernn_dot2_dsp(const int8_t **w0, const int8_t **w1, const int8_t **x, int32_t cols,
                                     int32_t *acc0, int32_t *acc1)
 {
@@ -259,19 +326,18 @@ static inline void edgernn_dot2_dsp(const int8_t **w0, const int8_t **w1, const 
 #endif /* EDGERNN_DSP */
 
 #if EDGERNN_V6M_ASM
-/* acc[r] += w_r . x over cols columns for `rows` (1..3) consecutive rows of w, on Armv6-M.
+/* out[r] = bias[r] (or 0) + w_r . x over cols columns for `rows` (1 or 2: the rows left over by
+ * the three-row passes below) consecutive rows of w, on Armv6-M.
  * Each LDRSB is register-offset (the only signed byte load Thumb-1 has), so all pointers sit at
  * their rows' ends and one index climbs from -cols to 0: its ADDS sets the flags for BNE. Every
- * x[c] loaded feeds all the rows; the sums live in high registers (ADD rd, rm reaches them).
- * GCC assembles inline Thumb-1 code in divided syntax unless told: hence .syntax unified. */
+ * x[c] loaded feeds all the rows; the sums live in r8 and r9 (ADD rd, rm reaches them), named
+ * and clobbered rather than asked for with "h" operands, which GCC -Os rejects ("inconsistent
+ * operand constraints"). GCC assembles inline Thumb-1 code in divided syntax unless told: hence
+ * .syntax unified. */
 #define EDGERNN_V6M_ROW(w, a)                                                                          \
     "ldrsb  %[t], [%[" w "], %[i]]\n\t"                                                               \
     "muls   %[t], %[xv], %[t]\n\t"                                                                    \
-    "add    %[" a "], %[t]\n\t"
-
-#define EDGERNN_V6M_3ROWS                                                                              \
-    "ldrsb  %[xv], [%[x], %[i]]\n\t" EDGERNN_V6M_ROW("w0", "a0") EDGERNN_V6M_ROW("w1", "a1")                \
-        EDGERNN_V6M_ROW("w2", "a2")
+    "add    " a ", %[t]\n\t"
 
 static inline void edgernn_dot_v6m(const int8_t *w, const int8_t *x, const int32_t *bias, int32_t rows,
                                    int32_t cols, int32_t *out)
@@ -279,66 +345,150 @@ static inline void edgernn_dot_v6m(const int8_t *w, const int8_t *x, const int32
     const int8_t *x_end = x + cols;
     const int8_t *w0_end = w + cols;
     int32_t i = -cols;
-    int32_t xv, t;
-    int32_t a0 = (bias != NULL) ? bias[0] : 0;
-    if (rows == 3) {
+    int32_t xv = (bias != NULL) ? bias[0] : 0; /* the starting sums arrive in xv and t */
+    int32_t t;
+    if (rows == 2) {
         const int8_t *w1_end = w0_end + cols;
-        const int8_t *w2_end = w1_end + cols;
-        int32_t a1 = (bias != NULL) ? bias[1] : 0;
-        int32_t a2 = (bias != NULL) ? bias[2] : 0;
-        if ((cols & 1) == 0) { /* two columns an iteration: one BNE per six MACs */
-            __asm__ volatile(".syntax unified\n\t"
-                             "1:\n\t" EDGERNN_V6M_3ROWS "adds   %[i], #1\n\t" EDGERNN_V6M_3ROWS
-                             "adds   %[i], #1\n\t"
-                             "bne    1b\n\t"
-                             : [a0] "+h"(a0), [a1] "+h"(a1), [a2] "+h"(a2), [i] "+l"(i), [xv] "=&l"(xv),
-                               [t] "=&l"(t)
-                             : [x] "l"(x_end), [w0] "l"(w0_end), [w1] "l"(w1_end), [w2] "l"(w2_end)
-                             : "cc", "memory");
-        } else {
-            __asm__ volatile(".syntax unified\n\t"
-                             "1:\n\t" EDGERNN_V6M_3ROWS "adds   %[i], #1\n\t"
-                             "bne    1b\n\t"
-                             : [a0] "+h"(a0), [a1] "+h"(a1), [a2] "+h"(a2), [i] "+l"(i), [xv] "=&l"(xv),
-                               [t] "=&l"(t)
-                             : [x] "l"(x_end), [w0] "l"(w0_end), [w1] "l"(w1_end), [w2] "l"(w2_end)
-                             : "cc", "memory");
-        }
-        out[1] = a1;
-        out[2] = a2;
-    } else if (rows == 2) {
-        const int8_t *w1_end = w0_end + cols;
-        int32_t a1 = (bias != NULL) ? bias[1] : 0;
+        t = (bias != NULL) ? bias[1] : 0;
         __asm__ volatile(".syntax unified\n\t"
+                         "mov    r8, %[xv]\n\t"
+                         "mov    r9, %[t]\n\t"
                          "1:\n\t"
-                         "ldrsb  %[xv], [%[x], %[i]]\n\t" EDGERNN_V6M_ROW("w0", "a0") EDGERNN_V6M_ROW("w1", "a1")
-                             "adds   %[i], #1\n\t"
-                             "bne    1b\n\t"
-                         : [a0] "+h"(a0), [a1] "+h"(a1), [i] "+l"(i), [xv] "=&l"(xv), [t] "=&l"(t)
+                         "ldrsb  %[xv], [%[x], %[i]]\n\t" EDGERNN_V6M_ROW("w0", "r8") EDGERNN_V6M_ROW("w1", "r9")
+                         "adds   %[i], #1\n\t"
+                         "bne    1b\n\t"
+                         "mov    %[xv], r8\n\t"
+                         "mov    %[t], r9\n\t"
+                         : [i] "+l"(i), [xv] "+l"(xv), [t] "+l"(t)
                          : [x] "l"(x_end), [w0] "l"(w0_end), [w1] "l"(w1_end)
-                         : "cc", "memory");
-        out[1] = a1;
+                         : "r8", "r9", "cc", "memory");
+        out[1] = t;
     } else {
         __asm__ volatile(".syntax unified\n\t"
+                         "mov    r8, %[xv]\n\t"
                          "1:\n\t"
-                         "ldrsb  %[xv], [%[x], %[i]]\n\t" EDGERNN_V6M_ROW("w0", "a0") "adds   %[i], #1\n\t"
-                                                                                           "bne    1b\n\t"
-                         : [a0] "+h"(a0), [i] "+l"(i), [xv] "=&l"(xv), [t] "=&l"(t)
+                         "ldrsb  %[xv], [%[x], %[i]]\n\t" EDGERNN_V6M_ROW("w0", "r8")
+                         "adds   %[i], #1\n\t"
+                         "bne    1b\n\t"
+                         "mov    %[xv], r8\n\t"
+                         : [i] "+l"(i), [xv] "+l"(xv), [t] "=&l"(t)
                          : [x] "l"(x_end), [w0] "l"(w0_end)
-                         : "cc", "memory");
+                         : "r8", "cc", "memory");
     }
-    out[0] = a0;
+    out[0] = xv;
+}
+
+/* The three-row loop of edgernn_dot_v6m with the loop over passes in the assembly too: from C, each
+ * pass cost ~55 instructions of set-up (pointers, bias tests, spills of the high registers); here
+ * it costs about 25. out[r] = bias[r] (or 0) + w_r . x for the first rows - rows % 3 rows; returns
+ * rows % 3, counted down by the loop itself (a division is a library call on Armv6-M).
+ * Registers: the sums in r8-r10 and, across passes, the bias cursor in r11, out in r12 and the
+ * rows left in lr (clobbered by name, so the compilers save them); the seven low registers hold
+ * the row-end pointers, x, the index and two temporaries -- all eight low ones would collide with
+ * a frame pointer in r7. cols needs no register: it is w1 - w0. bias, rows and out arrive in i,
+ * xv and t and are moved up first. An odd column count enters the two-column loop at its second
+ * half, so one loop serves both parities. */
+#define EDGERNN_V6M_PASSES(init)                                                                       \
+    ".syntax unified\n\t"                                                                              \
+    "mov    r11, %[i]\n\t" /* bias */                                                                  \
+    "mov    lr, %[xv]\n\t" /* rows left */                                                             \
+    "mov    r12, %[t]\n\t" /* out */                                                                   \
+    "2:\n\t"                                                                                           \
+    "subs   %[t], %[w1], %[w0]\n\t" /* cols */                                                         \
+    "adds   %[w2], %[w1], %[t]\n\t" /* the row ends: w0, w0 + cols, w0 + 2 cols */                    \
+    "negs   %[i], %[t]\n\t" init                                                                       \
+    "lsls   %[t], %[i], #31\n\t" /* cols odd: start with the loop's second column */                   \
+    "bne    3f\n\t"                                                                                    \
+    "1:\n\t" EDGERNN_V6M_3ROWS_HI "adds   %[i], #1\n\t"                                                \
+    "3:\n\t" EDGERNN_V6M_3ROWS_HI "adds   %[i], #1\n\t"                                                \
+    "bne    1b\n\t"                                                                                    \
+    "mov    %[xv], r12\n\t"                                                                            \
+    "mov    %[t], r8\n\t"                                                                              \
+    "str    %[t], [%[xv], #0]\n\t"                                                                     \
+    "mov    %[t], r9\n\t"                                                                              \
+    "str    %[t], [%[xv], #4]\n\t"                                                                     \
+    "mov    %[t], r10\n\t"                                                                             \
+    "str    %[t], [%[xv], #8]\n\t"                                                                     \
+    "adds   %[xv], #12\n\t"                                                                            \
+    "mov    r12, %[xv]\n\t"                                                                            \
+    "subs   %[t], %[w1], %[w0]\n\t"                                                                    \
+    "adds   %[w0], %[w2], %[t]\n\t" /* the next pass's row 0 ends cols after this row 2 */             \
+    "adds   %[w1], %[w0], %[t]\n\t"                                                                    \
+    "mov    %[t], lr\n\t"                                                                              \
+    "subs   %[t], #3\n\t"                                                                              \
+    "mov    lr, %[t]\n\t"                                                                              \
+    "cmp    %[t], #3\n\t"                                                                              \
+    "bhs    2b\n\t"                                                                                    \
+    "mov    %[xv], lr\n\t" /* the rows left over: 0, 1 or 2 */
+
+#define EDGERNN_V6M_INIT_ZERO                                                                          \
+    "movs   %[t], #0\n\t"                                                                              \
+    "mov    r8, %[t]\n\t"                                                                              \
+    "mov    r9, %[t]\n\t"                                                                              \
+    "mov    r10, %[t]\n\t"
+
+#define EDGERNN_V6M_INIT_BIAS                                                                          \
+    "mov    %[xv], r11\n\t"                                                                            \
+    "ldr    %[t], [%[xv], #0]\n\t"                                                                     \
+    "mov    r8, %[t]\n\t"                                                                              \
+    "ldr    %[t], [%[xv], #4]\n\t"                                                                     \
+    "mov    r9, %[t]\n\t"                                                                              \
+    "ldr    %[t], [%[xv], #8]\n\t"                                                                     \
+    "mov    r10, %[t]\n\t"                                                                             \
+    "adds   %[xv], #12\n\t"                                                                            \
+    "mov    r11, %[xv]\n\t"
+
+#define EDGERNN_V6M_3ROWS_HI                                                                           \
+    "ldrsb  %[xv], [%[x], %[i]]\n\t"                                                                   \
+    "ldrsb  %[t], [%[w0], %[i]]\n\t"                                                                   \
+    "muls   %[t], %[xv], %[t]\n\t"                                                                     \
+    "add    r8, %[t]\n\t"                                                                              \
+    "ldrsb  %[t], [%[w1], %[i]]\n\t"                                                                   \
+    "muls   %[t], %[xv], %[t]\n\t"                                                                     \
+    "add    r9, %[t]\n\t"                                                                              \
+    "ldrsb  %[t], [%[w2], %[i]]\n\t"                                                                   \
+    "muls   %[t], %[xv], %[t]\n\t"                                                                     \
+    "add    r10, %[t]\n\t"
+
+/* rows >= 3, cols >= 1; bias may be NULL. */
+static inline int32_t edgernn_dot3_passes_v6m(const int8_t *w, const int8_t *x, const int32_t *bias,
+                                              int32_t rows, int32_t cols, int32_t *out)
+{
+    const int8_t *x_end = x + cols;
+    const int8_t *w0 = w + cols;
+    const int8_t *w1 = w0 + cols;
+    const int8_t *w2;
+    int32_t i = (int32_t)(uintptr_t)bias;
+    int32_t xv = rows;
+    int32_t t = (int32_t)(uintptr_t)out;
+    if (bias != NULL) {
+        __asm__ volatile(EDGERNN_V6M_PASSES(EDGERNN_V6M_INIT_BIAS)
+                         : [i] "+l"(i), [xv] "+l"(xv), [t] "+l"(t), [w0] "+l"(w0), [w1] "+l"(w1),
+                           [w2] "=&l"(w2)
+                         : [x] "l"(x_end)
+                         : "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory");
+    } else {
+        __asm__ volatile(EDGERNN_V6M_PASSES(EDGERNN_V6M_INIT_ZERO)
+                         : [i] "+l"(i), [xv] "+l"(xv), [t] "+l"(t), [w0] "+l"(w0), [w1] "+l"(w1),
+                           [w2] "=&l"(w2)
+                         : [x] "l"(x_end)
+                         : "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory");
+    }
+    return xv;
 }
 #endif /* EDGERNN_V6M_ASM */
 
 /* out[r] = bias[r] + sum_c w[r][c] * x[c] for r < rows; bias may be NULL (no bias term).
  * rows >= 1 and cols >= 1 (every model dimension is at least 1).
  *
- * w is row-major [rows][cols]. Rows are taken two at a time so that every x[c] loaded feeds two
- * multiply-accumulates (1.5 loads per MAC instead of 2); on DSP cores the pair's columns go four
- * at a time through edgernn_dot2_dsp, and the last cols % 4 through the C loop. The accumulators
- * are int32 and the loop holds no 64-bit arithmetic and no division: the converter proves
- * |sum| < 2^31 for every int8 input, so nothing wider is needed.
+ * w is row-major [rows][cols]. The plain C takes rows two at a time so that every x[c] loaded
+ * feeds two multiply-accumulates (1.5 loads per MAC instead of 2). On DSP cores, when cols is a
+ * multiple of 4, rows go four at a time through edgernn_dot4_dsp (one expanded x word feeds 16
+ * MACs); other shapes and the last rows % 4 rows take the pair loop, its columns four at a time
+ * through edgernn_dot2_dsp and the last cols % 4 in C. On Armv6-M all whole three-row passes run
+ * in one assembly loop (edgernn_dot3_passes_v6m), the last one or two rows in edgernn_dot_v6m.
+ * The accumulators are int32 and the loop holds no 64-bit arithmetic and no division: the
+ * converter proves |sum| < 2^31 for every int8 input, so nothing wider is needed.
  *
  * The column loops count down and test at the end on purpose: with a plain for loop the compiler
  * must also handle cols == 0, and clang -O3 versions the code for it -- where out[] is all zeros
@@ -348,12 +498,25 @@ static EDGERNN_NOINLINE void edgernn_matvec_s8(const int8_t *w, const int8_t *x,
 {
     int32_t r;
 #if EDGERNN_V6M_ASM
-    for (r = 0; r < rows; r += 3) { /* three rows a pass (the last pass may have one or two) */
-        edgernn_dot_v6m(w + (size_t)r * (size_t)cols, x, (bias != NULL) ? bias + r : NULL,
-                        (rows - r < 3) ? rows - r : 3, cols, out + r);
+    r = 0;
+    if (rows >= 3) { /* all whole three-row passes in one call */
+        r = rows - edgernn_dot3_passes_v6m(w, x, bias, rows, cols, out);
+    }
+    if (r < rows) { /* the last one or two rows */
+        edgernn_dot_v6m(w + (size_t)r * (size_t)cols, x, (bias != NULL) ? bias + r : NULL, rows - r, cols,
+                        out + r);
     }
 #else
-    for (r = 0; r + 1 < rows; r += 2) {
+    r = 0;
+#if EDGERNN_DSP
+    if ((cols & 3) == 0) { /* four rows a pass (every model's sizes so far are multiples of 4) */
+        for (; r + 3 < rows; r += 4) {
+            edgernn_dot4_dsp(w, x, (bias != NULL) ? bias + r : NULL, cols, out + r);
+            w += 4 * cols;
+        }
+    }
+#endif
+    for (; r + 1 < rows; r += 2) {
         const int8_t *w0 = w;
         const int8_t *w1 = w + cols;
         const int8_t *xp = x;
@@ -513,6 +676,25 @@ static inline uint64_t edgernn_shr64(uint32_t hi, uint32_t lo, uint32_t n)
     return ((uint64_t)(hi >> n) << 32) | (uint64_t)((lo >> n) | (hi << (32u - n)));
 }
 
+/* k clamped to the table's index range [0, EDGERNN_LUT_SIZE - 1]. On Thumb-2 (Armv7-M) this is
+ * one USAT, where both compilers emit two compare-and-select pairs from C. */
+#define EDGERNN_LUT_BITS 10 /* EDGERNN_LUT_SIZE == 1 << EDGERNN_LUT_BITS */
+static inline int32_t edgernn_lut_index(int32_t k)
+{
+#if defined(__GNUC__) && defined(__thumb2__)
+    int32_t r;
+    __asm__("usat   %[r], %[bits], %[k]" : [r] "=r"(r) : [k] "r"(k), [bits] "I"(EDGERNN_LUT_BITS));
+    return r;
+#else
+    /* One unsigned compare finds both out-of-range sides; which side only matters when z
+     * saturates, so the common path is a compare and a branch (Armv6-M: ~4 fewer a unit). */
+    if ((uint32_t)k > (uint32_t)(EDGERNN_LUT_SIZE - 1)) {
+        k = (k < 0) ? 0 : EDGERNN_LUT_SIZE - 1;
+    }
+    return k;
+#endif
+}
+
 /* h[j] = LUT[clamp(z[j])] for every hidden unit of the cell, from its two accumulators.
  *
  * v = acc_x M_x + acc_h M_h fits int64 with room (|acc| < 2^31 and M < 2^30, so |v| < 2^62;
@@ -546,10 +728,8 @@ static inline void edgernn_tanh_requantize(const edgernn_cell_t *cell, const int
         for (j = 0; j < hidden; ++j) {
             uint32_t lo;
             const uint32_t hi = edgernn_requant_sum(acc_x[j], m_x[j], acc_h[j], m_h[j], off_hi, 0u, &lo);
-            int32_t k = (int32_t)(hi >> s) - q_first; /* z + 512 */
-            int8_t y;
-            k = (k < 0) ? 0 : (k > EDGERNN_LUT_SIZE - 1) ? EDGERNN_LUT_SIZE - 1 : k;
-            y = edgernn_tanh_lut[k];
+            const int32_t k = edgernn_lut_index((int32_t)(hi >> s) - q_first); /* z + 512 */
+            const int8_t y = edgernn_tanh_lut[k];
             h[j] = y;
             if (rec != NULL) {
                 rec[j] = y;
