@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # torch first, pinned: these machines hold the CPU build of 2.13.0; an unpinned torch pulls CUDA.
 TORCH := torch==2.13.0
-APT_TEST_PACKAGES := clang valgrind
+APT_TEST_PACKAGES := clang valgrind libclang-rt-14-dev
 APT_MCU_PACKAGES := gcc-arm-none-eabi picolibc-arm-none-eabi qemu-system-arm
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[dev,mcu]'
+	$(PY) -m pip install -q -e '.[dev,mcu,plot]'
 	@touch $@
 
 # System packages some tests need. Installed only when missing, so an equipped machine pays nothing.
@@ -51,8 +51,13 @@ test: $(STAMP) system-deps mcu-tools
 	$(VENV)/bin/mypy edgernn
 	$(VENV)/bin/pytest -q -n 2 --durations=15
 
+# Measured speed of every backend (README "Benchmarks"): about a minute on 2 cores. matplotlib only
+# (the plot extra) draws the plots. BENCH_DIR=some/export to bench another export directory.
+BENCH_DIR ?= export/japanese_vowels
 bench: $(STAMP) system-deps
-	$(VENV)/bin/edgernn bench export/japanese_vowels
+	@[ -f $(BENCH_DIR)/model.h ] || [ "$(BENCH_DIR)" != export/japanese_vowels ] || { \
+	  $(VENV)/bin/edgernn train --dataset japanese_vowels --quiet --out $(BENCH_DIR) && $(VENV)/bin/edgernn export $(BENCH_DIR); }
+	$(VENV)/bin/edgernn bench $(BENCH_DIR)
 
 mcu: $(STAMP) mcu-tools
 	@[ -f export/japanese_vowels/model.int8.json ] || { $(VENV)/bin/edgernn train --dataset japanese_vowels --quiet && $(VENV)/bin/edgernn export export/japanese_vowels; }

@@ -31,6 +31,12 @@ def friendly(fn: F) -> F:
         except EdgeRNNError as e:
             click.secho(f"error: {e}", fg="red", err=True)
             sys.exit(e.exit_code)
+        except OSError as e:
+            # The safety net for the file system (permissions, a full disk, I/O errors) wherever a
+            # call site did not word its own message: still one line and exit 2, never a traceback.
+            where = f"{e.filename}: " if e.filename else ""
+            click.secho(f"error: {where}{e.strerror or e}", fg="red", err=True)
+            sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted; artifacts already written are intact", err=True)
             sys.exit(130)
@@ -211,6 +217,69 @@ def verify(directory: str, no_c: bool) -> None:
 
 
 @main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    type=click.Choice(["cortex-m0plus", "cortex-m4", "cortex-m7"]),
+    help="Core to build for and emulate (repeatable) [default: cortex-m0plus and cortex-m4].",
+)
+@click.option(
+    "--compiler",
+    "compilers",
+    multiple=True,
+    type=click.Choice(["zig", "gcc"]),
+    help="zig: zig cc + Unicorn (pip only); gcc: arm-none-eabi-gcc + picolibc, also booted on QEMU "
+    "(`make mcu-tools`). Repeatable [default: zig].",
+)
+@click.option(
+    "--kernel",
+    type=click.Choice(["auto", "plain", "both"]),
+    default="auto",
+    show_default=True,
+    help="auto: the DSP (SMLAD) path where the core has it; plain: portable C only; both: a row each.",
+)
+@click.option("--sequences", type=click.IntRange(1), help="Check only the first N test sequences.")
+@friendly
+def mcu(
+    directory: str, targets: tuple[str, ...], compilers: tuple[str, ...], kernel: str, sequences: int | None
+) -> None:
+    """Cross-compile DIRECTORY/model.h for Cortex-M, run the test split on an emulator against the
+    torch integer reference, and report flash, RAM and instructions per MAC (report.json "mcu").
+    Exit 1 if any integer differs."""
+    from .mcu import DEFAULT_COMPILERS, DEFAULT_TARGETS, TABLE_HEADER, check_dir, table
+    from .report import update_report
+
+    printed: list[str] = []
+
+    def row(line: str) -> None:  # the header once, when the first (slow) build has succeeded
+        if not printed:
+            click.echo(TABLE_HEADER)
+        printed.append(line)
+        click.echo(line)
+
+    results = check_dir(
+        directory,
+        targets or DEFAULT_TARGETS,
+        compilers or DEFAULT_COMPILERS,
+        kernel,
+        max_sequences=sequences,
+        echo=row,
+    )
+    click.echo(table(results).split("\n")[-1])  # the rows are out already; add the footnote
+    update_report(directory, {"mcu": [r.to_json() for r in results]})
+    bad = [r for r in results if r.mismatches]
+    if bad:
+        first = bad[0]
+        raise CheckFailed(
+            f"{sum(r.mismatches for r in bad)} integers differ from the torch reference "
+            f"(first: {first.target}/{first.compiler}, kind/sequence/step/index {first.first_mismatch}; "
+            f"image {first.elf})"
+        )
+
+
+@main.command()
 @click.option(
     "--out",
     "root",
@@ -229,6 +298,51 @@ def demo(root: str, names: tuple[str, ...], quiet: bool) -> None:
     ok = run_demo(Path(root), names or None, progress=not quiet, echo=click.echo)
     if not ok:
         raise CheckFailed("a verification check failed: see the table")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Tiny repetitions and sizes: checks the machinery in seconds (numbers not for quoting).",
+)
+@friendly
+def bench(directory: str, quick: bool) -> None:
+    """Measure every backend of DIRECTORY side by side: streaming latency per step, whole-sequence
+    throughput, callgrind instructions per step, scaling with hidden size and length.
+
+    Single-threaded everywhere. Writes DIRECTORY/bench.json, a "bench" summary in report.json and,
+    with matplotlib, bench_scaling.png. Takes about a minute (valgrind needed for instruction counts).
+    """
+    from .bench import BENCH_JSON, markdown_tables, run_bench
+    from .report_md import write_scaling_plot
+
+    result = run_bench(directory, quick=quick, echo=lambda msg: click.echo(msg, err=True))
+    click.echo(markdown_tables(result))
+    png = write_scaling_plot(directory, result)
+    plot = f" and {png}" if png else " (no plot: matplotlib is not installed)"
+    click.echo(f"wrote {Path(directory) / BENCH_JSON}{plot} in {result['elapsed_s']:.0f} s")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--no-plots", is_flag=True, help="Text only, even when matplotlib is installed.")
+@friendly
+def report(directory: str, no_plots: bool) -> None:
+    """Write DIRECTORY/report.md: model card, float vs int8 accuracy and confusion matrices, parity,
+    sizes (and Cortex-M figures), a float vs int8 trace, samples, and benchmarks when bench.json exists.
+
+    PNG figures need matplotlib (pip install 'edgernn[plot]'); without it the report is text only.
+    Run `edgernn verify DIRECTORY` first.
+    """
+    from .report_md import write_report_md
+
+    written = write_report_md(directory, plots=not no_plots)
+    for f in written.files:
+        click.echo(f"wrote {f}")
+    if written.note:
+        click.echo(f"note: {written.note}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,511 @@
+"""`edgernn report`: DIR/report.md, one readable page per export directory.
+
+Sections: model card (config, data source and licence), float vs int8 accuracy with confusion
+matrices, the parity table, flash/RAM/MACs (and the Cortex-M table of `edgernn mcu`), a float vs
+int8 hidden-state trace over one test sequence, generated samples (one-to-many), and the
+benchmarks of `edgernn bench` when DIR/bench.json exists.
+
+PNG figures need matplotlib (the `plot` extra); without it the page is text only and says so.
+The text is deterministic: the same directory gives the same bytes (the only dates are the ones
+bench.json recorded about its own run).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .artifacts import atomic_path, write_text
+from .bench import BENCH_JSON, load_bench, markdown_tables, mcu_rows, signed
+from .checkpoint import Checkpoint, load_checkpoint
+from .errors import InputError
+from .metrics import IGNORE, confusion, predictions
+from .pipeline import (
+    FLOAT_ONNX,
+    HEADER,
+    INT_ONNX,
+    QUANT_NAME,
+    REPORT_MD,
+    STEP_ONNX,
+    exclusive,
+    int8_inputs,
+    load_data,
+    load_quantized,
+)
+from .quant import QuantizedModel, int_forward, int_generate
+from .report import read_report
+
+TRACE_PNG = "report_trace.png"
+SCALING_PNG = "bench_scaling.png"
+NO_PLOT_NOTE = "plots skipped: matplotlib is not installed (`pip install 'edgernn[plot]'`); text only"
+SAMPLES = 10
+SAMPLE_TEMPERATURE = 0.8
+MAX_GENERATED = 20
+
+
+def pyplot() -> Any | None:
+    """matplotlib.pyplot on the file-only Agg backend, or None when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    """Atomic, and without the matplotlib version in the PNG metadata (same input, same bytes)."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers computed here (everything else comes from report.json / bench.json)
+
+
+@dataclass(frozen=True)
+class Trace:
+    """The top layer's hidden states over one test sequence, float and int8 (as h_q / 127)."""
+
+    index: int
+    float_h: np.ndarray  # (T, D*H)
+    int_h: np.ndarray  # (T, D*H)
+
+    @property
+    def abs_err(self) -> np.ndarray:
+        return np.abs(self.float_h - self.int_h)
+
+
+def typical_sequence(lengths: np.ndarray) -> int:
+    """The first test sequence at least as long as the median one: a trace worth looking at."""
+    return int(np.argmax(lengths >= np.median(lengths)))
+
+
+def hidden_trace(model: Any, qm: QuantizedModel, split: Any, index: int | None = None) -> Trace:
+    index = typical_sequence(split.lengths) if index is None else index
+    steps = int(split.lengths[index])
+    x = split.x[index : index + 1, :steps]
+    with torch.no_grad():
+        xt = torch.from_numpy(np.ascontiguousarray(x))
+        inp = model.embedding(xt) if model.embedding is not None else xt.float()
+        out, _ = model.rnn(inp)
+    xq = int8_inputs(qm, split)[index : index + 1, :steps]
+    r = int_forward(qm, xq, np.array([steps]))
+    int_h = r.hidden[-1][0].numpy().astype(np.float64) / 127.0
+    return Trace(index, out[0].numpy().astype(np.float64), int_h)
+
+
+@dataclass(frozen=True)
+class Predictions:
+    y: np.ndarray  # true class per counted item (sequence, or valid step)
+    float_pred: np.ndarray
+    int_pred: np.ndarray
+
+
+def split_predictions(ckpt: Checkpoint, qm: QuantizedModel, split: Any) -> Predictions:
+    from .train import predict_logits
+
+    task = qm.config.task
+    f_logits = predict_logits(ckpt.model, split)
+    i_logits = int_forward(qm, int8_inputs(qm, split), split.lengths).logits.numpy()
+    y = np.asarray(split.y)
+    flat_y = y if task == "many-to-one" else y[y != IGNORE]
+    return Predictions(flat_y, predictions(f_logits, y, task), predictions(i_logits, y, task))
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+
+
+def _table(head: list[str], rows: list[list[str]], align: str = "") -> str:
+    align = align or "l" + "r" * (len(head) - 1)
+    rule = ["---:" if a == "r" else "---" for a in align]
+    return "\n".join("| " + " | ".join(r) + " |" for r in [head, rule, *rows])
+
+
+def model_card(report: dict[str, Any], meta: dict[str, Any], qm: QuantizedModel) -> str:
+    cfg = qm.config
+    data = report.get("data", {})
+    tr = report.get("train", {})
+    if cfg.tokens:
+        inputs = (
+            f"token ids (vocabulary {cfg.vocab_size}), embedding {cfg.embed_dim} folded into an int32 table"
+        )
+    else:
+        inputs = (
+            f"{cfg.input_size} float features per step, normalised on the training split, int8 with "
+            "one scale per feature"
+        )
+    names = meta.get("class_names") or []
+    classes = f"{cfg.num_classes}" + (
+        f" ({', '.join(map(str, names[:12]))}{', …' if len(names) > 12 else ''})" if names else ""
+    )
+    rows = [
+        ["data set", f"{report.get('dataset')}"],
+        ["source", str(data.get("source"))],
+        ["licence", str(data.get("licence"))],
+        ["task", cfg.task],
+        ["input", inputs],
+        [
+            "RNN",
+            f"tanh, {cfg.hidden_size} hidden × {cfg.num_layers} layer(s), "
+            f"{'bidirectional' if cfg.bidirectional else 'unidirectional'}"
+            + (f", dropout {cfg.dropout}" if cfg.dropout else ""),
+        ],
+        ["classes", classes],
+        ["splits (train/val/test)", f"{data.get('n_train')} / {data.get('n_val')} / {data.get('n_test')}"],
+        [
+            "training",
+            f"{meta.get('epochs_run')} of at most {tr.get('epochs')} epochs (best {meta.get('best_epoch')}), "
+            f"lr {tr.get('lr')}, batch {tr.get('batch_size')}, clip_grad_norm {tr.get('clip_grad_norm')}, "
+            f"seed {tr.get('seed')}",
+        ],
+        ["checkpoint sha256", f"`{report.get('checkpoint_sha256')}`"],
+        ["C prefix", f"`{qm.meta.get('c_prefix', '?')}`"],
+    ]
+    return _table(["", ""], [[f"**{k}**", v] for k, v in rows], "ll")
+
+
+def accuracy_section(report: dict[str, Any], preds: Predictions | None, names: list[str]) -> str:
+    m = report.get("metrics", {})
+    f, i = m.get("float", {}), m.get("int8", {})
+    rows = [
+        ["accuracy", f"{f.get('test_accuracy', 0):.4f}", f"{i.get('test_accuracy', 0):.4f}"],
+        ["balanced accuracy", f"{f.get('balanced_accuracy', 0):.4f}", f"{i.get('balanced_accuracy', 0):.4f}"],
+        ["NLL (nats)", f"{f.get('nll', 0):.4f}", f"{i.get('nll', 0):.4f}"],
+        ["items scored", f"{f.get('n', 0):,}", f"{i.get('n', 0):,}"],
+    ]
+    delta = 100 * (i.get("test_accuracy", 0) - f.get("test_accuracy", 0))
+    parts = [
+        _table(["test split", "float", "int8"], rows),
+        f"int8 changes test accuracy by {delta:+.2f} points; float and int8 make the same prediction on "
+        f"{100 * i.get('agreement_with_float', 0):.2f} % of the test items.",
+    ]
+    if preds is not None:
+        k = len(names)
+        fm, im = confusion(preds.float_pred, preds.y, k), confusion(preds.int_pred, preds.y, k)
+        parts += [
+            "Confusion matrices (rows: true class, columns: predicted class):",
+            "**float**\n\n" + confusion_table(fm, names),
+            "**int8**\n\n" + confusion_table(im, names),
+            f"{int((fm != im).sum())} of {k * k} cells differ between float and int8.",
+        ]
+    return "\n\n".join(parts)
+
+
+def confusion_table(m: np.ndarray, names: list[str]) -> str:
+    head = ["true \\ predicted", *(str(c) for c in range(len(m)))]
+    rows = [
+        [f"{c} {names[c]}", *(f"**{v}**" if c == j else str(v) for j, v in enumerate(row))]
+        for c, row in enumerate(m)
+    ]
+    return _table(head, rows)
+
+
+def parity_section(report: dict[str, Any]) -> str:
+    rows = []
+    for p in report.get("parity", []):
+        if "max_abs_diff" in p:
+            diff, tol = p["max_abs_diff"], p["tolerance"]
+            detail = f"max abs diff {diff:.2e} (tolerance {tol:.0e}) over {p['n']:,} values"
+        else:
+            detail = f"{p['mismatches']:,} mismatches in {p['n']:,} integers"
+        rows.append([p["a"], p["b"], detail, "PASS" if p["passed"] else "**FAIL**"])
+    return _table(["reference", "backend", "result", ""], rows, "llll")
+
+
+def size_section(report: dict[str, Any], out_dir: Path) -> str:
+    s = report.get("size", {})
+    rows = [
+        ["flash: weights, scales, biases", f"{s.get('weights_bytes', 0):,} B"],
+        ["flash: tanh table (shared by all models)", f"{s.get('lut_bytes', 0):,} B"],
+        ["flash: total tables (code extra)", f"{s.get('weights_bytes', 0) + s.get('lut_bytes', 0):,} B"],
+        ["RAM: state (caller-owned)", f"{s.get('state_bytes', 0):,} B"],
+        ["stack: accumulators per step", f"{s.get('scratch_bytes', 0):,} B"],
+        ["MACs per step (RNN)", f"{s.get('macs_per_step', 0):,}"],
+        ["MACs per head evaluation", f"{s.get('head_macs', 0):,}"],
+    ]
+    for name in (QUANT_NAME, FLOAT_ONNX, INT_ONNX, STEP_ONNX, HEADER):
+        p = out_dir / name
+        if p.exists():
+            rows.append([f"file `{name}`", f"{p.stat().st_size:,} B"])
+    parts = [_table(["", ""], rows)]
+    mcu = mcu_rows(report)
+    if mcu:
+        parts.append("Cortex-M, cross-compiled and run on an emulator (`edgernn mcu`):")
+        parts.append(
+            _table(
+                [
+                    "target",
+                    "compiler",
+                    "kernel",
+                    "flash B",
+                    "RAM B",
+                    "instr/step",
+                    "instr/MAC",
+                    "mismatches",
+                    "emulator",
+                ],
+                [
+                    [
+                        str(r["target"]),
+                        str(r["compiler"]),
+                        str(r["kernel"]),
+                        f"{r['flash_bytes']:,}",
+                        f"{r['ram_bytes']:,}",
+                        f"{r['insns_per_step']:,.0f}",
+                        f"{r['insns_per_mac']:.2f}",
+                        str(r["mismatches"]),
+                        str(r["emulator"]),
+                    ]
+                    for r in mcu
+                ],
+                "lllrrrrrl",
+            )
+        )
+    else:
+        parts.append("No Cortex-M figures yet: `edgernn mcu DIR` adds them.")
+    return "\n\n".join(parts)
+
+
+def trace_section(trace: Trace, figure: str | None, note: str | None) -> str:
+    err = trace.abs_err
+    steps, units = err.shape
+    per_step = err.max(axis=1)
+    text = (
+        f"Test sequence #{trace.index} ({steps} steps, {units} top-layer units): "
+        f"|h_float − h_int8/127| is {err.max():.4f} at most and {err.mean():.4f} on average; "
+        f"the largest per-step error is at step {int(per_step.argmax())}."
+    )
+    lines = [text]
+    if figure:
+        lines.append(f"![float vs int8 hidden states]({figure})")
+    else:
+        lines.append(
+            f"_{note}._ Per-step max error: "
+            + ", ".join(f"{v:.3f}" for v in per_step[:40])
+            + (" …" if steps > 40 else "")
+        )
+    return "\n\n".join(lines)
+
+
+def samples_section(ckpt: Checkpoint, qm: QuantizedModel) -> str:
+    from .model import generate
+
+    vocab = list(ckpt.meta.get("vocab", []))
+    start = qm.meta.get("start_token", vocab.index("<s>") if "<s>" in vocab else 0)
+    end = qm.meta.get("end_token", vocab.index("</s>") if "</s>" in vocab else -1)
+
+    def text(tokens: list[int]) -> str:
+        return "".join(vocab[t] if 0 <= t < len(vocab) else f"<{t}>" for t in tokens)
+
+    samples = [
+        text(generate(ckpt.model, start, end, MAX_GENERATED, SAMPLE_TEMPERATURE, seed))
+        for seed in range(SAMPLES)
+    ]
+    return "\n".join(
+        [
+            f"- float, temperature {SAMPLE_TEMPERATURE}, seeds 0–{SAMPLES - 1}: "
+            + ", ".join(f"`{s}`" for s in samples),
+            f"- float, greedy: `{text(generate(ckpt.model, start, end, MAX_GENERATED))}`",
+            f"- int8, greedy (`edgernn.quant.int_generate`, = C `PREFIX_generate` with seed 0): "
+            f"`{text(int_generate(qm, start, end, MAX_GENERATED))}`",
+        ]
+    )
+
+
+def bench_section(bench: dict[str, Any] | None, out_dir: Path, figure: str | None, note: str | None) -> str:
+    if bench is None:
+        return f"No {BENCH_JSON} yet: `edgernn bench {out_dir}` (or `make bench`) measures every backend."
+    parts = [
+        f"From {BENCH_JSON}, written by `edgernn bench{' --quick' if bench.get('quick') else ''} DIR`.",
+        markdown_tables(bench, level="###"),
+    ]
+    if figure:
+        parts.append(f"![scaling with hidden size and sequence length]({figure})")
+    elif note:
+        parts.append(f"_{note}._")
+    return "\n\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+
+
+def plot_trace(plt: Any, trace: Trace, path: Path) -> None:
+    """Float (solid) vs int8 (dashed) for the four most active units, and the per-step max error."""
+    fig, (ax, ax_err) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True, height_ratios=[3, 1])
+    units = np.argsort(-trace.float_h.std(axis=0), kind="stable")[:4]
+    t = np.arange(len(trace.float_h))
+    for k, u in enumerate(units):
+        color = f"C{k}"
+        ax.plot(t, trace.float_h[:, u], color=color, label=f"unit {u} float")
+        ax.plot(t, trace.int_h[:, u], color=color, linestyle="--", marker=".", label=f"unit {u} int8")
+    ax.set_ylabel("hidden state")
+    ax.set_title(f"test sequence #{trace.index}: float (solid) vs int8 h_q/127 (dashed)")
+    ax.legend(fontsize=7, ncol=2)
+    ax_err.plot(t, trace.abs_err.max(axis=1), color="k")
+    ax_err.set_ylabel("max |error|")
+    ax_err.set_xlabel("step")
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def plot_scaling(plt: Any, bench: dict[str, Any], path: Path) -> None:
+    """Instructions vs MACs with the linear fit; time per step vs MACs; time per step vs length."""
+    hid = bench["scaling"]["hidden"]
+    rows = hid["rows"]
+    macs = np.array([r["macs_per_step"] for r in rows], dtype=np.float64)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    ax = axes[0]
+    for k, name in enumerate(("O2", "O3")):
+        insns = [r.get(f"insns_{name}") for r in rows]
+        if None in insns:  # no valgrind on the benchmarking machine
+            continue
+        fit = hid["fits"].get(f"insns_{name}")  # needs two sizes or more
+        label = (
+            f"-{name}"
+            if fit is None
+            else (f"-{name}: {fit['slope']:.2f} instr/MAC {signed(fit['intercept'])}, R²={fit['r2']:.4f}")
+        )
+        ax.plot(macs, insns, "o", color=f"C{k}", label=label)
+        if fit is not None:
+            xs = np.linspace(0, macs.max(), 50)
+            ax.plot(xs, fit["slope"] * xs + fit["intercept"], "-", color=f"C{k}")
+    ax.set_xlabel("MACs per step")
+    ax.set_ylabel("host instructions per step (callgrind)")
+    ax.set_title("C step: instructions are linear in MACs")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    ax = axes[1]
+    series = [
+        ("C -O2 native", "c_O2"),
+        ("C -O3 native", "c_O3"),
+        ("ORT int8 step", "ort_int8_step"),
+        ("torch float step", "torch_float"),
+    ]
+    for label, key in series:
+        ax.loglog(macs, [r[key]["median_ns"] / 1000 for r in rows], "o-", label=label)
+    ax.set_xlabel("MACs per step (hidden " + ", ".join(str(r["hidden"]) for r in rows) + ")")
+    ax.set_ylabel("µs per step (median)")
+    ax.set_title("streaming step latency vs model size")
+    ax.legend(fontsize=8)
+    ax = axes[2]
+    lrows = bench["scaling"]["length"]["rows"]
+    steps = [r["steps"] for r in lrows]
+    for label, key in [
+        ("C -O2 native", "c-native-O2"),
+        ("C -O3 native", "c-native-O3"),
+        ("C via ctypes", "c-ctypes"),
+        ("ORT int8 sequence", "ort-int8"),
+        ("ORT float", "ort-float"),
+        ("torch float", "torch-float"),
+    ]:
+        ax.loglog(steps, [r[key]["median_ns"] / 1000 for r in lrows], "o-", label=label)
+    ax.set_xlabel("sequence length T (one sequence, batch 1)")
+    ax.set_ylabel("µs per step (median)")
+    ax.set_title("whole-sequence cost per step vs length")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def write_scaling_plot(out_dir: str | os.PathLike[str], bench: dict[str, Any]) -> Path | None:
+    """DIR/bench_scaling.png, or None without matplotlib."""
+    plt = pyplot()
+    if plt is None:
+        return None
+    path = Path(out_dir) / SCALING_PNG
+    plot_scaling(plt, bench, path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# The page
+
+
+@dataclass
+class ReportMd:
+    text: str
+    figures: dict[str, Callable[[Path], None]] = field(default_factory=dict)  # file name -> writer
+    note: str | None = None  # why there are no figures
+
+
+def build_report(out_dir: str | os.PathLike[str], plots: bool = True) -> ReportMd:
+    """report.md's text and the figures it links; nothing is written here."""
+    out = Path(out_dir)
+    report = read_report(out)
+    if "metrics" not in report or "parity" not in report:
+        raise InputError(f"{out}/report.json has no verification results; run `edgernn verify {out}` first")
+    ckpt = load_checkpoint(out)
+    qm = load_quantized(out)
+    ds = load_data(ckpt.meta.get("data", {}))
+    cfg = qm.config
+    plt = pyplot() if plots else None
+    note = None if plt is not None else (NO_PLOT_NOTE if plots else "plots turned off (--no-plots)")
+    figures: dict[str, Callable[[Path], None]] = {}
+
+    names = [str(n) for n in (ckpt.meta.get("class_names") or range(cfg.num_classes))]
+    preds = split_predictions(ckpt, qm, ds.test) if cfg.task != "one-to-many" else None
+    trace = hidden_trace(ckpt.model, qm, ds.test)
+    bench = load_bench(out)
+    if plt is not None:
+        figures[TRACE_PNG] = lambda p: plot_trace(plt, trace, p)
+        if bench is not None:
+            figures[SCALING_PNG] = lambda p: plot_scaling(plt, bench, p)
+
+    sections = [
+        f"# edgernn report: {report.get('dataset')}",
+        "Generated by `edgernn report` from report.json (written by `edgernn verify`"
+        + (", `edgernn mcu`" if "mcu" in report else "")
+        + (", `edgernn bench`" if bench is not None else "")
+        + "), the checkpoint and the quantized model."
+        + (f" _{note.capitalize()}._" if note else ""),
+        "## Model card",
+        model_card(report, ckpt.meta, qm),
+        "## Accuracy: float vs int8",
+        accuracy_section(report, preds, names),
+        "## Parity across backends",
+        parity_section(report),
+        "## Size and compute",
+        size_section(report, out),
+        "## Float vs int8 over one sequence",
+        trace_section(trace, TRACE_PNG if TRACE_PNG in figures else None, note),
+    ]
+    if cfg.task == "one-to-many":
+        sections += ["## Generated samples", samples_section(ckpt, qm)]
+    sections += [
+        "## Benchmarks",
+        bench_section(bench, out, SCALING_PNG if SCALING_PNG in figures else None, note),
+    ]
+    return ReportMd("\n\n".join(sections) + "\n", figures, note)
+
+
+@dataclass(frozen=True)
+class Written:
+    files: list[Path]
+    note: str | None
+
+
+def write_report_md(out_dir: str | os.PathLike[str], plots: bool = True) -> Written:
+    """Write DIR/report.md and its PNG figures, each atomically."""
+    out = Path(out_dir)
+    page = build_report(out, plots)
+    files = []
+    with exclusive(out):
+        for name, draw in page.figures.items():
+            draw(out / name)
+            files.append(out / name)
+        write_text(out / REPORT_MD, page.text)
+        files.append(out / REPORT_MD)
+    return Written(files, page.note)

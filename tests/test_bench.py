@@ -1,0 +1,155 @@
+"""Smoke tests of `edgernn bench`: the machinery runs and its results are well formed.
+
+Only `quick=True` (tiny repetitions and sizes). Nothing here compares a time with a threshold or
+one backend's time with another's: wall-clock numbers on a shared test machine prove nothing.
+Instruction counts from callgrind are deterministic, so those are checked for sanity.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from edgernn.bench import (
+    BENCH_JSON,
+    C_BUILDS,
+    LATENCY_ROWS,
+    QUICK,
+    SCHEMA,
+    have_valgrind,
+    linear_fit,
+    load_bench,
+    markdown_tables,
+    run_bench,
+    summarize,
+    time_calls,
+)
+from edgernn.cli import main
+from edgernn.report import read_report
+
+STAT_KEYS = {"median_ns", "p25_ns", "p75_ns", "min_ns", "max_ns", "repeats", "calls_per_repeat"}
+
+
+def check_stats(st: dict, repeats: int = QUICK.repeats) -> None:
+    assert set(st) >= STAT_KEYS
+    assert all(math.isfinite(st[k]) and st[k] > 0 for k in STAT_KEYS)
+    assert st["min_ns"] <= st["p25_ns"] <= st["median_ns"] <= st["p75_ns"] <= st["max_ns"]
+    assert st["repeats"] == repeats and st["calls_per_repeat"] >= 1
+
+
+def test_quick_bench_results_are_well_formed(jv_export, tmp_path):
+    """One quick bench on a private copy of the default export (the shared one stays untouched).
+    A single test on purpose: under pytest-xdist a module fixture would run once per worker."""
+    d = tmp_path / "jv"
+    shutil.copytree(jv_export, d)
+    threads = torch.get_num_threads()
+    r = run_bench(d, quick=True)
+    assert torch.get_num_threads() == threads  # restored after the single-threaded run
+    check_structure_and_machine(r)
+    check_streaming_latency(r["latency"])
+    check_throughput(r["throughput"])
+    if have_valgrind():
+        check_callgrind(r["callgrind"])
+    check_scaling(r["scaling"])
+    check_files(d, r)
+    check_markdown(r)
+
+
+def check_structure_and_machine(r: dict) -> None:
+    assert r["schema"] == SCHEMA and r["quick"] is True
+    m = r["machine"]
+    assert m["cpu"] and m["logical_cpus"] >= 1 and m["python"] and m["torch"] and m["onnxruntime"]
+    assert m["torch_threads"] == 1 and m["ort_intra_op_threads"] == 1 and m["ort_inter_op_threads"] == 1
+    assert r["model"]["macs_per_step"] == 12 * 32 + 32 * 32  # the default model: 12 inputs, 32 hidden
+
+
+def check_streaming_latency(lat: dict) -> None:
+    assert set(lat["rows"]) == set(LATENCY_ROWS)
+    for st in lat["rows"].values():
+        check_stats(st)
+    assert lat["c_speedup"]["c-native"] == 1.0 and lat["c_O3_speedup"]["c-native-O3"] == 1.0
+    assert all(v > 0 for v in lat["c_speedup"].values())
+
+
+def check_throughput(thr: dict) -> None:
+    got = {(row["backend"], row["batch"]) for row in thr["rows"]}
+    for batch in QUICK.batches:
+        assert {(b, batch) for b in ("torch-float", "ort-float", "ort-int8", "c-ctypes")} <= got
+    assert {f"c-native-{name}" for name in C_BUILDS} <= {b for b, _ in got}
+    assert thr["steps"] >= thr["sequences"] == max(QUICK.batches)
+    for row in thr["rows"]:
+        check_stats({k: row[k] for k in STAT_KEYS})
+        assert row["steps_per_s"] > 0
+
+
+def check_callgrind(cg: dict) -> None:
+    assert set(cg["builds"]) == set(C_BUILDS)
+    for b in cg["builds"].values():
+        assert b["insns_per_step"] > 100
+        assert 0.1 < b["insns_per_mac"] < 100
+        assert b["insns_per_step_with_head"] > b["insns_per_step"]  # the head is extra work
+
+
+def check_scaling(sc: dict) -> None:
+    rows = sc["hidden"]["rows"]
+    assert [row["hidden"] for row in rows] == list(QUICK.hidden_sizes)
+    macs = [row["macs_per_step"] for row in rows]
+    assert macs == sorted(macs) and len(set(macs)) == len(macs)
+    for row in rows:
+        for name in C_BUILDS:
+            check_stats(row[f"c_{name}"])
+        check_stats(row["ort_int8_step"])
+    for fit in sc["hidden"]["fits"].values():
+        assert fit["r2"] <= 1.0 + 1e-12 and math.isfinite(fit["slope"])
+    if have_valgrind():
+        for name in C_BUILDS:
+            insns = [row[f"insns_{name}"] for row in rows]
+            assert insns == sorted(insns)  # more MACs, more instructions (deterministic)
+    assert [row["steps"] for row in sc["length"]["rows"]] == list(QUICK.lengths)
+
+
+def check_files(d, r: dict) -> None:
+    assert load_bench(d) == json.loads(json.dumps(r))
+    summary = read_report(d)["bench"]
+    assert summary["file"] == BENCH_JSON and summary["quick"] is True
+    assert set(summary["c_step_ns"]) == {"c-native", "c-native-O3"}
+    assert not list(d.glob(".*.tmp"))
+
+
+def check_markdown(r: dict) -> None:
+    text = markdown_tables(r)
+    for title in (
+        "Streaming latency",
+        "throughput",
+        "instructions per step",
+        "hidden size",
+        "sequence length",
+    ):
+        assert title in text
+    assert "quick mode" in text  # quick numbers say they are not for quoting
+
+
+def test_summarize_and_linear_fit():
+    st = summarize([4.0, 1.0, 3.0, 2.0, 5.0], calls=7)
+    assert (st["min_ns"], st["median_ns"], st["max_ns"], st["calls_per_repeat"]) == (1.0, 3.0, 5.0, 7)
+    assert st["p25_ns"] == 2.0 and st["p75_ns"] == 4.0
+    fit = linear_fit([1, 2, 3, 4], [5, 7, 9, 11])
+    assert fit["slope"] == pytest.approx(2.0) and fit["intercept"] == pytest.approx(3.0)
+    assert fit["r2"] == pytest.approx(1.0)
+
+
+def test_time_calls_counts_calls():
+    calls = []
+    st = time_calls(lambda: calls.append(1), QUICK)
+    check_stats(st)
+    assert len(calls) >= 3 + QUICK.repeats * st["calls_per_repeat"]  # warm-up (at least 3), blocks
+
+
+def test_cli_bench_without_an_export_is_a_usage_error(tmp_path):
+    res = CliRunner().invoke(main, ["bench", str(tmp_path / "nothing"), "--quick"])
+    assert res.exit_code == 2 and "error:" in res.output and "Traceback" not in res.output
