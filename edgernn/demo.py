@@ -13,6 +13,7 @@ from .errors import InputError
 from .model import generate
 from .pipeline import export_dir, train_to_dir
 from .report import update_report, verify_table
+from .report_md import write_report_md
 from .verify import verify_dir
 
 
@@ -41,10 +42,12 @@ def run_demo(root: Path, names: Iterable[str] | None, progress: bool, echo: Call
         export_dir(out)
         v = verify_dir(out)
         update_report(out, v.report)
+        write_report_md(out)
         echo(verify_table(v.report))
         if v.report["task"] == "one-to-many":
             echo("  samples (float, temperature 0.8, seeds 0-9): " + ", ".join(sample_names(out)))
-        echo(f"  ({t_train:.0f} s training, {time.perf_counter() - t0:.0f} s in all)\n")
+        took = time.perf_counter() - t0
+        echo(f"  report: {out / 'report.md'} ({t_train:.0f} s training, {took:.0f} s in all)\n")
         ok &= v.passed
         rows.append(v.report)
     echo(summary_table(rows))
