@@ -47,14 +47,19 @@ def save_checkpoint(path: str | os.PathLike[str], model: EdgeRNN, meta: dict[str
 def checkpoint_path(path: str | os.PathLike[str]) -> Path:
     """Accept an export directory or the checkpoint file itself."""
     p = Path(path)
-    if p.is_dir():
-        p = p / CHECKPOINT_NAME
-        if not p.exists():
-            raise InputError(
-                f"{path} has no {CHECKPOINT_NAME}; train a model into it first (edgernn train --out {path})"
-            )
-    elif not p.exists():
-        raise InputError(f"{path} does not exist")
+    try:
+        # Path.exists() raises (not False) on EACCES, e.g. a directory without search permission.
+        if p.is_dir():
+            p = p / CHECKPOINT_NAME
+            if not p.exists():
+                raise InputError(
+                    f"{path} has no {CHECKPOINT_NAME}; train a model into it first "
+                    f"(edgernn train --out {path})"
+                )
+        elif not p.exists():
+            raise InputError(f"{path} does not exist")
+    except OSError as e:
+        raise InputError(f"cannot access {p}: {e.strerror or e}") from None
     return p
 
 

@@ -13,17 +13,18 @@ Output is deterministic: the same model and prefix give the same bytes (no times
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .artifacts import write_text
 from .errors import InputError
 from .quant import LUT_SIZE, Q_MAX, QuantizedModel, check_bounds, tanh_lut
 
@@ -536,7 +537,7 @@ def generate_header(qm: QuantizedModel, prefix: str = "edgernn_model") -> str:
     guard = f"{up}_MODEL_H"
     parts = [
         _provenance(qm, prefix, sizes),
-        f"#ifndef {guard}\n#define {guard}",
+        _GUARD_SLOT,
         _usage(qm, prefix),
         "/* ======== edgernn runtime (c_runtime/edgernn_runtime.h, embedded, shared by all models) ===== */\n"
         + runtime.rstrip("\n"),
@@ -548,23 +549,40 @@ def generate_header(qm: QuantizedModel, prefix: str = "edgernn_model") -> str:
         api.rstrip("\n"),
         f"#endif /* {guard} */",
     ]
-    return "\n\n".join(parts) + "\n"
+    text = "\n\n".join(parts) + "\n"
+    return text.replace(_GUARD_SLOT, _open_guard(prefix, text), 1)
+
+
+_GUARD_SLOT = "/*@guard@*/"
+
+
+def _open_guard(prefix: str, text: str) -> str:
+    """The include guard, plus a refusal of a *different* model with the same prefix.
+
+    A plain guard would make the second of two same-prefix headers in one translation unit vanish
+    silently, and code meant for it would run the first model. PREFIX_MODEL_ID (a hash of the
+    rest of the header) tells a repeated include of the same header, which is harmless, from that.
+    """
+    up = prefix.upper()
+    model_id = int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:7], 16)  # < 2^28: any preprocessor
+    return "\n".join(
+        [
+            "/* One model per prefix and translation unit: a second, different model with this prefix",
+            " * stops the build here (the guard would otherwise drop it without a word). */",
+            f"#if defined({up}_MODEL_H) && {up}_MODEL_ID != {model_id}",
+            f'#error "two different edgernn models use the C prefix {prefix} in one translation unit; '
+            'regenerate one with another --prefix"',
+            "#endif",
+            f"#ifndef {up}_MODEL_H",
+            f"#define {up}_MODEL_H",
+            f"#define {up}_MODEL_ID {model_id} /* identifies this model (a hash of the header) */",
+        ]
+    )
 
 
 def write_header(qm: QuantizedModel, path: str | os.PathLike[str], prefix: str = "edgernn_model") -> Path:
     """Write model.h atomically: a temp file in the same folder, then os.replace."""
     text = generate_header(qm, prefix)
     dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a header is meant to be read by others
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(dest, text)  # one atomic writer for every artifact (edgernn.artifacts)
     return dest

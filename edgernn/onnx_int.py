@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +34,7 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from .artifacts import write_bytes
 from .errors import InputError
 from .quant import LUT_SIZE, OFFSET_BITS, Z_MIN, IntResult, QuantCell, QuantizedModel, check_bounds
 
@@ -407,19 +406,7 @@ def build_step_model(qm: QuantizedModel) -> onnx.ModelProto:
 
 def save_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> None:
     """Write atomically: a temp file in the same directory, fsync, then os.replace."""
-    path = Path(path)
-    data = model.SerializeToString(deterministic=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the artifact is meant to be shared
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes(path, model.SerializeToString(deterministic=True))  # edgernn.artifacts: the one writer
 
 
 def make_session(model: onnx.ModelProto | str | os.PathLike[str]) -> Any:

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import __version__
 from .artifacts import TMP_SUFFIX, write_text
-from .checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import CHECKPOINT_NAME, Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import Dataset, Split, load_dataset, load_user_data
 from .errors import InputError
@@ -75,9 +75,13 @@ def load_data(ref: dict[str, Any]) -> Dataset:
     seed = int(ref.get("seed", 0))
     if ref.get("kind") == "file":
         p = Path(ref["path"])
-        if not p.exists():
-            raise InputError(f"the training data file {p} recorded in the checkpoint is gone")
-        if hashlib.sha256(p.read_bytes()).hexdigest() != ref.get("sha256"):
+        try:
+            data = p.read_bytes()
+        except FileNotFoundError:
+            raise InputError(f"the training data file {p} recorded in the checkpoint is gone") from None
+        except OSError as e:
+            raise InputError(f"cannot read the training data file {p}: {e.strerror or e}") from None
+        if hashlib.sha256(data).hexdigest() != ref.get("sha256"):
             raise InputError(f"the training data file {p} changed since the checkpoint was trained")
         return load_user_data(p, seed=seed)
     return load_dataset(str(ref.get("name")), seed=seed)
@@ -172,19 +176,28 @@ class Exported:
 
 
 def default_prefix(name: str) -> str:
-    from .codegen import validate_prefix
+    """A valid C prefix derived from a data set or file name, whatever that name is: --prefix is
+    optional, so a file called `int.npz`, `edgernn_runs.csv` or `my__data.npz` must still export."""
+    from .codegen import MAX_PREFIX_LEN, validate_prefix
 
-    cleaned = "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_") or "model"
-    if cleaned[0].isdigit():
+    # ASCII only: str.isalnum() accepts letters no C compiler takes in an identifier.
+    words = "".join(c if c.isascii() and c.isalnum() else " " for c in name.lower()).split()
+    cleaned = "_".join(words) or "model"  # one '_' between words: '__' is reserved in C++
+    if cleaned[0].isdigit() or cleaned.startswith("edgernn"):
         cleaned = "m_" + cleaned
-    return validate_prefix(cleaned)
+    cleaned = cleaned[:MAX_PREFIX_LEN].rstrip("_")
+    try:
+        return validate_prefix(cleaned)
+    except InputError:  # what is left to refuse is a C or C++ keyword ("int", "class", ...)
+        return validate_prefix(cleaned[: MAX_PREFIX_LEN - 6] + "_model")
 
 
 def quantize_dir(out_dir: str | os.PathLike[str]) -> QuantizedModel:
-    ckpt = load_checkpoint(out_dir)
-    ds = load_data(ckpt.meta.get("data", {}))
-    qm = quantize_checkpoint(ckpt, ds)
+    checkpoint_path(out_dir)  # as export_dir: refuse a missing directory, then lock before working
     with exclusive(Path(out_dir)):
+        ckpt = load_checkpoint(out_dir)
+        ds = load_data(ckpt.meta.get("data", {}))
+        qm = quantize_checkpoint(ckpt, ds)
         write_text(Path(out_dir) / QUANT_NAME, qm.to_json())
     return qm
 
@@ -196,12 +209,16 @@ def export_dir(out_dir: str | os.PathLike[str], prefix: str | None = None) -> Ex
     from .onnx_int import build_sequence_model, build_step_model, save_model
 
     out = Path(out_dir)
-    ckpt = load_checkpoint(out)
-    prefix = validate_prefix(prefix) if prefix else default_prefix(str(ckpt.meta.get("dataset", "model")))
-    ds = load_data(ckpt.meta.get("data", {}))
-    qm = quantize_checkpoint(ckpt, ds)
-    qm = replace(qm, meta={**qm.meta, "c_prefix": prefix})
+    prefix = validate_prefix(prefix) if prefix else None
+    checkpoint_path(out)  # a missing directory is an input error: exclusive() must not create it
+    # The lock is taken before any work, so a second export into the same directory fails within
+    # moments instead of after quantizing, and no export quantizes a checkpoint mid-replacement.
     with exclusive(out):
+        ckpt = load_checkpoint(out)
+        prefix = prefix or default_prefix(str(ckpt.meta.get("dataset", "model")))
+        ds = load_data(ckpt.meta.get("data", {}))
+        qm = quantize_checkpoint(ckpt, ds)
+        qm = replace(qm, meta={**qm.meta, "c_prefix": prefix})
         write_text(out / QUANT_NAME, qm.to_json())
         export_float_onnx(ckpt.model, out / FLOAT_ONNX)
         save_model(build_sequence_model(qm), out / INT_ONNX)

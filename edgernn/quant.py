@@ -149,7 +149,8 @@ class QuantizedModel:
             )
         except InputError:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
+        # OverflowError: numpy refuses e.g. 300 as int8 or 2^31 as int32 (a hand-edited file).
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise InputError(f"malformed quantized model: {type(e).__name__}: {e}") from None
         check_bounds(qm)
         return qm
@@ -168,12 +169,14 @@ def _row_scales(w: np.ndarray, floor: np.ndarray | None = None) -> np.ndarray:
 
 
 def _shift_and_multipliers(m_x: np.ndarray, m_h: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
-    for n in range(MAX_SHIFT, -1, -1):
+    # n >= 1: rounding adds 2^(n-1). Stopping at 1 (not 0, which check_bounds would refuse with a
+    # vaguer "shift < 1") makes weights that are too large fail here, with the reason.
+    for n in range(MAX_SHIFT, 0, -1):
         mx, mh = round_half_away(m_x * 2.0**n), round_half_away(m_h * 2.0**n)
         if mx.max(initial=0) < M_LIMIT and mh.max(initial=0) < M_LIMIT:
             return n, mx.astype(np.int64), mh.astype(np.int64)
     raise QuantizationError(
-        f"a requantization multiplier is >= 2^30 even with shift 0 (max {max(m_x.max(), m_h.max()):.3g}); "
+        f"a requantization multiplier is >= 2^30 even with shift 1 (max {max(m_x.max(), m_h.max()):.3g}); "
         "the weights are too large for the int8 contract"
     )
 
