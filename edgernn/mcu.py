@@ -261,7 +261,8 @@ def check_dir(
     echo: Callable[[str], None] | None = None,
 ) -> list[McuResult]:
     """An export directory's model.h on the test split of the data set it was trained on; the
-    images are kept in DIR/mcu/<target>-<compiler>/ for inspection."""
+    images are kept in DIR/mcu/<target>-<compiler>/ for inspection. The compilers get absolute
+    paths: zig cc resolves a relative output path from another working directory."""
     from .checkpoint import load_checkpoint
     from .pipeline import HEADER, int8_inputs, load_data, load_quantized
 
@@ -271,8 +272,9 @@ def check_dir(
     split = ds.test
     n = len(split.lengths) if max_sequences is None else min(max_sequences, len(split.lengths))
     x = int8_inputs(qm, split)[:n]
+    images = (out / "mcu").resolve()
     return check_header(
-        out / HEADER, qm, x, split.lengths[:n], targets, compilers, kernel, out / "mcu", bench_sequences, echo
+        out / HEADER, qm, x, split.lengths[:n], targets, compilers, kernel, images, bench_sequences, echo
     )
 
 
