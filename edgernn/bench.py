@@ -57,7 +57,8 @@ from .pipeline import (
     load_data,
     load_quantized,
 )
-from .quant import QuantizedModel, quantize_model
+from .quant import QuantizedModel
+from .synthetic import random_quantized
 
 BENCH_JSON = "bench.json"
 SCHEMA = "edgernn-bench-v1"
@@ -645,17 +646,6 @@ def sweep_config(cfg: ModelConfig, hidden: int) -> ModelConfig:
         vocab_size=cfg.vocab_size,
         embed_dim=cfg.embed_dim,
     )
-
-
-def random_quantized(cfg: ModelConfig, seed: int = 0) -> tuple[EdgeRNN, QuantizedModel]:
-    """torch's default init, quantized with random calibration data (the weights do not matter
-    for speed, only the shapes)."""
-    torch.manual_seed(seed)
-    model = EdgeRNN(cfg).eval()
-    if cfg.tokens:
-        return model, quantize_model(model, None, None)
-    calib = np.random.default_rng(seed).normal(size=(16, 20, cfg.input_size)).astype(np.float32)
-    return model, quantize_model(model, calib, np.full(16, 20, np.int64))
 
 
 def hidden_scaling(ctx: Context, s: Settings, workdir: Path) -> dict[str, Any]:

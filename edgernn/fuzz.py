@@ -67,13 +67,9 @@ def random_quantized_model(
     task: str, inp: int, hidden: int, layers: int, bi: bool, classes: int, vocab: int, seed: int, scale: float
 ) -> QuantizedModel:
     """A randomly initialised EdgeRNN (weights scaled by `scale`), quantized on random data."""
-    import torch
-
     from .config import ModelConfig
-    from .model import EdgeRNN
-    from .quant import quantize_model
+    from .synthetic import random_quantized
 
-    torch.manual_seed(seed)
     cfg = ModelConfig(
         task=task,  # type: ignore[arg-type]
         input_size=inp,
@@ -84,18 +80,8 @@ def random_quantized_model(
         vocab_size=vocab,
         embed_dim=inp if vocab else 0,
     )
-    model = EdgeRNN(cfg).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(scale)
-    rng = np.random.default_rng(seed)
-    calib = (rng.normal(size=(16, 20, inp)) * rng.uniform(0.5, 3.0, size=inp)).astype(np.float32)
-    mean = None if vocab else rng.normal(size=inp).astype(np.float32)
-    std = None if vocab else rng.uniform(0.5, 2.0, size=inp).astype(np.float32)
     meta = {"dataset": "fuzz", "start_token": 1, "end_token": 2} if task == "one-to-many" else {}
-    return quantize_model(
-        model, None if vocab else calib, None if vocab else np.full(16, 20), mean, std, meta=meta
-    )
+    return random_quantized(cfg, seed, scale, norm=not vocab, meta=meta)[1]
 
 
 def with_shift(qm: QuantizedModel, shift: int) -> QuantizedModel:

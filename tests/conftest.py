@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from edgernn.config import ModelConfig
-from edgernn.model import EdgeRNN
+from edgernn.synthetic import random_model
 
-
-def random_model(cfg: ModelConfig, seed: int = 0, scale: float = 1.0) -> EdgeRNN:
-    """A model with torch's default init (optionally scaled), deterministic by seed."""
-    torch.manual_seed(seed)
-    model = EdgeRNN(cfg).eval()
-    if scale != 1.0:
-        with torch.no_grad():
-            for p in model.parameters():
-                p.mul_(scale)
-    return model
+__all__ = ["padded_batch", "random_model"]
 
 
 def padded_batch(cfg: ModelConfig, lengths: list[int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -27,16 +27,15 @@ from edgernn.cbackend import CModel, CompileError, compile_model
 from edgernn.codegen import c_runtime_dir, generate_header, validate_prefix, write_header
 from edgernn.config import ModelConfig
 from edgernn.errors import InputError, QuantizationError
-from edgernn.model import EdgeRNN
 from edgernn.quant import (
     QuantCell,
     QuantizedModel,
     int_forward,
     int_generate,
     quantize_inputs,
-    quantize_model,
     tanh_lut,
 )
+from edgernn.synthetic import random_quantized
 
 GOLDEN = Path(__file__).parent / "data" / "rnn_int8_golden.npz"
 STRICT_C = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wconversion", "-Wshadow"]
@@ -72,7 +71,6 @@ def make_qm(
     meta: dict[str, Any] | None = None,
 ) -> QuantizedModel:
     """A randomly initialised EdgeRNN (weights optionally scaled), quantized on random data."""
-    torch.manual_seed(seed)
     cfg = ModelConfig(
         task=task,  # type: ignore[arg-type]
         input_size=inp,
@@ -83,18 +81,7 @@ def make_qm(
         vocab_size=vocab,
         embed_dim=inp if vocab else 0,
     )
-    model = EdgeRNN(cfg)
-    if scale != 1.0:
-        with torch.no_grad():
-            for p in model.parameters():
-                p.mul_(scale)
-    rng = np.random.default_rng(seed)
-    calib = (rng.normal(size=(16, 20, inp)) * rng.uniform(0.5, 3.0, size=inp)).astype(np.float32)
-    mean = rng.normal(size=inp).astype(np.float32) if norm else None
-    std = rng.uniform(0.5, 2.0, size=inp).astype(np.float32) if norm else None
-    return quantize_model(
-        model, None if vocab else calib, None if vocab else np.full(16, 20), mean, std, meta=meta
-    )
+    return random_quantized(cfg, seed, scale, norm, meta)[1]
 
 
 def build(qm: QuantizedModel, workdir: Path, prefix: str = "tm") -> CModel:
