@@ -67,19 +67,9 @@ def random_quantized_model(
     task: str, inp: int, hidden: int, layers: int, bi: bool, classes: int, vocab: int, seed: int, scale: float
 ) -> QuantizedModel:
     """A randomly initialised EdgeRNN (weights scaled by `scale`), quantized on random data."""
-    from .config import ModelConfig
-    from .synthetic import random_quantized
+    from .synthetic import random_quantized, small_config
 
-    cfg = ModelConfig(
-        task=task,  # type: ignore[arg-type]
-        input_size=inp,
-        hidden_size=hidden,
-        num_classes=vocab if task == "one-to-many" else classes,
-        num_layers=layers,
-        bidirectional=bi,
-        vocab_size=vocab,
-        embed_dim=inp if vocab else 0,
-    )
+    cfg = small_config(task, inp, hidden, layers, bi, classes, vocab)
     meta = {"dataset": "fuzz", "start_token": 1, "end_token": 2} if task == "one-to-many" else {}
     return random_quantized(cfg, seed, scale, norm=not vocab, meta=meta)[1]
 

@@ -15,6 +15,23 @@ from .quant import QuantizedModel, quantize_model
 CALIB_SEQUENCES, CALIB_STEPS = 16, 20
 
 
+def small_config(
+    task: str, inp: int, hidden: int, layers: int = 1, bi: bool = False, classes: int = 9, vocab: int = 0
+) -> ModelConfig:
+    """A ModelConfig from the handful of numbers tests and fuzz targets vary (vocab > 0: token input
+    with embedding size `inp`; one-to-many predicts its own vocabulary)."""
+    return ModelConfig(
+        task=task,  # type: ignore[arg-type]
+        input_size=inp,
+        hidden_size=hidden,
+        num_classes=vocab if task == "one-to-many" else classes,
+        num_layers=layers,
+        bidirectional=bi,
+        vocab_size=vocab,
+        embed_dim=inp if vocab else 0,
+    )
+
+
 def random_model(cfg: ModelConfig, seed: int = 0, scale: float = 1.0) -> EdgeRNN:
     """scale > 1 pushes the integer path into saturation (4x the default init is the usual test)."""
     torch.manual_seed(seed)

@@ -35,7 +35,7 @@ from edgernn.quant import (
     quantize_inputs,
     tanh_lut,
 )
-from edgernn.synthetic import random_quantized
+from edgernn.synthetic import random_quantized, small_config
 
 GOLDEN = Path(__file__).parent / "data" / "rnn_int8_golden.npz"
 STRICT_C = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wconversion", "-Wshadow"]
@@ -71,16 +71,7 @@ def make_qm(
     meta: dict[str, Any] | None = None,
 ) -> QuantizedModel:
     """A randomly initialised EdgeRNN (weights optionally scaled), quantized on random data."""
-    cfg = ModelConfig(
-        task=task,  # type: ignore[arg-type]
-        input_size=inp,
-        hidden_size=hidden,
-        num_classes=vocab if task == "one-to-many" else classes,
-        num_layers=layers,
-        bidirectional=bi,
-        vocab_size=vocab,
-        embed_dim=inp if vocab else 0,
-    )
+    cfg = small_config(task, inp, hidden, layers, bi, classes, vocab)
     return random_quantized(cfg, seed, scale, norm, meta)[1]
 
 
