@@ -64,7 +64,7 @@ mcu: $(STAMP) mcu-tools
 	$(VENV)/bin/edgernn mcu export/japanese_vowels --target cortex-m0plus --target cortex-m4 --compiler zig --compiler gcc --kernel both
 
 fuzz: $(STAMP) system-deps
-	$(PY) -m edgernn.fuzz --seconds 60
+	$(PY) -m edgernn.backends.c.fuzz --seconds 60
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

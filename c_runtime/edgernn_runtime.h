@@ -6,7 +6,7 @@
  * its own prefix) can share one translation unit, and these kernels and the tanh table exist once.
  *
  * What it implements is edgernn's integer contract (DESIGN.md, "Integer contract"); the torch
- * reference edgernn.quant.int_forward is the oracle and the tests require identical integers.
+ * reference edgernn.contract.quant.int_forward is the oracle and the tests require identical integers.
  * Per layer, direction and step, for every hidden unit j:
  *
  *     acc_x[j] = sum_i W_ih[j][i] * x[i] + b[j]     int32 (token input: acc_x = table[token][j])
@@ -64,7 +64,7 @@ typedef struct {
 } edgernn_cell_t;
 
 /* LUT[k] = round_half_away(127 * tanh((k - 512) / 128)), k = z + 512. The same for every
- * model (edgernn.quant.tanh_lut). The full table is kept rather than half of it (tanh is odd):
+ * model (edgernn.contract.quant.tanh_lut). The full table is kept rather than half of it (tanh is odd):
  * it costs 512 bytes of flash and saves a branch and a negation per hidden unit and step. */
 static const int8_t edgernn_tanh_lut[EDGERNN_LUT_SIZE] = {
     -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
@@ -805,7 +805,7 @@ static inline int32_t edgernn_argmax_s32(const int32_t *v, int32_t n)
  * Float input
  */
 
-/* The float -> int8 input rule, identical to edgernn.quant.quantize_inputs: t = x * inv_scale
+/* The float -> int8 input rule, identical to edgernn.contract.quant.quantize_inputs: t = x * inv_scale
  * in float32, rounded half away from zero, saturated to +-127. NaN gives 0.
  *
  * No libm (roundf and lroundf live there) and no room for a fused multiply-add: the product t is

@@ -1,14 +1,14 @@
 /*
  * harness.c -- host-side test and benchmark shim for one generated model header.
  *
- * Compiled together with a model.h into a shared library that edgernn.cbackend drives through
+ * Compiled together with a model.h into a shared library that edgernn.backends.c.host drives through
  * ctypes; it never ships to a microcontroller. The entry points have fixed names (eh_...) and
  * plain C types whatever the model's prefix, which arrives by macros:
  *
  *   cc -O2 -std=c99 -fPIC -shared -DEDGERNN_H_PREFIX=jv -DEDGERNN_H_PREFIX_UPPER=JV \
  *      '-DEDGERNN_MODEL_HEADER="model.h"' harness.c -o model.so
  *
- * Array layouts follow edgernn.quant.int_forward (C order): x (B, T, I) int8 or tokens (B, T)
+ * Array layouts follow edgernn.contract.quant.int_forward (C order): x (B, T, I) int8 or tokens (B, T)
  * int32, h0 and h_n (L*D, B, H), hidden (L, B, T, D*H), logits (B, C) or (B, T, C).
  * Functions a model kind does not have return EH_UNSUPPORTED.
  */
@@ -48,7 +48,7 @@ typedef int8_t eh_input_t;
 
 typedef M(_state_t) eh_state_t;
 
-/* The entry points (exported; edgernn.cbackend declares the same signatures for ctypes). */
+/* The entry points (exported; edgernn.backends.c.host declares the same signatures for ctypes). */
 int32_t eh_info(int64_t *out, int32_t n);
 int32_t eh_run_batch(const eh_input_t *x, const int32_t *lengths, int32_t batch, int32_t steps,
                      const int8_t *h0, int8_t *buf, size_t buf_bytes, int8_t *hidden, int8_t *h_n,
@@ -90,7 +90,7 @@ static void eh_store_state(const eh_state_t *st, int8_t *h_n, size_t batch, size
     }
 }
 
-/* Model facts, in the order edgernn.cbackend.INFO_FIELDS names them. Returns how many. */
+/* Model facts, in the order edgernn.backends.c.host.INFO_FIELDS names them. Returns how many. */
 int32_t eh_info(int64_t *out, int32_t n)
 {
     const int64_t info[] = {

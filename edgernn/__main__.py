@@ -1,3 +1,3 @@
-from .cli import main
+from edgernn.cli import main
 
 main()

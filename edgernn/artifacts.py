@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import InputError
+from edgernn.errors import InputError
 
 TMP_SUFFIX = ".tmp"
 

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 import click
 
-from . import __version__
-from .errors import CheckFailed, EdgeRNNError
+from edgernn import __version__
+from edgernn.errors import CheckFailed, EdgeRNNError
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_ROOT = Path("export")
@@ -65,7 +65,7 @@ def main() -> None:
 @friendly
 def datasets() -> None:
     """List the bundled data sets (no download: they ship inside the package)."""
-    from .data import list_datasets
+    from edgernn.data.load import list_datasets
 
     rows = list_datasets()
     click.echo(f"{'name':<16} {'task':<13} {'train/val/test':<16} {'classes':>7}  input")
@@ -136,9 +136,9 @@ def train(
     """Train a float model and write OUT/checkpoint.pt (config, data set, normalization, metrics)."""
     from dataclasses import replace
 
-    from .data import DEFAULT_DATASET
-    from .pipeline import train_to_dir
-    from .train import DEFAULT_PRESET, PRESETS
+    from edgernn.data.load import DEFAULT_DATASET
+    from edgernn.pipeline import train_to_dir
+    from edgernn.train.loop import DEFAULT_PRESET, PRESETS
 
     if dataset and data_file:
         raise click.UsageError("give --dataset or --data, not both")
@@ -176,7 +176,7 @@ def train(
 @friendly
 def quantize(directory: str) -> None:
     """Calibrate on the training split and write DIRECTORY/model.int8.json (also done by export)."""
-    from .pipeline import QUANT_NAME, quantize_dir
+    from edgernn.pipeline import QUANT_NAME, quantize_dir
 
     qm = quantize_dir(directory)
     click.echo(
@@ -191,7 +191,7 @@ def quantize(directory: str) -> None:
 @friendly
 def export(directory: str, prefix: str | None) -> None:
     """Quantize and write model.onnx, model.int8.onnx, model.step.int8.onnx and model.h."""
-    from .pipeline import export_dir
+    from edgernn.pipeline import export_dir
 
     result = export_dir(directory, prefix)
     for f in result.files:
@@ -204,8 +204,8 @@ def export(directory: str, prefix: str | None) -> None:
 @friendly
 def verify(directory: str, no_c: bool) -> None:
     """Compare torch, ONNX Runtime and C on the test split; write report.json. Exit 1 if a check fails."""
-    from .report import update_report, verify_table
-    from .verify import verify_dir
+    from edgernn.report.store import update_report, verify_table
+    from edgernn.verify import verify_dir
 
     v = verify_dir(directory, with_c=not no_c)
     update_report(directory, v.report)
@@ -248,8 +248,8 @@ def mcu(
     """Cross-compile DIRECTORY/model.h for Cortex-M, run the test split on an emulator against the
     torch integer reference, and report flash, RAM and instructions per MAC (report.json "mcu").
     Exit 1 if any integer differs."""
-    from .mcu import DEFAULT_COMPILERS, DEFAULT_TARGETS, TABLE_HEADER, check_dir, table
-    from .report import update_report
+    from edgernn.report.store import update_report
+    from edgernn.targets.check import DEFAULT_COMPILERS, DEFAULT_TARGETS, TABLE_HEADER, check_dir, table
 
     printed: list[str] = []
 
@@ -293,7 +293,7 @@ def mcu(
 @friendly
 def demo(root: str, names: tuple[str, ...], quiet: bool) -> None:
     """Train, export and verify every bundled data set, then print one summary table."""
-    from .demo import run_demo
+    from edgernn.demo import run_demo
 
     ok = run_demo(Path(root), names or None, progress=not quiet, echo=click.echo)
     if not ok:
@@ -315,8 +315,8 @@ def bench(directory: str, quick: bool) -> None:
     Single-threaded everywhere. Writes DIRECTORY/bench.json, a "bench" summary in report.json and,
     with matplotlib, bench_scaling.png. Takes about a minute (valgrind needed for instruction counts).
     """
-    from .bench import BENCH_JSON, markdown_tables, run_bench
-    from .report_md import write_scaling_plot
+    from edgernn.bench.run import BENCH_JSON, markdown_tables, run_bench
+    from edgernn.report.markdown import write_scaling_plot
 
     result = run_bench(directory, quick=quick, echo=lambda msg: click.echo(msg, err=True))
     click.echo(markdown_tables(result))
@@ -336,7 +336,7 @@ def report(directory: str, no_plots: bool) -> None:
     PNG figures need matplotlib (pip install 'edgernn[plot]'); without it the report is text only.
     Run `edgernn verify DIRECTORY` first.
     """
-    from .report_md import write_report_md
+    from edgernn.report.markdown import write_report_md
 
     written = write_report_md(directory, plots=not no_plots)
     for f in written.files:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-from .errors import InputError
+from edgernn.errors import InputError
 
 Task = Literal["many-to-one", "many-to-many", "one-to-many"]
 TASKS: tuple[str, ...] = ("many-to-one", "many-to-many", "one-to-many")

@@ -7,14 +7,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import load_checkpoint
-from .data import BUNDLED
-from .errors import InputError
-from .model import generate
-from .pipeline import export_dir, train_to_dir
-from .report import update_report, verify_table
-from .report_md import write_report_md
-from .verify import verify_dir
+from edgernn.data.load import BUNDLED
+from edgernn.errors import InputError
+from edgernn.pipeline import export_dir, train_to_dir
+from edgernn.report.markdown import write_report_md
+from edgernn.report.store import update_report, verify_table
+from edgernn.train.checkpoint import load_checkpoint
+from edgernn.train.model import generate
+from edgernn.verify import verify_dir
 
 
 def sample_names(out_dir: Path, count: int = 10, temperature: float = 0.8) -> list[str]:

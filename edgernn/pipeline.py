@@ -17,15 +17,21 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .artifacts import TMP_SUFFIX, write_text
-from .checkpoint import CHECKPOINT_NAME, Checkpoint, checkpoint_path, load_checkpoint, save_checkpoint
-from .config import TrainConfig
-from .data import Dataset, Split, load_dataset, load_user_data
-from .errors import InputError
-from .metrics import task_metrics
-from .quant import QuantizedModel, int_forward, quantize_inputs, quantize_model
-from .train import ModelSpec, dataset_meta, model_config, train
+from edgernn import __version__
+from edgernn.artifacts import TMP_SUFFIX, write_text
+from edgernn.config import TrainConfig
+from edgernn.contract.quant import QuantizedModel, int_forward, quantize_inputs, quantize_model
+from edgernn.data.load import Dataset, Split, load_dataset, load_user_data
+from edgernn.errors import InputError
+from edgernn.metrics import task_metrics
+from edgernn.train.checkpoint import (
+    CHECKPOINT_NAME,
+    Checkpoint,
+    checkpoint_path,
+    load_checkpoint,
+    save_checkpoint,
+)
+from edgernn.train.loop import ModelSpec, dataset_meta, model_config, train
 
 QUANT_NAME = "model.int8.json"
 FLOAT_ONNX = "model.onnx"
@@ -95,7 +101,7 @@ def train_to_dir(
     tc: TrainConfig | None = None,
     progress: bool = True,
 ) -> Checkpoint:
-    from .train import DEFAULT_PRESET, PRESETS
+    from edgernn.train.loop import DEFAULT_PRESET, PRESETS
 
     ref = data_ref(dataset, data_file, (tc or TrainConfig()).seed)
     ds = load_data(ref)
@@ -178,7 +184,7 @@ class Exported:
 def default_prefix(name: str) -> str:
     """A valid C prefix derived from a data set or file name, whatever that name is: --prefix is
     optional, so a file called `int.npz`, `edgernn_runs.csv` or `my__data.npz` must still export."""
-    from .codegen import MAX_PREFIX_LEN, validate_prefix
+    from edgernn.backends.c.codegen import MAX_PREFIX_LEN, validate_prefix
 
     # ASCII only: str.isalnum() accepts letters no C compiler takes in an identifier.
     words = "".join(c if c.isascii() and c.isalnum() else " " for c in name.lower()).split()
@@ -204,9 +210,9 @@ def quantize_dir(out_dir: str | os.PathLike[str]) -> QuantizedModel:
 
 def export_dir(out_dir: str | os.PathLike[str], prefix: str | None = None) -> Exported:
     """Quantize the checkpoint in out_dir and write every artifact, each atomically."""
-    from .codegen import validate_prefix, write_header
-    from .onnx_float import export_float_onnx
-    from .onnx_int import build_sequence_model, build_step_model, save_model
+    from edgernn.backends.c.codegen import validate_prefix, write_header
+    from edgernn.backends.onnx.float_graph import export_float_onnx
+    from edgernn.backends.onnx.int_graph import build_sequence_model, build_step_model, save_model
 
     out = Path(out_dir)
     prefix = validate_prefix(prefix) if prefix else None

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import ModelConfig
-from .model import EdgeRNN
-from .quant import QuantizedModel, quantize_model
+from edgernn.config import ModelConfig
+from edgernn.contract.quant import QuantizedModel, quantize_model
+from edgernn.train.model import EdgeRNN
 
 CALIB_SEQUENCES, CALIB_STEPS = 16, 20
 

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import load_checkpoint
-from .errors import InputError
-from .metrics import predictions, task_metrics
-from .pipeline import (
+from edgernn.contract.quant import IntResult, QuantizedModel, int_forward, int_generate
+from edgernn.errors import InputError
+from edgernn.metrics import predictions, task_metrics
+from edgernn.pipeline import (
     FLOAT_ONNX,
     HEADER,
     INT_ONNX,
@@ -30,8 +30,8 @@ from .pipeline import (
     load_data,
     load_quantized,
 )
-from .quant import IntResult, QuantizedModel, int_forward, int_generate
-from .train import predict_logits
+from edgernn.train.checkpoint import load_checkpoint
+from edgernn.train.loop import predict_logits
 
 FLOAT_TOLERANCE = 1e-5
 
@@ -44,7 +44,7 @@ class Verification:
 
 
 def float_parity(out_dir: Path, model: torch.nn.Module, x: np.ndarray, lengths: np.ndarray) -> dict[str, Any]:
-    from .onnx_float import run_float, session
+    from edgernn.backends.onnx.float_graph import run_float, session
 
     sess = session(out_dir / FLOAT_ONNX)
     h0 = model.init_state(len(x)).numpy()  # type: ignore[operator]
@@ -76,7 +76,7 @@ def int_parity(a: str, b: str, ref: IntResult, other: IntResult) -> dict[str, An
 
 def size_block(qm: QuantizedModel) -> dict[str, int]:
     """The figures model.h's size macros carry (one source: codegen.model_sizes)."""
-    from .codegen import model_sizes
+    from edgernn.backends.c.codegen import model_sizes
 
     s = model_sizes(qm)
     return {
@@ -95,8 +95,8 @@ GENERATE_MAX_LEN = 24
 def generation_parity(qm: QuantizedModel, out: Path, c_model: Any | None) -> list[dict[str, Any]]:
     """One-to-many: greedy generation from every token as the seed, token for token, in the torch
     integer reference, a Python loop over the ORT step model and the C generator."""
-    from .onnx_float import session
-    from .onnx_int import generate_steps
+    from edgernn.backends.onnx.float_graph import session
+    from edgernn.backends.onnx.int_graph import generate_steps
 
     end = int(qm.meta["end_token"])
     starts = [t for t in range(1, qm.config.vocab_size) if t != end]
@@ -123,8 +123,8 @@ def generation_parity(qm: QuantizedModel, out: Path, c_model: Any | None) -> lis
 
 def verify_dir(out_dir: str | os.PathLike[str], with_c: bool = True) -> Verification:
     """Run every check on the test split. The caller decides what to print; nothing is written here."""
-    from .onnx_float import session
-    from .onnx_int import run_sequence, run_steps
+    from edgernn.backends.onnx.float_graph import session
+    from edgernn.backends.onnx.int_graph import run_sequence, run_steps
 
     out = Path(out_dir)
     ckpt = load_checkpoint(out)
@@ -159,7 +159,7 @@ def verify_dir(out_dir: str | os.PathLike[str], with_c: bool = True) -> Verifica
     with tempfile.TemporaryDirectory(prefix="edgernn-c-") as work:
         c_model = None
         if with_c:
-            from .cbackend import compile_model
+            from edgernn.backends.c.host import compile_model
 
             if shutil.which(os.environ.get("CC", "cc")) is None:
                 raise InputError("no C compiler found (set CC or install gcc) to check the generated C")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Rebuild the compact bundled data sets in `edgernn/datasets/` from their upstream packages.
+"""Rebuild the compact bundled data sets in `edgernn/data/datasets/` from their upstream packages.
 
 Run once by a maintainer; `edgernn` itself never downloads anything. The upstream files are two
 registry packages that are only *downloaded* (never installed, so none of aeon's ~550 MB of
@@ -32,7 +32,7 @@ AEON = "aeon==1.6.0"
 NAMES = "names==0.3.0"
 AEON_DATA = "aeon/datasets/data"
 NAMES_DIR = "names-0.3.0/names"
-OUT = Path(__file__).resolve().parent.parent / "edgernn" / "datasets"
+OUT = Path(__file__).resolve().parent.parent / "edgernn" / "data" / "datasets"
 
 
 def sha256(path: Path) -> str:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from edgernn.checkpoint import load_checkpoint
 from edgernn.pipeline import HEADER, export_dir
+from edgernn.train.checkpoint import load_checkpoint
 
 ARTIFACTS = ("model.int8.json", "model.onnx", "model.int8.onnx", "model.step.int8.onnx", HEADER)
 

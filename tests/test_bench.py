@@ -15,7 +15,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from edgernn.bench import (
+from edgernn.bench.run import (
     BENCH_JSON,
     C_BUILDS,
     LATENCY_ROWS,
@@ -30,7 +30,7 @@ from edgernn.bench import (
     time_calls,
 )
 from edgernn.cli import main
-from edgernn.report import read_report
+from edgernn.report.store import read_report
 
 STAT_KEYS = {"median_ns", "p25_ns", "p75_ns", "min_ns", "max_ns", "repeats", "calls_per_repeat"}
 

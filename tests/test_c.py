@@ -1,7 +1,7 @@
 """The generated C header against the torch integer reference: identical integers, or the test fails.
 
-Every model is compiled with the strict flags of edgernn.cbackend (-Werror -pedantic -Wconversion
-...) into a shared library and compared with edgernn.quant.int_forward / int_generate /
+Every model is compiled with the strict flags of edgernn.backends.c.host (-Werror -pedantic -Wconversion
+...) into a shared library and compared with edgernn.contract.quant.int_forward / int_generate /
 quantize_inputs element by element. Compiles are cached by header content for the session.
 """
 
@@ -23,11 +23,10 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from edgernn.cbackend import CModel, CompileError, compile_model
-from edgernn.codegen import c_runtime_dir, generate_header, validate_prefix, write_header
+from edgernn.backends.c.codegen import c_runtime_dir, generate_header, validate_prefix, write_header
+from edgernn.backends.c.host import CModel, CompileError, compile_model
 from edgernn.config import ModelConfig
-from edgernn.errors import InputError, QuantizationError
-from edgernn.quant import (
+from edgernn.contract.quant import (
     QuantCell,
     QuantizedModel,
     int_forward,
@@ -35,6 +34,7 @@ from edgernn.quant import (
     quantize_inputs,
     tanh_lut,
 )
+from edgernn.errors import InputError, QuantizationError
 from edgernn.synthetic import random_quantized, small_config
 
 GOLDEN = Path(__file__).parent / "data" / "rnn_int8_golden.npz"

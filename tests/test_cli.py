@@ -12,11 +12,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from edgernn.checkpoint import FORMAT
 from edgernn.cli import main
 from edgernn.config import TrainConfig
 from edgernn.pipeline import train_to_dir
-from edgernn.train import ModelSpec
+from edgernn.train.checkpoint import FORMAT
+from edgernn.train.loop import ModelSpec
 
 
 def run(*args: str):

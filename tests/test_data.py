@@ -9,8 +9,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edgernn import data
-from edgernn.data import BUNDLED, DEFAULT_DATASET, Dataset, Split, load_dataset, load_user_data, normalize
+from edgernn.data import load as data
+from edgernn.data.load import (
+    BUNDLED,
+    DEFAULT_DATASET,
+    Dataset,
+    Split,
+    load_dataset,
+    load_user_data,
+    normalize,
+)
 from edgernn.errors import InputError
 
 

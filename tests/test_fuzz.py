@@ -1,7 +1,7 @@
 """The generated C under attack: libFuzzer + ASan + UBSan against the independent reference of
 c_runtime/fuzz/fuzz_rnn.c, and the parity tests once more under the sanitizers.
 
-`make fuzz` runs the same fuzzers for longer (python -m edgernn.fuzz --seconds 60)."""
+`make fuzz` runs the same fuzzers for longer (python -m edgernn.backends.c.fuzz --seconds 60)."""
 
 from __future__ import annotations
 
@@ -13,18 +13,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgernn.checkpoint import load_checkpoint
-from edgernn.codegen import write_header
-from edgernn.fuzz import FuzzModel, build_fuzzer, fuzz_models, libfuzzer_problem, main, run_fuzzer
-from edgernn.pipeline import int8_inputs, load_data, load_quantized
-from edgernn.quant import IntResult, int_forward
-from edgernn.sanitized import (
+from edgernn.backends.c.codegen import write_header
+from edgernn.backends.c.fuzz import FuzzModel, build_fuzzer, fuzz_models, libfuzzer_problem, main, run_fuzzer
+from edgernn.backends.c.sanitized import (
     SANITIZE_FLAGS,
     SANITIZER_ENV,
     SanitizerReport,
     build_runner,
     sanitizer_problem,
 )
+from edgernn.contract.quant import IntResult, int_forward
+from edgernn.pipeline import int8_inputs, load_data, load_quantized
+from edgernn.train.checkpoint import load_checkpoint
 
 FUZZ_SECONDS = 10  # in all, split over the models; `make fuzz` gives them 60
 
@@ -46,7 +46,7 @@ def sanitizers() -> None:
 def test_short_fuzz_run_finds_nothing(
     libfuzzer: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`python -m edgernn.fuzz` end to end: every model built, fuzzed, and nothing found."""
+    """`python -m edgernn.backends.c.fuzz` end to end: every model built, fuzzed, and nothing found."""
     code = main(["--seconds", str(FUZZ_SECONDS), "--workdir", str(tmp_path), "--jobs", "2"])
     out = capsys.readouterr().out
     print(out)  # the summary table, for -s and for CI logs
@@ -124,7 +124,7 @@ def test_exported_model_parity_under_sanitizers(sanitizers: None, jv_export: Pat
 def test_bidirectional_token_model_parity_under_sanitizers(
     sanitizers: None, tmp_path: Path, task: str
 ) -> None:
-    from edgernn.fuzz import random_quantized_model
+    from edgernn.backends.c.fuzz import random_quantized_model
 
     qm = random_quantized_model(task, 6, 12, 2, True, 5, 17, seed=9, scale=2.0)
     header = write_header(qm, tmp_path / "model.h", "bt")
@@ -141,7 +141,7 @@ def test_bidirectional_token_model_parity_under_sanitizers(
 
 def test_streaming_under_sanitizers(sanitizers: None, tmp_path: Path) -> None:
     """PREFIX_step over 5,000 steps of a saturating model, state after every step compared."""
-    from edgernn.fuzz import random_quantized_model
+    from edgernn.backends.c.fuzz import random_quantized_model
 
     qm = random_quantized_model("many-to-many", 5, 16, 2, False, 4, 0, seed=3, scale=3.0)
     runner = build_runner(write_header(qm, tmp_path / "model.h", "sm"), "sm", tmp_path)
@@ -153,7 +153,7 @@ def test_streaming_under_sanitizers(sanitizers: None, tmp_path: Path) -> None:
 
 
 def test_a_failing_run_is_reported(sanitizers: None, tmp_path: Path) -> None:
-    from edgernn.fuzz import random_quantized_model
+    from edgernn.backends.c.fuzz import random_quantized_model
 
     qm = random_quantized_model("many-to-one", 3, 4, 1, True, 2, 7, seed=1, scale=1.0)
     runner = build_runner(write_header(qm, tmp_path / "model.h", "fr"), "fr", tmp_path)

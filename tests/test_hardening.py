@@ -29,11 +29,10 @@ import pytest
 import torch
 from click.testing import CliRunner, Result
 
-from edgernn.checkpoint import load_checkpoint
+from edgernn.backends.c.codegen import write_header
+from edgernn.backends.c.fuzz import random_quantized_model
 from edgernn.cli import main
-from edgernn.codegen import write_header
 from edgernn.config import TrainConfig
-from edgernn.fuzz import random_quantized_model
 from edgernn.pipeline import (
     FLOAT_ONNX,
     HEADER,
@@ -45,7 +44,8 @@ from edgernn.pipeline import (
     quantize_dir,
     train_to_dir,
 )
-from edgernn.train import ModelSpec
+from edgernn.train.checkpoint import load_checkpoint
+from edgernn.train.loop import ModelSpec
 
 ARTIFACTS = (QUANT_NAME, FLOAT_ONNX, INT_ONNX, STEP_ONNX, HEADER)  # export's write order
 
@@ -315,7 +315,7 @@ def test_config_out_of_range_in_a_checkpoint(
 
 def _head_bias_for(weight: float, bias_q: int) -> float:
     """The float head bias that quantizes to bias_q when every head weight equals `weight`."""
-    s_y = float(np.float32(weight)) / 127  # edgernn.quant.quantize_model: one scale, max |w| -> 127
+    s_y = float(np.float32(weight)) / 127  # edgernn.contract.quant.quantize_model: one scale, max |w| -> 127
     return bias_q * (s_y / 127)
 
 
@@ -792,8 +792,8 @@ def test_every_artifact_write_is_a_rename(tmp_path: Path, monkeypatch: pytest.Mo
 
 @pytest.mark.parametrize("bi", [False, True], ids=["unidirectional", "bidirectional"])
 def test_run_lengths_zero_and_beyond_the_buffer(tmp_path: Path, bi: bool) -> None:
-    from edgernn.cbackend import compile_model
-    from edgernn.quant import int_forward
+    from edgernn.backends.c.host import compile_model
+    from edgernn.contract.quant import int_forward
 
     qm = random_quantized_model("many-to-many", 3, 5, 2, bi, 4, 0, seed=4, scale=2.0)
     cm = compile_model(write_header(qm, tmp_path / "model.h", "rl"), "rl", tmp_path)

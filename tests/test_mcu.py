@@ -22,10 +22,10 @@ import pytest
 from click.testing import CliRunner
 from conftest import padded_batch, random_model
 
-from edgernn.codegen import write_header
+from edgernn.backends.c.codegen import write_header
 from edgernn.config import ModelConfig
-from edgernn.mcu import McuResult, check_dir, check_header
-from edgernn.quant import QuantizedModel, quantize_inputs, quantize_model
+from edgernn.contract.quant import QuantizedModel, quantize_inputs, quantize_model
+from edgernn.targets.check import McuResult, check_dir, check_header
 
 MAKE_HINT = "`make mcu-tools` installs it"
 

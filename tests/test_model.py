@@ -84,7 +84,7 @@ def test_one_to_many_cannot_be_bidirectional():
 
 
 def test_generation_is_seeded():
-    from edgernn.model import generate
+    from edgernn.train.model import generate
 
     cfg = ModelConfig("one-to-many", 8, 16, 10, vocab_size=10, embed_dim=8)
     model = random_model(cfg, seed=5)

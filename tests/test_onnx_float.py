@@ -7,8 +7,8 @@ import onnx
 import pytest
 import torch
 
+from edgernn.backends.onnx.float_graph import float_onnx_bytes, run_float, session
 from edgernn.config import ModelConfig
-from edgernn.onnx_float import float_onnx_bytes, run_float, session
 from tests.conftest import padded_batch, random_model
 
 TOL = 1e-5

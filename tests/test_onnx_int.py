@@ -19,10 +19,17 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgernn import onnx_int as oi
+from edgernn.backends.onnx import int_graph as oi
 from edgernn.config import ModelConfig
+from edgernn.contract.quant import (
+    IntResult,
+    QuantCell,
+    QuantizedModel,
+    int_forward,
+    int_generate,
+    quantize_model,
+)
 from edgernn.errors import InputError
-from edgernn.quant import IntResult, QuantCell, QuantizedModel, int_forward, int_generate, quantize_model
 from tests.conftest import random_model
 
 GOLDEN = Path(__file__).parent / "data" / "rnn_int8_golden.npz"

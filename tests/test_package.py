@@ -35,7 +35,7 @@ def test_wheel_installs_into_fresh_venv(tmp_path):
     wheel = next(dist.glob("edgernn-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "edgernn/c_runtime/edgernn_runtime.h" in names
-    assert any(n.startswith("edgernn/datasets/") and n.endswith(".npz") for n in names)
+    assert any(n.startswith("edgernn/data/datasets/") and n.endswith(".npz") for n in names)
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     py = env_dir / "bin" / "python"
@@ -53,7 +53,7 @@ def test_wheel_installs_into_fresh_venv(tmp_path):
     out = subprocess.run([exe, "datasets"], check=True, capture_output=True, text=True, cwd=tmp_path).stdout
     assert "japanese_vowels" in out and "many-to-many" in out
     where = subprocess.run(
-        [py, "-c", "import edgernn.codegen as c; print(c.c_runtime_dir())"],
+        [py, "-c", "import edgernn.backends.c.codegen as c; print(c.c_runtime_dir())"],
         check=True,
         capture_output=True,
         text=True,

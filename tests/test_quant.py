@@ -9,9 +9,7 @@ import pytest
 import torch
 
 from edgernn.config import ModelConfig
-from edgernn.errors import QuantizationError
-from edgernn.model import from_torch
-from edgernn.quant import (
+from edgernn.contract.quant import (
     QuantizedModel,
     cell_step,
     input_accumulator,
@@ -22,6 +20,8 @@ from edgernn.quant import (
     round_half_away,
     tanh_lut,
 )
+from edgernn.errors import QuantizationError
+from edgernn.train.model import from_torch
 from tests.conftest import padded_batch, random_model
 
 GOLDEN = np.load(Path(__file__).parent / "data" / "rnn_int8_golden.npz")

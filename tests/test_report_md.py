@@ -8,15 +8,12 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from edgernn.bench import Settings, run_bench
-from edgernn.checkpoint import Checkpoint
+from edgernn.bench.run import Settings, run_bench
 from edgernn.cli import main
 from edgernn.config import ModelConfig
+from edgernn.contract.quant import quantize_model
 from edgernn.errors import InputError
-from edgernn.model import EdgeRNN
-from edgernn.quant import quantize_model
-from edgernn.report import update_report
-from edgernn.report_md import (
+from edgernn.report.markdown import (
     NO_PLOT_NOTE,
     SCALING_PNG,
     TRACE_PNG,
@@ -25,6 +22,9 @@ from edgernn.report_md import (
     samples_section,
     write_report_md,
 )
+from edgernn.report.store import update_report
+from edgernn.train.checkpoint import Checkpoint
+from edgernn.train.model import EdgeRNN
 from edgernn.verify import verify_dir
 
 SECTIONS = (

@@ -7,10 +7,10 @@ import hashlib
 import pytest
 import torch
 
-from edgernn.checkpoint import load_checkpoint
 from edgernn.config import TrainConfig
 from edgernn.pipeline import train_to_dir
-from edgernn.train import ModelSpec
+from edgernn.train.checkpoint import load_checkpoint
+from edgernn.train.loop import ModelSpec
 
 SPEC = ModelSpec(hidden_size=16)
 

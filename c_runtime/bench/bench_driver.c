@@ -3,7 +3,7 @@
  *
  * Two uses, both without Python or any FFI in the measured code:
  *   - instruction counts under `valgrind --tool=callgrind`. Callgrind counts the whole process
- *     (dynamic loader, libc start-up, input set-up), so edgernn.bench runs two step counts and
+ *     (dynamic loader, libc start-up, input set-up), so edgernn.bench.run runs two step counts and
  *     takes the difference: what remains is exactly the per-step cost of the model code plus the
  *     few instructions of this file's loop (an index increment and a modulo).
  *   - native wall-clock timing of whole-sequence runs (clock_gettime, monotonic clock).

@@ -2,14 +2,14 @@
  * fuzz_rnn.c -- libFuzzer target: one generated model.h under attack, checked against an
  * independent reference implementation of the integer contract.
  *
- * edgernn.fuzz (python -m edgernn.fuzz --seconds N) builds one binary per model, e.g.
+ * edgernn.backends.c.fuzz (python -m edgernn.backends.c.fuzz --seconds N) builds one binary per model, e.g.
  *
  *   clang -g -O1 -std=c99 -ffp-contract=off -fsanitize=fuzzer,address,undefined \
  *     -fno-sanitize-recover=all -DEDGERNN_H_PREFIX=fz -DEDGERNN_H_PREFIX_UPPER=FZ \
  *     '-DEDGERNN_MODEL_HEADER="model.h"' '-DFUZZ_REF_HEADER="ref.h"' fuzz_rnn.c -o fuzz_model
  *
  * model.h is the header users get. ref.h holds the same QuantizedModel as plain arrays, written
- * by edgernn.fuzz straight from Python (not copied out of model.h), so the oracle also catches a
+ * by edgernn.backends.c.fuzz straight from Python (not copied out of model.h), so the oracle also catches a
  * wrong table in the header. The reference below is naive on purpose: int64 arithmetic, one loop
  * per formula, floor division by C's truncating '/' corrected by hand (the runtime instead adds
  * an unsigned offset and shifts), a division where the sampler's runtime loops by subtraction.

@@ -1,9 +1,9 @@
 /*
  * run_vectors.c -- a standalone program around harness.c's entry points, for sanitizer builds.
  *
- * The ctypes path (edgernn.cbackend) loads the model into Python, where an ASan-instrumented
+ * The ctypes path (edgernn.backends.c.host) loads the model into Python, where an ASan-instrumented
  * library needs the ASan runtime preloaded into the interpreter (and then reports Python's own
- * allocations). A program needs nothing: edgernn.sanitized builds this file with harness.c and a
+ * allocations). A program needs nothing: edgernn.backends.c.sanitized builds this file with harness.c and a
  * model.h under -fsanitize=address,undefined, feeds it vectors through files and compares its
  * outputs with the torch integer reference. This file includes harness.c: build it alone, e.g.
  *
@@ -32,7 +32,7 @@
  * goes through the harness's own prototypes. */
 #include "../harness.c"
 
-/* eh_info's order (edgernn.cbackend.INFO_FIELDS) */
+/* eh_info's order (edgernn.backends.c.host.INFO_FIELDS) */
 enum { I_INPUT = 1, I_TOKEN, I_HIDDEN, I_LAYERS, I_DIRS, I_CLASSES, I_TASK, I_RUNBUF = 15, N_INFO = 19 };
 
 static int64_t info[N_INFO];

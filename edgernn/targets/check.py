@@ -1,12 +1,12 @@
 """Microcontroller proof: the generated model.h, cross-compiled for Cortex-M, run on an emulator,
 gives the torch integer reference's integers; with its flash, RAM and instructions per MAC.
 
-Per target and compiler (edgernn.mcu_toolchain), one image is built from c_runtime/mcu/:
+Per target and compiler (edgernn.targets.toolchain), one image is built from c_runtime/mcu/:
 model_unit.c (the model alone) + harness.c (the check) + vectors.h (test sequences and every
-integer int_forward produced for them, edgernn.mcu_vectors). Then:
+integer int_forward produced for them, edgernn.targets.vectors). Then:
 - Unicorn (both compilers' images): mcu_check() over every sequence -> mismatches; the same over
   the first `bench_sequences` sequences with each model call's instructions counted
-  (edgernn.mcu_emu has the definition) -> insns per step; mcu_stack_probe() -> stack high-water.
+  (edgernn.targets.unicorn_emu has the definition) -> insns per step; mcu_stack_probe() -> stack high-water.
 - QEMU (gcc images): the image boots on an MPS2 board and checks itself; its mismatches and stack
   must agree with Unicorn's.
 Figures:
@@ -31,13 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CheckFailed, InputError
-from .mcu_elf import Elf
-from .mcu_emu import Machine
-from .mcu_qemu import run_on_board
-from .mcu_toolchain import TARGETS, Toolchain, mcu_source_dir, toolchain
-from .mcu_vectors import Vectors, build_vectors
-from .quant import QuantizedModel
+from edgernn.contract.quant import QuantizedModel
+from edgernn.errors import CheckFailed, InputError
+from edgernn.targets.elf import Elf
+from edgernn.targets.qemu import run_on_board
+from edgernn.targets.toolchain import TARGETS, Toolchain, mcu_source_dir, toolchain
+from edgernn.targets.unicorn_emu import Machine
+from edgernn.targets.vectors import Vectors, build_vectors
 
 DEFAULT_TARGETS = ("cortex-m0plus", "cortex-m4")
 DEFAULT_COMPILERS = ("zig",)
@@ -263,8 +263,8 @@ def check_dir(
     """An export directory's model.h on the test split of the data set it was trained on; the
     images are kept in DIR/mcu/<target>-<compiler>/ for inspection. The compilers get absolute
     paths: zig cc resolves a relative output path from another working directory."""
-    from .checkpoint import load_checkpoint
-    from .pipeline import HEADER, int8_inputs, load_data, load_quantized
+    from edgernn.pipeline import HEADER, int8_inputs, load_data, load_quantized
+    from edgernn.train.checkpoint import load_checkpoint
 
     out = Path(out_dir)
     qm = load_quantized(out)

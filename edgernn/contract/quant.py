@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import ModelConfig
-from .errors import InputError, QuantizationError
-from .model import EdgeRNN
+from edgernn.config import ModelConfig
+from edgernn.errors import InputError, QuantizationError
+from edgernn.train.model import EdgeRNN
 
 Q_MAX = 127  # int8 operands are symmetric: -128 is never produced, so |a*b| <= 127^2
 Z_FRAC = 7  # z has scale 2^-7: the LUT covers tanh on [-4, 4) in 1/128 steps

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import ModelConfig, TrainConfig
-from .data import Dataset, Split
-from .metrics import IGNORE, task_metrics
-from .model import EdgeRNN
+from edgernn.config import ModelConfig, TrainConfig
+from edgernn.data.load import Dataset, Split
+from edgernn.metrics import IGNORE, task_metrics
+from edgernn.train.model import EdgeRNN
 
 
 @dataclass(frozen=True)

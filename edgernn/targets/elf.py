@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
+from edgernn.errors import InputError
 
 SHT_SYMTAB = 2
 SHT_NOBITS = 8

@@ -17,10 +17,10 @@ from typing import Any
 
 import torch
 
-from .artifacts import write_bytes
-from .config import ModelConfig
-from .errors import InputError
-from .model import EdgeRNN
+from edgernn.artifacts import write_bytes
+from edgernn.config import ModelConfig
+from edgernn.errors import InputError
+from edgernn.train.model import EdgeRNN
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT = "edgernn-checkpoint-v1"

@@ -14,8 +14,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .mcu_emu import EmulatorFault
-from .mcu_toolchain import Target, ToolMissing
+from edgernn.targets.toolchain import Target, ToolMissing
+from edgernn.targets.unicorn_emu import EmulatorFault
 
 QEMU = "qemu-system-arm"
 QEMU_TIMEOUT = 120  # s

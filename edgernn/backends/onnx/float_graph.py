@@ -15,8 +15,8 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from .artifacts import write_bytes
-from .model import EdgeRNN
+from edgernn.artifacts import write_bytes
+from edgernn.train.model import EdgeRNN
 
 OPSET = 17
 

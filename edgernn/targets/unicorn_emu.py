@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import EdgeRNNError
-from .mcu_elf import Elf
-from .mcu_toolchain import FLASH_BASE, FLASH_SIZE, RAM_BASE, RAM_SIZE, Target, ToolMissing
+from edgernn.errors import EdgeRNNError
+from edgernn.targets.elf import Elf
+from edgernn.targets.toolchain import FLASH_BASE, FLASH_SIZE, RAM_BASE, RAM_SIZE, Target, ToolMissing
 
 # Calls "return" here: an address in mapped, never-executed flash. emu_start stops on reaching it.
 RETURN_ADDRESS = FLASH_BASE + FLASH_SIZE - 0x100

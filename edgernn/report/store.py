@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .artifacts import write_text
-from .pipeline import REPORT_JSON, exclusive
+from edgernn.artifacts import write_text
+from edgernn.pipeline import REPORT_JSON, exclusive
 
 OWNED_BY_VERIFY = (
     "dataset",

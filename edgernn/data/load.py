@@ -1,6 +1,6 @@
 """Bundled data sets and user data as padded, normalised, fixed train/val/test splits.
 
-Everything is read from files committed in `edgernn/datasets/` (see PROVENANCE.md there and
+Everything is read from files committed in `edgernn/data/datasets/` (see PROVENANCE.md there and
 `scripts/make_datasets.py`); nothing is downloaded at run time. Splits depend only on the seed.
 
 Feature data are float32 `(N, T_max, I)`, zero after each sequence's length, normalised per feature
@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .errors import InputError
+from edgernn.errors import InputError
 
 Array = npt.NDArray[Any]
 IGNORE = -100  # label at padded steps; matches torch.nn.CrossEntropyLoss's default ignore_index
@@ -197,7 +197,7 @@ def _feature_dataset(
 
 
 def _resource_npz(filename: str) -> dict[str, Array]:
-    path = resources.files("edgernn").joinpath("datasets").joinpath(filename)
+    path = resources.files("edgernn.data").joinpath("datasets").joinpath(filename)
     with path.open("rb") as f, np.load(f, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
 
@@ -271,7 +271,7 @@ _NAMES_ORIGIN = (
 
 def _census_names() -> dict[str, list[str]]:
     lists: dict[str, list[str]] = {}
-    text = resources.files("edgernn").joinpath("datasets").joinpath("census_names.txt").read_text("ascii")
+    text = resources.files("edgernn.data").joinpath("datasets", "census_names.txt").read_text("ascii")
     current: list[str] = []
     for line in text.splitlines():
         if line.startswith(">"):

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from .artifacts import write_text
-from .errors import InputError
-from .quant import LUT_SIZE, Q_MAX, QuantizedModel, check_bounds, tanh_lut
+from edgernn.artifacts import write_text
+from edgernn.contract.quant import LUT_SIZE, Q_MAX, QuantizedModel, check_bounds, tanh_lut
+from edgernn.errors import InputError
 
 RUNTIME_HEADER = "edgernn_runtime.h"
 API_TEMPLATE = "model_api.h.in"
@@ -70,8 +70,8 @@ def validate_prefix(name: str) -> str:
 
 def c_runtime_dir() -> Path:
     """The folder holding the hand-written C: inside the installed package, else the repo's c_runtime/."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "c_runtime", here.parent / "c_runtime"):
+    package = Path(__file__).resolve().parents[2]  # edgernn/backends/c/codegen.py -> edgernn/
+    for candidate in (package / "c_runtime", package.parent / "c_runtime"):
         if (candidate / RUNTIME_HEADER).is_file():
             return candidate
     raise InputError(f"cannot find the C runtime ({RUNTIME_HEADER}) next to the edgernn package")

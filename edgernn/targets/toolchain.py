@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .codegen import c_runtime_dir
-from .errors import EdgeRNNError, InputError
+from edgernn.backends.c.codegen import c_runtime_dir
+from edgernn.errors import EdgeRNNError, InputError
 
 MCU_DIR = "mcu"
 LINKER_SCRIPT = "cortex-m.ld"

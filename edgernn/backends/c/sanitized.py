@@ -2,8 +2,8 @@
 
 `build_runner` compiles c_runtime/fuzz/run_vectors.c (which includes harness.c and the model
 header) with -fsanitize=address,undefined -fno-sanitize-recover=all; `SanitizedRunner.run` and
-`.stream` feed it vectors through files and return what edgernn.cbackend.CModel would, so a test
-compares the sanitized C with edgernn.quant.int_forward integer for integer. Any sanitizer report
+`.stream` feed it vectors through files and return what edgernn.backends.c.host.CModel would, so a test
+compares the sanitized C with edgernn.contract.quant.int_forward integer for integer. Any sanitizer report
 aborts the program, and `SanitizerReport` carries it.
 """
 
@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cbackend import INFO_FIELDS, TASKS
-from .codegen import c_runtime_dir, validate_prefix
-from .errors import EdgeRNNError, InputError
-from .quant import IntResult
+from edgernn.backends.c.codegen import c_runtime_dir, validate_prefix
+from edgernn.backends.c.host import INFO_FIELDS, TASKS
+from edgernn.contract.quant import IntResult
+from edgernn.errors import EdgeRNNError, InputError
 
 RUNNER = Path("fuzz") / "run_vectors.c"
 SANITIZE_FLAGS: tuple[str, ...] = (

@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .artifacts import atomic_path, write_text
-from .bench import BENCH_JSON, load_bench, markdown_tables, mcu_rows, signed
-from .checkpoint import Checkpoint, load_checkpoint
-from .errors import InputError
-from .metrics import IGNORE, confusion, predictions
-from .pipeline import (
+from edgernn.artifacts import atomic_path, write_text
+from edgernn.bench.run import BENCH_JSON, load_bench, markdown_tables, mcu_rows, signed
+from edgernn.contract.quant import QuantizedModel, int_forward, int_generate
+from edgernn.errors import InputError
+from edgernn.metrics import IGNORE, confusion, predictions
+from edgernn.pipeline import (
     FLOAT_ONNX,
     HEADER,
     INT_ONNX,
@@ -38,8 +38,8 @@ from .pipeline import (
     load_data,
     load_quantized,
 )
-from .quant import QuantizedModel, int_forward, int_generate
-from .report import read_report
+from edgernn.report.store import read_report
+from edgernn.train.checkpoint import Checkpoint, load_checkpoint
 
 TRACE_PNG = "report_trace.png"
 SCALING_PNG = "bench_scaling.png"
@@ -111,7 +111,7 @@ class Predictions:
 
 
 def split_predictions(ckpt: Checkpoint, qm: QuantizedModel, split: Any) -> Predictions:
-    from .train import predict_logits
+    from edgernn.train.loop import predict_logits
 
     task = qm.config.task
     f_logits = predict_logits(ckpt.model, split)
@@ -298,7 +298,7 @@ def trace_section(trace: Trace, figure: str | None, note: str | None) -> str:
 
 
 def samples_section(ckpt: Checkpoint, qm: QuantizedModel) -> str:
-    from .model import generate
+    from edgernn.train.model import generate
 
     vocab = list(ckpt.meta.get("vocab", []))
     start = qm.meta.get("start_token", vocab.index("<s>") if "<s>" in vocab else 0)
@@ -316,7 +316,7 @@ def samples_section(ckpt: Checkpoint, qm: QuantizedModel) -> str:
             f"- float, temperature {SAMPLE_TEMPERATURE}, seeds 0–{SAMPLES - 1}: "
             + ", ".join(f"`{s}`" for s in samples),
             f"- float, greedy: `{text(generate(ckpt.model, start, end, MAX_GENERATED))}`",
-            f"- int8, greedy (`edgernn.quant.int_generate`, = C `PREFIX_generate` with seed 0): "
+            f"- int8, greedy (`edgernn.contract.quant.int_generate`, = C `PREFIX_generate` with seed 0): "
             f"`{text(int_generate(qm, start, end, MAX_GENERATED))}`",
         ]
     )

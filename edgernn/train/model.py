@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .config import ModelConfig
+from edgernn.config import ModelConfig
 
 
 class EdgeRNN(nn.Module):
@@ -80,7 +80,7 @@ def generate(
 def from_torch(rnn: nn.RNN, head: nn.Linear, task: str, embedding: nn.Embedding | None = None) -> EdgeRNN:
     """Wrap an nn.RNN(tanh, batch_first=True) + nn.Linear (+ nn.Embedding) trained elsewhere, so it
     can be quantized and exported like a model edgernn trained itself."""
-    from .errors import InputError
+    from edgernn.errors import InputError
 
     if rnn.mode != "RNN_TANH":
         raise InputError(f"only tanh RNNs are supported, got {rnn.mode}")

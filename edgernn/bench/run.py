@@ -40,14 +40,13 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from .artifacts import write_text
-from .cbackend import CModel, compile_model
-from .checkpoint import load_checkpoint
-from .codegen import c_runtime_dir, generate_header, model_sizes
-from .config import ModelConfig
-from .errors import InputError
-from .model import EdgeRNN
-from .pipeline import (
+from edgernn.artifacts import write_text
+from edgernn.backends.c.codegen import c_runtime_dir, generate_header, model_sizes
+from edgernn.backends.c.host import CModel, compile_model
+from edgernn.config import ModelConfig
+from edgernn.contract.quant import QuantizedModel
+from edgernn.errors import InputError
+from edgernn.pipeline import (
     FLOAT_ONNX,
     HEADER,
     INT_ONNX,
@@ -57,8 +56,9 @@ from .pipeline import (
     load_data,
     load_quantized,
 )
-from .quant import QuantizedModel
-from .synthetic import random_quantized
+from edgernn.synthetic import random_quantized
+from edgernn.train.checkpoint import load_checkpoint
+from edgernn.train.model import EdgeRNN
 
 BENCH_JSON = "bench.json"
 SCHEMA = "edgernn-bench-v1"
@@ -363,7 +363,7 @@ def step_pool(w: Workload, tokens: bool) -> tuple[list[np.ndarray], list[np.ndar
 
 
 def random_workload(cfg: ModelConfig, qm: QuantizedModel, batch: int, steps: int, seed: int = 0) -> Workload:
-    from .quant import quantize_inputs
+    from edgernn.contract.quant import quantize_inputs
 
     rng = np.random.default_rng(seed)
     if cfg.tokens:
@@ -539,7 +539,7 @@ LATENCY_ROWS: dict[str, str] = {
 
 def streaming_latency(ctx: Context, c: dict[str, CBuild], s: Settings) -> dict[str, Any]:
     """Per-step latency at batch 1 of every backend that can stream (not bidirectional models)."""
-    from .onnx_float import session
+    from edgernn.backends.onnx.float_graph import session
 
     if ctx.cfg.bidirectional:
         return {"skipped": "a bidirectional model has no streaming step (its backward pass needs the end)"}
@@ -571,7 +571,7 @@ def streaming_latency(ctx: Context, c: dict[str, CBuild], s: Settings) -> dict[s
 def throughput(ctx: Context, c: dict[str, CBuild], s: Settings) -> dict[str, Any]:
     """Whole sequences of the test split: the same first N sequences at every batch size, and the
     driver's native runs of the mean length for reference."""
-    from .onnx_float import session
+    from edgernn.backends.onnx.float_graph import session
 
     f_sess, i_sess = session(ctx.out_dir / FLOAT_ONNX), session(ctx.out_dir / INT_ONNX)
     total = min(max(s.batches), len(ctx.test.lengths))
@@ -649,7 +649,7 @@ def sweep_config(cfg: ModelConfig, hidden: int) -> ModelConfig:
 
 
 def hidden_scaling(ctx: Context, s: Settings, workdir: Path) -> dict[str, Any]:
-    from .onnx_int import build_step_model, make_session
+    from edgernn.backends.onnx.int_graph import build_step_model, make_session
 
     rows = []
     cg = have_valgrind()
@@ -687,7 +687,7 @@ def hidden_scaling(ctx: Context, s: Settings, workdir: Path) -> dict[str, Any]:
 
 def length_scaling(ctx: Context, c: dict[str, CBuild], s: Settings) -> dict[str, Any]:
     """Batch 1, one sequence of T random steps, the export's own model: per-step cost against T."""
-    from .onnx_float import session
+    from edgernn.backends.onnx.float_graph import session
 
     f_sess, i_sess = session(ctx.out_dir / FLOAT_ONNX), session(ctx.out_dir / INT_ONNX)
     cg = have_valgrind()
@@ -741,7 +741,7 @@ def run_bench(
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Measure everything for one export directory; write DIR/bench.json and report.json "bench"."""
-    from .report import read_report
+    from edgernn.report.store import read_report
 
     say = echo or (lambda _msg: None)
     s = settings or (QUICK if quick else FULL)
@@ -819,7 +819,7 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_bench(out_dir: Path, result: dict[str, Any]) -> None:
-    from .report import update_report
+    from edgernn.report.store import update_report
 
     with exclusive(out_dir):
         write_text(out_dir / BENCH_JSON, json.dumps(result, indent=2, sort_keys=True) + "\n")

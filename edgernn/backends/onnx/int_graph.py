@@ -34,9 +34,17 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from .artifacts import write_bytes
-from .errors import InputError
-from .quant import LUT_SIZE, OFFSET_BITS, Z_MIN, IntResult, QuantCell, QuantizedModel, check_bounds
+from edgernn.artifacts import write_bytes
+from edgernn.contract.quant import (
+    LUT_SIZE,
+    OFFSET_BITS,
+    Z_MIN,
+    IntResult,
+    QuantCell,
+    QuantizedModel,
+    check_bounds,
+)
+from edgernn.errors import InputError
 
 OPSET = 21
 IR_VERSION = 10  # the IR version that goes with opset 21 (not onnx's newest, for older runtimes)

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .codegen import c_runtime_dir, validate_prefix
-from .errors import EdgeRNNError, InputError
-from .quant import IntResult
+from edgernn.backends.c.codegen import c_runtime_dir, validate_prefix
+from edgernn.contract.quant import IntResult
+from edgernn.errors import EdgeRNNError, InputError
 
 HARNESS = "harness.c"
 STRICT_FLAGS: tuple[str, ...] = (
@@ -106,7 +106,7 @@ def _check_rc(rc: int, what: str) -> None:
 
 
 class CModel:
-    """A compiled model.h. Methods mirror edgernn.quant's integer reference."""
+    """A compiled model.h. Methods mirror edgernn.contract.quant's integer reference."""
 
     def __init__(self, lib_path: str | os.PathLike[str]) -> None:
         self.path = Path(lib_path)
@@ -142,7 +142,7 @@ class CModel:
         return xq.astype(np.int8)
 
     def run(self, x: Any, lengths: Any, h0: Any = None, record: bool = True) -> IntResult:
-        """Padded batch through PREFIX_run; same shapes and dtypes as edgernn.quant.int_forward.
+        """Padded batch through PREFIX_run; same shapes and dtypes as edgernn.contract.quant.int_forward.
         record=False passes buf = NULL (unidirectional only): hidden is then left all zero."""
         info = self.info
         xs = self._inputs(x)
