@@ -1,61 +1,38 @@
 /*
- * harness.c -- host-side test and benchmark shim for one generated model header.
+ * harness.c -- host-side test and benchmark entry points for one generated model header.
  *
- * Compiled together with a model.h into a shared library that edgernn.backends.c.host drives through
- * ctypes; it never ships to a microcontroller. The entry points have fixed names (eh_...) and
- * plain C types whatever the model's prefix, which arrives by macros:
+ * Compiled together with a model.h into a shared library that edgernn.backends.c.host drives
+ * through ctypes; it never ships to a microcontroller. It is written against the prefix-free
+ * edgernn_* API only: the model arrives as its header and the name of its descriptor,
  *
- *   cc -O2 -std=c99 -fPIC -shared -DEDGERNN_H_PREFIX=jv -DEDGERNN_H_PREFIX_UPPER=JV \
- *      '-DEDGERNN_MODEL_HEADER="model.h"' harness.c -o model.so
+ *   cc -O2 -std=c99 -fPIC -shared '-DEDGERNN_MODEL_HEADER="model.h"' -DEDGERNN_MODEL=jv_model \
+ *      harness.c -o model.so
  *
- * Array layouts follow edgernn.contract.quant.int_forward (C order): x (B, T, I) int8 or tokens (B, T)
- * int32, h0 and h_n (L*D, B, H), hidden (L, B, T, D*H), logits (B, C) or (B, T, C).
- * Functions a model kind does not have return EH_UNSUPPORTED.
+ * and every size is read from the descriptor. Array layouts follow
+ * edgernn.contract.reference.int_forward (C order): x (B, T, I) int8 or tokens (B, T) int32, h0 and
+ * h_n (L*D, B, H), hidden (L, B, T, D*H), logits (B, C) or (B, T, C). Calls that do not apply to
+ * the model return the runtime's EDGERNN_ERR_MODEL.
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <time.h>
 
-#if !defined(EDGERNN_MODEL_HEADER) || !defined(EDGERNN_H_PREFIX) || !defined(EDGERNN_H_PREFIX_UPPER)
-#error "define EDGERNN_MODEL_HEADER (quoted path), EDGERNN_H_PREFIX and EDGERNN_H_PREFIX_UPPER"
+#if !defined(EDGERNN_MODEL_HEADER) || !defined(EDGERNN_MODEL)
+#error "define EDGERNN_MODEL_HEADER (quoted path) and EDGERNN_MODEL (the descriptor, e.g. jv_model)"
 #endif
+#define EDGERNN_IMPLEMENTATION
 #include EDGERNN_MODEL_HEADER
 
-#define EH_CAT_(a, b) a##b
-#define EH_CAT(a, b) EH_CAT_(a, b)
-#define M(name) EH_CAT(EDGERNN_H_PREFIX, name)       /* M(_run) -> jv_run */
-#define U(name) EH_CAT(EDGERNN_H_PREFIX_UPPER, name) /* U(_HIDDEN_SIZE) -> JV_HIDDEN_SIZE */
-
-#define EH_UNSUPPORTED (-100)
-
-#define EH_LAYERS U(_NUM_LAYERS)
-#define EH_DIRS U(_NUM_DIRECTIONS)
-#define EH_HIDDEN U(_HIDDEN_SIZE)
-#define EH_CLASSES U(_NUM_CLASSES)
-#define EH_ROWS (EH_LAYERS * EH_DIRS)      /* state rows */
-#define EH_WIDTH (EH_DIRS * EH_HIDDEN)     /* one layer's output per step */
-#define EH_PER_STEP (U(_TASK) != EDGERNN_TASK_MANY_TO_ONE)
-
-#if U(_TOKEN_INPUT)
-typedef int32_t eh_input_t;
-#define EH_INPUT_WIDTH 1 /* one token id per step */
-#define EH_INPUT_SIZE U(_VOCAB_SIZE)
-#else
-typedef int8_t eh_input_t;
-#define EH_INPUT_WIDTH U(_INPUT_SIZE)
-#define EH_INPUT_SIZE U(_INPUT_SIZE)
-#endif
-
-typedef M(_state_t) eh_state_t;
+#define EH_M (&EDGERNN_MODEL)
+#define EH_ERR_ALLOC (-100) /* the host ran out of memory for a scratch or state buffer */
 
 /* The entry points (exported; edgernn.backends.c.host declares the same signatures for ctypes). */
 int32_t eh_info(int64_t *out, int32_t n);
-int32_t eh_run_batch(const eh_input_t *x, const int32_t *lengths, int32_t batch, int32_t steps,
-                     const int8_t *h0, int8_t *buf, size_t buf_bytes, int8_t *hidden, int8_t *h_n,
-                     int32_t *logits);
-int32_t eh_run_raw(int8_t *state, const eh_input_t *x, size_t steps, int8_t *buf, size_t buf_bytes,
-                   int32_t *logits);
-int32_t eh_stream(const eh_input_t *x, int64_t steps, int8_t *states, int32_t *logits);
+int32_t eh_run_batch(const void *x, const int32_t *lengths, int32_t batch, int32_t steps, const int8_t *h0,
+                     int8_t *buf, size_t buf_bytes, int8_t *hidden, int8_t *h_n, int32_t *logits);
+int32_t eh_run_raw(int8_t *state, const void *x, size_t steps, int8_t *buf, size_t buf_bytes, int32_t *logits);
+int32_t eh_stream(const void *x, int64_t steps, int8_t *states, int32_t *logits);
 int32_t eh_classify(const int8_t *state, int32_t *logits);
 int64_t eh_generate(int32_t start_token, int32_t *out, int64_t max_len, uint32_t seed);
 int32_t eh_quantize(const float *raw, int8_t *xq, int64_t rows);
@@ -65,59 +42,91 @@ int32_t eh_sample(const int32_t *logits, int32_t n, uint32_t step, uint32_t *rng
 void eh_lut(int8_t *out);
 double eh_bench_step_ns(int64_t n);
 
-/* Copies between the state struct and torch's (L*D, B, H) layout. */
-static void eh_load_state(eh_state_t *st, const int8_t *h0, size_t batch, size_t b)
+static int eh_tokens(void)
 {
+    return EH_M->vocab_size != 0;
+}
+
+/* Values per step in x: one token id, or input_size int8 features. */
+static size_t eh_input_width(void)
+{
+    return eh_tokens() ? 1u : (size_t)EH_M->input_size;
+}
+
+static size_t eh_rows(void)
+{
+    return (size_t)EH_M->num_layers * (size_t)EH_M->num_directions;
+}
+
+/* Step t of an input array whose kind the model decides. */
+static const int8_t *eh_x(const void *x, size_t t)
+{
+    return eh_tokens() ? NULL : (const int8_t *)x + t * eh_input_width();
+}
+
+static int eh_run(int8_t *state, const void *x, size_t steps, int8_t *buf, size_t buf_bytes, int32_t *logits,
+                  int32_t *scratch)
+{
+    if (eh_tokens()) {
+        return edgernn_run_tokens(EH_M, state, (const int32_t *)x, steps, buf, buf_bytes, logits, scratch);
+    }
+    return edgernn_run(EH_M, state, (const int8_t *)x, steps, buf, buf_bytes, logits, scratch);
+}
+
+static int eh_step(int8_t *state, const void *x, size_t t, int32_t *scratch)
+{
+    if (eh_tokens()) {
+        return edgernn_step_token(EH_M, state, ((const int32_t *)x)[t], scratch);
+    }
+    return edgernn_step(EH_M, state, eh_x(x, t), scratch);
+}
+
+static int32_t *eh_scratch(void)
+{
+    return (int32_t *)malloc(sizeof(int32_t) *
+                             (size_t)EDGERNN_GENERATE_SCRATCH_WORDS(EH_M->hidden_size, EH_M->num_classes));
+}
+
+/* Copies between a state and torch's (L*D, B, H) layout. */
+static void eh_load_state(int8_t *st, const int8_t *h0, size_t batch, size_t b)
+{
+    const size_t hidden = (size_t)EH_M->hidden_size;
     size_t r, j;
-    for (r = 0; r < (size_t)EH_ROWS; ++r) {
-        for (j = 0; j < (size_t)EH_HIDDEN; ++j) {
-            int8_t v = 0; /* no h0: the zero state, as torch */
-            if (h0 != NULL) {
-                v = h0[(r * batch + b) * EH_HIDDEN + j];
-            }
-            st->h[r][j] = v;
+    for (r = 0; r < eh_rows(); ++r) {
+        for (j = 0; j < hidden; ++j) {
+            st[r * hidden + j] = (h0 != NULL) ? h0[(r * batch + b) * hidden + j] : 0; /* no h0: zero */
         }
     }
 }
 
-static void eh_store_state(const eh_state_t *st, int8_t *h_n, size_t batch, size_t b)
+static void eh_store_state(const int8_t *st, int8_t *h_n, size_t batch, size_t b)
 {
+    const size_t hidden = (size_t)EH_M->hidden_size;
     size_t r, j;
-    for (r = 0; r < (size_t)EH_ROWS; ++r) {
-        for (j = 0; j < (size_t)EH_HIDDEN; ++j) {
-            h_n[(r * batch + b) * EH_HIDDEN + j] = st->h[r][j];
+    for (r = 0; r < eh_rows(); ++r) {
+        for (j = 0; j < hidden; ++j) {
+            h_n[(r * batch + b) * hidden + j] = st[r * hidden + j];
         }
     }
 }
 
-/* Model facts, in the order edgernn.backends.c.host.INFO_FIELDS names them. Returns how many. */
+/* Model facts from the descriptor, in the order edgernn.backends.c.host.INFO_FIELDS names them.
+ * Returns how many. */
 int32_t eh_info(int64_t *out, int32_t n)
 {
     const int64_t info[] = {
         EDGERNN_RUNTIME_VERSION,
-        EH_INPUT_SIZE,
-        U(_TOKEN_INPUT),
-        EH_HIDDEN,
-        EH_LAYERS,
-        EH_DIRS,
-        EH_CLASSES,
-        U(_TASK),
-        U(_STATE_BYTES),
-        U(_WEIGHT_BYTES),
-        U(_LUT_BYTES),
-        U(_FLASH_BYTES),
-        U(_SCRATCH_BYTES),
-        U(_MACS_PER_STEP),
-        U(_HEAD_MACS),
-        (int64_t)U(_RUN_BUF_BYTES(1)),
-        (int64_t)sizeof(eh_state_t),
-#if U(_TASK) == EDGERNN_TASK_ONE_TO_MANY
-        U(_END_TOKEN),
-        (int64_t)U(_SAMPLE_STEP),
-#else
-        -1,
-        0,
-#endif
+        eh_tokens() ? EH_M->vocab_size : EH_M->input_size,
+        eh_tokens(),
+        EH_M->hidden_size,
+        EH_M->num_layers,
+        EH_M->num_directions,
+        EH_M->num_classes,
+        EH_M->task,
+        (int64_t)edgernn_state_bytes(EH_M),
+        (int64_t)edgernn_run_buf_bytes(EH_M, 1),
+        EH_M->end_token,
+        (int64_t)EH_M->sample_step,
     };
     const int32_t count = (int32_t)(sizeof info / sizeof info[0]);
     int32_t i;
@@ -127,143 +136,137 @@ int32_t eh_info(int64_t *out, int32_t n)
     return count;
 }
 
-/* A padded batch through PREFIX_run, one sequence at a time. buf: RUN_BUF_BYTES(steps) bytes,
+/* A padded batch through edgernn_run, one sequence at a time. buf: run_buf_bytes(steps) bytes,
  * or NULL (unidirectional only; then hidden is not written). Returns the first error code. */
-int32_t eh_run_batch(const eh_input_t *x, const int32_t *lengths, int32_t batch, int32_t steps,
-                     const int8_t *h0, int8_t *buf, size_t buf_bytes, int8_t *hidden, int8_t *h_n,
-                     int32_t *logits)
+int32_t eh_run_batch(const void *x, const int32_t *lengths, int32_t batch, int32_t steps, const int8_t *h0,
+                     int8_t *buf, size_t buf_bytes, int8_t *hidden, int8_t *h_n, int32_t *logits)
 {
     const size_t nb = (size_t)batch;
     const size_t nt = (size_t)steps;
+    const size_t width = (size_t)EH_M->num_directions * (size_t)EH_M->hidden_size;
+    const size_t classes = (size_t)EH_M->num_classes;
+    const size_t x_step = eh_tokens() ? sizeof(int32_t) : (size_t)EH_M->input_size;
+    int8_t *st = (int8_t *)malloc(edgernn_state_bytes(EH_M));
+    int32_t *scratch = eh_scratch();
+    int32_t rc = EDGERNN_OK;
     size_t b;
-    for (b = 0; b < nb; ++b) {
-        eh_state_t st;
+    for (b = 0; b < nb && st != NULL && scratch != NULL; ++b) {
         const size_t len = (size_t)lengths[b];
         int32_t *out = NULL;
-        int rc;
         if (logits != NULL) {
-            out = logits + b * (EH_PER_STEP ? nt * EH_CLASSES : (size_t)EH_CLASSES);
+            out = logits + b * ((EH_M->task != EDGERNN_TASK_MANY_TO_ONE) ? nt * classes : classes);
         }
-        eh_load_state(&st, h0, nb, b);
-        rc = M(_run)(&st, x + b * nt * EH_INPUT_WIDTH, len, buf, buf_bytes, out);
+        eh_load_state(st, h0, nb, b);
+        rc = eh_run(st, (const char *)x + b * nt * x_step, len, buf, buf_bytes, out, scratch);
         if (rc != EDGERNN_OK) {
-            return rc;
+            break;
         }
-        eh_store_state(&st, h_n, nb, b);
+        eh_store_state(st, h_n, nb, b);
         if (buf != NULL && hidden != NULL) {
             size_t l, t, j;
-            for (l = 0; l < (size_t)EH_LAYERS; ++l) {
+            for (l = 0; l < (size_t)EH_M->num_layers; ++l) {
                 for (t = 0; t < len; ++t) {
-                    for (j = 0; j < (size_t)EH_WIDTH; ++j) {
-                        hidden[((l * nb + b) * nt + t) * EH_WIDTH + j] = buf[(l * len + t) * EH_WIDTH + j];
+                    for (j = 0; j < width; ++j) {
+                        hidden[((l * nb + b) * nt + t) * width + j] = buf[(l * len + t) * width + j];
                     }
                 }
             }
         }
     }
-    return EDGERNN_OK;
-}
-
-/* PREFIX_run on one sequence with the state passed in and out as (L*D, H) bytes: for the error
- * paths (NULL pointers, short buffers, steps == 0, bad tokens). */
-int32_t eh_run_raw(int8_t *state, const eh_input_t *x, size_t steps, int8_t *buf, size_t buf_bytes,
-                   int32_t *logits)
-{
-    eh_state_t st;
-    int rc;
-    eh_load_state(&st, state, 1, 0);
-    rc = M(_run)(&st, x, steps, buf, buf_bytes, logits);
-    eh_store_state(&st, state, 1, 0);
+    if (st == NULL || scratch == NULL) {
+        rc = EH_ERR_ALLOC;
+    }
+    free(st);
+    free(scratch);
     return rc;
 }
 
-/* One long stream from the zero state through PREFIX_step (or _step_token): the full state
- * after every step into states (steps, L*D*H) and, if logits is not NULL, PREFIX_logits after
- * every step into (steps, C). Unidirectional models only. */
-int32_t eh_stream(const eh_input_t *x, int64_t steps, int8_t *states, int32_t *logits)
+/* edgernn_run on one sequence with the state passed in and out as (L*D, H) bytes, as given: for
+ * the error paths (NULL pointers, short buffers, steps == 0, bad tokens). */
+int32_t eh_run_raw(int8_t *state, const void *x, size_t steps, int8_t *buf, size_t buf_bytes, int32_t *logits)
 {
-#if EH_DIRS == 1
-    eh_state_t st;
+    int32_t *scratch = eh_scratch();
+    int32_t rc = EH_ERR_ALLOC;
+    if (scratch != NULL) {
+        rc = eh_run(state, x, steps, buf, buf_bytes, logits, scratch);
+    }
+    free(scratch);
+    return rc;
+}
+
+/* One long stream from the zero state through edgernn_step (or _step_token): the full state after
+ * every step into states (steps, L*D*H) and, if logits is not NULL, the head after every step
+ * into (steps, C). Unidirectional models only. */
+int32_t eh_stream(const void *x, int64_t steps, int8_t *states, int32_t *logits)
+{
+    const size_t state_bytes = edgernn_state_bytes(EH_M);
+    int32_t *scratch = eh_scratch();
+    int32_t rc = EH_ERR_ALLOC;
     size_t t;
-    M(_init)(&st);
-    for (t = 0; t < (size_t)steps; ++t) {
-        size_t r, j;
-#if U(_TOKEN_INPUT)
-        if (M(_step_token)(&st, x[t]) != EDGERNN_OK) {
-            return EDGERNN_ERR_TOKEN;
-        }
-#else
-        M(_step)(&st, x + t * EH_INPUT_WIDTH);
-#endif
-        for (r = 0; r < (size_t)EH_ROWS; ++r) {
-            for (j = 0; j < (size_t)EH_HIDDEN; ++j) {
-                states[(t * EH_ROWS + r) * EH_HIDDEN + j] = st.h[r][j];
+    if (scratch != NULL && states != NULL) {
+        rc = EDGERNN_OK;
+        edgernn_init(EH_M, states);
+        for (t = 0; t < (size_t)steps && rc == EDGERNN_OK; ++t) {
+            int8_t *st = states + t * state_bytes;
+            if (t > 0) {
+                size_t k;
+                for (k = 0; k < state_bytes; ++k) {
+                    st[k] = st[k - state_bytes];
+                }
+            }
+            rc = eh_step(st, x, t, scratch);
+            if (rc == EDGERNN_OK && logits != NULL) {
+                edgernn_logits(EH_M, st, logits + t * (size_t)EH_M->num_classes);
             }
         }
-        if (logits != NULL) {
-            M(_logits)(&st, logits + t * EH_CLASSES);
-        }
     }
-    return EDGERNN_OK;
-#else
-    (void)x;
-    (void)steps;
-    (void)states;
-    (void)logits;
-    return EH_UNSUPPORTED;
-#endif
+    free(scratch);
+    return rc;
 }
 
-/* PREFIX_classify on a state given as (L*D, H) bytes; returns the class, logits filled. */
+/* edgernn_classify on a state given as (L*D, H) bytes; returns the class, logits filled. */
 int32_t eh_classify(const int8_t *state, int32_t *logits)
 {
-#if EH_DIRS == 1 || U(_TASK) == EDGERNN_TASK_MANY_TO_ONE
-    eh_state_t st;
-    eh_load_state(&st, state, 1, 0);
-    return M(_classify)(&st, logits);
-#else
-    (void)state;
-    (void)logits;
-    return EH_UNSUPPORTED;
-#endif
+    if (EH_M->num_directions == 2 && EH_M->task != EDGERNN_TASK_MANY_TO_ONE) {
+        return EDGERNN_ERR_MODEL; /* per-step bidirectional logits exist only inside a run */
+    }
+    return edgernn_classify(EH_M, state, logits);
 }
 
-/* PREFIX_generate from the zero state; returns the number of tokens written. */
+/* edgernn_generate from the zero state; returns the number of tokens written. */
 int64_t eh_generate(int32_t start_token, int32_t *out, int64_t max_len, uint32_t seed)
 {
-#if U(_TASK) == EDGERNN_TASK_ONE_TO_MANY
-    eh_state_t st;
-    M(_init)(&st);
-    return (int64_t)M(_generate)(&st, start_token, out, (size_t)max_len, seed);
-#else
-    (void)start_token;
-    (void)out;
-    (void)max_len;
-    (void)seed;
-    return EH_UNSUPPORTED;
-#endif
+    int8_t *st = (int8_t *)malloc(edgernn_state_bytes(EH_M));
+    int32_t *scratch = eh_scratch();
+    int64_t written = EH_ERR_ALLOC;
+    if (EH_M->task != EDGERNN_TASK_ONE_TO_MANY) {
+        written = EDGERNN_ERR_MODEL;
+    } else if (st != NULL && scratch != NULL) {
+        edgernn_init(EH_M, st);
+        written = (int64_t)edgernn_generate(EH_M, st, start_token, out, (size_t)max_len, seed, scratch);
+    }
+    free(st);
+    free(scratch);
+    return written;
 }
 
-/* PREFIX_quantize_input on `rows` float vectors of INPUT_SIZE. */
+/* edgernn_quantize_input on `rows` float vectors of input_size. */
 int32_t eh_quantize(const float *raw, int8_t *xq, int64_t rows)
 {
-#if U(_TOKEN_INPUT)
-    (void)raw;
-    (void)xq;
-    (void)rows;
-    return EH_UNSUPPORTED;
-#else
+    const size_t width = (size_t)EH_M->input_size;
     size_t r;
+    if (eh_tokens()) {
+        return EDGERNN_ERR_MODEL;
+    }
     for (r = 0; r < (size_t)rows; ++r) {
-        M(_quantize_input)(raw + r * EH_INPUT_WIDTH, xq + r * EH_INPUT_WIDTH);
+        edgernn_quantize_input(EH_M, raw + r * width, xq + r * width);
     }
     return EDGERNN_OK;
-#endif
 }
 
 float eh_dequantize_logit(int32_t logit_q)
 {
-    return M(_dequantize_logit)(logit_q);
+    return edgernn_dequantize_logit(EH_M, logit_q);
 }
 
 /* The runtime's building blocks, for tests that pin them down directly. */
@@ -285,42 +288,45 @@ void eh_lut(int8_t *out)
     }
 }
 
-/* Host nanoseconds per PREFIX_step (or _step_token), over n steps of a fixed pseudo-random
+/* Host nanoseconds per edgernn_step (or _step_token), over n steps of a fixed pseudo-random
  * input; CPU time from clock(). Unidirectional models only (else a negative value). */
 double eh_bench_step_ns(int64_t n)
 {
-#if EH_DIRS == 1
+    enum { POOL = 16 };
     static volatile int8_t sink; /* keeps the work observable */
-    eh_state_t st;
-    eh_input_t x[16][EH_INPUT_WIDTH];
+    const size_t width = eh_input_width();
+    int8_t *st = (int8_t *)malloc(edgernn_state_bytes(EH_M));
+    int32_t *scratch = eh_scratch();
+    int32_t *tokens = (int32_t *)malloc(sizeof(int32_t) * POOL);
+    int8_t *x = (int8_t *)malloc(POOL * width);
     uint32_t rng = 0x2545F491u;
+    double ns = -1.0;
     size_t i, j;
-    clock_t start;
-    clock_t stop;
-    for (i = 0; i < 16; ++i) {
-        for (j = 0; j < (size_t)EH_INPUT_WIDTH; ++j) {
-#if U(_TOKEN_INPUT)
-            x[i][j] = (int32_t)(edgernn_xorshift32(&rng) % (uint32_t)EH_INPUT_SIZE);
-#else
-            x[i][j] = (int8_t)((int32_t)(edgernn_xorshift32(&rng) % 255u) - EDGERNN_Q_MAX);
-#endif
+    if (EH_M->num_directions == 1 && st != NULL && scratch != NULL && tokens != NULL && x != NULL) {
+        clock_t start, stop;
+        for (i = 0; i < POOL; ++i) {
+            tokens[i] = (int32_t)(edgernn_xorshift32(&rng) % (uint32_t)(EH_M->vocab_size + 1));
+            for (j = 0; j < width; ++j) {
+                x[i * width + j] = (int8_t)((int32_t)(edgernn_xorshift32(&rng) % 255u) - EDGERNN_Q_MAX);
+            }
         }
+        edgernn_init(EH_M, st);
+        start = clock();
+        for (i = 0; i < (size_t)n; ++i) {
+            if (eh_tokens()) {
+                (void)edgernn_step_token(EH_M, st, tokens[i % POOL] % EH_M->vocab_size, scratch);
+            } else {
+                (void)edgernn_step(EH_M, st, x + (i % POOL) * width, scratch);
+            }
+        }
+        stop = clock();
+        sink = st[0];
+        (void)sink;
+        ns = (n > 0) ? (double)(stop - start) * 1e9 / (double)CLOCKS_PER_SEC / (double)n : 0.0;
     }
-    M(_init)(&st);
-    start = clock();
-    for (i = 0; i < (size_t)n; ++i) {
-#if U(_TOKEN_INPUT)
-        (void)M(_step_token)(&st, x[i % 16][0]);
-#else
-        M(_step)(&st, x[i % 16]);
-#endif
-    }
-    stop = clock();
-    sink = st.h[0][0];
-    (void)sink;
-    return (n > 0) ? (double)(stop - start) * 1e9 / (double)CLOCKS_PER_SEC / (double)n : 0.0;
-#else
-    (void)n;
-    return -1.0;
-#endif
+    free(st);
+    free(scratch);
+    free(tokens);
+    free(x);
+    return ns;
 }

@@ -1,7 +1,9 @@
 """The `edgernn` command line: a thin layer over edgernn.pipeline and friends.
 
-Exit codes: 0 success; 1 a check ran and failed; 2 bad usage or input (a one-line message, no
-traceback); 130 interrupted.
+Exit codes (edgernn.errors): 0 success; 1 a check ran and failed (CheckFailed); 2 bad usage or
+input (InputError, QuantizationError); 3 a compiler, emulator or other outside tool is missing or
+failed (ToolchainError); 4 edgernn broke its own promise, a bug (InternalError); 130 interrupted.
+Every error is a one-line message, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from edgernn import __version__
+from edgernn import targets as mcu_targets  # the target registry: --target's choices
 from edgernn.errors import CheckFailed, EdgeRNNError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,7 +60,8 @@ def main() -> None:
       edgernn verify export/japanese_vowels     # torch = ORT (float); torch = ORT = C (int8), report.json
       edgernn demo                              # all of the above for every bundled data set
 
-    Exit codes: 0 ok, 1 a verification check failed, 2 bad usage or input, 130 interrupted.
+    Exit codes: 0 ok, 1 a verification check failed, 2 bad usage or input, 3 a compiler or
+    emulator missing or failed, 4 internal error (a bug), 130 interrupted.
     """
 
 
@@ -65,7 +69,7 @@ def main() -> None:
 @friendly
 def datasets() -> None:
     """List the bundled data sets (no download: they ship inside the package)."""
-    from edgernn.data.load import list_datasets
+    from edgernn.data.bundled import list_datasets
 
     rows = list_datasets()
     click.echo(f"{'name':<16} {'task':<13} {'train/val/test':<16} {'classes':>7}  input")
@@ -136,7 +140,7 @@ def train(
     """Train a float model and write OUT/checkpoint.pt (config, data set, normalization, metrics)."""
     from dataclasses import replace
 
-    from edgernn.data.load import DEFAULT_DATASET
+    from edgernn.data.bundled import DEFAULT_DATASET
     from edgernn.pipeline import train_to_dir
     from edgernn.train.loop import DEFAULT_PRESET, PRESETS
 
@@ -190,7 +194,8 @@ def quantize(directory: str) -> None:
 @click.option("--prefix", help="C symbol prefix for model.h [default: the data set name].")
 @friendly
 def export(directory: str, prefix: str | None) -> None:
-    """Quantize and write model.onnx, model.int8.onnx, model.step.int8.onnx and model.h."""
+    """Quantize and write model.onnx, model.int8.onnx, model.step.int8.onnx and model.h, then
+    manifest.json (their sha256s, written last: `verify` refuses a set that does not match it)."""
     from edgernn.pipeline import export_dir
 
     result = export_dir(directory, prefix)
@@ -203,12 +208,13 @@ def export(directory: str, prefix: str | None) -> None:
 @click.option("--no-c", is_flag=True, help="Skip compiling the C header (no C compiler here).")
 @friendly
 def verify(directory: str, no_c: bool) -> None:
-    """Compare torch, ONNX Runtime and C on the test split; write report.json. Exit 1 if a check fails."""
-    from edgernn.report.store import update_report, verify_table
+    """Compare torch, ONNX Runtime and C on the test split; write report.json. Exit 1 if a check
+    fails, or if the files on disk are not the set `edgernn export` wrote (see manifest.json)."""
+    from edgernn.report.store import record_verification, verify_table
     from edgernn.verify import verify_dir
 
     v = verify_dir(directory, with_c=not no_c)
-    update_report(directory, v.report)
+    record_verification(directory, v)
     click.echo(verify_table(v.report))
     for n in v.notes:
         click.echo(f"  note: {n}")
@@ -222,16 +228,17 @@ def verify(directory: str, no_c: bool) -> None:
     "--target",
     "targets",
     multiple=True,
-    type=click.Choice(["cortex-m0plus", "cortex-m4", "cortex-m7"]),
-    help="Core to build for and emulate (repeatable) [default: cortex-m0plus and cortex-m4].",
+    type=click.Choice(list(mcu_targets.TARGETS)),
+    help="Core to build for and emulate (repeatable) "
+    f"[default: {' and '.join(mcu_targets.default_targets())}].",
 )
 @click.option(
     "--compiler",
     "compilers",
     multiple=True,
-    type=click.Choice(["zig", "gcc"]),
-    help="zig: zig cc + Unicorn (pip only); gcc: arm-none-eabi-gcc + picolibc, also booted on QEMU "
-    "(`make mcu-tools`). Repeatable [default: zig].",
+    type=click.Choice(list(mcu_targets.compilers())),
+    help="zig: zig cc + Unicorn (pip only); gcc: a GNU cross gcc (arm-none-eabi-gcc) + picolibc, also "
+    "booted on the target's QEMU board (`make mcu-tools`). Repeatable [default: zig].",
 )
 @click.option(
     "--kernel",
@@ -315,7 +322,7 @@ def bench(directory: str, quick: bool) -> None:
     Single-threaded everywhere. Writes DIRECTORY/bench.json, a "bench" summary in report.json and,
     with matplotlib, bench_scaling.png. Takes about a minute (valgrind needed for instruction counts).
     """
-    from edgernn.bench.run import BENCH_JSON, markdown_tables, run_bench
+    from edgernn.bench import BENCH_JSON, markdown_tables, run_bench
     from edgernn.report.markdown import write_scaling_plot
 
     result = run_bench(directory, quick=quick, echo=lambda msg: click.echo(msg, err=True))

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
 from edgernn.errors import InputError
 
-Task = Literal["many-to-one", "many-to-many", "one-to-many"]
-TASKS: tuple[str, ...] = ("many-to-one", "many-to-many", "one-to-many")
+
+class Task(StrEnum):
+    """What a model outputs. The values are the names in checkpoints, JSON files and the CLI; a
+    StrEnum compares equal to them and serialises as them, so files stay as they were."""
+
+    MANY_TO_ONE = "many-to-one"  # one output after the whole (last valid) step
+    MANY_TO_MANY = "many-to-many"  # one output per step
+    ONE_TO_MANY = "one-to-many"  # generative: each output token is the next input
+
+
+TASKS: tuple[str, ...] = tuple(t.value for t in Task)
 
 # Generous ceilings: past them the generated C no longer fits any microcontroller we target and
 # the integer bounds (|acc| < 2^31) stop being provable for int8 operands.
@@ -34,6 +44,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise InputError(f"task must be one of {', '.join(TASKS)}, not {self.task!r}")
+        object.__setattr__(self, "task", Task(self.task))  # a plain "many-to-one" becomes the member
         if self.vocab_size and (self.embed_dim < 1 or self.input_size != self.embed_dim):
             raise InputError("a token model needs embed_dim >= 1 and input_size == embed_dim")
         for name, value, hi in (
@@ -46,11 +57,20 @@ class ModelConfig:
                 raise InputError(f"{name} must be an integer in 1..{hi}, got {value!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise InputError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if self.task == "one-to-many":
+        if self.task is Task.ONE_TO_MANY:
             if self.bidirectional:
                 raise InputError("a one-to-many (generative) model cannot be bidirectional")
             if not self.vocab_size or self.num_classes != self.vocab_size:
                 raise InputError("a one-to-many model reads and predicts tokens: vocab_size == num_classes")
+
+    @property
+    def per_step(self) -> bool:
+        """One output per step (many-to-many, one-to-many), not one per sequence."""
+        return self.task is not Task.MANY_TO_ONE
+
+    @property
+    def generative(self) -> bool:
+        return self.task is Task.ONE_TO_MANY
 
     @property
     def directions(self) -> int:
@@ -61,7 +81,7 @@ class ModelConfig:
         return self.vocab_size > 0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "task": self.task.value}  # plain JSON types, as checkpoints store them
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:

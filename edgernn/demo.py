@@ -7,11 +7,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from edgernn.data.load import BUNDLED
+from edgernn.config import Task
+from edgernn.data.bundled import BUNDLED
 from edgernn.errors import InputError
 from edgernn.pipeline import export_dir, train_to_dir
 from edgernn.report.markdown import write_report_md
-from edgernn.report.store import update_report, verify_table
+from edgernn.report.store import record_verification, verify_table
 from edgernn.train.checkpoint import load_checkpoint
 from edgernn.train.model import generate
 from edgernn.verify import verify_dir
@@ -41,10 +42,10 @@ def run_demo(root: Path, names: Iterable[str] | None, progress: bool, echo: Call
         t_train = time.perf_counter() - t0
         export_dir(out)
         v = verify_dir(out)
-        update_report(out, v.report)
+        record_verification(out, v)
         write_report_md(out)
         echo(verify_table(v.report))
-        if v.report["task"] == "one-to-many":
+        if v.report["task"] == Task.ONE_TO_MANY:
             echo("  samples (float, temperature 0.8, seeds 0-9): " + ", ".join(sample_names(out)))
         took = time.perf_counter() - t0
         echo(f"  report: {out / 'report.md'} ({t_train:.0f} s training, {took:.0f} s in all)\n")

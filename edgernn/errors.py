@@ -1,4 +1,15 @@
-"""Errors that the CLI turns into a one-line message and a documented exit code."""
+"""Errors that the CLI turns into a one-line message and a documented exit code.
+
+Classed by what the user should do about them:
+
+| class              | exit | meaning                                                              |
+|--------------------|------|----------------------------------------------------------------------|
+| InputError         | 2    | the user's input is wrong: a path, data file, checkpoint, option     |
+| QuantizationError  | 2    | the model cannot be represented by the integer contract             |
+| CheckFailed        | 1    | a check ran and the answer is no (a parity mismatch, a corrupt set)  |
+| ToolchainError     | 3    | a compiler, emulator or other outside tool is missing or failed      |
+| InternalError      | 4    | edgernn broke its own promise (a C return code it never expects)     |
+"""
 
 
 class EdgeRNNError(Exception):
@@ -23,3 +34,15 @@ class CheckFailed(EdgeRNNError):
     """A verification check ran and failed (exit 1)."""
 
     exit_code = 1
+
+
+class ToolchainError(EdgeRNNError):
+    """An outside tool (compiler, linker, emulator, valgrind) is missing or failed (exit 3)."""
+
+    exit_code = 3
+
+
+class InternalError(EdgeRNNError):
+    """A state edgernn's own code should never reach, e.g. an unexpected C return code (exit 4)."""
+
+    exit_code = 4

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgernn.config import Task
+
 IGNORE = -100  # target value of padded steps (torch's CrossEntropyLoss ignore_index)
 
 
@@ -24,7 +26,7 @@ def task_metrics(logits: np.ndarray, y: np.ndarray, task: str, num_classes: int)
     """
     logits = np.asarray(logits, dtype=np.float64)
     y = np.asarray(y)
-    if task == "many-to-one":
+    if task == Task.MANY_TO_ONE:
         flat_logits, flat_y = logits, y
     else:
         valid = y != IGNORE
@@ -37,7 +39,7 @@ def task_metrics(logits: np.ndarray, y: np.ndarray, task: str, num_classes: int)
         "nll": float(nll.mean()),
         "n": len(flat_y),
     }
-    if task == "one-to-many":
+    if task == Task.ONE_TO_MANY:
         out["nats_per_char"] = out["nll"]
     return out
 
@@ -45,7 +47,7 @@ def task_metrics(logits: np.ndarray, y: np.ndarray, task: str, num_classes: int)
 def predictions(logits: np.ndarray, y: np.ndarray, task: str) -> np.ndarray:
     """Predicted class per counted item (sequence, or valid step), in the order task_metrics counts."""
     logits = np.asarray(logits)
-    if task == "many-to-one":
+    if task == Task.MANY_TO_ONE:
         return np.asarray(logits.argmax(axis=-1))
     return np.asarray(logits[np.asarray(y) != IGNORE].argmax(axis=-1))
 

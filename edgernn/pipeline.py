@@ -1,7 +1,11 @@
 """The library API behind the CLI: train into a directory, quantize, export every artifact, verify.
 
 An export directory holds: checkpoint.pt, model.int8.json (the QuantizedModel), model.onnx,
-model.int8.onnx, model.step.int8.onnx, model.h, report.json, report.md.
+model.int8.onnx, model.step.int8.onnx, model.h, manifest.json (written last by export: the sha256
+of each of those files and of the checkpoint, see edgernn.manifest), report.json, report.md.
+
+Locking: writers take `exclusive(DIR)` (one at a time, fail fast); `verify` reads under
+`shared(DIR)`, so it never reads a set an export is halfway through replacing.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import fcntl
 import hashlib
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,9 +24,15 @@ import numpy as np
 from edgernn import __version__
 from edgernn.artifacts import TMP_SUFFIX, write_text
 from edgernn.config import TrainConfig
-from edgernn.contract.quant import QuantizedModel, int_forward, quantize_inputs, quantize_model
-from edgernn.data.load import Dataset, Split, load_dataset, load_user_data
+from edgernn.contract.meta import ModelMeta
+from edgernn.contract.model import QuantizedModel
+from edgernn.contract.quantize import quantize_inputs, quantize_model
+from edgernn.contract.reference import int_forward
+from edgernn.data.bundled import load_dataset
+from edgernn.data.dataset import Dataset, Split
+from edgernn.data.user import load_user_data
 from edgernn.errors import InputError
+from edgernn.manifest import MANIFEST, write_manifest
 from edgernn.metrics import task_metrics
 from edgernn.train.checkpoint import (
     CHECKPOINT_NAME,
@@ -38,21 +48,26 @@ FLOAT_ONNX = "model.onnx"
 INT_ONNX = "model.int8.onnx"
 STEP_ONNX = "model.step.int8.onnx"
 HEADER = "model.h"
+EXPORTED = (QUANT_NAME, FLOAT_ONNX, INT_ONNX, STEP_ONNX, HEADER)  # export_dir's write order
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
+LOCK_NAME = ".edgernn.lock"
 
 
 @contextmanager
-def exclusive(out_dir: Path) -> Iterator[None]:
-    """One writer per export directory: a second concurrent export fails fast instead of interleaving."""
+def exclusive(out_dir: Path, wait: bool = False) -> Iterator[None]:
+    """One writer per export directory: a second concurrent export fails fast instead of interleaving.
+
+    With `wait`, block until the holders (writers, or readers under `shared`) are done instead:
+    for a short write such as verify's report.json after a long read."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(out_dir / ".edgernn.lock", os.O_CREAT | os.O_RDWR, 0o644)
+        fd = os.open(out_dir / LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o644)
     except OSError as e:
         raise InputError(f"cannot write to {out_dir}: {e.strerror or e}") from None
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise InputError(
                 f"another edgernn process is writing to {out_dir}; try again when it ends"
@@ -63,6 +78,45 @@ def exclusive(out_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+@contextmanager
+def shared(out_dir: Path) -> Iterator[None]:
+    """A reader's lock: any number of readers at once, none while a writer holds `exclusive`.
+
+    Unlike `exclusive` it creates no directory and removes no temporary file (a writer's job)."""
+    lock = out_dir / LOCK_NAME
+    fd: int | None = None
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+    except PermissionError:
+        # A directory the reader may not write to: lock the lock file if a writer left one; with
+        # none, no writer has ever locked here (and none can create one): nothing to exclude.
+        with suppress(FileNotFoundError):
+            fd = _open_readonly(lock, out_dir)
+    except OSError as e:
+        raise InputError(f"cannot read {out_dir}: {e.strerror or e}") from None
+    try:
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise InputError(
+                    f"another edgernn process is writing to {out_dir}; try again when it ends"
+                ) from None
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _open_readonly(lock: Path, out_dir: Path) -> int:
+    try:
+        return os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise InputError(f"cannot read {out_dir}: {e.strerror or e}") from None
 
 
 def data_ref(dataset: str | None, data_file: str | os.PathLike[str] | None, seed: int) -> dict[str, Any]:
@@ -148,19 +202,21 @@ def quantize_checkpoint(ckpt: Checkpoint, ds: Dataset) -> QuantizedModel:
     meta = ckpt.meta
     qm = quantize_model(ckpt.model, ds.train.x, ds.train.lengths, ds.norm_mean, ds.norm_std)
     int8, _ = int8_metrics(qm, ds.test)
-    provenance: dict[str, Any] = {
-        "dataset": meta.get("dataset"),
-        "task": qm.config.task,
-        "source": meta.get("source"),
-        "licence": meta.get("licence"),
-        "float_accuracy": meta.get("metrics", {}).get("float", {}).get("test_accuracy"),
-        "int8_accuracy": int8["test_accuracy"],
-        "source_checkpoint_sha256": ckpt.sha256,
-        "edgernn_version": __version__,
-        "vocab": meta.get("vocab", []),
-        "class_names": meta.get("class_names", []),
-        **token_ids(meta.get("vocab", [])),
-    }
+    ids = token_ids(meta.get("vocab", []))
+    provenance = ModelMeta(
+        dataset=meta.get("dataset"),
+        task=qm.config.task,
+        source=meta.get("source"),
+        licence=meta.get("licence"),
+        float_accuracy=meta.get("metrics", {}).get("float", {}).get("test_accuracy"),
+        int8_accuracy=int8["test_accuracy"],
+        source_checkpoint_sha256=ckpt.sha256,
+        edgernn_version=__version__,
+        vocab=meta.get("vocab", []),
+        class_names=meta.get("class_names", []),
+        start_token=ids.get("start_token"),
+        end_token=ids.get("end_token"),
+    )
     return replace(qm, meta=provenance)
 
 
@@ -209,10 +265,11 @@ def quantize_dir(out_dir: str | os.PathLike[str]) -> QuantizedModel:
 
 
 def export_dir(out_dir: str | os.PathLike[str], prefix: str | None = None) -> Exported:
-    """Quantize the checkpoint in out_dir and write every artifact, each atomically."""
+    """Quantize the checkpoint in out_dir and write every artifact, each atomically, then
+    manifest.json (atomically, last): a set without a matching manifest is one verify refuses."""
     from edgernn.backends.c.codegen import validate_prefix, write_header
+    from edgernn.backends.onnx import build_sequence_model, build_step_model, save_model
     from edgernn.backends.onnx.float_graph import export_float_onnx
-    from edgernn.backends.onnx.int_graph import build_sequence_model, build_step_model, save_model
 
     out = Path(out_dir)
     prefix = validate_prefix(prefix) if prefix else None
@@ -224,11 +281,12 @@ def export_dir(out_dir: str | os.PathLike[str], prefix: str | None = None) -> Ex
         prefix = prefix or default_prefix(str(ckpt.meta.get("dataset", "model")))
         ds = load_data(ckpt.meta.get("data", {}))
         qm = quantize_checkpoint(ckpt, ds)
-        qm = replace(qm, meta={**qm.meta, "c_prefix": prefix})
+        qm = replace(qm, meta=replace(qm.meta, c_prefix=prefix))
         write_text(out / QUANT_NAME, qm.to_json())
         export_float_onnx(ckpt.model, out / FLOAT_ONNX)
         save_model(build_sequence_model(qm), out / INT_ONNX)
         save_model(build_step_model(qm), out / STEP_ONNX)
         write_header(qm, out / HEADER, prefix)
-    files = tuple(out / n for n in (QUANT_NAME, FLOAT_ONNX, INT_ONNX, STEP_ONNX, HEADER))
+        write_manifest(out, EXPORTED, ckpt.sha256)
+    files = tuple(out / n for n in (*EXPORTED, MANIFEST))
     return Exported(out_dir=out, qm=qm, files=files)

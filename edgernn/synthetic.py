@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgernn.config import ModelConfig
-from edgernn.contract.quant import QuantizedModel, quantize_model
+from edgernn.config import ModelConfig, Task
+from edgernn.contract.model import QuantizedModel
+from edgernn.contract.quantize import quantize_model
 from edgernn.train.model import EdgeRNN
 
 CALIB_SEQUENCES, CALIB_STEPS = 16, 20
@@ -24,7 +25,7 @@ def small_config(
         task=task,  # type: ignore[arg-type]
         input_size=inp,
         hidden_size=hidden,
-        num_classes=vocab if task == "one-to-many" else classes,
+        num_classes=vocab if task == Task.ONE_TO_MANY else classes,
         num_layers=layers,
         bidirectional=bi,
         vocab_size=vocab,

@@ -4,11 +4,17 @@ Level 1: torch float vs ONNX Runtime float, max |diff| over the whole test split
 Level 2: the torch integer reference vs the ORT sequence graph vs the ORT step graph vs compiled C:
          every hidden state, final state and logit must be the same integer.
 Level 3: int8 vs float accuracy and the fraction of predictions that agree.
+
+Before any of that, the directory must hold one complete export: verify reads under the directory's
+shared lock (no export can replace files meanwhile) and refuses, with CheckFailed (exit 1), a set
+whose files do not match manifest.json (a killed export, a hand-edit, a retrained checkpoint) or
+that has no manifest. Every failure is an EdgeRNNError with a one-line message, never a traceback.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -18,10 +24,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgernn.contract.quant import IntResult, QuantizedModel, int_forward, int_generate
-from edgernn.errors import InputError
+from edgernn.contract.model import QuantizedModel
+from edgernn.contract.reference import IntResult, int_forward, int_generate
+from edgernn.errors import CheckFailed, ToolchainError
+from edgernn.manifest import check_manifest
 from edgernn.metrics import predictions, task_metrics
 from edgernn.pipeline import (
+    EXPORTED,
     FLOAT_ONNX,
     HEADER,
     INT_ONNX,
@@ -29,8 +38,9 @@ from edgernn.pipeline import (
     int8_inputs,
     load_data,
     load_quantized,
+    shared,
 )
-from edgernn.train.checkpoint import load_checkpoint
+from edgernn.train.checkpoint import checkpoint_path, load_checkpoint
 from edgernn.train.loop import predict_logits
 
 FLOAT_TOLERANCE = 1e-5
@@ -41,6 +51,7 @@ class Verification:
     report: dict[str, Any]
     passed: bool
     notes: list[str] = field(default_factory=list)
+    manifest_sha256: str = ""  # the manifest.json (so the export) the report describes
 
 
 def float_parity(out_dir: Path, model: torch.nn.Module, x: np.ndarray, lengths: np.ndarray) -> dict[str, Any]:
@@ -68,7 +79,7 @@ def int_parity(a: str, b: str, ref: IntResult, other: IntResult) -> dict[str, An
     for name in ("hidden", "h_n", "logits"):
         r, o = np.asarray(getattr(ref, name)), np.asarray(getattr(other, name))
         if r.shape != o.shape:
-            raise AssertionError(f"{b} {name} has shape {o.shape}, {a} has {r.shape}")
+            raise CheckFailed(f"{b} gives {name} of shape {o.shape}, {a} gives {r.shape}")
         mismatches += int((r != o).sum())
         n += r.size
     return {"a": a, "b": b, "mismatches": mismatches, "n": n, "passed": mismatches == 0}
@@ -96,9 +107,9 @@ def generation_parity(qm: QuantizedModel, out: Path, c_model: Any | None) -> lis
     """One-to-many: greedy generation from every token as the seed, token for token, in the torch
     integer reference, a Python loop over the ORT step model and the C generator."""
     from edgernn.backends.onnx.float_graph import session
-    from edgernn.backends.onnx.int_graph import generate_steps
+    from edgernn.backends.onnx.int_run import generate_steps
 
-    end = int(qm.meta["end_token"])
+    end = -1 if qm.meta.end_token is None else qm.meta.end_token  # -1: none, run to max_len
     starts = [t for t in range(1, qm.config.vocab_size) if t != end]
     ref = [int_generate(qm, s, end, GENERATE_MAX_LEN) for s in starts]
     step = session(out / STEP_ONNX)
@@ -121,17 +132,27 @@ def generation_parity(qm: QuantizedModel, out: Path, c_model: Any | None) -> lis
     return rows
 
 
-def verify_dir(out_dir: str | os.PathLike[str], with_c: bool = True) -> Verification:
-    """Run every check on the test split. The caller decides what to print; nothing is written here."""
-    from edgernn.backends.onnx.float_graph import session
-    from edgernn.backends.onnx.int_graph import run_sequence, run_steps
+def c_compiler_available() -> bool:
+    words = shlex.split(os.environ.get("CC") or "cc")
+    return bool(words) and shutil.which(words[0]) is not None
 
+
+def verify_dir(out_dir: str | os.PathLike[str], with_c: bool = True) -> Verification:
+    """Run every check on the test split. The caller decides what to print; nothing is written here
+    (store.record_verification writes the report, if the export is still the one verified)."""
     out = Path(out_dir)
+    checkpoint_path(out)  # a missing directory or checkpoint: InputError, before any lock file
+    with shared(out):
+        return _verify_locked(out, with_c)
+
+
+def _verify_locked(out: Path, with_c: bool) -> Verification:
+    from edgernn.backends.onnx.float_graph import session
+    from edgernn.backends.onnx.int_run import run_sequence, run_steps
+
     ckpt = load_checkpoint(out)
+    digest = check_manifest(out, EXPORTED, ckpt.sha256)
     qm = load_quantized(out)
-    for name in (FLOAT_ONNX, INT_ONNX, STEP_ONNX, HEADER):
-        if not (out / name).exists():
-            raise InputError(f"{out} has no {name}; run `edgernn export {out}` first")
     ds = load_data(ckpt.meta.get("data", {}))
     test = ds.test
     cfg = qm.config
@@ -161,13 +182,16 @@ def verify_dir(out_dir: str | os.PathLike[str], with_c: bool = True) -> Verifica
         if with_c:
             from edgernn.backends.c.host import compile_model
 
-            if shutil.which(os.environ.get("CC", "cc")) is None:
-                raise InputError("no C compiler found (set CC or install gcc) to check the generated C")
-            c_model = compile_model(out / HEADER, str(qm.meta.get("c_prefix", "edgernn_model")), work)
+            if not c_compiler_available():
+                raise ToolchainError(
+                    "no C compiler found to check the generated C: install gcc or clang, set CC, "
+                    "or skip the C check with --no-c"
+                )
+            c_model = compile_model(out / HEADER, qm.meta.c_prefix or "edgernn_model", work)
             parity.append(int_parity("torch-int8", "c-int8", ref, c_model.run(xq, test.lengths)))
         else:
             notes.append("C parity skipped (--no-c)")
-        if cfg.task == "one-to-many" and "end_token" in qm.meta:
+        if cfg.task == "one-to-many" and qm.meta.end_token is not None:
             parity += generation_parity(qm, out, c_model)
 
     report: dict[str, Any] = {
@@ -187,4 +211,6 @@ def verify_dir(out_dir: str | os.PathLike[str], with_c: bool = True) -> Verifica
         "size": size_block(qm),
         "checkpoint_sha256": ckpt.sha256,
     }
-    return Verification(report=report, passed=all(p["passed"] for p in parity), notes=notes)
+    return Verification(
+        report=report, passed=all(p["passed"] for p in parity), notes=notes, manifest_sha256=digest
+    )

@@ -1,4 +1,5 @@
-"""A killed export or training run leaves every artifact either old or new, never half-written."""
+"""A killed export or training run leaves every artifact either old or new, never half-written,
+and the set either the old consistent one or one that verify refuses (manifest.json, written last)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from edgernn.errors import CheckFailed
+from edgernn.manifest import MANIFEST, check_manifest
 from edgernn.pipeline import HEADER, export_dir
 from edgernn.train.checkpoint import load_checkpoint
 
 ARTIFACTS = ("model.int8.json", "model.onnx", "model.int8.onnx", "model.step.int8.onnx", HEADER)
+EXPORT_SET = (*ARTIFACTS, MANIFEST)
 
 
 def _cli(*args: str) -> subprocess.Popen[bytes]:
@@ -24,7 +28,7 @@ def _cli(*args: str) -> subprocess.Popen[bytes]:
 
 
 def _snapshot(d: Path) -> dict[str, bytes]:
-    return {n: (d / n).read_bytes() for n in ARTIFACTS}
+    return {n: (d / n).read_bytes() for n in EXPORT_SET}
 
 
 @pytest.fixture(scope="module")
@@ -38,21 +42,52 @@ def old_and_new(jv_export, tmp_path_factory):
     return d, _snapshot(d), new
 
 
+def _holds_flock(lock: Path) -> bool:
+    """True if some process holds a flock on `lock` (from /proc/locks, without taking it)."""
+    st = lock.stat()
+    key = f" {os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino} "
+    return any("FLOCK" in line and key in line for line in Path("/proc/locks").read_text().splitlines())
+
+
+def _wait_for_the_lock(p: subprocess.Popen[bytes], lock: Path) -> bool:
+    """Until the export holds the directory lock: past Python's start-up and imports, where a
+    SIGINT would be Python's own traceback and not the CLI's. False if it ended first."""
+    deadline = time.monotonic() + 120  # a liveness guard, not a speed check
+    while not _holds_flock(lock):
+        if p.poll() is not None:
+            return False
+        assert time.monotonic() < deadline, "the export never took the directory lock"
+        time.sleep(0.005)
+    return True
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
-@pytest.mark.parametrize("delay", [0.5, 1.5, 3.0])
+@pytest.mark.parametrize("delay", [0.0, 0.3, 1.0])
 def test_killed_export_leaves_old_or_new_artifacts(old_and_new, sig, delay):
+    """The signal lands `delay` seconds after the export took the lock: somewhere in its writes."""
+    if not Path("/proc/locks").exists():
+        pytest.skip("needs /proc/locks (Linux) to see the export take its lock")
     d, old, new = old_and_new
     export_dir(d, prefix="stale")
     p = _cli("export", str(d), "--prefix", "fresh")
-    time.sleep(delay)
-    p.send_signal(sig)
+    if _wait_for_the_lock(p, d / ".edgernn.lock"):
+        time.sleep(delay)
+        p.send_signal(sig)
     _, err = p.communicate(timeout=60)
     if p.returncode == 0:
-        pytest.skip(f"export finished within {delay} s; nothing to interrupt at this delay")
-    for name in ARTIFACTS:
+        pytest.skip(f"export finished within {delay} s of taking the lock; nothing to interrupt")
+    for name in EXPORT_SET:
         got = (d / name).read_bytes()
         assert got in (old[name], new[name]), f"{name} is neither the old nor the new artifact"
+    now = _snapshot(d)
+    if now in (old, new):  # a whole set, its manifest included: verify accepts it
+        check_manifest(d, ARTIFACTS)
+    else:  # a mix: verify refuses it, naming a file that the manifest does not vouch for
+        with pytest.raises(CheckFailed, match=r"does not match manifest\.json") as e:
+            check_manifest(d, ARTIFACTS)
+        manifest_is = old if now[MANIFEST] == old[MANIFEST] else new
+        assert any(str(d / n) in str(e.value) for n in ARTIFACTS if now[n] != manifest_is[n])
     if sig == signal.SIGINT:
         assert b"Traceback" not in err
         # 130 from the CLI's handler; now and then CPython ends the process by re-raising SIGINT

@@ -10,27 +10,24 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import subprocess
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
-from edgernn.bench.run import (
-    BENCH_JSON,
-    C_BUILDS,
-    LATENCY_ROWS,
-    QUICK,
-    SCHEMA,
-    have_valgrind,
-    linear_fit,
-    load_bench,
-    markdown_tables,
-    run_bench,
-    summarize,
-    time_calls,
-)
+from edgernn.backends.c.codegen import generate_header
+from edgernn.bench import BENCH_JSON, QUICK, SCHEMA, load_bench, markdown_tables, run_bench
+from edgernn.bench.native import C_BUILDS, build_driver, driver_block, have_valgrind
+from edgernn.bench.suites import LATENCY_ROWS, linear_fit
+from edgernn.bench.timing import summarize, time_calls
 from edgernn.cli import main
+from edgernn.config import ModelConfig
+from edgernn.contract.reference import int_forward
+from edgernn.errors import ToolchainError
 from edgernn.report.store import read_report
+from edgernn.synthetic import random_quantized
 
 STAT_KEYS = {"median_ns", "p25_ns", "p75_ns", "min_ns", "max_ns", "repeats", "calls_per_repeat"}
 
@@ -153,3 +150,86 @@ def test_time_calls_counts_calls():
 def test_cli_bench_without_an_export_is_a_usage_error(tmp_path):
     res = CliRunner().invoke(main, ["bench", str(tmp_path / "nothing"), "--quick"])
     assert res.exit_code == 2 and "error:" in res.output and "Traceback" not in res.output
+
+
+# -- the standalone driver (c_runtime/bench/bench_driver.c) ------------------------------------
+
+DRIVER_MODELS = {
+    "features-2-layers": ModelConfig(
+        task="many-to-one", input_size=5, hidden_size=12, num_classes=3, num_layers=2
+    ),
+    "tokens": ModelConfig(
+        task="many-to-many", input_size=4, hidden_size=8, num_classes=6, vocab_size=6, embed_dim=4
+    ),
+    "bidirectional": ModelConfig(
+        task="many-to-one", input_size=3, hidden_size=8, num_classes=2, bidirectional=True
+    ),
+}
+
+
+def driver_inputs(cfg: ModelConfig, rows: int) -> np.ndarray:
+    """The driver's inputs (eb_inputs_alloc): xorshift32 from 0x2545F491, one value per token or feature."""
+    s, values = 0x2545F491, []
+    for _ in range(rows * (1 if cfg.tokens else cfg.input_size)):
+        s ^= (s << 13) & 0xFFFFFFFF
+        s ^= s >> 17
+        s ^= (s << 5) & 0xFFFFFFFF
+        values.append(s % cfg.vocab_size if cfg.tokens else s % 255 - 127)
+    shape = (1, rows) if cfg.tokens else (1, rows, cfg.input_size)
+    return np.asarray(values, dtype=np.int64).reshape(shape)
+
+
+def state_checksum(h_n: torch.Tensor) -> int:
+    """eb_checksum over the state, rows layer * directions + direction."""
+    total = 0
+    for byte in h_n[:, 0, :].flatten().tolist():
+        total = (total * 31 + (byte & 0xFF)) & 0xFFFFFFFF
+    return total
+
+
+def run_driver(exe, *args: object) -> subprocess.CompletedProcess:
+    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("kind", sorted(DRIVER_MODELS))
+def test_driver_checksums_match_the_integer_reference(kind, tmp_path):
+    """Every mode runs, and the state it ends in is the reference's: the driver calls the
+    prefix-free API on the header's descriptor with the sizes the descriptor gives."""
+    cfg = DRIVER_MODELS[kind]
+    _, qm = random_quantized(cfg, seed=3)
+    prefix = f"drv_{kind.replace('-', '_')}"
+    header = tmp_path / "model.h"
+    header.write_text(generate_header(qm, prefix), encoding="utf-8")
+    exe = build_driver(header, prefix, tmp_path / "build")
+    assert build_driver(header, prefix, tmp_path / "build") == exe  # cached by content
+    steps = 40  # within the step pool (64 inputs), so `step` and `run` read the same inputs
+    ref = int_forward(qm, driver_inputs(cfg, steps), np.array([steps]))
+    checksum = str(state_checksum(ref.h_n))
+    run = run_driver(exe, "run", steps)
+    assert run.returncode == 0 and run.stdout.split() == ["checksum", checksum, "0"]
+    prep = run_driver(exe, "prep", steps)
+    assert prep.returncode == 0 and prep.stdout.strip() == "checksum 0 0"
+    for mode in ("step", "head"):
+        out = run_driver(exe, mode, steps)
+        if cfg.bidirectional:
+            assert out.returncode == 3 and "no streaming step" in out.stderr
+        else:
+            assert out.returncode == 0 and out.stdout.split()[:2] == ["checksum", checksum]
+    timed = run_driver(exe, "time-run", 8, 3, 2)
+    lines = timed.stdout.splitlines()
+    assert timed.returncode == 0 and len(lines) == 4 and all(float(v) > 0 for v in lines[:3])
+    assert driver_block(exe, 8)(16) > 0
+    assert run_driver(exe, "nonsense", 1).returncode == 2
+    assert run_driver(exe, "time-run", 8).returncode == 2
+
+
+def test_driver_build_honours_cc(tmp_path, monkeypatch):
+    _, qm = random_quantized(DRIVER_MODELS["features-2-layers"])
+    header = tmp_path / "model.h"
+    header.write_text(generate_header(qm, "cc_test"), encoding="utf-8")
+    monkeypatch.setenv("CC", "edgernn-no-such-compiler")
+    with pytest.raises(ToolchainError, match="edgernn-no-such-compiler"):
+        build_driver(header, "cc_test", tmp_path / "build")
+    monkeypatch.setenv("CC", "false")  # found, but every build fails
+    with pytest.raises(ToolchainError, match="bench driver"):
+        build_driver(header, "cc_test", tmp_path / "build")

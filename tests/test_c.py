@@ -1,7 +1,7 @@
 """The generated C header against the torch integer reference: identical integers, or the test fails.
 
 Every model is compiled with the strict flags of edgernn.backends.c.host (-Werror -pedantic -Wconversion
-...) into a shared library and compared with edgernn.contract.quant.int_forward / int_generate /
+...) into a shared library and compared with edgernn.contract.reference.int_forward / int_generate /
 quantize_inputs element by element. Compiles are cached by header content for the session.
 """
 
@@ -24,17 +24,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from edgernn.backends.c.codegen import c_runtime_dir, generate_header, validate_prefix, write_header
-from edgernn.backends.c.host import CModel, CompileError, compile_model
+from edgernn.backends.c.host import CModel, compile_model
 from edgernn.config import ModelConfig
-from edgernn.contract.quant import (
-    QuantCell,
-    QuantizedModel,
-    int_forward,
-    int_generate,
-    quantize_inputs,
-    tanh_lut,
-)
-from edgernn.errors import InputError, QuantizationError
+from edgernn.contract.constants import tanh_lut
+from edgernn.contract.model import QuantCell, QuantizedModel
+from edgernn.contract.quantize import quantize_inputs
+from edgernn.contract.reference import int_forward, int_generate
+from edgernn.errors import InputError, QuantizationError, ToolchainError
 from edgernn.synthetic import random_quantized, small_config
 
 GOLDEN = Path(__file__).parent / "data" / "rnn_int8_golden.npz"
@@ -519,6 +515,7 @@ def driver_source(qm: QuantizedModel, header: Path, p: str) -> str:
     cfg = qm.config
     intype = "int32_t" if cfg.tokens else "int8_t"
     lines = [
+        "#define EDGERNN_IMPLEMENTATION",
         f'#include "{header}"',
         f"{p}_state_t drv_state;",
         f"int8_t drv_buf[{p.upper()}_RUN_BUF_BYTES(8)];",
@@ -619,6 +616,7 @@ def test_two_models_in_one_program(workdir: Path, tmp_path: Path) -> None:
     rows = ", ".join("{" + ", ".join(str(v) for v in row) + "}" for row in xa)
     main = tmp_path / "main.c"
     main.write_text(f"""#include <stdio.h>
+#define EDGERNN_IMPLEMENTATION
 #include "{ha}"
 #include "{hb}"
 static const int8_t xa[7][ALPHA_INPUT_SIZE] = {{{rows}}};
@@ -668,6 +666,54 @@ int main(void)
         assert [line.strip() for line in run.stdout.splitlines()] == expected, name
 
 
+def test_one_implementation_per_program(tmp_path: Path) -> None:
+    """stb style: two files include model.h, one defines EDGERNN_IMPLEMENTATION; the linked
+    program holds each weight table and the tanh table once, and both files run the same model."""
+    qm = make_qm("many-to-one", 5, 8, 1, seed=41)
+    header = write_header(qm, tmp_path / "model.h", "tu")
+    impl, user, main = tmp_path / "impl.c", tmp_path / "user.c", tmp_path / "main.c"
+    impl.write_text(
+        f'#define EDGERNN_IMPLEMENTATION\n#include "{header}"\n'
+        "int32_t classify_a(const int8_t *x, int n)\n"
+        "{ tu_state_t s; int32_t l[TU_NUM_CLASSES]; int t; tu_init(&s);\n"
+        "  for (t = 0; t < n; ++t) tu_step(&s, x + t * TU_INPUT_SIZE);\n  return tu_classify(&s, l); }\n"
+    )
+    user.write_text(
+        f'#include "{header}"\n'
+        "int32_t classify_b(const int8_t *x, int n)\n"
+        "{ int8_t s[TU_STATE_BYTES]; int32_t scratch[TU_SCRATCH_WORDS], l[TU_NUM_CLASSES]; int t;\n"
+        "  edgernn_init(&tu_model, s);\n"
+        "  for (t = 0; t < n; ++t) (void)edgernn_step(&tu_model, s, x + t * TU_INPUT_SIZE, scratch);\n"
+        "  return edgernn_classify(&tu_model, s, l); }\n"
+    )
+    rng = np.random.default_rng(5)
+    x = random_inputs(qm, rng, 1, 6)[0]
+    want = int(np.argmax(int_forward(qm, x[None], np.array([6])).logits[0].numpy()))
+    values = ", ".join(str(int(v)) for v in x.flatten())
+    main.write_text(
+        "#include <stdint.h>\n#include <stdio.h>\n"
+        "int32_t classify_a(const int8_t *x, int n);\nint32_t classify_b(const int8_t *x, int n);\n"
+        f"static const int8_t x[] = {{{values}}};\n"
+        'int main(void) { printf("%ld %ld\\n", (long)classify_a(x, 6), (long)classify_b(x, 6)); return 0; }\n'
+    )
+    objects = []
+    for src in (impl, user, main):
+        obj = tmp_path / f"{src.stem}.o"
+        compile_object(["gcc", *STRICT_C, "-O2", "-c", str(src), "-o", str(obj)])
+        objects.append(obj)
+    exe = tmp_path / "two_tus"
+    compile_object(["gcc", *map(str, objects), "-o", str(exe)])
+    run = subprocess.run([str(exe)], capture_output=True, text=True, check=True)
+    assert run.stdout.split() == [str(want), str(want)]
+    symbols = subprocess.run(["nm", str(exe)], capture_output=True, text=True, check=True).stdout.split()
+    for table in ("tu_l0_d0_w_hh", "tu_l0_d0_w_ih", "tu_head_w", "edgernn_tanh_lut"):
+        assert symbols.count(table) == 1, table
+    defined = subprocess.run(
+        ["nm", "--defined-only", str(tmp_path / "user.o")], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert not {"tu_l0_d0_w_hh", "tu_head_w", "edgernn_tanh_lut"} & set(defined)
+
+
 def test_header_is_deterministic_and_documented(workdir: Path, tmp_path: Path) -> None:
     qm = make_qm(
         seed=12,
@@ -690,7 +736,9 @@ def test_header_is_deterministic_and_documented(workdir: Path, tmp_path: Path) -
         "shift n =",
         "#define JV_MACS_PER_STEP",
         "#define JV_FLASH_BYTES",
-        "static const int8_t jv_l0_d0_w_hh[32][32] = {",
+        "const int8_t jv_l0_d0_w_hh[32][32] = {",
+        "static const edgernn_model_t jv_model = {",
+        "#if defined(EDGERNN_IMPLEMENTATION) && !defined(JV_MODEL_IMPLEMENTED)",
         "jv_norm_std",
     ):
         assert needle in a, needle
@@ -700,26 +748,35 @@ def test_header_is_deterministic_and_documented(workdir: Path, tmp_path: Path) -
 
 def test_size_macros_for_a_12_input_32_hidden_model(workdir: Path) -> None:
     qm = make_qm("many-to-one", 12, 32, 1, classes=9, seed=0, norm=True)
-    info = build(qm, workdir, "sz").info
+    cm = build(qm, workdir, "sz")
+    info, macros = cm.info, cm.macros
     weights = 32 * 12 + 32 * 32 + 3 * 4 * 32  # W_ih, W_hh; bias, M_x, M_h as int32
     head = 9 * 32 + 4 * 9
     floats = 3 * 4 * 12  # 1/s_x, mean, std
-    assert info["macs_per_step"] == 32 * 12 + 32 * 32 == 1408
-    assert info["head_macs"] == 9 * 32
-    assert info["weight_bytes"] == weights + head + floats == 2260
-    assert info["flash_bytes"] == info["weight_bytes"] + 1024
-    assert info["state_bytes"] == info["state_sizeof"] == 32
-    assert info["scratch_bytes"] == 2 * 4 * 32
+    assert macros["MACS_PER_STEP"] == 32 * 12 + 32 * 32 == 1408
+    assert macros["HEAD_MACS"] == 9 * 32
+    assert macros["WEIGHT_BYTES"] == weights + head + floats == 2260  # the header proves it with sizeof
+    assert macros["FLASH_BYTES"] == macros["WEIGHT_BYTES"] + 1024
+    # the descriptor (what C computes) agrees with the macros; sizeof(sz_state_t) is checked in C
+    assert info["state_bytes"] == macros["STATE_BYTES"] == 32
+    assert macros["SCRATCH_BYTES"] == 4 * macros["SCRATCH_WORDS"] == 2 * 4 * 32
     assert info["run_buf_bytes_per_step"] == 32
+    assert (info["hidden"], info["input_size"], info["classes"], info["layers"]) == (32, 12, 9, 1)
 
 
 def test_compile_failure_is_reported(workdir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.h"
     bad.write_text("this is not C\n")
-    with pytest.raises(CompileError, match="failed"):
-        compile_model(bad, "bad", workdir)
-    with pytest.raises(InputError, match="not found"):
-        compile_model(bad, "bad", workdir, cc="no-such-compiler-edgernn")
+    with pytest.raises(InputError, match="PREFIX_state_t"):
+        compile_model(bad, "bad", workdir)  # not a generated header: refused before any compiler runs
+    qm = make_qm(hidden=4, seed=0)
+    broken = tmp_path / "broken.h"
+    broken.write_text(generate_header(qm, "bad").replace("edgernn_init(&bad_model", "edgernn_init(bad_model"))
+    with pytest.raises(ToolchainError, match="failed") as e:
+        compile_model(broken, "bad", workdir)
+    assert e.value.exit_code == 3
+    with pytest.raises(ToolchainError, match="not found"):
+        compile_model(broken, "bad", workdir, cc="no-such-compiler-edgernn")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -743,7 +800,7 @@ def test_good_prefixes_pass() -> None:
 
 def test_c_runtime_dir_has_the_hand_written_c() -> None:
     d = c_runtime_dir()
-    assert {"edgernn_runtime.h", "model_api.h.in", "harness.c"} <= {p.name for p in d.iterdir()}
+    assert {"edgernn_runtime.h", "harness.c"} <= {p.name for p in d.iterdir()}
 
 
 def test_refuses_a_foreign_lut() -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import pickle
+import shutil
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -213,3 +216,199 @@ def test_user_data_trains_end_to_end(tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert "test accuracy" in r.output and (tmp_path / "o" / "checkpoint.pt").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Exit codes by meaning, and export's manifest as verify's gate
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tiny_dir, tmp_path_factory):
+    from edgernn.pipeline import export_dir
+
+    out = tmp_path_factory.mktemp("tiny_export")
+    shutil.copy(tiny_dir / "checkpoint.pt", out / "checkpoint.pt")
+    export_dir(out)
+    return out
+
+
+def _copy_export(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".edgernn.lock", "report.json"))
+    return dst
+
+
+def assert_check_failed(result, *fragments: str) -> None:
+    out = result.output
+    assert result.exit_code == 1, out
+    assert "Traceback" not in out
+    assert out.strip().startswith("error: ") and "\n" not in out.strip(), out
+    for f in fragments:
+        assert f in out, out
+
+
+def test_export_writes_a_deterministic_manifest_last(tiny_export, tmp_path):
+    from edgernn.manifest import MANIFEST, MANIFEST_SCHEMA
+    from edgernn.pipeline import EXPORTED
+
+    d = _copy_export(tiny_export, tmp_path / "d")
+    first = (d / MANIFEST).read_bytes()
+    r = run("export", str(d))
+    assert r.exit_code == 0, r.output
+    assert r.output.strip().splitlines()[-1].startswith(f"wrote {d / MANIFEST} (")  # last
+    assert (d / MANIFEST).read_bytes() == first  # same checkpoint, same command: same bytes
+    m = json.loads(first)
+    assert set(m) == {"schema", "edgernn_version", "checkpoint", "artifacts"}
+    assert m["schema"] == MANIFEST_SCHEMA and set(m["artifacts"]) == set(EXPORTED)
+    for name, rec in m["artifacts"].items():
+        data = (d / name).read_bytes()
+        assert rec == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    ckpt = hashlib.sha256((d / "checkpoint.pt").read_bytes()).hexdigest()
+    assert m["checkpoint"] == {"file": "checkpoint.pt", "sha256": ckpt}
+    assert str(tmp_path) not in first.decode() and "/" not in first.decode()  # no paths, no timestamps
+
+
+@pytest.mark.parametrize(
+    "name", ["model.int8.json", "model.onnx", "model.int8.onnx", "model.step.int8.onnx", "model.h"]
+)
+def test_verify_refuses_an_artifact_changed_after_export(tiny_export, tmp_path, name):
+    d = _copy_export(tiny_export, tmp_path / "d")
+    data = bytearray((d / name).read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit, mid-file
+    (d / name).write_bytes(bytes(data))
+    r = run("verify", str(d), "--no-c")
+    assert_check_failed(r, f"{d / name} does not match manifest.json", f"edgernn export {d}")
+    assert not (d / "report.json").exists()
+
+
+def test_verify_refuses_a_directory_without_manifest(tiny_export, tmp_path):
+    d = _copy_export(tiny_export, tmp_path / "d")
+    (d / "manifest.json").unlink()
+    assert_check_failed(
+        run("verify", str(d), "--no-c"), "no manifest.json", f"run `edgernn export {d}` first"
+    )
+    only_trained = tmp_path / "t"  # trained, never exported
+    only_trained.mkdir()
+    shutil.copy(d / "checkpoint.pt", only_trained / "checkpoint.pt")
+    assert_check_failed(run("verify", str(only_trained)), "no manifest.json", "edgernn export")
+
+
+def test_verify_refuses_a_missing_artifact_and_a_corrupt_manifest(tiny_export, tmp_path):
+    d = _copy_export(tiny_export, tmp_path / "d")
+    (d / "model.step.int8.onnx").unlink()
+    assert_check_failed(run("verify", str(d), "--no-c"), "model.step.int8.onnx is missing")
+    d = _copy_export(tiny_export, tmp_path / "e")
+    m = json.loads((d / "manifest.json").read_text())
+    m["artifacts"]["../checkpoint.pt"] = m["artifacts"].pop("model.h")
+    (d / "manifest.json").write_text(json.dumps(m))
+    assert_check_failed(run("verify", str(d), "--no-c"), "manifest.json is corrupt", "not a plain file name")
+    (d / "manifest.json").write_text("{")
+    assert_check_failed(run("verify", str(d), "--no-c"), "manifest.json is corrupt")
+
+
+def test_verify_refuses_a_checkpoint_retrained_after_export(tiny_export, tmp_path):
+    d = _copy_export(tiny_export, tmp_path / "d")
+    train_to_dir(
+        d,
+        dataset="japanese_vowels",
+        spec=ModelSpec(hidden_size=8),
+        tc=TrainConfig(epochs=1, seed=9),
+        progress=False,
+    )
+    assert_check_failed(
+        run("verify", str(d), "--no-c"), "checkpoint.pt is not the checkpoint", "edgernn export"
+    )
+
+
+def test_verify_reads_under_the_directory_lock(tiny_export, tmp_path):
+    import fcntl
+    import os
+
+    from edgernn.verify import verify_dir
+
+    d = _copy_export(tiny_export, tmp_path / "d")
+    fd = os.open(d / ".edgernn.lock", os.O_CREAT | os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a writer (export) at work
+        r = run("verify", str(d), "--no-c")
+        assert_input_error(r, "another edgernn process is writing to")
+        assert not (d / "report.json").exists()
+        fcntl.flock(fd, fcntl.LOCK_SH)  # another reader: verify reads alongside it
+        v = verify_dir(d, with_c=False)
+    finally:
+        os.close(fd)
+    assert v.passed and v.manifest_sha256 == hashlib.sha256((d / "manifest.json").read_bytes()).hexdigest()
+    ok = run("verify", str(d), "--no-c")
+    assert ok.exit_code == 0, ok.output
+
+
+def test_verify_without_a_c_compiler_is_a_toolchain_error(tiny_export, tmp_path, monkeypatch):
+    d = _copy_export(tiny_export, tmp_path / "d")
+    monkeypatch.setenv("CC", "edgernn-no-such-cc")
+    r = run("verify", str(d))
+    assert r.exit_code == 3 and "Traceback" not in r.output, r.output
+    assert "no C compiler found" in r.output and "--no-c" in r.output
+
+
+def test_backends_that_disagree_on_shapes_fail_a_check_not_an_assert():
+    from edgernn.contract import IntResult
+    from edgernn.errors import CheckFailed
+    from edgernn.verify import int_parity
+
+    a = IntResult(hidden=torch.zeros(2, 3, 4), h_n=torch.zeros(1, 2, 4), logits=torch.zeros(2, 5))
+    b = IntResult(hidden=torch.zeros(2, 3, 4), h_n=torch.zeros(1, 2, 4), logits=torch.zeros(2, 6))
+    with pytest.raises(CheckFailed, match="c-int8 gives logits of shape"):
+        int_parity("torch-int8", "c-int8", a, b)
+
+
+@pytest.mark.parametrize(
+    ("cls", "code"),
+    [
+        ("InputError", 2),
+        ("QuantizationError", 2),
+        ("CheckFailed", 1),
+        ("ToolchainError", 3),
+        ("InternalError", 4),
+    ],
+)
+def test_each_error_class_has_its_exit_code(monkeypatch, tmp_path, cls, code):
+    import edgernn.errors
+    import edgernn.pipeline
+
+    def fail(*args, **kwargs):
+        raise getattr(edgernn.errors, cls)(f"a {cls}")
+
+    monkeypatch.setattr(edgernn.pipeline, "export_dir", fail)
+    r = run("export", str(tmp_path))
+    assert r.exit_code == code and r.output.strip() == f"error: a {cls}", r.output
+
+
+def test_verify_waits_for_another_reader_before_writing_its_report(tiny_export, tmp_path):
+    """A second verify still reading holds the shared lock: the report write waits, then happens."""
+    import fcntl
+    import os
+    import threading
+
+    from edgernn.report.store import record_verification
+    from edgernn.verify import verify_dir
+
+    d = _copy_export(tiny_export, tmp_path / "d")
+    v = verify_dir(d, with_c=False)
+    fd = os.open(d / ".edgernn.lock", os.O_CREAT | os.O_RDWR)
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            record_verification(d, v)
+        except BaseException as e:  # handed to the main thread
+            errors.append(e)
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        t = threading.Thread(target=write)
+        t.start()
+        t.join(0.5)
+        assert t.is_alive() and not (d / "report.json").exists()  # waiting, not failing
+    finally:
+        os.close(fd)
+    t.join(60)
+    assert not errors and json.loads((d / "report.json").read_text())["parity"] == v.report["parity"]

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import time
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from edgernn.data import load as data
-from edgernn.data.load import (
-    BUNDLED,
-    DEFAULT_DATASET,
-    Dataset,
-    Split,
-    load_dataset,
-    load_user_data,
-    normalize,
-)
+from edgernn.data import bundled as data
+from edgernn.data.bundled import BUNDLED, DEFAULT_DATASET, load_dataset
+from edgernn.data.dataset import Dataset, Split, normalize
+from edgernn.data.user import load_user_data
 from edgernn.errors import InputError
 
 
@@ -190,11 +184,39 @@ def test_deterministic_by_seed(sets: dict[str, Dataset], name: str) -> None:
         np.testing.assert_array_equal(a.test.y, c.test.y)
 
 
+MAX_BUNDLED_BYTES = 16 << 20  # the largest set (basic_motions) holds about 5.6 MiB of arrays
+
+
 @pytest.mark.parametrize("name", BUNDLED)
-def test_fast(name: str) -> None:
-    start = time.perf_counter()
-    load_dataset(name, seed=3)
-    assert time.perf_counter() - start < 1.0
+def test_fast(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading is cheap by construction, checked without a clock: no network, no file outside the
+    package's datasets folder, and a bounded amount of data (work is linear in it)."""
+    import builtins
+    import io
+    import socket
+    from importlib import resources
+
+    opened: list[str] = []
+    real_open = io.open
+
+    def spy_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        opened.append(os.fspath(file) if isinstance(file, (str, os.PathLike)) else repr(file))
+        return real_open(file, *args, **kwargs)
+
+    def no_network(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a bundled data set must not touch the network")
+
+    monkeypatch.setattr(io, "open", spy_open)
+    monkeypatch.setattr(builtins, "open", spy_open)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    d = load_dataset(name, seed=3)
+    bundled = Path(str(resources.files("edgernn.data").joinpath("datasets"))).resolve()
+    assert opened, "the loader read nothing through open(): this test no longer sees its reads"
+    for f in opened:
+        assert Path(f).resolve().parent == bundled, f"{name} read {f}, outside {bundled}"
+    total = sum(a.nbytes for s in _splits(d) for a in (s.x, s.y, s.lengths))
+    assert 0 < total <= MAX_BUNDLED_BYTES
 
 
 def test_normalize_keeps_padding_zero() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgernn.backends.c.build import Build, Compiler, compile_to
 from edgernn.backends.c.codegen import write_header
 from edgernn.backends.c.fuzz import FuzzModel, build_fuzzer, fuzz_models, libfuzzer_problem, main, run_fuzzer
 from edgernn.backends.c.sanitized import (
@@ -22,7 +23,7 @@ from edgernn.backends.c.sanitized import (
     build_runner,
     sanitizer_problem,
 )
-from edgernn.contract.quant import IntResult, int_forward
+from edgernn.contract.reference import IntResult, int_forward
 from edgernn.pipeline import int8_inputs, load_data, load_quantized
 from edgernn.train.checkpoint import load_checkpoint
 
@@ -96,8 +97,7 @@ def test_sanitizers_are_armed(sanitizers: None, tmp_path: Path) -> None:
         "    free(p);\n"
         "    return v & 1;\n}\n"
     )
-    exe = tmp_path / "bad"
-    subprocess.run(["cc", *SANITIZE_FLAGS, str(src), "-o", str(exe)], check=True, capture_output=True)
+    exe = compile_to(Build(Compiler.discover(), (src,), SANITIZE_FLAGS), tmp_path / "bad", "bad.c")
     env = {**SANITIZER_ENV}
     overflow = subprocess.run([str(exe), "o"], capture_output=True, text=True, env=env)
     assert overflow.returncode != 0 and "signed integer overflow" in overflow.stderr

@@ -1,9 +1,10 @@
 """The rows of docs/hardening.md that the older suites do not already cover.
 
 Every bad input, hostile file or fault ends in one line `error: ...` and its documented exit code
-(0 ok, 1 a check failed, 2 usage or input, 130 interrupted) -- never a traceback -- and leaves the
-artifacts that were there byte-identical. Rows already covered elsewhere (tests/test_cli.py,
-test_atomic.py, test_c.py, test_model.py, test_data.py) are named in the table, not repeated here.
+(0 ok, 1 a check failed, 2 usage or input, 3 toolchain, 4 internal, 130 interrupted) -- never a
+traceback -- and leaves the artifacts that were there byte-identical. Rows already covered
+elsewhere (tests/test_cli.py, test_atomic.py, test_c.py, test_model.py, test_data.py) are named in
+the table, not repeated here.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from edgernn.backends.c.codegen import write_header
 from edgernn.backends.c.fuzz import random_quantized_model
 from edgernn.cli import main
 from edgernn.config import TrainConfig
+from edgernn.manifest import MANIFEST, write_manifest
 from edgernn.pipeline import (
     FLOAT_ONNX,
     HEADER,
@@ -48,6 +50,7 @@ from edgernn.train.checkpoint import load_checkpoint
 from edgernn.train.loop import ModelSpec
 
 ARTIFACTS = (QUANT_NAME, FLOAT_ONNX, INT_ONNX, STEP_ONNX, HEADER)  # export's write order
+EXPORT_SET = (*ARTIFACTS, MANIFEST)  # the manifest last
 
 
 def cli(*args: str) -> Result:
@@ -84,6 +87,12 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     train_to_dir(out, dataset="japanese_vowels", spec=spec, tc=tc, progress=False)
     export_dir(out)
     return out
+
+
+def rerecord_manifest(d: Path) -> None:
+    """As if export itself had written the files now in d: a bug upstream of the manifest (say in
+    codegen) rather than a hand-edit, which the manifest alone would catch."""
+    write_manifest(d, ARTIFACTS, load_checkpoint(d).sha256)
 
 
 def rewrite_checkpoint(src: Path, dst: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
@@ -315,7 +324,7 @@ def test_config_out_of_range_in_a_checkpoint(
 
 def _head_bias_for(weight: float, bias_q: int) -> float:
     """The float head bias that quantizes to bias_q when every head weight equals `weight`."""
-    s_y = float(np.float32(weight)) / 127  # edgernn.contract.quant.quantize_model: one scale, max |w| -> 127
+    s_y = float(np.float32(weight)) / 127  # contract.quantize.quantize_model: one scale, max |w| -> 127
     return bias_q * (s_y / 127)
 
 
@@ -398,10 +407,14 @@ TAMPERED = {
 
 @pytest.mark.parametrize("case", list(TAMPERED))
 def test_tampered_quantized_model_is_refused(tiny: Path, tmp_path: Path, case: str) -> None:
-    """verify (and mcu) read model.int8.json back: the bounds are proven again on load."""
+    """verify (and mcu) read model.int8.json back: the bounds are proven again on load. verify
+    first refuses the edit itself (the file no longer matches manifest.json); with the manifest
+    re-recorded over the edit, the bounds still refuse it."""
     edit, fragment = TAMPERED[case]
-    d = copy_dir(tiny, tmp_path / "d", ("checkpoint.pt", *ARTIFACTS))
+    d = copy_dir(tiny, tmp_path / "d", ("checkpoint.pt", *EXPORT_SET))
     (d / QUANT_NAME).write_text(edit((d / QUANT_NAME).read_text()))
+    assert_fails(cli("verify", str(d), "--no-c"), 1, f"{d / QUANT_NAME} does not match manifest.json")
+    rerecord_manifest(d)
     assert_fails(cli("verify", str(d), "--no-c"), 2, fragment)
 
 
@@ -649,9 +662,9 @@ def old_and_new(
 ) -> tuple[Path, dict[str, bytes], dict[str, bytes]]:
     d = copy_dir(tiny, tmp_path_factory.mktemp("kill"))
     export_dir(d, prefix="fresh")
-    new = {n: (d / n).read_bytes() for n in ARTIFACTS}
+    new = {n: (d / n).read_bytes() for n in EXPORT_SET}
     export_dir(d, prefix="stale")
-    return d, {n: (d / n).read_bytes() for n in ARTIFACTS}, new
+    return d, {n: (d / n).read_bytes() for n in EXPORT_SET}, new
 
 
 @pytest.mark.slow
@@ -675,7 +688,7 @@ def test_export_killed_between_writing_and_renaming(
     _, err = p.communicate(timeout=60)
     assert (d / QUANT_NAME).read_bytes() == new[QUANT_NAME]  # written and renamed before the kill
     assert (d / QUANT_NAME).read_bytes() != old[QUANT_NAME]
-    for name in (INT_ONNX, STEP_ONNX, HEADER):  # not yet replaced: the old bytes, exactly
+    for name in (INT_ONNX, STEP_ONNX, HEADER, MANIFEST):  # not yet replaced: the old bytes, exactly
         assert (d / name).read_bytes() == old[name], name
     assert (d / "checkpoint.pt").read_bytes() == ckpt and load_checkpoint(d).model is not None
     temps = list(d.glob(".*.tmp"))
@@ -686,9 +699,49 @@ def test_export_killed_between_writing_and_renaming(
     else:
         assert p.returncode == -signal.SIGKILL
         assert [t.name.startswith(f".{INT_ONNX}.") for t in temps] == [True]  # left, under a temp name only
+    # The mixed set (a new model.int8.json beside the old model.h) is refused, naming the file.
+    assert_fails(cli("verify", str(d), "--no-c"), 1, f"{d / QUANT_NAME} does not match manifest.json")
     export_dir(d, prefix="stale")  # the next writer (holding the lock) clears a killed one's temp files
     assert not list(d.glob(".*.tmp"))
-    assert {n: (d / n).read_bytes() for n in ARTIFACTS} == old
+    assert {n: (d / n).read_bytes() for n in EXPORT_SET} == old
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("stop_at", "differ"),
+    [(QUANT_NAME, ()), (INT_ONNX, (QUANT_NAME,)), (MANIFEST, (QUANT_NAME, HEADER))],
+    ids=["before-the-first-rename", "mid-export", "before-the-manifest"],
+)
+def test_killed_export_leaves_the_old_set_or_one_verify_refuses(
+    old_and_new: tuple[Path, dict[str, bytes], dict[str, bytes]], stop_at: str, differ: tuple[str, ...]
+) -> None:
+    """SIGKILL at three points of an export that changes model.int8.json and model.h (a new
+    prefix): before any rename the old, consistent set remains and verifies; any later kill leaves
+    files the old manifest does not vouch for, and verify refuses them, naming them, until the
+    next export completes."""
+    d, old, new = old_and_new
+    export_dir(d, prefix="stale")
+    p = subprocess.Popen(
+        [sys.executable, "-c", _HOOKED_CLI, stop_at, "export", str(d), "--prefix", "fresh"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert p.stdout is not None
+    ready, _, _ = select.select([p.stdout], [], [], 120)
+    assert ready and p.stdout.readline().strip() == "renaming", p.communicate()
+    p.send_signal(signal.SIGKILL)
+    p.communicate(timeout=60)
+    assert (d / MANIFEST).read_bytes() == old[MANIFEST]  # written last: not replaced yet
+    on_disk = {n: (d / n).read_bytes() for n in ARTIFACTS}
+    assert {n for n in ARTIFACTS if on_disk[n] != old[n]} == set(differ)
+    r = cli("verify", str(d), "--no-c")
+    if not differ:
+        assert r.exit_code == 0 and "FAIL" not in r.output, r.output
+    else:
+        paths = ", ".join(str(d / n) for n in sorted(differ))  # the manifest's (sorted) order
+        assert_fails(r, 1, f"{paths} do{'es' if len(differ) == 1 else ''} not match manifest.json")
+    export_dir(d, prefix="fresh")
+    assert {n: (d / n).read_bytes() for n in EXPORT_SET} == new
+    assert cli("verify", str(d), "--no-c").exit_code == 0
 
 
 @pytest.mark.slow
@@ -730,7 +783,7 @@ def test_ctrl_c_exits_130(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 
 
 def test_exit_0_then_1_when_a_check_fails(tiny: Path, tmp_path: Path) -> None:
-    d = copy_dir(tiny, tmp_path / "d", ("checkpoint.pt", *ARTIFACTS))
+    d = copy_dir(tiny, tmp_path / "d", ("checkpoint.pt", *EXPORT_SET))
     ok = cli("verify", str(d))
     assert ok.exit_code == 0 and "FAIL" not in ok.output, ok.output
     # One head bias in model.h changed: the C no longer matches the torch integer reference.
@@ -739,6 +792,9 @@ def test_exit_0_then_1_when_a_check_fails(tiny: Path, tmp_path: Path) -> None:
     at = text.index(key) + len(key)
     end = text.index(",", at)
     (d / HEADER).write_text(text[:at] + f"{int(text[at:end]) + 1000:>12}" + text[end:])
+    edited = cli("verify", str(d))  # by hand, after the export: the manifest catches it
+    assert_fails(edited, 1, f"{d / HEADER} does not match manifest.json", "edgernn export")
+    rerecord_manifest(d)  # as if codegen itself had written it: the parity check catches it
     bad = cli("verify", str(d))
     assert bad.exit_code == 1 and "Traceback" not in bad.output, bad.output
     assert "FAIL" in bad.output and bad.output.strip().endswith(
@@ -793,7 +849,7 @@ def test_every_artifact_write_is_a_rename(tmp_path: Path, monkeypatch: pytest.Mo
 @pytest.mark.parametrize("bi", [False, True], ids=["unidirectional", "bidirectional"])
 def test_run_lengths_zero_and_beyond_the_buffer(tmp_path: Path, bi: bool) -> None:
     from edgernn.backends.c.host import compile_model
-    from edgernn.contract.quant import int_forward
+    from edgernn.contract.reference import int_forward
 
     qm = random_quantized_model("many-to-many", 3, 5, 2, bi, 4, 0, seed=4, scale=2.0)
     cm = compile_model(write_header(qm, tmp_path / "model.h", "rl"), "rl", tmp_path)

@@ -1,7 +1,7 @@
 """10^6 steps through PREFIX_step, every one of them equal to the torch integer reference.
 
 The reference is not run as one 10^6-step Python loop (hours). Instead, the RNN's whole memory is
-its state, so the reference's transition -- edgernn.contract.quant.int_forward on a length-1 sequence
+its state, so the reference's transition -- edgernn.contract.reference.int_forward on a length-1 sequence
 starting from a given h0 -- is applied to *every* recorded C state at once, as one batch of 10^6
 independent one-step sequences:
 
@@ -25,7 +25,8 @@ import torch
 from edgernn.backends.c.codegen import write_header
 from edgernn.backends.c.fuzz import random_quantized_model
 from edgernn.backends.c.host import compile_model
-from edgernn.contract.quant import QuantizedModel, int_forward
+from edgernn.contract.model import QuantizedModel
+from edgernn.contract.reference import int_forward
 
 STEPS = 1_000_000
 CHUNK = 100_000  # one-step sequences per int_forward call: bounded memory, few Python calls

@@ -24,8 +24,13 @@ from conftest import padded_batch, random_model
 
 from edgernn.backends.c.codegen import write_header
 from edgernn.config import ModelConfig
-from edgernn.contract.quant import QuantizedModel, quantize_inputs, quantize_model
+from edgernn.contract.model import QuantizedModel
+from edgernn.contract.quantize import quantize_inputs, quantize_model
+from edgernn.errors import InputError, ToolchainError
+from edgernn.targets import TARGETS, default_targets, get, register
 from edgernn.targets.check import McuResult, check_dir, check_header
+from edgernn.targets.cortex_m import CortexM
+from edgernn.targets.toolchain import BuildError, ToolMissing, toolchain
 
 MAKE_HINT = "`make mcu-tools` installs it"
 
@@ -170,3 +175,56 @@ def test_cli_mcu_without_an_export_is_a_usage_error(tmp_path):
     res = CliRunner().invoke(main, ["mcu", str(tmp_path)])
     assert res.exit_code == 2
     assert "edgernn export" in res.output
+
+
+def test_the_registry_is_the_one_list_of_targets():
+    """The CLI's --target choices and defaults come from the registry; an unknown name is a
+    usage error that lists the choices."""
+    from edgernn.cli import main
+
+    assert {"cortex-m0plus", "cortex-m4", "cortex-m7"} <= set(TARGETS)
+    assert default_targets() == ("cortex-m0plus", "cortex-m4")
+    option = next(p for p in main.commands["mcu"].params if p.name == "targets")
+    assert tuple(option.type.choices) == tuple(TARGETS)
+    with pytest.raises(InputError, match="unknown target 'avr'; choose from cortex-m0plus, cortex-m4"):
+        get("avr")
+    with pytest.raises(ValueError, match="registered twice"):
+        register(TARGETS["cortex-m4"])
+    with pytest.raises(InputError, match="unknown compiler 'clang'"):
+        toolchain("clang", get("cortex-m4"))
+
+
+def test_toolchain_errors_exit_3_and_say_what_installs_the_tool(monkeypatch, tmp_path):
+    """ToolMissing and BuildError are ToolchainErrors (exit 3); a missing cross gcc names the apt
+    packages, a compiler's refusal carries what it said."""
+    assert issubclass(ToolMissing, ToolchainError) and issubclass(BuildError, ToolchainError)
+    assert ToolMissing("x").exit_code == BuildError("x").exit_code == 3
+    import edgernn.targets.toolchain as tc_mod
+
+    monkeypatch.setattr(tc_mod.shutil, "which", lambda _exe: None)
+    with pytest.raises(
+        ToolMissing, match=r"arm-none-eabi-gcc is not installed: `make mcu-tools`.*gcc-arm-none-eabi"
+    ):
+        toolchain("gcc", get("cortex-m4")).compiler()
+    monkeypatch.undo()
+    _zig_path()
+    bad = tmp_path / "bad.c"
+    bad.write_text("#error the model does not fit\n")
+    with pytest.raises(BuildError, match=r"(?s)zig compiling bad\.c failed.*the model does not fit") as e:
+        toolchain("zig", get("cortex-m0plus")).compile(bad, tmp_path / "bad.o", [], [])
+    assert e.value.exit_code == 3
+
+
+def test_a_new_core_is_one_registration_zig_unicorn(bi_header, monkeypatch):
+    """Path: zig cc + Unicorn. A core nobody registered before (Cortex-M3, Armv7-M without DSP),
+    added with one line, is built, emulated and checked by the unchanged check."""
+    _zig_path()
+    monkeypatch.setitem(
+        TARGETS,
+        "cortex-m3",
+        CortexM("cortex-m3", "cortex_m3", "cortex-m3", "UC_CPU_ARM_CORTEX_M3", "mps2-an385", False),
+    )
+    header, qm, x, lengths = bi_header
+    results = check_header(header, qm, x, lengths, ("cortex-m3",), ("zig",), "both")
+    _assert_exact(results, "zig+unicorn")
+    assert [(r.target, r.kernel) for r in results] == [("cortex-m3", "plain")]  # no DSP: one build

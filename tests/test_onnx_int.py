@@ -19,16 +19,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgernn.backends.onnx import int_graph as oi
+import edgernn.backends.onnx as oi
 from edgernn.config import ModelConfig
-from edgernn.contract.quant import (
-    IntResult,
-    QuantCell,
-    QuantizedModel,
-    int_forward,
-    int_generate,
-    quantize_model,
-)
+from edgernn.contract.model import QuantCell, QuantizedModel
+from edgernn.contract.quantize import quantize_model
+from edgernn.contract.reference import IntResult, int_forward, int_generate
 from edgernn.errors import InputError
 from tests.conftest import random_model
 

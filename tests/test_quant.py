@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,21 +11,16 @@ import pytest
 import torch
 
 from edgernn.config import ModelConfig
-from edgernn.contract.quant import (
-    QuantizedModel,
-    cell_step,
-    input_accumulator,
-    int_forward,
-    quantize_cell,
-    quantize_inputs,
-    quantize_model,
-    round_half_away,
-    tanh_lut,
-)
-from edgernn.errors import QuantizationError
+from edgernn.contract.constants import round_half_away, tanh_lut
+from edgernn.contract.meta import ModelMeta
+from edgernn.contract.model import QuantizedModel
+from edgernn.contract.quantize import quantize_cell, quantize_inputs, quantize_model
+from edgernn.contract.reference import cell_step, input_accumulator, int_forward
+from edgernn.errors import InputError, QuantizationError
 from edgernn.train.model import from_torch
 from tests.conftest import padded_batch, random_model
 
+EXPORT = Path(__file__).resolve().parent.parent / "export" / "japanese_vowels" / "model.int8.json"
 GOLDEN = np.load(Path(__file__).parent / "data" / "rnn_int8_golden.npz")
 SINGLE = [str(c) for c in GOLDEN["cases"] if c != "stacked"]
 
@@ -72,6 +69,8 @@ def test_quantize_inputs_saturates_and_rounds_ties_away():
     s = np.array([0.5, 1.0], np.float32)
     x = np.array([[0.25, 126.5], [-0.25, -1000.0], [63.75, 127.49]], np.float32)
     assert quantize_inputs(x, s).tolist() == [[1, 127], [-1, -127], [127, 127]]
+    special = np.array([[np.nan, np.inf], [-np.inf, -np.nan]], np.float32)
+    assert quantize_inputs(special, s).tolist() == [[0, 127], [-127, 0]]
 
 
 def test_quantized_model_round_trips_through_json_deterministically():
@@ -84,6 +83,59 @@ def test_quantized_model_round_trips_through_json_deterministically():
     xq = quantize_inputs(x, qm.input_scale)
     a, b = int_forward(qm, xq, lens), int_forward(again, xq, lens)
     assert torch.equal(a.hidden, b.hidden) and torch.equal(a.logits, b.logits)
+
+
+def test_committed_model_file_reads_typed_meta_and_rewrites_byte_identically():
+    text = EXPORT.read_text()
+    qm = QuantizedModel.from_json(text)
+    assert isinstance(qm.meta, ModelMeta) and qm.to_json() == text
+    assert qm.meta.dataset == "japanese_vowels" and qm.meta.c_prefix == "japanese_vowels"
+    assert qm.meta.vocab == () and len(qm.meta.class_names or ()) == 9 and qm.meta.end_token is None
+    assert 0.9 <= (qm.meta.int8_accuracy or 0.0) <= 1.0
+    # The mapping view lists the recorded fields: exactly the keys of the file.
+    assert dict(qm.meta.items()).keys() == json.loads(text)["meta"].keys()
+
+
+def _with_meta(meta_json: object) -> str:
+    cfg = ModelConfig("one-to-many", 3, 6, 5, vocab_size=5, embed_dim=3)
+    doc = json.loads(quantize_model(random_model(cfg), None, None).to_json())
+    doc["meta"] = meta_json
+    return json.dumps(doc)
+
+
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        ({"dataset": "x", "comment": "hi"}, "unknown key 'comment'"),
+        ({"end_token": "2"}, "end_token: expected a non-negative integer"),
+        ({"end_token": True}, "end_token: expected a non-negative integer"),
+        ({"start_token": -1}, "start_token: expected a non-negative integer"),
+        ({"vocab": "abc"}, "vocab: expected a list of strings"),
+        ({"int8_accuracy": "0.9"}, "int8_accuracy: expected a number"),
+        ({"c_prefix": 3}, "c_prefix: expected a string"),
+        ([], "must be a JSON object"),
+    ],
+)
+def test_bad_meta_in_a_model_file_is_refused(meta: object, message: str):
+    with pytest.raises(InputError, match=message):
+        QuantizedModel.from_json(_with_meta(meta))
+
+
+def test_meta_null_means_not_recorded_and_is_dropped_on_rewrite():
+    qm = QuantizedModel.from_json(_with_meta({"source": None, "start_token": 1, "end_token": 2}))
+    assert qm.meta.source is None and "source" not in qm.meta
+    assert json.loads(qm.to_json())["meta"] == {"start_token": 1, "end_token": 2}
+
+
+def test_meta_given_as_a_mapping_is_checked_and_typed():
+    cfg = ModelConfig("one-to-many", 3, 6, 5, vocab_size=5, embed_dim=3)
+    qm = quantize_model(
+        random_model(cfg), None, None, meta={"vocab": ["<pad>", "a"], "end_token": np.int64(2)}
+    )
+    assert qm.meta == ModelMeta(vocab=("<pad>", "a"), end_token=2)
+    assert dataclasses.replace(qm, meta={"dataset": "d"}).meta.dataset == "d"
+    with pytest.raises(InputError, match="unknown key"):
+        dataclasses.replace(qm, meta={"datset": "d"})
 
 
 def test_weights_that_break_the_bounds_are_refused():

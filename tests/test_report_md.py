@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
+import typing
+from dataclasses import fields
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from edgernn.bench.run import Settings, run_bench
+from edgernn.bench import Settings, run_bench
 from edgernn.cli import main
-from edgernn.config import ModelConfig
-from edgernn.contract.quant import quantize_model
-from edgernn.errors import InputError
+from edgernn.config import ModelConfig, TrainConfig
+from edgernn.contract.quantize import quantize_model
+from edgernn.errors import CheckFailed, InputError, InternalError
 from edgernn.report.markdown import (
     NO_PLOT_NOTE,
     SCALING_PNG,
@@ -22,7 +26,8 @@ from edgernn.report.markdown import (
     samples_section,
     write_report_md,
 )
-from edgernn.report.store import update_report
+from edgernn.report.schema import REPORT_SCHEMA, McuRow, SchemaError, TrainSection, validate
+from edgernn.report.store import read_report, record_verification, update_report
 from edgernn.train.checkpoint import Checkpoint
 from edgernn.train.model import EdgeRNN
 from edgernn.verify import verify_dir
@@ -135,3 +140,170 @@ def test_generated_samples_for_one_to_many():
     text = samples_section(Checkpoint(model, {"vocab": vocab}, ""), qm)
     assert "float, temperature 0.8, seeds 0–9" in text and "float, greedy" in text and "int8, greedy" in text
     assert text == samples_section(Checkpoint(model, {"vocab": vocab}, ""), qm)  # seeded: reproducible
+
+
+# ---------------------------------------------------------------------------------------------
+# report.json: versioned, typed, validated on read and on write
+
+COMMITTED_V1 = Path(__file__).resolve().parent.parent / "export" / "japanese_vowels" / "report.json"
+
+
+def _report(d: Path) -> dict:
+    return json.loads((d / "report.json").read_text())
+
+
+def test_report_json_carries_its_schema_and_validates(verified):
+    """(The bench summary's fit with the schema: update_report validates it in `benched`.)"""
+    r = _report(verified)
+    assert r["schema"] == REPORT_SCHEMA
+    assert validate(r) is r
+    assert {"dataset", "parity", "metrics", "size", "checkpoint_sha256"} <= set(r)
+    assert read_report(verified) == r
+
+
+def test_missing_report_is_empty(tmp_path):
+    assert read_report(tmp_path) == {}
+
+
+MCU_ROW = {
+    "target": "cortex-m4",
+    "compiler": "zig",
+    "kernel": "dsp",
+    "emulator": "unicorn",
+    "flash_bytes": 1,
+    "ram_bytes": 1,
+    "insns_per_step": 1.0,
+    "insns_per_mac": 1.0,
+    "mismatches": 0,
+}
+CORRUPT = {
+    "not JSON": ('{"schema": "edgernn-report-v2", ', "not JSON"),
+    "not an object": ("[1, 2]", "top level must be an object"),
+    "unknown schema": ('{"schema": "edgernn-report-v9"}', "schema is 'edgernn-report-v9'"),
+    "unknown section": (json.dumps({"schema": REPORT_SCHEMA, "extra": 1}), "extra is not a known key"),
+    "wrong type": (json.dumps({"schema": REPORT_SCHEMA, "mcu": [{"target": 3}]}), "mcu[0]"),
+    "absolute image path": (
+        json.dumps({"schema": REPORT_SCHEMA, "mcu": [{**MCU_ROW, "elf": "/abs/firmware.elf"}]}),
+        "must be relative",
+    ),
+    "half of verify's sections": (json.dumps({"schema": REPORT_SCHEMA, "dataset": "x"}), "but not task"),
+}
+
+
+@pytest.mark.parametrize("case", list(CORRUPT))
+def test_corrupt_report_is_refused_with_advice(verified, tmp_path, case):
+    text, fragment = CORRUPT[case]
+    d = tmp_path / "jv"
+    shutil.copytree(verified, d)
+    (d / "report.json").write_text(text)
+    with pytest.raises(InputError) as e:
+        read_report(d)
+    msg = str(e.value)
+    assert msg.startswith(f"{d / 'report.json'} is corrupt: ") and fragment in msg, msg
+    assert msg.endswith(f"delete it or rerun `edgernn verify {d}`"), msg
+    res = CliRunner().invoke(main, ["report", str(d), "--no-plots"])
+    assert res.exit_code == 2 and "is corrupt" in res.output and "Traceback" not in res.output
+    with pytest.raises(InputError, match="is corrupt"):  # mcu and bench do not merge into it
+        update_report(d, {"bench": {"file": "bench.json", "quick": True, "machine": "m", "recorded_at": "t"}})
+    assert (d / "report.json").read_text() == text
+
+
+def test_verify_replaces_a_corrupt_report(verified, tmp_path):
+    d = tmp_path / "jv"
+    shutil.copytree(verified, d)
+    (d / "report.json").write_text("{not json")
+    res = CliRunner().invoke(main, ["verify", str(d), "--no-c"])
+    assert res.exit_code == 0, res.output
+    assert validate(_report(d))["dataset"] == "japanese_vowels"
+
+
+def test_v1_report_is_upgraded_on_read_and_stored_as_v2(verified, tmp_path):
+    """The committed report.json predates the schema (no "schema" key, absolute image paths)."""
+    d = tmp_path / "jv"
+    shutil.copytree(verified, d)
+    v1 = json.loads(COMMITTED_V1.read_text())
+    v1.pop("schema", None)
+    for row in v1.get("mcu", []):  # as written before: absolute, from some other machine
+        row["elf"] = f"/somewhere/else/export/jv/mcu/{row['target']}-x/firmware.elf"
+    (d / "report.json").write_text(json.dumps(v1))
+    r = read_report(d)
+    assert r["schema"] == REPORT_SCHEMA and r["parity"] == v1["parity"]
+    assert r["mcu"] and all(row["elf"] == f"mcu/{row['target']}-x/firmware.elf" for row in r["mcu"])
+    update_report(d, {"bench": r["bench"]})
+    assert _report(d) == r  # the next write stores the upgraded form
+
+
+def test_update_report_keeps_other_sections_and_stores_relative_paths(verified, tmp_path):
+    d = tmp_path / "jv"
+    shutil.copytree(verified, d)
+    row = json.loads(COMMITTED_V1.read_text())["mcu"][0]
+    row["elf"] = str((d / "mcu" / "cortex-m4-zig" / "firmware.elf").resolve())  # as targets.check gives it
+    update_report(d, {"mcu": [row]})
+    assert _report(d)["mcu"][0]["elf"] == "mcu/cortex-m4-zig/firmware.elf"
+    before = _report(d)
+    record_verification(d, verify_dir(d, with_c=False))
+    after = _report(d)
+    assert after["mcu"] == before["mcu"] and after["parity"] != before["parity"]  # no c-int8 row now
+    assert not [s for s in _strings(after) if s.startswith("/") or str(d) in s]
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def test_update_report_refuses_what_breaks_the_schema(verified, tmp_path):
+    d = tmp_path / "jv"
+    shutil.copytree(verified, d)
+    before = (d / "report.json").read_bytes()
+    with pytest.raises(InternalError, match=r"invalid report\.json"):
+        update_report(d, {"bench": {"file": "bench.json"}})
+    with pytest.raises(InternalError, match="no section surprise"):
+        update_report(d, {"surprise": 1})
+    assert (d / "report.json").read_bytes() == before
+
+
+def test_report_is_written_only_for_the_export_verify_read(verified, tmp_path):
+    d = tmp_path / "jv"
+    shutil.copytree(verified, d)
+    v = verify_dir(d, with_c=False)
+    before = (d / "report.json").read_bytes()
+    (d / "manifest.json").write_text((d / "manifest.json").read_text() + " ")  # "exported again"
+    with pytest.raises(CheckFailed, match="exported again while verify ran"):
+        record_verification(d, v)
+    assert (d / "report.json").read_bytes() == before
+
+
+def test_schema_mirrors_the_writers():
+    from edgernn.targets.check import McuResult
+
+    assert set(TrainSection.__annotations__) == {f.name for f in fields(TrainConfig)}
+    assert {f.name for f in fields(McuResult)} <= set(typing.get_type_hints(McuRow))
+    with pytest.raises(SchemaError, match="schema is None"):
+        validate({})
+
+
+def test_parity_rows_of_every_kind_validate_and_a_bad_one_is_named(verified):
+    r = _report(verified)
+    gen = {
+        "a": "torch-int8",
+        "b": "c-int8",
+        "what": "greedy generation",
+        "mismatches": 0,
+        "n": 26,
+        "passed": True,
+    }
+    ok = {**r, "parity": [*r["parity"], gen]}
+    assert validate(ok) is ok
+    bad = {**r, "parity": [*r["parity"], {**gen, "passed": "yes"}]}
+    with pytest.raises(SchemaError, match=rf"parity\[{len(r['parity'])}\]\.passed must be true/false"):
+        validate(bad)
+    with pytest.raises(SchemaError, match=r"size lacks head_macs"):
+        validate({**r, "size": {k: v for k, v in r["size"].items() if k != "head_macs"}})
+    with pytest.raises(SchemaError, match="config: hidden_size must be an integer"):
+        validate({**r, "config": {**r["config"], "hidden_size": 0}})

@@ -2,30 +2,42 @@
  * fuzz_rnn.c -- libFuzzer target: one generated model.h under attack, checked against an
  * independent reference implementation of the integer contract.
  *
- * edgernn.backends.c.fuzz (python -m edgernn.backends.c.fuzz --seconds N) builds one binary per model, e.g.
+ * edgernn.backends.c.fuzz (python -m edgernn.backends.c.fuzz --seconds N) builds one binary per
+ * model through edgernn.backends.c.build, e.g.
  *
- *   clang -g -O1 -std=c99 -ffp-contract=off -fsanitize=fuzzer,address,undefined \
- *     -fno-sanitize-recover=all -DEDGERNN_H_PREFIX=fz -DEDGERNN_H_PREFIX_UPPER=FZ \
- *     '-DEDGERNN_MODEL_HEADER="model.h"' '-DFUZZ_REF_HEADER="ref.h"' fuzz_rnn.c -o fuzz_model
+ *   clang -g -O1 -std=c99 -Wall -Wextra -Werror -pedantic -Wconversion -Wshadow -ffp-contract=off \
+ *     -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
+ *     -fsanitize=fuzzer '-DEDGERNN_MODEL_HEADER="model.h"' -DEDGERNN_MODEL=fz_model \
+ *     '-DFUZZ_REF_HEADER="ref.h"' -I<dir of both> fuzz_rnn.c -o fuzz_model
  *
- * model.h is the header users get. ref.h holds the same QuantizedModel as plain arrays, written
- * by edgernn.backends.c.fuzz straight from Python (not copied out of model.h), so the oracle also catches a
- * wrong table in the header. The reference below is naive on purpose: int64 arithmetic, one loop
- * per formula, floor division by C's truncating '/' corrected by hand (the runtime instead adds
- * an unsigned offset and shifts), a division where the sampler's runtime loops by subtraction.
+ * The code under test is reached only through the prefix-free edgernn_* API on &EDGERNN_MODEL,
+ * the descriptor model.h defines (no PREFIX_* wrapper, no token pasting): every size the calls
+ * see comes from the descriptor. model.h is the header users get. ref.h holds the same
+ * QuantizedModel as plain arrays, written by edgernn.backends.c.fuzz straight from Python (not
+ * copied out of model.h), so the oracle also catches a wrong table or descriptor field in the
+ * header; its REF_* macros give the compile-time sizes of the reference's arrays, and
+ * LLVMFuzzerInitialize checks the descriptor's fields against them before the first input.
+ * The reference below is naive on purpose: int64 arithmetic, one loop per formula, floor
+ * division by C's truncating '/' corrected by hand (the runtime instead adds an unsigned offset
+ * and shifts), a division where the sampler's runtime loops by subtraction.
  *
- * Each fuzz input is a small program: a start state, then up to MAX_OPS calls -- step,
- * step_token (any int32 token), run (any length: 0, within MAX_STEPS, or far beyond anything a
- * buffer holds; any buffer size; NULL state, input, buffer and logits), logits/classify,
- * generate (any start token, length and seed), quantize_input (any float bit pattern) -- whose
- * arguments come from the input bytes. After every call it checks:
+ * Each fuzz input is a small program: a start state, then up to MAX_OPS calls -- edgernn_step and
+ * edgernn_step_token (any int32 token), edgernn_run and edgernn_run_tokens (any length: 0, within
+ * MAX_STEPS, or far beyond anything a buffer holds; any buffer size; NULL state, input, buffer
+ * and logits), edgernn_logits / edgernn_classify / edgernn_dequantize_logit, edgernn_generate (any
+ * start token, length and seed), edgernn_quantize_input (any float bit pattern) -- whose
+ * arguments come from the input bytes. Now and then a call is of the other input kind (a token
+ * call on a feature model or the reverse) or a step of a bidirectional model: that must return
+ * EDGERNN_ERR_MODEL (generate: 0 tokens) and touch nothing. After every call it checks:
  *   - the return code is exactly the documented one for those arguments;
  *   - on an error the state, the run buffer and the logits are untouched;
  *   - on success the state, every recorded state in the buffer and the logits equal the
  *     reference's, the state is in [-127, 127], every logit is within the head's worst case, and
- *     buffer bytes past RUN_BUF_BYTES(steps) are untouched;
- *   - nothing is read or written out of bounds: every buffer is malloc'ed at exactly the size the
- *     call is told (ASan), and no undefined behaviour happens (UBSan; any report aborts).
+ *     buffer bytes past edgernn_run_buf_bytes(m, steps) are untouched;
+ *   - nothing is read or written out of bounds: the state, every buffer and the caller's int32
+ *     scratch (EDGERNN_SCRATCH_WORDS / EDGERNN_GENERATE_SCRATCH_WORDS of the descriptor's sizes,
+ *     filled with a fuzzed byte: its old contents must not matter) are malloc'ed at exactly the
+ *     size the call is told (ASan), and no undefined behaviour happens (UBSan; any report aborts).
  * A failed check abort()s, which libFuzzer records as a crash together with the input.
  */
 #include <math.h>
@@ -35,18 +47,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if !defined(EDGERNN_MODEL_HEADER) || !defined(FUZZ_REF_HEADER) || !defined(EDGERNN_H_PREFIX) || \
-    !defined(EDGERNN_H_PREFIX_UPPER)
-#error "define EDGERNN_MODEL_HEADER, FUZZ_REF_HEADER (quoted paths), EDGERNN_H_PREFIX and EDGERNN_H_PREFIX_UPPER"
+#if !defined(EDGERNN_MODEL_HEADER) || !defined(FUZZ_REF_HEADER) || !defined(EDGERNN_MODEL)
+#error "define EDGERNN_MODEL_HEADER, FUZZ_REF_HEADER (quoted paths) and EDGERNN_MODEL (the descriptor)"
 #endif
+#define EDGERNN_IMPLEMENTATION
 #include EDGERNN_MODEL_HEADER
 #include FUZZ_REF_HEADER
 
-#define FZ_CAT_(a, b) a##b
-#define FZ_CAT(a, b) FZ_CAT_(a, b)
-#define M(name) FZ_CAT(EDGERNN_H_PREFIX, name)       /* M(_run) -> fz_run */
-#define U(name) FZ_CAT(EDGERNN_H_PREFIX_UPPER, name) /* U(_TASK) -> FZ_TASK */
+#define MODEL (&EDGERNN_MODEL)
 
+/* Compile-time sizes of the reference's arrays: ref.h's, never model.h's. */
 #define L REF_LAYERS
 #define D REF_DIRS
 #define H REF_HIDDEN
@@ -58,9 +68,8 @@
 #define CANARY 0x5A /* bytes the code under test must not touch */
 
 #define PER_STEP (REF_TASK != EDGERNN_TASK_MANY_TO_ONE)
-#define HAS_STEP (D == 1)                             /* _step / _step_token */
-#define HAS_LOGITS (D == 1 || REF_TASK == EDGERNN_TASK_MANY_TO_ONE) /* _logits / _classify */
-#define HAS_GENERATE (REF_TASK == EDGERNN_TASK_ONE_TO_MANY)
+#define HAS_STEP (D == 1)                     /* edgernn_step / _step_token apply */
+#define HAS_GENERATE (REF_TOKENS && D == 1)   /* edgernn_generate feeds tokens through a step */
 
 #if REF_TOKENS
 typedef int32_t in_t;
@@ -70,17 +79,9 @@ typedef int8_t in_t;
 #define IN_WIDTH REF_INPUT
 #endif
 
-typedef M(_state_t) state_t;
 typedef struct {
     int8_t h[ROWS][H];
 } ref_state_t;
-
-/* The header and ref.h describe the same model (a mismatch fails the build). */
-typedef char fz_same_shape[(U(_HIDDEN_SIZE) == H && U(_NUM_LAYERS) == L && U(_NUM_DIRECTIONS) == D &&
-                            U(_NUM_CLASSES) == C && U(_TOKEN_INPUT) == REF_TOKENS && U(_TASK) == REF_TASK &&
-                            sizeof(state_t) == sizeof(ref_state_t))
-                               ? 1
-                               : -1];
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -89,11 +90,11 @@ static void fail(const char *what, int line)
     fprintf(stderr, "fuzz_rnn: check failed (line %d): %s\n", line, what);
     abort();
 }
-#define CHECK(cond, what)          \
-    do {                           \
-        if (!(cond)) {             \
+#define CHECK(cond, what)           \
+    do {                            \
+        if (!(cond)) {              \
             fail((what), __LINE__); \
-        }                          \
+        }                           \
     } while (0)
 
 /* The fuzz input as a stream of arguments; past its end every byte reads as 0. */
@@ -150,8 +151,28 @@ static int all_bytes(const void *p, size_t n, uint8_t value)
     return 1;
 }
 
+/* The caller's scratch for one call: exactly `words` int32 (the documented size for the
+ * descriptor's shape), every byte a fuzzed value -- the runtime may not depend on it. */
+static int32_t *take_scratch(reader_t *r, size_t words)
+{
+    int32_t *s = (int32_t *)alloc_exact(words * sizeof(int32_t));
+    memset(s, take_u8(r), words * sizeof(int32_t));
+    return s;
+}
+
+static size_t step_words(void)
+{
+    return (size_t)EDGERNN_SCRATCH_WORDS(MODEL->hidden_size);
+}
+
+/* 1 time in 8 a call is of the other input kind (generate: a call on a model it does not fit). */
+static int take_wrong_kind(reader_t *r)
+{
+    return (take_u8(r) & 7) == 0;
+}
+
 /* ------------------------------------------------------------------------------------------
- * The reference (DESIGN.md, "Integer contract"), from ref.h's arrays
+ * The reference (docs/integer-contract.md), from ref.h's arrays
  */
 
 static int64_t ref_int32(int64_t v)
@@ -312,13 +333,12 @@ static void check_logit_bounds(const int32_t *logits, size_t rows)
 
 /* The state equals the reference's; if `stepped` (every row was just computed, not taken from
  * the fuzz input, whose start state may hold -128), it is also inside [-127, 127]. */
-static void check_state(const state_t *st, const ref_state_t *ref, int stepped)
+static void check_state(const int8_t *st, const ref_state_t *ref, int stepped)
 {
-    const int8_t *h = &st->h[0][0];
     size_t i;
-    CHECK(memcmp(st->h, ref->h, sizeof ref->h) == 0, "state differs from the reference");
+    CHECK(memcmp(st, ref->h, sizeof ref->h) == 0, "state differs from the reference");
     for (i = 0; stepped && i < sizeof ref->h; ++i) {
-        CHECK(h[i] >= -127 && h[i] <= 127, "state outside [-127, 127]");
+        CHECK(st[i] >= -127 && st[i] <= 127, "state outside [-127, 127]");
     }
 }
 
@@ -328,11 +348,15 @@ static void check_state(const state_t *st, const ref_state_t *ref, int stepped)
 
 static const size_t kRunBufPerStep = (size_t)L * (size_t)D * (size_t)H;
 
-/* The code PREFIX_run must return, checked in the documented order. */
-static int expected_run_rc(int st_null, int x_null, size_t steps, const int8_t *buf, size_t buf_bytes,
-                           const in_t *x)
+/* The code edgernn_run / edgernn_run_tokens must return, checked in the documented order (the
+ * input kind first: a call of the other kind never applies, whatever its arguments). */
+static int expected_run_rc(int wrong_kind, int st_null, int x_null, size_t steps, const int8_t *buf,
+                           size_t buf_bytes, const in_t *x)
 {
     size_t t;
+    if (wrong_kind) {
+        return EDGERNN_ERR_MODEL;
+    }
     if (steps == 0) {
         return EDGERNN_OK;
     }
@@ -354,17 +378,16 @@ static int expected_run_rc(int st_null, int x_null, size_t steps, const int8_t *
     return EDGERNN_OK;
 }
 
-#if REF_TOKENS
-/* A token: mostly valid ids, sometimes anything at all (negative, VOCAB, INT32_MAX...). */
+/* A token: mostly valid ids, sometimes anything at all (negative, VOCAB, INT32_MAX...). For a
+ * feature model (vocabulary 0) any int32: the call must refuse it by its kind alone. */
 static int32_t take_token(reader_t *r)
 {
     const uint8_t kind = take_u8(r);
-    if (kind < 200) {
-        return (int32_t)(kind % REF_VOCAB);
+    if (kind < 200 && REF_VOCAB > 0) {
+        return (int32_t)(kind % (REF_VOCAB > 0 ? REF_VOCAB : 1));
     }
     return (int32_t)take_u32(r);
 }
-#endif
 
 /* Inputs for `steps` steps. Token sequences are all valid ids 3 times in 4: with one bad id in
  * 5 per step a long valid sequence (a run that succeeds) would almost never be drawn. */
@@ -392,8 +415,9 @@ static uint32_t xorshift(uint32_t s)
 }
 
 /* The start state: zero, pseudo-random in [-127, 127] or over all of int8 from a 4-byte seed, or
- * raw bytes of the input. Few bytes buy a full state, so short inputs already reach the calls. */
-static void take_state(reader_t *r, ref_state_t *ref)
+ * raw bytes of the input. Few bytes buy a full state, so short inputs already reach the calls.
+ * Returns 1 for the zero state. */
+static int take_state(reader_t *r, ref_state_t *ref)
 {
     const uint8_t mode = take_u8(r) % 4;
     uint32_t s = take_u32(r) | 1u;
@@ -411,12 +435,25 @@ static void take_state(reader_t *r, ref_state_t *ref)
             h[i] = (int8_t)take_u8(r);
         }
     }
+    return mode == 0;
 }
 
-static void op_run(reader_t *r, state_t *st, ref_state_t *ref)
+/* The call under test: edgernn_run for a feature model, edgernn_run_tokens for a token model,
+ * or (wrong_kind) the other one, given an input of one element of the other kind. */
+static int call_run(int wrong_kind, int8_t *st, const void *x, size_t steps, int8_t *buf, size_t buf_bytes,
+                    int32_t *logits, int32_t *scratch)
+{
+    if (REF_TOKENS != wrong_kind) {
+        return edgernn_run_tokens(MODEL, st, (const int32_t *)x, steps, buf, buf_bytes, logits, scratch);
+    }
+    return edgernn_run(MODEL, st, (const int8_t *)x, steps, buf, buf_bytes, logits, scratch);
+}
+
+static void op_run(reader_t *r, int8_t *st, ref_state_t *ref)
 {
     const uint8_t flags = take_u8(r);
     const uint8_t len_kind = take_u8(r);
+    const int wrong_kind = take_wrong_kind(r);
     const int st_null = (flags & 0x07) == 0;  /* 1 in 8 */
     const int x_null = (flags & 0x38) == 0;   /* 1 in 8 */
     const int buf_null = (flags & 0x40) != 0; /* 1 in 2 */
@@ -424,27 +461,35 @@ static void op_run(reader_t *r, state_t *st, ref_state_t *ref)
     size_t steps = take_u8(r) % (MAX_STEPS + 1);
     size_t x_len = steps;
     size_t need, buf_bytes, n_logits;
-    in_t *x;
+    void *x;
     int8_t *buf = NULL;
     int32_t *logits = NULL;
+    int32_t *scratch;
     int8_t *ref_buf;
     int32_t *ref_logits;
     ref_state_t before = *ref;
     int rc, want;
 
     if (len_kind >= 224) {
-        /* Lengths no buffer can hold (and whose RUN_BUF_BYTES wraps size_t): the call must fail
+        /* Lengths no buffer can hold (and whose run buffer size wraps size_t): the call must fail
          * before it reads an input, so x is one element long and ASan sees any read past it. */
         const size_t huge[4] = {SIZE_MAX, SIZE_MAX / 2 + 1, SIZE_MAX / kRunBufPerStep + 1,
                                 SIZE_MAX / kRunBufPerStep}; /* the last: the product fits, no buffer does */
         steps = huge[len_kind % 4];
         x_len = 1;
-        if (!(st_null || x_null || D == 2 || !buf_null)) {
+        if (!(wrong_kind || st_null || x_null || D == 2 || !buf_null)) {
             steps = 0; /* a unidirectional run without a buffer would read all of x: not a test */
         }
     }
-    x = (in_t *)alloc_exact(x_len * IN_WIDTH * sizeof(in_t));
-    take_inputs(r, x, x_len);
+    if (wrong_kind) {
+        /* One element of the other kind: the call must not read it (nor anything past it). */
+        const size_t size = REF_TOKENS ? sizeof(int8_t) : sizeof(int32_t);
+        x = alloc_exact(size);
+        take_bytes(r, x, size);
+    } else {
+        x = alloc_exact(x_len * IN_WIDTH * sizeof(in_t));
+        take_inputs(r, (in_t *)x, x_len);
+    }
 
     need = (steps <= MAX_STEPS) ? steps * kRunBufPerStep : 0;
     switch (take_u8(r) % 5) { /* the buffer size the call is told, and gets */
@@ -473,10 +518,11 @@ static void op_run(reader_t *r, state_t *st, ref_state_t *ref)
         logits = (int32_t *)alloc_exact(n_logits * sizeof(int32_t));
         memset(logits, CANARY, n_logits * sizeof(int32_t));
     }
+    scratch = take_scratch(r, step_words());
 
-    want = expected_run_rc(st_null, x_null, steps, buf, buf_bytes, x);
-    rc = M(_run)(st_null ? NULL : st, x_null ? NULL : x, steps, buf, buf_bytes, logits);
-    CHECK(rc == want, "PREFIX_run returned another code than documented");
+    want = expected_run_rc(wrong_kind, st_null, x_null, steps, buf, buf_bytes, (const in_t *)x);
+    rc = call_run(wrong_kind, st_null ? NULL : st, x_null ? NULL : x, steps, buf, buf_bytes, logits, scratch);
+    CHECK(rc == want, "edgernn_run returned another code than documented");
 
     if (rc != EDGERNN_OK || steps == 0) {
         /* Nothing may change: not the state, the buffer or the logits. */
@@ -487,11 +533,11 @@ static void op_run(reader_t *r, state_t *st, ref_state_t *ref)
     } else {
         ref_buf = (int8_t *)alloc_exact(steps * kRunBufPerStep);
         ref_logits = (int32_t *)alloc_exact(n_logits * sizeof(int32_t));
-        ref_run(ref, x, steps, (D == 2 || buf != NULL) ? ref_buf : NULL, ref_logits);
+        ref_run(ref, (const in_t *)x, steps, (D == 2 || buf != NULL) ? ref_buf : NULL, ref_logits);
         check_state(st, ref, 1);
         if (buf != NULL) {
             CHECK(memcmp(buf, ref_buf, need) == 0, "the run buffer differs from the reference");
-            CHECK(all_bytes(buf + need, buf_bytes - need, CANARY), "run wrote past RUN_BUF_BYTES(steps)");
+            CHECK(all_bytes(buf + need, buf_bytes - need, CANARY), "run wrote past edgernn_run_buf_bytes");
         }
         if (logits != NULL) {
             CHECK(memcmp(logits, ref_logits, n_logits * sizeof(int32_t)) == 0, "logits differ from the reference");
@@ -503,51 +549,79 @@ static void op_run(reader_t *r, state_t *st, ref_state_t *ref)
     free(x);
     free(buf);
     free(logits);
+    free(scratch);
 }
 
-#if HAS_STEP
-static void op_step(reader_t *r, state_t *st, ref_state_t *ref)
+/* edgernn_step (an int8 vector) or edgernn_step_token (any int32 token): the model's own kind,
+ * or 1 time in 8 the other one. A bidirectional model has no step: EDGERNN_ERR_MODEL. */
+static void op_step(reader_t *r, int8_t *st, ref_state_t *ref)
 {
-    in_t *x = (in_t *)alloc_exact(IN_WIDTH * sizeof(in_t));
-    ref_state_t before = *ref;
-    take_inputs(r, x, 1);
-#if REF_TOKENS
-    {
-        const int rc = M(_step_token)(st, x[0]);
-        const int valid = x[0] >= 0 && x[0] < REF_VOCAB;
-        CHECK(rc == (valid ? EDGERNN_OK : EDGERNN_ERR_TOKEN), "PREFIX_step_token returned a wrong code");
-        if (valid) {
-            ref_run(ref, x, 1, NULL, NULL);
+    const int wrong_kind = take_wrong_kind(r);
+    const int tokens = REF_TOKENS != wrong_kind;
+    const ref_state_t before = *ref;
+    int32_t *scratch = take_scratch(r, step_words());
+    int rc;
+    if (tokens) {
+        const int32_t token = take_token(r);
+        const int valid = token >= 0 && token < REF_VOCAB;
+        rc = edgernn_step_token(MODEL, st, token, scratch);
+        if (!HAS_STEP || wrong_kind) {
+            CHECK(rc == EDGERNN_ERR_MODEL, "edgernn_step_token on a model it does not fit did not refuse");
+        } else {
+            CHECK(rc == (valid ? EDGERNN_OK : EDGERNN_ERR_TOKEN), "edgernn_step_token returned a wrong code");
+#if HAS_STEP && REF_TOKENS
+            if (valid) {
+                ref_run(ref, &token, 1, NULL, NULL);
+            }
+#endif
         }
-        check_state(st, valid ? ref : &before, valid);
+    } else {
+        /* A feature vector of input_size values; on a token model one byte, never to be read. */
+        const size_t n = REF_TOKENS ? 1u : (size_t)REF_INPUT;
+        int8_t *x = (int8_t *)alloc_exact(n);
+        take_bytes(r, x, n); /* any int8, -128 included */
+        rc = edgernn_step(MODEL, st, x, scratch);
+        if (!HAS_STEP || wrong_kind) {
+            CHECK(rc == EDGERNN_ERR_MODEL, "edgernn_step on a model it does not fit did not refuse");
+        } else {
+            CHECK(rc == EDGERNN_OK, "edgernn_step returned a wrong code");
+#if HAS_STEP && !REF_TOKENS
+            ref_run(ref, x, 1, NULL, NULL);
+#endif
+        }
+        free(x);
     }
-#else
-    (void)before;
-    M(_step)(st, x);
-    ref_run(ref, x, 1, NULL, NULL);
-    check_state(st, ref, 1);
-#endif
-    free(x);
+    if (rc == EDGERNN_OK) {
+        check_state(st, ref, 1);
+    } else {
+        check_state(st, &before, 0);
+    }
+    free(scratch);
 }
-#endif
 
-#if HAS_LOGITS
-static void op_logits(state_t *st)
+/* edgernn_logits / edgernn_classify on the top layer's rows of the state (forward then backward;
+ * for any model, a bidirectional per-step one included), and edgernn_dequantize_logit of each. */
+static void op_logits(int8_t *st)
 {
     int32_t *out = (int32_t *)alloc_exact(C * sizeof(int32_t));
     int32_t want[C];
-    int32_t cls;
-    ref_head(&st->h[ROWS - D][0], want); /* the top layer's rows, forward then backward */
-    cls = M(_classify)(st, out);
-    CHECK(memcmp(out, want, sizeof want) == 0, "PREFIX_classify logits differ from the reference");
-    CHECK(cls == ref_argmax(want), "PREFIX_classify is not the lowest-index argmax");
+    int32_t cls, c;
+    ref_head(st + (size_t)(ROWS - D) * H, want);
     memset(out, CANARY, C * sizeof(int32_t));
-    M(_logits)(st, out);
-    CHECK(memcmp(out, want, sizeof want) == 0, "PREFIX_logits differ from the reference");
+    cls = edgernn_classify(MODEL, st, out);
+    CHECK(memcmp(out, want, sizeof want) == 0, "edgernn_classify logits differ from the reference");
+    CHECK(cls == ref_argmax(want), "edgernn_classify is not the lowest-index argmax");
+    memset(out, CANARY, C * sizeof(int32_t));
+    edgernn_logits(MODEL, st, out);
+    CHECK(memcmp(out, want, sizeof want) == 0, "edgernn_logits differ from the reference");
     check_logit_bounds(out, 1);
+    for (c = 0; c < C; ++c) {
+        /* one float32 multiply each side (-ffp-contract=off): equal bit for bit */
+        CHECK(edgernn_dequantize_logit(MODEL, want[c]) == (float)want[c] * REF_HEAD_SCALE,
+              "edgernn_dequantize_logit is not logit_q * head_scale");
+    }
     free(out);
 }
-#endif
 
 #if HAS_GENERATE
 /* The documented sampling rule, with a division where the runtime subtracts in a loop. */
@@ -593,27 +667,50 @@ static size_t ref_generate(ref_state_t *st, int32_t token, int32_t *out, size_t 
     }
     return written;
 }
+#endif
 
-static void op_generate(reader_t *r, state_t *st, ref_state_t *ref)
+/* edgernn_generate with any start token, length and seed. On a model it does not fit (feature
+ * input, or bidirectional: no step) it writes nothing and returns 0. */
+static void op_generate(reader_t *r, int8_t *st, ref_state_t *ref)
 {
     const int32_t start = take_token(r);
     const size_t max_len = take_u8(r) % (MAX_STEPS + 1);
     const uint32_t seed = (take_u8(r) & 1) ? take_u32(r) : 0u;
+    const size_t words = (size_t)EDGERNN_GENERATE_SCRATCH_WORDS(MODEL->hidden_size, MODEL->num_classes);
+    int32_t *scratch = take_scratch(r, words);
     int32_t *out = max_len > 0 ? (int32_t *)alloc_exact(max_len * sizeof(int32_t)) : NULL;
-    int32_t *want = (int32_t *)alloc_exact((max_len + 1) * sizeof(int32_t));
-    size_t n, i;
-    const size_t n_ref = ref_generate(ref, start, want, max_len, seed);
-    n = M(_generate)(st, start, out, max_len, seed);
-    CHECK(n == n_ref, "PREFIX_generate wrote another number of tokens than the reference");
-    for (i = 0; i < n; ++i) {
-        CHECK(out[i] == want[i], "PREFIX_generate produced another token than the reference");
-        CHECK(out[i] >= 0 && out[i] < REF_VOCAB && out[i] != REF_END_TOKEN, "generated an invalid token");
+    size_t n;
+    if (out != NULL) {
+        memset(out, CANARY, max_len * sizeof(int32_t));
     }
-    check_state(st, ref, n_ref > 0);
-    free(out);
-    free(want);
-}
+#if HAS_GENERATE
+    {
+        int32_t *want = (int32_t *)alloc_exact((max_len + 1) * sizeof(int32_t));
+        const size_t n_ref = ref_generate(ref, start, want, max_len, seed);
+        size_t i;
+        n = edgernn_generate(MODEL, st, start, out, max_len, seed, scratch);
+        CHECK(n == n_ref, "edgernn_generate wrote another number of tokens than the reference");
+        for (i = 0; i < n; ++i) {
+            CHECK(out[i] == want[i], "edgernn_generate produced another token than the reference");
+            CHECK(out[i] >= 0 && out[i] < REF_VOCAB && out[i] != REF_END_TOKEN, "generated an invalid token");
+        }
+        CHECK(out == NULL || all_bytes(out + n, (max_len - n) * sizeof(int32_t), CANARY),
+              "edgernn_generate wrote past the tokens it returned");
+        check_state(st, ref, n_ref > 0);
+        free(want);
+    }
+#else
+    {
+        const ref_state_t before = *ref;
+        n = edgernn_generate(MODEL, st, start, out, max_len, seed, scratch);
+        CHECK(n == 0, "edgernn_generate on a model without a token step wrote tokens");
+        CHECK(out == NULL || all_bytes(out, max_len * sizeof(int32_t), CANARY), "edgernn_generate wrote out");
+        check_state(st, &before, 0);
+    }
 #endif
+    free(out);
+    free(scratch);
+}
 
 #if !REF_TOKENS
 /* The documented float rule: (raw - mean) / std in float32, t = value * (1 / s_x) in float32,
@@ -636,13 +733,18 @@ static int8_t ref_quantize(float raw, int32_t i)
     q = q > 127.0 ? 127.0 : q;
     return (int8_t)(t < 0.0f ? -q : q);
 }
+#endif
 
+/* edgernn_quantize_input on input_size floats, any bit pattern. A token model has no float
+ * input: the call must read and write nothing (one float and one byte, the byte a canary). */
 static void op_quantize(reader_t *r)
 {
-    float *raw = (float *)alloc_exact(REF_INPUT * sizeof(float));
-    int8_t *q = (int8_t *)alloc_exact(REF_INPUT);
-    int32_t i;
-    for (i = 0; i < REF_INPUT; ++i) {
+    const size_t n = REF_TOKENS ? 1u : (size_t)REF_INPUT;
+    float *raw = (float *)alloc_exact(n * sizeof(float));
+    int8_t *q = (int8_t *)alloc_exact(n);
+    size_t i;
+    memset(q, CANARY, n);
+    for (i = 0; i < n; ++i) {
         const uint8_t kind = take_u8(r);
         if (kind < 128) { /* a plausible sample: small, with exact .5 ties now and then */
             raw[i] = (float)((int32_t)take_u8(r) - 128) / (float)(1 + (kind & 7));
@@ -651,28 +753,47 @@ static void op_quantize(reader_t *r)
             memcpy(&raw[i], &bits, sizeof bits);
         }
     }
-    M(_quantize_input)(raw, q);
-    for (i = 0; i < REF_INPUT; ++i) {
+    edgernn_quantize_input(MODEL, raw, q);
+#if REF_TOKENS
+    CHECK(all_bytes(q, n, CANARY), "edgernn_quantize_input wrote the output of a token model");
+#else
+    for (i = 0; i < n; ++i) {
         CHECK(q[i] >= -127 && q[i] <= 127, "quantize_input left [-127, 127]");
-        CHECK(q[i] == ref_quantize(raw[i], i), "quantize_input differs from the documented rule");
+        CHECK(q[i] == ref_quantize(raw[i], (int32_t)i), "quantize_input differs from the documented rule");
     }
+#endif
     free(raw);
     free(q);
 }
-#endif
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The descriptor and ref.h describe the same model: checked once, before the first input. */
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+    const size_t beyond = SIZE_MAX / kRunBufPerStep + 1;
     int32_t k;
     (void)argc;
     (void)argv;
-    CHECK(U(_RUN_BUF_BYTES(1)) == kRunBufPerStep, "RUN_BUF_BYTES(1) is not layers x directions x hidden");
-#if HAS_GENERATE
-    CHECK(U(_END_TOKEN) == REF_END_TOKEN && U(_SAMPLE_STEP) == REF_SAMPLE_STEP, "generation macros differ");
-#endif
+    CHECK(MODEL->hidden_size == H && MODEL->num_layers == L && MODEL->num_directions == D &&
+              MODEL->num_classes == C && MODEL->task == REF_TASK,
+          "the descriptor's shape differs from ref.h's");
+    CHECK(MODEL->input_size == REF_INPUT && MODEL->vocab_size == REF_VOCAB,
+          "the descriptor's input kind or size differs from ref.h's");
+    CHECK(MODEL->end_token == REF_END_TOKEN && MODEL->sample_step == (uint32_t)REF_SAMPLE_STEP,
+          "the descriptor's generation fields differ from ref.h's");
+    CHECK(MODEL->head_scale == REF_HEAD_SCALE, "the descriptor's head_scale differs from ref.h's");
+    CHECK(MODEL->reserved == 0, "the descriptor's reserved field is not 0");
+    CHECK((MODEL->input_inv_scale != NULL) == !REF_TOKENS, "input_inv_scale is NULL iff a token model");
+    CHECK((MODEL->norm_mean != NULL) == REF_NORM && (MODEL->norm_std != NULL) == REF_NORM,
+          "the descriptor's normalisation differs from ref.h's");
+    CHECK(edgernn_state_bytes(MODEL) == sizeof(ref_state_t), "edgernn_state_bytes is not layers x dirs x hidden");
+    CHECK(edgernn_run_buf_bytes(MODEL, 1) == kRunBufPerStep, "edgernn_run_buf_bytes(m, 1) is not the state");
+    CHECK(edgernn_run_buf_bytes(MODEL, MAX_STEPS) == MAX_STEPS * kRunBufPerStep, "edgernn_run_buf_bytes(m, T)");
+    CHECK(edgernn_run_buf_bytes(MODEL, beyond - 1) == (beyond - 1) * kRunBufPerStep &&
+              edgernn_run_buf_bytes(MODEL, beyond) == 0 && edgernn_run_buf_bytes(MODEL, SIZE_MAX) == 0,
+          "edgernn_run_buf_bytes is not 0 exactly where the size overflows size_t");
     for (k = 0; k < 1024; ++k) {
         CHECK(ref_lut[k] >= -127 && ref_lut[k] <= 127, "the reference LUT leaves [-127, 127]");
     }
@@ -682,40 +803,38 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     reader_t r;
-    state_t st;
+    int8_t *st = (int8_t *)alloc_exact(edgernn_state_bytes(MODEL)); /* exactly: ASan sees overreach */
     ref_state_t ref;
     int op;
     r.p = data;
     r.n = size;
-    take_state(&r, &ref); /* any start state, -128 included */
-    memcpy(&st, &ref, sizeof st);
+    if (take_state(&r, &ref)) { /* any start state, -128 included */
+        memset(st, CANARY, sizeof ref.h);
+        edgernn_init(MODEL, st); /* the zero state as a caller makes it */
+        check_state(st, &ref, 1);
+    } else {
+        memcpy(st, ref.h, sizeof ref.h);
+    }
     for (op = 0; op < MAX_OPS && r.n > 0; ++op) {
         switch (take_u8(&r) % 8) {
-#if HAS_STEP
         case 0:
         case 1:
-            op_step(&r, &st, &ref);
+            op_step(&r, st, &ref);
             break;
-#endif
-#if HAS_LOGITS
         case 2:
-            op_logits(&st);
+            op_logits(st);
             break;
-#endif
-#if HAS_GENERATE
         case 3:
-            op_generate(&r, &st, &ref);
+            op_generate(&r, st, &ref);
             break;
-#endif
-#if !REF_TOKENS
         case 4:
             op_quantize(&r);
             break;
-#endif
         default:
-            op_run(&r, &st, &ref);
+            op_run(&r, st, &ref);
             break;
         }
     }
+    free(st);
     return 0;
 }

@@ -3,12 +3,14 @@
  *
  * The ctypes path (edgernn.backends.c.host) loads the model into Python, where an ASan-instrumented
  * library needs the ASan runtime preloaded into the interpreter (and then reports Python's own
- * allocations). A program needs nothing: edgernn.backends.c.sanitized builds this file with harness.c and a
- * model.h under -fsanitize=address,undefined, feeds it vectors through files and compares its
- * outputs with the torch integer reference. This file includes harness.c: build it alone, e.g.
+ * allocations). A program needs nothing: edgernn.backends.c.sanitized builds this file with
+ * harness.c and a model.h under -fsanitize=address,undefined (through edgernn.backends.c.build),
+ * feeds it vectors through files and compares its outputs with the torch integer reference. This
+ * file includes harness.c, which is written against the prefix-free edgernn_* API: build it
+ * alone, with the same two macros as the harness, e.g.
  *
- *   gcc -std=c99 -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all \
- *     -DEDGERNN_H_PREFIX=jv -DEDGERNN_H_PREFIX_UPPER=JV '-DEDGERNN_MODEL_HEADER="model.h"' \
+ *   gcc -std=c99 -g -O1 -Wall -Wextra -fno-omit-frame-pointer -fsanitize=address,undefined \
+ *     -fno-sanitize-recover=all '-DEDGERNN_MODEL_HEADER="model.h"' -DEDGERNN_MODEL=jv_model \
  *     -I<dir of model.h> run_vectors.c -o run_vectors
  *
  *   run_vectors info                   eh_info's fields, one per line
@@ -18,8 +20,9 @@
  *                                      logits (B,C) or (B,T,C) int32
  *   run_vectors stream T IN OUT        IN: x (T,I) int8 or (T) int32
  *                                      OUT: states (T,L*D,H) int8, logits (T,C) int32
- * Arrays are raw little-endian C order, as numpy's tobytes(). Every buffer is malloc'ed at exactly
- * its size, so ASan reports any access past it. Exit status 0, or 1 with a message on stderr.
+ * Every size comes from the descriptor EDGERNN_MODEL. Arrays are raw little-endian C order, as
+ * numpy's tobytes(). Every buffer is allocated at exactly its size, so ASan reports any access
+ * past it. Exit status 0, or 1 with a message on stderr.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -28,14 +31,12 @@
 #include <string.h>
 
 /* One translation unit with the harness (and through it the model header, chosen by the same
- * macros: EDGERNN_MODEL_HEADER, EDGERNN_H_PREFIX, EDGERNN_H_PREFIX_UPPER), so every call below
- * goes through the harness's own prototypes. */
+ * macros: EDGERNN_MODEL_HEADER and EDGERNN_MODEL), so every call below goes through the
+ * harness's own prototypes. */
 #include "../harness.c"
 
-/* eh_info's order (edgernn.backends.c.host.INFO_FIELDS) */
-enum { I_INPUT = 1, I_TOKEN, I_HIDDEN, I_LAYERS, I_DIRS, I_CLASSES, I_TASK, I_RUNBUF = 15, N_INFO = 19 };
-
-static int64_t info[N_INFO];
+#define RV_M (&EDGERNN_MODEL)
+#define RV_MAX_INFO 64
 
 static void die(const char *what)
 {
@@ -66,24 +67,26 @@ static void write_exact(FILE *f, const void *src, size_t n)
     }
 }
 
+/* Bytes of `steps` steps of input: token ids (int32) or input_size int8 features each. */
 static size_t input_bytes(size_t steps)
 {
-    return info[I_TOKEN] ? steps * sizeof(int32_t) : steps * (size_t)info[I_INPUT];
+    return RV_M->vocab_size != 0 ? steps * sizeof(int32_t) : steps * (size_t)RV_M->input_size;
 }
 
 static int batch(size_t b, size_t t, int has_h0, const char *in_path, const char *out_path)
 {
-    const size_t rows = (size_t)(info[I_LAYERS] * info[I_DIRS]);
-    const size_t hidden = (size_t)info[I_HIDDEN];
-    const size_t width = (size_t)(info[I_DIRS]) * hidden;
-    const size_t classes = (size_t)info[I_CLASSES];
-    const size_t n_logits = b * classes * (info[I_TASK] == 1 ? 1 : t);
-    const size_t buf_bytes = (size_t)info[I_RUNBUF] * t;
-    eh_input_t *x = (eh_input_t *)alloc(b * input_bytes(t));
+    const size_t layers = (size_t)RV_M->num_layers;
+    const size_t rows = layers * (size_t)RV_M->num_directions;
+    const size_t hidden = (size_t)RV_M->hidden_size;
+    const size_t width = (size_t)RV_M->num_directions * hidden;
+    const size_t classes = (size_t)RV_M->num_classes;
+    const size_t n_logits = b * classes * (RV_M->task == EDGERNN_TASK_MANY_TO_ONE ? 1u : t);
+    const size_t buf_bytes = edgernn_run_buf_bytes(RV_M, t);
+    void *x = alloc(b * input_bytes(t));
     int32_t *lengths = (int32_t *)alloc(b * sizeof(int32_t));
     int8_t *h0 = has_h0 ? (int8_t *)alloc(rows * b * hidden) : NULL;
     int8_t *buf = (int8_t *)alloc(buf_bytes);
-    int8_t *hid = (int8_t *)alloc((size_t)info[I_LAYERS] * b * t * width);
+    int8_t *hid = (int8_t *)alloc(layers * b * t * width);
     int8_t *h_n = (int8_t *)alloc(rows * b * hidden);
     int32_t *logits = (int32_t *)alloc(n_logits * sizeof(int32_t));
     FILE *f = fopen(in_path, "rb");
@@ -106,7 +109,7 @@ static int batch(size_t b, size_t t, int has_h0, const char *in_path, const char
     if (f == NULL) {
         die("cannot open the output file");
     }
-    write_exact(f, hid, (size_t)info[I_LAYERS] * b * t * width);
+    write_exact(f, hid, layers * b * t * width);
     write_exact(f, h_n, rows * b * hidden);
     write_exact(f, logits, n_logits * sizeof(int32_t));
     fclose(f);
@@ -122,9 +125,9 @@ static int batch(size_t b, size_t t, int has_h0, const char *in_path, const char
 
 static int stream(size_t t, const char *in_path, const char *out_path)
 {
-    const size_t state_bytes = (size_t)(info[I_LAYERS] * info[I_DIRS] * info[I_HIDDEN]);
-    const size_t n_logits = t * (size_t)info[I_CLASSES];
-    eh_input_t *x = (eh_input_t *)alloc(input_bytes(t));
+    const size_t state_bytes = edgernn_state_bytes(RV_M);
+    const size_t n_logits = t * (size_t)RV_M->num_classes;
+    void *x = alloc(input_bytes(t));
     int8_t *states = (int8_t *)alloc(t * state_bytes);
     int32_t *logits = (int32_t *)alloc(n_logits * sizeof(int32_t));
     FILE *f = fopen(in_path, "rb");
@@ -154,12 +157,14 @@ static int stream(size_t t, const char *in_path, const char *out_path)
 
 int main(int argc, char **argv)
 {
-    int i;
-    if (eh_info(info, N_INFO) != N_INFO) {
-        die("harness.c reports another number of info fields than this program knows");
-    }
     if (argc == 2 && strcmp(argv[1], "info") == 0) {
-        for (i = 0; i < N_INFO; ++i) {
+        int64_t info[RV_MAX_INFO];
+        const int32_t n = eh_info(info, RV_MAX_INFO);
+        int32_t i;
+        if (n < 0 || n > RV_MAX_INFO) {
+            die("harness.c reports more info fields than this program holds");
+        }
+        for (i = 0; i < n; ++i) {
             printf("%lld\n", (long long)info[i]);
         }
         return 0;

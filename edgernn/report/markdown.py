@@ -22,8 +22,10 @@ import numpy as np
 import torch
 
 from edgernn.artifacts import atomic_path, write_text
-from edgernn.bench.run import BENCH_JSON, load_bench, markdown_tables, mcu_rows, signed
-from edgernn.contract.quant import QuantizedModel, int_forward, int_generate
+from edgernn.bench import BENCH_JSON, load_bench, markdown_tables, mcu_rows, signed
+from edgernn.config import Task
+from edgernn.contract.model import QuantizedModel
+from edgernn.contract.reference import int_forward, int_generate
 from edgernn.errors import InputError
 from edgernn.metrics import IGNORE, confusion, predictions
 from edgernn.pipeline import (
@@ -117,7 +119,7 @@ def split_predictions(ckpt: Checkpoint, qm: QuantizedModel, split: Any) -> Predi
     f_logits = predict_logits(ckpt.model, split)
     i_logits = int_forward(qm, int8_inputs(qm, split), split.lengths).logits.numpy()
     y = np.asarray(split.y)
-    flat_y = y if task == "many-to-one" else y[y != IGNORE]
+    flat_y = y if task == Task.MANY_TO_ONE else y[y != IGNORE]
     return Predictions(flat_y, predictions(f_logits, y, task), predictions(i_logits, y, task))
 
 
@@ -316,7 +318,7 @@ def samples_section(ckpt: Checkpoint, qm: QuantizedModel) -> str:
             f"- float, temperature {SAMPLE_TEMPERATURE}, seeds 0–{SAMPLES - 1}: "
             + ", ".join(f"`{s}`" for s in samples),
             f"- float, greedy: `{text(generate(ckpt.model, start, end, MAX_GENERATED))}`",
-            f"- int8, greedy (`edgernn.contract.quant.int_generate`, = C `PREFIX_generate` with seed 0): "
+            f"- int8, greedy (`edgernn.contract.reference.int_generate`, = C `PREFIX_generate` with seed 0): "
             f"`{text(int_generate(qm, start, end, MAX_GENERATED))}`",
         ]
     )
@@ -456,7 +458,7 @@ def build_report(out_dir: str | os.PathLike[str], plots: bool = True) -> ReportM
     figures: dict[str, Callable[[Path], None]] = {}
 
     names = [str(n) for n in (ckpt.meta.get("class_names") or range(cfg.num_classes))]
-    preds = split_predictions(ckpt, qm, ds.test) if cfg.task != "one-to-many" else None
+    preds = split_predictions(ckpt, qm, ds.test) if cfg.task != Task.ONE_TO_MANY else None
     trace = hidden_trace(ckpt.model, qm, ds.test)
     bench = load_bench(out)
     if plt is not None:
@@ -482,7 +484,7 @@ def build_report(out_dir: str | os.PathLike[str], plots: bool = True) -> ReportM
         "## Float vs int8 over one sequence",
         trace_section(trace, TRACE_PNG if TRACE_PNG in figures else None, note),
     ]
-    if cfg.task == "one-to-many":
+    if cfg.task == Task.ONE_TO_MANY:
         sections += ["## Generated samples", samples_section(ckpt, qm)]
     sections += [
         "## Benchmarks",

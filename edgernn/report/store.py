@@ -1,45 +1,168 @@
-"""report.json (merged: verify owns the checks, mcu/bench add their own sections) and report.md."""
+"""report.json (merged: verify owns the checks, mcu/bench add their own sections) and the verify table.
+
+Every read is validated against edgernn.report.schema (schema "edgernn-report-v2"):
+
+* no report.json: an empty report ({}), as before any `edgernn verify`;
+* a file that is not JSON, or does not follow the schema: InputError "DIR/report.json is corrupt:
+  ...; delete it or rerun `edgernn verify DIR`" (verify replaces a corrupt report, see
+  `record_verification`; `mcu` and `bench` refuse to merge into one);
+* an old v1 report (no "schema" key, as written before the schema existed) is accepted and
+  upgraded in memory: "schema" added, absolute `mcu[].elf` paths made relative to the directory.
+  The next write (verify, mcu or bench) stores it as v2.
+
+Every write validates the merged report before it replaces the file: a section that breaks the
+schema is edgernn's own bug (InternalError, exit 4) and leaves the old report.json in place.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 from edgernn.artifacts import write_text
+from edgernn.errors import CheckFailed, InputError, InternalError
 from edgernn.pipeline import REPORT_JSON, exclusive
-
-OWNED_BY_VERIFY = (
-    "dataset",
-    "task",
-    "config",
-    "train",
-    "data",
-    "metrics",
-    "parity",
-    "size",
-    "checkpoint_sha256",
+from edgernn.report.schema import (
+    OTHER_SECTIONS,
+    REPORT_SCHEMA,
+    VERIFY_SECTIONS,
+    SchemaError,
+    validate,
 )
+
+if TYPE_CHECKING:
+    from edgernn.verify import Verification
+
+OWNED_BY_VERIFY = VERIFY_SECTIONS
+
+
+def corrupt(out_dir: str | os.PathLike[str], detail: str) -> InputError:
+    out = Path(out_dir)
+    return InputError(f"{out / REPORT_JSON} is corrupt: {detail}; delete it or rerun `edgernn verify {out}`")
+
+
+def relative_to_dir(out_dir: str | os.PathLike[str], path: str) -> str:
+    """`path` relative to the export directory, POSIX style, for report.json.
+
+    An absolute path inside the directory is made relative; one from elsewhere that runs through
+    an `mcu/` folder (a report written on another machine) keeps its part from `mcu/` on; anything
+    else outside the directory is dropped (""), since the next machine could not open it anyway."""
+    if not path:
+        return ""
+    p = Path(path)
+    if not p.is_absolute():
+        return p.as_posix()
+    out = Path(out_dir)
+    for base in (out.resolve(), out.absolute()):
+        try:
+            return p.relative_to(base).as_posix()
+        except ValueError:
+            pass
+    parts = p.parts
+    if "mcu" in parts[:-1]:
+        i = len(parts) - 1 - parts[::-1].index("mcu")
+        return PurePosixPath(*parts[i:]).as_posix()
+    return ""
+
+
+def _with_relative_paths(out_dir: str | os.PathLike[str], report: dict[str, Any]) -> dict[str, Any]:
+    rows = report.get("mcu")
+    if not isinstance(rows, list):
+        return report
+    fixed = [
+        {**r, "elf": relative_to_dir(out_dir, r["elf"])}
+        if isinstance(r, dict) and isinstance(r.get("elf"), str)
+        else r
+        for r in rows
+    ]
+    return {**report, "mcu": fixed}
+
+
+def upgrade_v1(out_dir: str | os.PathLike[str], report: dict[str, Any]) -> dict[str, Any]:
+    """A report written before the schema existed (no "schema" key), in the v2 form."""
+    return {**_with_relative_paths(out_dir, report), "schema": REPORT_SCHEMA}
 
 
 def read_report(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """DIR/report.json, validated (and upgraded from v1); {} when there is none yet."""
     p = Path(out_dir) / REPORT_JSON
-    if not p.exists():
-        return {}
     try:
-        data = json.loads(p.read_text())
-    except (OSError, ValueError):
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
         return {}
-    return data if isinstance(data, dict) else {}
+    except UnicodeDecodeError:
+        raise corrupt(out_dir, "not UTF-8 text") from None
+    except OSError as e:
+        raise InputError(f"cannot read {p}: {e.strerror or e}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise corrupt(out_dir, f"not JSON ({e})") from None
+    if isinstance(data, dict) and "schema" not in data:
+        data = upgrade_v1(out_dir, data)
+    try:
+        validate(data)
+    except SchemaError as e:
+        raise corrupt(out_dir, str(e)) from None
+    return dict(data)
 
 
-def update_report(out_dir: str | os.PathLike[str], section: dict[str, Any]) -> dict[str, Any]:
-    """Replace the given top-level keys, keep the rest (e.g. verify keeps `mcu` and `bench`)."""
-    with exclusive(Path(out_dir)):
-        report = {**read_report(out_dir), **section}
-        write_text(Path(out_dir) / REPORT_JSON, json.dumps(report, indent=2, sort_keys=True) + "\n")
+def update_report(
+    out_dir: str | os.PathLike[str],
+    section: dict[str, Any],
+    *,
+    replace_corrupt: bool = False,
+    expect_manifest_sha256: str | None = None,
+    wait: bool = False,
+) -> dict[str, Any]:
+    """Replace the given top-level sections, keep the rest (e.g. verify keeps `mcu` and `bench`).
+
+    Paths in the sections (mcu rows' `elf`) are stored relative to the directory. With
+    `replace_corrupt` a corrupt report.json is replaced instead of refused (what verify, which
+    rewrites the core of it, does). With `expect_manifest_sha256` the write happens only if
+    DIR/manifest.json still has that digest: the export verify read is the one on disk. With
+    `wait` it waits for the directory lock instead of failing when another process holds it."""
+    unknown = sorted(set(section) - set(VERIFY_SECTIONS) - set(OTHER_SECTIONS))
+    if unknown:
+        raise InternalError(f"report.json has no section {', '.join(unknown)} (see edgernn.report.schema)")
+    out = Path(out_dir)
+    with exclusive(out, wait=wait):
+        if expect_manifest_sha256 is not None:
+            from edgernn.manifest import manifest_digest
+
+            if manifest_digest(out) != expect_manifest_sha256:
+                raise CheckFailed(
+                    f"{out} was exported again while verify ran; report.json not written: "
+                    f"rerun `edgernn verify {out}`"
+                )
+        try:
+            old = read_report(out)
+        except InputError:
+            if not replace_corrupt:
+                raise
+            old = {}
+        report = _with_relative_paths(out, {**old, **section, "schema": REPORT_SCHEMA})
+        try:
+            validate(report)
+        except SchemaError as e:
+            raise InternalError(f"edgernn made an invalid report.json ({e}); the old one is kept") from None
+        write_text(out / REPORT_JSON, json.dumps(report, indent=2, sort_keys=True) + "\n")
     return report
+
+
+def record_verification(out_dir: str | os.PathLike[str], v: Verification) -> dict[str, Any]:
+    """Write verify's sections: over a corrupt report.json too, and only if the export verify read
+    is still the one on disk. Waits for the lock: another verify may still be reading, and an
+    export that got in first is caught by the manifest check."""
+    return update_report(
+        out_dir,
+        v.report,
+        replace_corrupt=True,
+        expect_manifest_sha256=v.manifest_sha256 or None,
+        wait=True,
+    )
 
 
 def parity_rows(report: dict[str, Any]) -> list[str]:

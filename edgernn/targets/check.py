@@ -1,28 +1,33 @@
-"""Microcontroller proof: the generated model.h, cross-compiled for Cortex-M, run on an emulator,
-gives the torch integer reference's integers; with its flash, RAM and instructions per MAC.
+"""Microcontroller proof: the generated model.h, cross-compiled for a target core, run on an
+emulator, gives the torch integer reference's integers; with its flash, RAM and instructions per MAC.
 
-Per target and compiler (edgernn.targets.toolchain), one image is built from c_runtime/mcu/:
-model_unit.c (the model alone) + harness.c (the check) + vectors.h (test sequences and every
-integer int_forward produced for them, edgernn.targets.vectors). Then:
-- Unicorn (both compilers' images): mcu_check() over every sequence -> mismatches; the same over
-  the first `bench_sequences` sequences with each model call's instructions counted
-  (edgernn.targets.unicorn_emu has the definition) -> insns per step; mcu_stack_probe() -> stack high-water.
-- QEMU (gcc images): the image boots on an MPS2 board and checks itself; its mismatches and stack
-  must agree with Unicorn's.
+Target-agnostic: a target (edgernn.targets.base.Target, looked up in the registry
+edgernn.targets) says how to build for it, which emulator runs it, which board boots it and which
+kernel path its machine code took. Per target and compiler (edgernn.targets.toolchain), one
+image is built from c_runtime/mcu/: model_unit.c (the model alone) + harness.c (the check) +
+vectors.h (test sequences and every integer int_forward produced for them,
+edgernn.targets.vectors). Then:
+- the target's emulator (Unicorn, both compilers' images): mcu_check() over every sequence ->
+  mismatches; the same over the first `bench_sequences` sequences with each model call's
+  instructions counted (edgernn.targets.unicorn_emu has the definition) -> insns per step;
+  mcu_stack_probe() -> stack high-water.
+- the target's QEMU board (images of a hosted toolchain: gcc + picolibc): the image boots and
+  checks itself; its mismatches and stack must agree with the emulator's.
 Figures:
-- flash_bytes: .text + .rodata of model_unit.o (weights, LUT, kernels, the thin wrappers) plus any
-  compiler-runtime helper it calls, at the helper's size in the linked image;
+- flash_bytes: the .text + .rodata sections of model_unit.o (weights, LUT, kernels, the API
+  calls the harness makes) that the linked image keeps (edgernn.targets.footprint), plus any
+  compiler-runtime helper they call, at the helper's size in the linked image;
 - ram_bytes: the model's static RAM (.data + .bss, 0 by design) + the state + the stack high-water
   of one step (scratch accumulators included). A bidirectional model also needs its run buffer,
   reported as run_buf_bytes for the longest sequence checked;
-- insns_per_step: instructions of one PREFIX_step call (bidirectional: one PREFIX_run / its steps),
+- insns_per_step: instructions of one step call as PREFIX_step makes it -- scratch on the caller's
+  stack, one edgernn_step (bidirectional: one edgernn_run / its steps),
   averaged over the benchmarked steps; insns_per_mac: that / PREFIX_MACS_PER_STEP (RNN MACs; the
   head is not part of a step).
 """
 
 from __future__ import annotations
 
-import re
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,15 +36,17 @@ from typing import Any
 
 import numpy as np
 
-from edgernn.contract.quant import QuantizedModel
+from edgernn.backends.c.header import descriptor_name, header_macro
+from edgernn.contract.model import QuantizedModel
 from edgernn.errors import CheckFailed, InputError
 from edgernn.targets.elf import Elf
+from edgernn.targets.footprint import Footprint, footprint, kept_sections
 from edgernn.targets.qemu import run_on_board
-from edgernn.targets.toolchain import TARGETS, Toolchain, mcu_source_dir, toolchain
-from edgernn.targets.unicorn_emu import Machine
+from edgernn.targets.registry import default_targets, get
+from edgernn.targets.toolchain import Toolchain, mcu_source_dir, toolchain
 from edgernn.targets.vectors import Vectors, build_vectors
 
-DEFAULT_TARGETS = ("cortex-m0plus", "cortex-m4")
+DEFAULT_TARGETS = default_targets()
 DEFAULT_COMPILERS = ("zig",)
 KERNELS = ("auto", "plain", "both")
 BENCH_SEQUENCES = 8
@@ -51,7 +58,7 @@ ALLOWED_UNDEFINED: frozenset[str] = frozenset()
 class McuResult:
     target: str
     compiler: str  # with version, e.g. "zig 0.17.1"
-    kernel: str  # "dsp" when the model's code uses SMLAD, else "plain"
+    kernel: str  # the kernel path the model's code takes (Target.kernel): "dsp" (SMLAD) or "plain"
     emulator: str
     flash_bytes: int
     ram_bytes: int
@@ -80,68 +87,46 @@ class McuResult:
         return d
 
 
-def header_prefix(text: str) -> str:
-    """The model's C prefix, from its state typedef (the header is the truth, not a file name)."""
-    m = re.search(r"^\}\s*(\w+)_state_t;", text, re.MULTILINE)
-    if m is None:
-        raise InputError("this model.h has no PREFIX_state_t: not a header generated by edgernn")
-    return m.group(1)
-
-
-def header_macro(text: str, name: str) -> int:
-    m = re.search(rf"^#define {name}\s+\(?(\d+)", text, re.MULTILINE)
-    if m is None:
-        raise InputError(f"this model.h does not define {name}")
-    return int(m.group(1))
-
-
 @dataclass(frozen=True)
 class Image:
     elf: Elf
     model: Elf  # model_unit.o
-    undefined: list[str]
+    footprint: Footprint  # what of model_unit.o the image keeps
     kernel: str
 
 
 def build_image(header: Path, vectors: Vectors, tc: Toolchain, workdir: Path, plain: bool = False) -> Image:
     workdir.mkdir(parents=True, exist_ok=True)
     text = header.read_text(encoding="utf-8")
-    prefix = header_prefix(text)
     src = mcu_source_dir()
     (workdir / "vectors.h").write_text(vectors.text, encoding="utf-8")
-    shape = [
-        f"{k}={v}"
-        for k, v in vectors.macros.items()
-        if k in ("MCU_TOKENS", "MCU_BIDIRECTIONAL", "MCU_PER_STEP")
-    ]
     model_defs = [
-        f"EDGERNN_H_PREFIX={prefix}",
-        f"EDGERNN_H_PREFIX_UPPER={prefix.upper()}",
         f'EDGERNN_MODEL_HEADER="{header.resolve()}"',
-        *shape,
-        *(["EDGERNN_NO_DSP=1"] if plain else []),
+        f"EDGERNN_MODEL={descriptor_name(text)}",
+        f"MCU_SCRATCH_WORDS={vectors.macros['MCU_SCRATCH_WORDS']}",
+        f"MCU_BIDIRECTIONAL={vectors.macros['MCU_BIDIRECTIONAL']}",
+        *(tc.target.plain_defines if plain else ()),
     ]
     model_o = tc.compile(src / "model_unit.c", workdir / "model_unit.o", model_defs, [src])
-    harness_o = tc.compile(
-        src / "harness.c", workdir / "harness.o", [], [workdir, src], hosted=tc.name == "gcc"
-    )
+    harness_o = tc.compile(src / "harness.c", workdir / "harness.o", [], [workdir, src], hosted=tc.hosted)
     model = Elf.read(model_o)
-    undefined = model.undefined()
-    elf = Elf.read(tc.link([harness_o, model_o], workdir / "firmware.elf", needs_runtime=bool(undefined)))
-    return Image(elf=elf, model=model, undefined=undefined, kernel=_kernel(model))
+    elf = Elf.read(tc.link([harness_o, model_o], workdir / "firmware.elf", needs_runtime=False))
+    kept = footprint(model, elf)
+    if kept.undefined:  # the kept code calls a compiler-runtime helper: link one in
+        elf = Elf.read(tc.link([harness_o, model_o], workdir / "firmware.elf", needs_runtime=True))
+        kept = footprint(model, elf)
+    return Image(elf=elf, model=model, footprint=kept, kernel=_kernel(tc, model, elf))
 
 
-def _kernel(model: Elf) -> str:
-    """'dsp' if the model's code issues SMLAD (the packed dual MAC), else 'plain'."""
-    import capstone
-
-    cs = capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
-    for s in model.sections:
-        if s.kind == "text" and s.size:
-            code = model.data[s.offset : s.offset + s.size]
-            if any(m == "smlad" for _, _, m, _ in cs.disasm_lite(code, 0)):
-                return "dsp"
-    return "plain"
+def _kernel(tc: Toolchain, model: Elf, image: Elf) -> str:
+    """The kernel path of the model's code that the image keeps, as the target reads it."""
+    kept = kept_sections(model, image)
+    code = [
+        model.data[s.offset : s.offset + s.size]
+        for i, s in enumerate(model.sections)
+        if s.kind == "text" and s.size and i in kept
+    ]
+    return tc.target.kernel(code)
 
 
 def measure(
@@ -155,13 +140,13 @@ def measure(
     bench_sequences: int = BENCH_SEQUENCES,
 ) -> McuResult:
     """Build one image and run the check and the measurements (module docstring)."""
-    tc = toolchain(compiler, target)
+    tgt = get(target)
+    tc = toolchain(compiler, tgt)
     image = build_image(header, vectors, tc, workdir, plain)
     text = header.read_text(encoding="utf-8")
-    up = header_prefix(text).upper()
-    macs = header_macro(text, f"{up}_MACS_PER_STEP")
-    state = header_macro(text, f"{up}_STATE_BYTES")
-    m = Machine(image.elf, TARGETS[target])
+    macs = header_macro(text, "MACS_PER_STEP")
+    state = header_macro(text, "STATE_BYTES")
+    m = tgt.emulator(image.elf)
     mismatches = m.call("mcu_check", [0, vectors.sequences])
     first = [m.read_s32(n) for n in ("mcu_first_kind", "mcu_first_seq", "mcu_first_step", "mcu_first_index")]
     n_bench = min(bench_sequences, vectors.sequences)
@@ -169,18 +154,18 @@ def measure(
     _, counts = m.count_calls(bench_fn, "mcu_check", [0, n_bench])
     bench_steps = int(vectors.lengths[:n_bench].sum())
     stack = m.call("mcu_stack_probe")
-    emulator = "unicorn"
-    if tc.name == "gcc":
-        board = run_on_board(workdir / "firmware.elf", TARGETS[target])
+    emulator = m.name
+    if tc.hosted and tgt.board is not None:
+        board = run_on_board(workdir / "firmware.elf", tgt.board)
         if board.mismatches != mismatches or board.stack_bytes != stack:
             raise CheckFailed(
                 f"{target}/{compiler}: QEMU ({board.mismatches} mismatches, stack {board.stack_bytes} B) "
-                f"and Unicorn ({mismatches}, {stack} B) disagree on the same image"
+                f"and {m.name} ({mismatches}, {stack} B) disagree on the same image"
             )
-        emulator = f"unicorn+qemu {board.machine}"
-    sizes = image.model.sizes()
-    helpers = sum(image.elf.symbol(n).size for n in image.undefined)
-    static_ram = sizes["data"] + sizes["bss"]
+        emulator = f"{m.name}+qemu {board.machine}"
+    kept = image.footprint
+    helpers = sum(image.elf.symbol(n).size for n in kept.undefined)
+    static_ram = kept.data + kept.bss
     per_step = sum(counts) / bench_steps if bench_steps else 0.0
     run_buf = vectors.max_steps * qm.config.num_layers * qm.config.directions * qm.config.hidden_size
     return McuResult(
@@ -188,20 +173,20 @@ def measure(
         compiler=tc.version,
         kernel=image.kernel,
         emulator=emulator,
-        flash_bytes=sizes["text"] + sizes["rodata"] + helpers,
+        flash_bytes=kept.text + kept.rodata + helpers,
         ram_bytes=static_ram + state + stack,
         insns_per_step=per_step,
         insns_per_mac=per_step / macs if macs else 0.0,
         mismatches=mismatches,
         macs_per_step=macs,
-        code_bytes=sizes["text"],
-        table_bytes=sizes["rodata"],
+        code_bytes=kept.text,
+        table_bytes=kept.rodata,
         helper_bytes=helpers,
         state_bytes=state,
         stack_bytes=stack,
         static_ram_bytes=static_ram,
         run_buf_bytes=run_buf if qm.config.bidirectional else 0,
-        undefined=image.undefined,
+        undefined=kept.undefined,
         sequences=vectors.sequences,
         steps=vectors.steps,
         bench_steps=bench_steps,
@@ -225,9 +210,7 @@ def check_header(
     """Every (target, compiler[, kernel]) combination on the given int8 sequences (int_forward's x)."""
     if kernel not in KERNELS:
         raise InputError(f"kernel must be one of {', '.join(KERNELS)}")
-    for t in targets:
-        if t not in TARGETS:
-            raise InputError(f"unknown target {t!r}; choose from {', '.join(TARGETS)}")
+    chosen = [get(t) for t in targets]  # an unknown name fails before any build
     header = Path(header)
     if not header.is_file():
         raise InputError(f"{header} does not exist; run `edgernn export` first")
@@ -235,14 +218,14 @@ def check_header(
     results = []
     with tempfile.TemporaryDirectory(prefix="edgernn-mcu-") as tmp:
         root = Path(workdir) if workdir is not None else Path(tmp)
-        for target in targets:
+        for tgt in chosen:
             variants = [False] if kernel == "auto" else [True] if kernel == "plain" else [False, True]
-            if not TARGETS[target].dsp:
-                variants = [False]  # no DSP path to turn off: one build
+            if not tgt.plain_defines:
+                variants = [False]  # no fast path to turn off: one build
             for compiler in compilers:
                 for plain in variants:
-                    name = f"{target}-{compiler}" + ("-plain" if plain else "")
-                    r = measure(header, qm, vectors, target, compiler, root / name, plain, bench_sequences)
+                    name = f"{tgt.name}-{compiler}" + ("-plain" if plain else "")
+                    r = measure(header, qm, vectors, tgt.name, compiler, root / name, plain, bench_sequences)
                     if workdir is None:
                         r = McuResult(**{**asdict(r), "elf": ""})  # the temp dir is gone afterwards
                     results.append(r)

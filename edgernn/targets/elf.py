@@ -31,6 +31,8 @@ class Section:
     addr: int
     offset: int
     size: int
+    link: int = 0  # sh_link: e.g. a symbol table's string table
+    info: int = 0  # sh_info: e.g. the section a relocation section patches
 
     @property
     def kind(self) -> str:
@@ -76,9 +78,9 @@ class Elf:
         raw = [struct.unpack_from("<IIIIIIIIII", data, shoff + i * shentsize) for i in range(shnum)]
         names = raw[shstrndx] if shnum else None
         self.sections = [
-            Section(self._str(names[4], s[0]) if names else "", s[1], s[2], s[3], s[4], s[5]) for s in raw
+            Section(self._str(names[4], s[0]) if names else "", s[1], s[2], s[3], s[4], s[5], s[6], s[7])
+            for s in raw
         ]
-        self._raw_sections = raw
         self.segments = [
             Segment(*struct.unpack_from("<IIIIII", data, phoff + i * phentsize)) for i in range(phnum)
         ]
@@ -94,10 +96,10 @@ class Elf:
 
     def _symbols(self) -> list[Symbol]:
         out = []
-        for sec, raw in zip(self.sections, self._raw_sections, strict=True):
+        for sec in self.sections:
             if sec.type != SHT_SYMTAB:
                 continue
-            strtab = self._raw_sections[raw[6]][4]  # sh_link names the string table
+            strtab = self.sections[sec.link].offset  # sh_link names the string table
             for i in range(1, sec.size // 16):  # entry 0 is the reserved null symbol
                 name, value, size, info, _, shndx = struct.unpack_from(
                     "<IIIBBH", self.data, sec.offset + i * 16

@@ -1,70 +1,36 @@
-"""Cross-compilers for the Cortex-M check: zig cc (pip) and arm-none-eabi-gcc + picolibc (apt).
+"""Cross-compilers for the microcontroller check: zig cc (pip) and a GNU cross gcc + picolibc (apt).
 
 Both build the same two translation units from c_runtime/mcu/: model_unit.c (the model, measured
-on its own) and harness.c (the check). zig links with our linker script into an image that
-Unicorn loads; gcc links with picolibc's crt0 and semihosting into an image that boots on a QEMU
-MPS2 board, and that Unicorn can load as well (it only calls functions in it).
+on its own) and harness.c (the check), for any target that lists them in its `compilers`
+(edgernn.targets.base.Target), with the flags the target gives. zig links with the target's
+linker script into an image that the emulator loads; gcc links with picolibc's crt0 and
+semihosting, on the target's memory map, into an image that boots on the target's QEMU board, and
+that the emulator can load as well (it only calls functions in it). Every command runs through
+edgernn.backends.c.build, the project's one C build module; every failure is a ToolchainError
+(exit 3): ToolMissing says what installs the missing tool, BuildError what the compiler said.
 """
 
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
+from edgernn.backends.c.build import Build, Compiler, compile_to, run_tool
 from edgernn.backends.c.codegen import c_runtime_dir
-from edgernn.errors import EdgeRNNError, InputError
+from edgernn.errors import InputError, ToolchainError
+from edgernn.targets.base import CrossCompiler, Target
 
 MCU_DIR = "mcu"
-LINKER_SCRIPT = "cortex-m.ld"
 COMPILE_TIMEOUT = 300  # s; zig builds its compiler-rt for a new CPU once (about 10 s), then caches it
-# The MPS2 memory map (code at 0, SRAM at 0x20000000), the same for both toolchains' images.
-FLASH_BASE, FLASH_SIZE = 0x0000_0000, 0x40_0000
-RAM_BASE, RAM_SIZE = 0x2000_0000, 0x40_0000
-GCC_STACK_SIZE = 0x4000
+ZIG_HINT = "pip install 'edgernn[mcu]' (the ziglang wheel) for the pip-only path"
 
-
-class ToolMissing(EdgeRNNError):
-    """A cross-compiler or emulator is not installed (exit 2, with how to install it)."""
-
-    exit_code = 2
-
-
-class BuildError(EdgeRNNError):
-    """A cross-compiler rejected the model or the harness (a bug worth reporting; exit 1)."""
-
-    exit_code = 1
-
-
-@dataclass(frozen=True)
-class Target:
-    name: str  # the CLI's name
-    zig_cpu: str
-    gcc_cpu: str
-    uc_cpu: str  # a unicorn.arm_const UC_CPU_ARM_* name
-    qemu_machine: str  # an MPS2 board: M0+ has none in QEMU, the M3 board runs ARMv6-M code
-    dsp: bool  # has the DSP extension (SMLAD, SXTB16): __ARM_FEATURE_DSP is defined
-
-
-TARGETS: dict[str, Target] = {
-    t.name: t
-    for t in (
-        Target(
-            "cortex-m0plus", "cortex_m0plus", "cortex-m0plus", "UC_CPU_ARM_CORTEX_M0", "mps2-an385", False
-        ),
-        Target("cortex-m4", "cortex_m4", "cortex-m4", "UC_CPU_ARM_CORTEX_M4", "mps2-an386", True),
-        Target("cortex-m7", "cortex_m7", "cortex-m7", "UC_CPU_ARM_CORTEX_M7", "mps2-an500", True),
-    )
-}
-COMPILERS = ("zig", "gcc")
-
-# Both compilers: C99, optimised for speed as a firmware would be, every warning an error (the
-# generated header promises a clean build), no unwind tables, one section per function and object
-# so the linker drops what nothing calls. Floats stay in core registers (no FPU is switched on).
-# zig keeps a frame pointer unless told: on Armv6-M that takes one of the eight low registers.
+# Every compiler, every target: C99, optimised for speed as a firmware would be, every warning an
+# error (the generated header promises a clean build), no unwind tables, one section per function
+# and object so the linker drops what nothing calls. The target adds the flags that select its
+# core and ABI (CrossCompiler). zig keeps a frame pointer unless told: on Armv6-M that takes one
+# of the eight low registers.
 COMMON_FLAGS: tuple[str, ...] = (
     "-std=c99",
     "-O2",
@@ -75,162 +41,186 @@ COMMON_FLAGS: tuple[str, ...] = (
     "-fno-asynchronous-unwind-tables",
     "-ffunction-sections",
     "-fdata-sections",
-    "-mfloat-abi=soft",
     "-fomit-frame-pointer",
 )
+
+
+class ToolMissing(ToolchainError):
+    """A cross-compiler or emulator is not installed (exit 3, with what installs it)."""
+
+
+class BuildError(ToolchainError):
+    """A cross-compiler rejected the model or the harness (a bug worth reporting; exit 3)."""
 
 
 def mcu_source_dir() -> Path:
     return c_runtime_dir() / MCU_DIR
 
 
-def _run(cmd: Sequence[str], what: str, cwd: Path) -> str:
-    try:
-        proc = subprocess.run(
-            list(cmd), cwd=cwd, capture_output=True, text=True, timeout=COMPILE_TIMEOUT, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise BuildError(f"{what} did not finish in {COMPILE_TIMEOUT} s") from None
-    if proc.returncode != 0:
-        raise BuildError(f"{what} failed (exit {proc.returncode}):\n$ {' '.join(cmd)}\n{proc.stderr.strip()}")
-    return proc.stderr
-
-
 class Toolchain:
-    """Compile a C file to an object, link objects into an image. Subclasses fill in the commands."""
+    """Compile a C file to an object, link objects into an image, for one target. Subclasses name
+    the compiler and fill in the library and link flags."""
 
     name = ""
+    hosted = False  # links a C runtime (crt0 + libc): its images boot, so a board can run them
 
     def __init__(self, target: Target) -> None:
         self.target = target
+        self.spec: CrossCompiler = target.compilers[self.name]
 
     @property
     def version(self) -> str:
         raise NotImplementedError
 
-    def cc(self) -> list[str]:
+    def compiler(self) -> Compiler:
+        """The compiler command; ToolMissing if it is not installed."""
         raise NotImplementedError
+
+    def lib_flags(self, hosted: bool) -> tuple[str, ...]:
+        return ("-ffreestanding",)
 
     def compile(
         self, source: Path, out: Path, defines: Sequence[str], includes: Sequence[Path], hosted: bool = False
     ) -> Path:
-        """hosted: the harness may use the C library (gcc + picolibc); the model never does."""
-        cmd = [*self.cc(), *COMMON_FLAGS, *self.arch_flags(), *self.lib_flags(hosted)]
-        cmd += [f"-D{d}" for d in defines] + [f"-I{p}" for p in includes]
-        _run([*cmd, "-c", str(source), "-o", str(out)], f"{self.name} compiling {source.name}", out.parent)
-        return out
-
-    def arch_flags(self) -> list[str]:
-        raise NotImplementedError
-
-    def lib_flags(self, hosted: bool) -> list[str]:
-        return ["-ffreestanding"]
+        """defines: NAME or NAME=VALUE. hosted: the harness may use the C library (a hosted
+        toolchain's); the model never does."""
+        flags = (
+            *COMMON_FLAGS,
+            *self.spec.arch_flags,
+            *self.spec.compile_flags,
+            *self.lib_flags(hosted),
+            "-c",
+        )
+        build = Build(
+            self.compiler(),
+            (source,),
+            flags,
+            dict(_define(d) for d in defines),
+            tuple(includes),
+        )
+        return self._run(build, out, f"{self.name} compiling {source.name}")
 
     def link(self, objects: Sequence[Path], out: Path, needs_runtime: bool) -> Path:
+        """needs_runtime: an object calls a compiler-runtime helper (such as __aeabi_lmul)."""
         raise NotImplementedError
+
+    def _run(self, build: Build, out: Path, what: str) -> Path:
+        # Absolute paths: zig cc resolves a relative output path from another working directory.
+        try:
+            return compile_to(build, out.resolve(), what, timeout=COMPILE_TIMEOUT)
+        except ToolchainError as e:
+            raise BuildError(str(e)) from None
+
+
+def _define(d: str) -> tuple[str, str | None]:
+    name, eq, value = d.partition("=")
+    return name, value if eq else None
 
 
 class ZigToolchain(Toolchain):
-    """clang and ld.lld from the ziglang wheel: pip-installable, the same binary everywhere."""
+    """clang and ld.lld from the ziglang wheel: pip-installable, the same binary everywhere. zig's
+    default optimisation mode for cc is Debug-like with UBSan traps; -O2 turns that off, and a
+    freestanding -target (the target's arch_flags) keeps zig from looking for a libc."""
 
     name = "zig"
 
-    def cc(self) -> list[str]:
+    def compiler(self) -> Compiler:
         try:
             import ziglang  # noqa: F401
         except ImportError:
-            raise ToolMissing(
-                "zig is not installed: pip install 'edgernn[mcu]' (the ziglang wheel) for the pip-only path"
-            ) from None
-        return [sys.executable, "-m", "ziglang", "cc"]
+            raise ToolMissing(f"zig is not installed: {ZIG_HINT}") from None
+        return Compiler((sys.executable, "-m", "ziglang", "cc"), "zig cc")
 
     @property
     def version(self) -> str:
-        out = subprocess.run([sys.executable, "-m", "ziglang", "version"], capture_output=True, text=True)
-        return f"zig {out.stdout.strip()}"
-
-    def arch_flags(self) -> list[str]:
-        # zig's default optimisation mode for cc is Debug-like with UBSan traps; -O2 above turns
-        # that off, and the freestanding target keeps zig from looking for a libc.
-        return ["-target", "thumb-freestanding-eabi", f"-mcpu={self.target.zig_cpu}"]
+        self.compiler()
+        out = run_tool([sys.executable, "-m", "ziglang", "version"], "zig version", timeout=60)
+        return f"zig {out.strip()}"
 
     def link(self, objects: Sequence[Path], out: Path, needs_runtime: bool) -> Path:
-        script = mcu_source_dir() / LINKER_SCRIPT
+        script = mcu_source_dir() / self.target.memory.linker_script
         # -nostdlib also leaves out zig's compiler-rt (which zig would build once per CPU, ~10 s):
         # link it only when an object calls a helper such as __aeabi_lmul.
-        cmd = [*self.cc(), *self.arch_flags(), "-O2", *([] if needs_runtime else ["-nostdlib"])]
-        cmd += [f"-Wl,-T,{script}", "-Wl,--gc-sections", "-Wl,--entry=mcu_check", "-Wl,-u,mcu_stack_probe"]
-        _run([*cmd, *map(str, objects), "-o", str(out)], "zig linking", out.parent)
-        return out
+        flags = (
+            *self.spec.arch_flags,
+            "-O2",
+            *(() if needs_runtime else ("-nostdlib",)),
+            f"-Wl,-T,{script}",
+            "-Wl,--gc-sections",
+            "-Wl,--entry=mcu_check",
+            "-Wl,-u,mcu_stack_probe",
+        )
+        return self._run(Build(self.compiler(), tuple(objects), flags), out, "zig linking")
 
 
 class GccToolchain(Toolchain):
-    """Debian's arm-none-eabi-gcc with picolibc: `make mcu-tools` installs both (and QEMU)."""
+    """A GNU cross gcc (<triple>-gcc, e.g. Debian's arm-none-eabi-gcc) with picolibc."""
 
     name = "gcc"
-    EXE = "arm-none-eabi-gcc"
+    hosted = True
 
-    def cc(self) -> list[str]:
-        if shutil.which(self.EXE) is None:
-            raise ToolMissing(
-                f"{self.EXE} is not installed: `make mcu-tools` installs it (with picolibc and QEMU)"
-            )
-        return [self.EXE]
+    @property
+    def exe(self) -> str:
+        return f"{self.spec.triple}-gcc"
+
+    def compiler(self) -> Compiler:
+        if shutil.which(self.exe) is None:
+            raise ToolMissing(f"{self.exe} is not installed: {self.spec.install}")
+        return Compiler((self.exe,), self.exe)
 
     @property
     def version(self) -> str:
-        out = subprocess.run([*self.cc(), "-dumpversion"], capture_output=True, text=True)
-        return f"gcc {out.stdout.strip()}"
+        out = run_tool([*self.compiler().command, "-dumpversion"], f"{self.exe} -dumpversion", timeout=60)
+        return f"gcc {out.strip()}"
 
-    def arch_flags(self) -> list[str]:
-        return [f"-mcpu={self.target.gcc_cpu}", "-mthumb"]
-
-    def lib_flags(self, hosted: bool) -> list[str]:
+    def lib_flags(self, hosted: bool) -> tuple[str, ...]:
         if hosted:
-            return ["--specs=picolibc.specs", "-DMCU_SEMIHOST=1"]
-        return ["-ffreestanding"]
+            return ("--specs=picolibc.specs", "-DMCU_SEMIHOST=1")
+        return ("-ffreestanding",)
 
     def link(self, objects: Sequence[Path], out: Path, needs_runtime: bool) -> Path:
-        if not Path("/usr/lib/picolibc/arm-none-eabi/picolibc.specs").exists() and not _picolibc_found():
-            raise ToolMissing("picolibc is not installed: `make mcu-tools` installs picolibc-arm-none-eabi")
+        cc = self.compiler()
+        if not self._picolibc_found():
+            raise ToolMissing(f"picolibc for {self.spec.triple} is not installed: {self.spec.install}")
         # picolibc's own linker script and crt0 (which copies .data, clears .bss and calls main),
-        # placed on the MPS2 map; semihosting carries printf and main's return value to QEMU.
-        cmd = [
-            *self.cc(),
-            *self.arch_flags(),
+        # placed on the target's memory map; semihosting carries printf and main's return value
+        # to QEMU.
+        mem = self.target.memory
+        flags = (
+            *self.spec.arch_flags,
             "-O2",
             "--specs=picolibc.specs",
             "--oslib=semihost",
             "--crt0=semihost",
-        ]
-        cmd += [
-            f"-Wl,--defsym=__flash={FLASH_BASE:#x}",
-            f"-Wl,--defsym=__flash_size={FLASH_SIZE:#x}",
-            f"-Wl,--defsym=__ram={RAM_BASE:#x}",
-            f"-Wl,--defsym=__ram_size={RAM_SIZE:#x}",
-            f"-Wl,--defsym=__stack_size={GCC_STACK_SIZE:#x}",
+            f"-Wl,--defsym=__flash={mem.flash_base:#x}",
+            f"-Wl,--defsym=__flash_size={mem.flash_size:#x}",
+            f"-Wl,--defsym=__ram={mem.ram_base:#x}",
+            f"-Wl,--defsym=__ram_size={mem.ram_size:#x}",
+            f"-Wl,--defsym=__stack_size={mem.stack_size:#x}",
             "-Wl,--gc-sections",
             "-Wl,-u,mcu_stack_probe",
-        ]
-        _run([*cmd, *map(str, objects), "-o", str(out)], "arm-none-eabi-gcc linking", out.parent)
-        return out
-
-
-def _picolibc_found() -> bool:
-    try:
-        out = subprocess.run(
-            [GccToolchain.EXE, "-print-file-name=picolibc.specs"], capture_output=True, text=True
         )
-    except OSError:
-        return False
-    return Path(out.stdout.strip()).is_absolute()
+        return self._run(Build(cc, tuple(objects), flags), out, f"{self.exe} linking")
+
+    def _picolibc_found(self) -> bool:
+        if Path(f"/usr/lib/picolibc/{self.spec.triple}/picolibc.specs").exists():
+            return True
+        try:
+            out = run_tool([self.exe, "-print-file-name=picolibc.specs"], "finding picolibc", timeout=60)
+        except ToolchainError:
+            return False
+        return Path(out.strip()).is_absolute()
 
 
-def toolchain(compiler: str, target: str) -> Toolchain:
-    if target not in TARGETS:
-        raise InputError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
-    if compiler == "zig":
-        return ZigToolchain(TARGETS[target])
-    if compiler == "gcc":
-        return GccToolchain(TARGETS[target])
-    raise InputError(f"unknown compiler {compiler!r}; choose from {', '.join(COMPILERS)}")
+TOOLCHAINS: dict[str, type[Toolchain]] = {t.name: t for t in (ZigToolchain, GccToolchain)}
+COMPILERS = tuple(TOOLCHAINS)
+
+
+def toolchain(compiler: str, target: Target) -> Toolchain:
+    if compiler not in TOOLCHAINS:
+        raise InputError(f"unknown compiler {compiler!r}; choose from {', '.join(COMPILERS)}")
+    if compiler not in target.compilers:
+        raise InputError(
+            f"{target.name} cannot be built with {compiler}; choose from {', '.join(target.compilers)}"
+        )
+    return TOOLCHAINS[compiler](target)

@@ -1,4 +1,8 @@
-"""Run functions of a Cortex-M image in Unicorn, in-process, and count the instructions they issue.
+"""Run functions of an image in Unicorn, in-process, and count the instructions they issue.
+
+Any core Unicorn and capstone model: the target describes it (edgernn.targets.base.UnicornCore,
+e.g. Thumb M-profile in edgernn.targets.cortex_m) and its memory map; nothing here is specific to
+one architecture.
 
 Instruction count (the one definition used everywhere in edgernn): the instructions issued from
 the entry of a function to its return, callees included, counted per executed basic block: each
@@ -11,17 +15,20 @@ cycle, a taken branch two or three, a load from flash may stall on wait states.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import importlib
+import operator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from edgernn.errors import EdgeRNNError
+from edgernn.targets.base import MemoryMap, UnicornCore
 from edgernn.targets.elf import Elf
-from edgernn.targets.toolchain import FLASH_BASE, FLASH_SIZE, RAM_BASE, RAM_SIZE, Target, ToolMissing
+from edgernn.targets.toolchain import ToolMissing
 
-# Calls "return" here: an address in mapped, never-executed flash. emu_start stops on reaching it.
-RETURN_ADDRESS = FLASH_BASE + FLASH_SIZE - 0x100
 TIMEOUT_US = 120_000_000  # a runaway loop or a fault handler spinning is reported, not waited on
+PIP_HINT = "pip install 'edgernn[mcu]' for the pip-only path"
 
 
 class EmulatorFault(EdgeRNNError):
@@ -30,14 +37,26 @@ class EmulatorFault(EdgeRNNError):
     exit_code = 1
 
 
-def _unicorn() -> Any:
+def _import(name: str) -> Any:
     try:
-        import unicorn
+        return importlib.import_module(name)
     except ImportError:
-        raise ToolMissing(
-            "unicorn is not installed: pip install 'edgernn[mcu]' for the pip-only path"
-        ) from None
-    return unicorn
+        raise ToolMissing(f"{name.split('.')[0]} is not installed: {PIP_HINT}") from None
+
+
+def _flags(module: Any, names: Sequence[str]) -> int:
+    return functools.reduce(operator.or_, (getattr(module, n) for n in names), 0)
+
+
+@functools.cache
+def _disassembler(core: UnicornCore) -> Any:
+    capstone = _import("capstone")
+    return capstone.Cs(getattr(capstone, core.cs_arch), _flags(capstone, core.cs_mode))
+
+
+def mnemonics(core: UnicornCore, code: bytes, address: int = 0) -> Iterator[str]:
+    """The mnemonics of the instructions in `code`, as capstone decodes them for this core."""
+    return (m for _, _, m, _ in _disassembler(core).disasm_lite(code, address))
 
 
 @dataclass
@@ -51,36 +70,45 @@ class CallCounter:
 
 
 class Machine:
-    """One Cortex-M core with the MPS2 memory map and an image loaded at its run addresses."""
+    """One core with the target's memory map and an image loaded at its run addresses
+    (implements edgernn.targets.base.Emulator)."""
 
-    def __init__(self, elf: Elf, target: Target) -> None:
-        uc_mod = _unicorn()
-        import capstone
-        from unicorn import arm_const
+    name = "unicorn"
 
+    def __init__(self, elf: Elf, memory: MemoryMap, core: UnicornCore) -> None:
+        self._uc = _import("unicorn")
+        consts = _import(core.uc_consts)
         self.elf = elf
-        self.uc = uc_mod.Uc(uc_mod.UC_ARCH_ARM, uc_mod.UC_MODE_THUMB | uc_mod.UC_MODE_MCLASS)
-        self.uc.ctl_set_cpu_model(getattr(arm_const, target.uc_cpu))
-        self.uc.mem_map(FLASH_BASE, FLASH_SIZE)
-        self.uc.mem_map(RAM_BASE, RAM_SIZE)
+        self.core = core
+        self.uc = self._uc.Uc(getattr(self._uc, core.uc_arch), _flags(self._uc, core.uc_mode))
+        self.uc.ctl_set_cpu_model(getattr(consts, core.uc_cpu))
+        self.uc.mem_map(memory.flash_base, memory.flash_size)
+        self.uc.mem_map(memory.ram_base, memory.ram_size)
         # What a reset handler would do: .data copied to its run address; .bss is mapped zero.
         for addr, data, _ in elf.loadable():
             self.uc.mem_write(addr, data)
-        self._regs = arm_const
-        self._cs = capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
+        # Calls "return" here: an address in mapped, never-executed flash. emu_start stops on it.
+        self.return_address = memory.flash_base + memory.flash_size - 0x100
+        self.stack_top = memory.ram_base + memory.ram_size
+        self._args = tuple(getattr(consts, r) for r in core.arg_regs)
+        self._result, self._sp, self._link, self._pc = (
+            getattr(consts, r) for r in (core.result_reg, core.sp_reg, core.link_reg, core.pc_reg)
+        )
+        self._cs = _disassembler(core)
         self._block_insns: dict[tuple[int, int], int] = {}
         self._fault: str | None = None
-        self.uc.hook_add(uc_mod.UC_HOOK_INTR, self._on_exception)
+        self.uc.hook_add(self._uc.UC_HOOK_INTR, self._on_exception)
 
     def _on_exception(self, uc: Any, intno: int, _user: Any) -> None:
         # Any exception entry (HardFault, UsageFault on an undefined or unaligned instruction, ...)
         # means the code is wrong for this core: stop rather than run the image's non-handler.
-        pc = uc.reg_read(self._regs.UC_ARM_REG_PC)
+        pc = uc.reg_read(self._pc)
         self._fault = f"exception {intno} at pc {pc:#010x}"
         uc.emu_stop()
 
     def address(self, name: str) -> int:
-        return self.elf.symbol(name).value & ~1  # a Thumb function's symbol has bit 0 set
+        """A symbol's byte address (a code symbol may carry the ISA's mode bit, e.g. Thumb's)."""
+        return self.elf.symbol(name).value & ~self.core.code_bit
 
     def read_u32(self, name: str) -> int:
         return int.from_bytes(self.uc.mem_read(self.address(name), 4), "little")
@@ -90,25 +118,25 @@ class Machine:
         return v - (1 << 32) if v >= 1 << 31 else v
 
     def call(self, name: str, args: Sequence[int] = ()) -> int:
-        """Call a function with up to four integer arguments (AAPCS: r0-r3); returns r0."""
-        if len(args) > 4:
-            raise ValueError("at most four register arguments")
-        r = self._regs
-        regs = (r.UC_ARM_REG_R0, r.UC_ARM_REG_R1, r.UC_ARM_REG_R2, r.UC_ARM_REG_R3)
-        for reg, value in zip(regs[: len(args)], args, strict=True):
+        """Call a function with integer arguments in the argument registers; returns the result register."""
+        if len(args) > len(self._args):
+            raise ValueError(f"at most {len(self._args)} register arguments")
+        for reg, value in zip(self._args[: len(args)], args, strict=True):
             self.uc.reg_write(reg, value & 0xFFFF_FFFF)
-        self.uc.reg_write(r.UC_ARM_REG_SP, RAM_BASE + RAM_SIZE)
-        self.uc.reg_write(r.UC_ARM_REG_LR, RETURN_ADDRESS | 1)
+        self.uc.reg_write(self._sp, self.stack_top)
+        self.uc.reg_write(self._link, self.return_address | self.core.code_bit)
         self._fault = None
         try:
-            self.uc.emu_start(self.address(name) | 1, RETURN_ADDRESS, timeout=TIMEOUT_US)
+            self.uc.emu_start(
+                self.address(name) | self.core.code_bit, self.return_address, timeout=TIMEOUT_US
+            )
         except Exception as e:  # unicorn.UcError: unmapped access, invalid instruction, ...
-            pc = self.uc.reg_read(r.UC_ARM_REG_PC)
+            pc = self.uc.reg_read(self._pc)
             raise EmulatorFault(f"{self.elf.name}: {name} stopped with {e} at pc {pc:#010x}") from None
-        pc = self.uc.reg_read(r.UC_ARM_REG_PC)
-        if self._fault or pc != RETURN_ADDRESS:
+        pc = self.uc.reg_read(self._pc)
+        if self._fault or pc != self.return_address:
             raise EmulatorFault(f"{self.elf.name}: {name} did not return ({self._fault or f'pc {pc:#010x}'})")
-        return int(self.uc.reg_read(r.UC_ARM_REG_R0))
+        return int(self.uc.reg_read(self._result))
 
     def _insns(self, address: int, size: int) -> int:
         key = (address, size)
@@ -121,9 +149,9 @@ class Machine:
 
     def count_calls(self, function: str, name: str, args: Sequence[int] = ()) -> tuple[int, list[int]]:
         """Call `name`, and count the instructions of every call it makes to `function`
-        (entry to return, callees included). Returns (r0, one count per call)."""
+        (entry to return, callees included). Returns (result, one count per call)."""
         counter = CallCounter(self.address(function))
-        lr = self._regs.UC_ARM_REG_LR
+        link, code_bit = self._link, self.core.code_bit
 
         def on_block(uc: Any, address: int, size: int, _user: Any) -> None:
             if counter._return >= 0:
@@ -132,12 +160,11 @@ class Machine:
                     counter._return = -1
                 else:
                     counter._current += self._insns(address, size)
-            elif address == counter.entry:  # a call begins; bl/blx ends the caller's block
-                counter._return = uc.reg_read(lr) & ~1
+            elif address == counter.entry:  # a call begins; the call instruction ends the caller's block
+                counter._return = uc.reg_read(link) & ~code_bit
                 counter._current = self._insns(address, size)
 
-        unicorn = _unicorn()
-        hook = self.uc.hook_add(unicorn.UC_HOOK_BLOCK, on_block)
+        hook = self.uc.hook_add(self._uc.UC_HOOK_BLOCK, on_block)
         # Translated blocks are cached with the hooks they were built under: flush on both sides,
         # or the counts silently read 0 (or hooks linger) on the next call.
         self.uc.ctl_flush_tb()

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgernn.config import ModelConfig, TrainConfig
-from edgernn.data.load import Dataset, Split
+from edgernn.config import ModelConfig, Task, TrainConfig
+from edgernn.data.dataset import Dataset, Split
 from edgernn.metrics import IGNORE, task_metrics
 from edgernn.train.model import EdgeRNN
 
@@ -56,7 +56,7 @@ DEFAULT_PRESET = Preset(ModelSpec(), TrainConfig())
 def model_config(ds: Dataset, spec: ModelSpec) -> ModelConfig:
     tokens = len(ds.vocab) > 0
     return ModelConfig(
-        task=ds.task,  # type: ignore[arg-type]
+        task=ds.task,
         input_size=spec.embed_dim if tokens else ds.input_size,
         hidden_size=spec.hidden_size,
         num_classes=ds.num_classes,
@@ -87,7 +87,7 @@ def tensors(split: Split) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 
 def _loss(logits: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
-    if task == "many-to-one":
+    if task == Task.MANY_TO_ONE:
         return nn.functional.cross_entropy(logits, y)
     # Padded steps carry IGNORE targets: they add nothing to the loss or its gradient.
     return nn.functional.cross_entropy(
@@ -151,7 +151,7 @@ def _train(ds: Dataset, cfg: ModelConfig, tc: TrainConfig, progress: bool) -> Tr
                 idx = order[i : i + tc.batch_size]
                 steps = int(lengths[idx].max())
                 logits, _ = model(x[idx, :steps], lengths[idx])
-                target = y[idx] if cfg.task == "many-to-one" else y[idx, :steps]
+                target = y[idx] if cfg.task == Task.MANY_TO_ONE else y[idx, :steps]
                 loss = _loss(logits, target, cfg.task)
                 opt.zero_grad()
                 loss.backward()

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from edgernn.config import ModelConfig
+from edgernn.config import ModelConfig, Task
 
 
 class EdgeRNN(nn.Module):
@@ -37,7 +37,7 @@ class EdgeRNN(nn.Module):
         inp = self.embedding(x) if self.embedding is not None else x
         packed = pack_padded_sequence(inp, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, h_n = self.rnn(packed, h0)
-        if self.cfg.task == "many-to-one":
+        if self.cfg.task == Task.MANY_TO_ONE:
             # The top layer's forward state after the last valid step, and its backward state after
             # reading the whole sequence (backward output at t=0) -- never output[:, -1].
             top = h_n[-self.cfg.directions :]

@@ -5,21 +5,24 @@
 A few models covering every shape of the generated API (feature and token input, uni- and
 bidirectional, many-to-one, per-step and generative, both requantization paths) are generated
 here, each written as model.h plus ref.h -- the same QuantizedModel as plain arrays for the
-independent reference in c_runtime/fuzz/fuzz_rnn.c -- and built into one libFuzzer binary. The
-fuzzing time is split evenly between them. A finding is a crash, a sanitizer report, a failed
-oracle check, a leak or a timeout; libFuzzer saves the input that caused it (rerun: BINARY FILE).
+independent reference in c_runtime/fuzz/fuzz_rnn.c, which calls model.h only through the
+prefix-free edgernn_* API on its descriptor -- and built into one libFuzzer binary through
+edgernn.backends.c.build (cached by content: an unchanged model is not rebuilt). The fuzzing time
+is split evenly between them. A finding is a crash, a sanitizer report, a failed oracle check, a
+leak or a timeout; libFuzzer saves the input that caused it (rerun: BINARY FILE).
 
-Exit codes as the CLI's: 0 nothing found, 1 findings, 2 libFuzzer unavailable or bad options.
+Exit codes as the CLI's: 0 nothing found, 1 findings, 2 bad options, 3 clang or its libFuzzer
+runtime missing, or a build failed (the message names the Debian package to install).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import math
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,23 +33,32 @@ from pathlib import Path
 
 import numpy as np
 
+from edgernn.artifacts import write_text
+from edgernn.backends.c.build import NO_FMA, SANITIZERS, STRICT_WARNINGS, Build, Compiler, cached, compile_to
 from edgernn.backends.c.codegen import c_runtime_dir, generate_header
-from edgernn.contract.quant import QuantizedModel, check_bounds, round_half_away
-from edgernn.errors import InputError
+from edgernn.backends.c.header import descriptor_name
+from edgernn.backends.c.sanitized import last_line, runtime_package
+from edgernn.config import Task
+from edgernn.contract.bounds import check_bounds
+from edgernn.contract.constants import round_half_away
+from edgernn.contract.model import QuantizedModel
+from edgernn.errors import ToolchainError
 
 PREFIX = "fz"
 HARNESS = Path("fuzz") / "fuzz_rnn.c"
+# The host's strict warning set (the oracle is C too), the float rule checked bit for bit (no fused
+# multiply-adds), ASan + UBSan with every report fatal (a crash, so a finding), and libFuzzer.
 FUZZ_FLAGS: tuple[str, ...] = (
     "-g",
     "-O1",
     "-std=c99",
-    "-Wall",
-    "-Wextra",
-    "-ffp-contract=off",  # the float rule is checked bit for bit: no fused multiply-adds
-    "-fno-omit-frame-pointer",
-    "-fsanitize=fuzzer,address,undefined",
-    "-fno-sanitize-recover=all",  # a UBSan report is a crash (and a finding), not a line in a log
+    *STRICT_WARNINGS,
+    *NO_FMA,
+    *SANITIZERS,
+    "-fsanitize=fuzzer",
 )
+FUZZ_LIBS: tuple[str, ...] = ("-lm",)
+PROBE_TIMEOUT = 120.0  # s
 FINDING_PREFIXES = ("crash-", "leak-", "timeout-", "oom-", "slow-unit-")
 _REASON = re.compile(r"check failed|runtime error|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)")
 
@@ -60,7 +72,7 @@ class FuzzModel:
     name: str
     what: str
     qm: QuantizedModel
-    defines: tuple[str, ...] = ()  # -D flags: code paths of the runtime a host would not take
+    defines: tuple[tuple[str, str], ...] = ()  # (NAME, value): runtime paths a host would not take
 
 
 def random_quantized_model(
@@ -70,7 +82,7 @@ def random_quantized_model(
     from edgernn.synthetic import random_quantized, small_config
 
     cfg = small_config(task, inp, hidden, layers, bi, classes, vocab)
-    meta = {"dataset": "fuzz", "start_token": 1, "end_token": 2} if task == "one-to-many" else {}
+    meta = {"dataset": "fuzz", "start_token": 1, "end_token": 2} if task == Task.ONE_TO_MANY else {}
     return random_quantized(cfg, seed, scale, norm=not vocab, meta=meta)[1]
 
 
@@ -90,7 +102,7 @@ def with_shift(qm: QuantizedModel, shift: int) -> QuantizedModel:
 
 def fuzz_models() -> list[FuzzModel]:
     """Deterministic: the same models (and so the same binaries) on every run."""
-    split = ("EDGERNN_SPLIT_MUL=1",)  # the Armv6-M 16 x 16 multiply path, forced on the host
+    split = (("EDGERNN_SPLIT_MUL", "1"),)  # the Armv6-M 16 x 16 multiply path, forced on the host
     m2m = random_quantized_model("many-to-many", 5, 7, 2, False, 4, 0, seed=1, scale=3.0)
     shift20 = with_shift(random_quantized_model("many-to-one", 4, 5, 1, False, 3, 0, seed=5, scale=2.0), 20)
     return [
@@ -142,35 +154,45 @@ def _c_array(ctype: str, name: str, values: np.ndarray) -> str:
     return f"static const {ctype} {name}[{len(flat)}] = {{{', '.join(flat)}}};"
 
 
+def _c_float(value: float) -> str:
+    """A float32 literal: 9 digits give the float32 exactly; "2" becomes "2.0f", not "2f"."""
+    text = f"{float(np.float32(value)):.9g}"
+    return f"{text if any(ch in text for ch in '.e') else text + '.0'}f"
+
+
 def _c_floats(name: str, values: np.ndarray) -> str:
-    lits = [f"{float(np.float32(v)):.9g}f" for v in values]  # 9 digits: the float32 exactly
+    lits = [_c_float(v) for v in values]
     return f"static const float {name}[{len(lits)}] = {{{', '.join(lits)}}};"
 
 
 def sample_step(head_scale: float) -> int:
-    """The documented sampling unit (model_api.h.in, PREFIX_generate): the logit distance of a
+    """The documented sampling unit (edgernn_model_t.sample_step): the logit distance of a
     factor 2^(1/4) at temperature 1, ln(2) / 4 / head_scale, rounded, in 1..2^31-1. Written
-    again here rather than imported, so the harness checks the header's PREFIX_SAMPLE_STEP."""
+    again here rather than imported, so the harness checks the descriptor's sample_step."""
     return min(max(math.floor(math.log(2.0) / 4.0 / head_scale + 0.5), 1), 2**31 - 1)
 
 
 def reference_header(qm: QuantizedModel) -> str:
-    """ref.h for c_runtime/fuzz/fuzz_rnn.c, straight from the QuantizedModel (not from model.h)."""
+    """ref.h for c_runtime/fuzz/fuzz_rnn.c, straight from the QuantizedModel (not from model.h).
+    Its REF_* macros are what the descriptor in model.h must hold: the harness checks them."""
     cfg = qm.config
     norm = not cfg.tokens and len(qm.norm_mean) > 0
+    generative = cfg.task == Task.ONE_TO_MANY
+    end = qm.meta.end_token if generative and qm.meta.end_token is not None else -1  # -1: never
     lines = [
         "/* Generated by edgernn.backends.c.fuzz: model.h's model as plain arrays, for the reference. */",
         "#include <stdint.h>",
         f"#define REF_TOKENS {int(cfg.tokens)}",
         f"#define REF_INPUT {0 if cfg.tokens else cfg.input_size}",
-        f"#define REF_VOCAB {cfg.vocab_size}",
+        f"#define REF_VOCAB {cfg.vocab_size if cfg.tokens else 0}",
         f"#define REF_HIDDEN {cfg.hidden_size}",
         f"#define REF_LAYERS {cfg.num_layers}",
         f"#define REF_DIRS {cfg.directions}",
         f"#define REF_CLASSES {cfg.num_classes}",
         f"#define REF_TASK {('many-to-one', 'many-to-many', 'one-to-many').index(cfg.task) + 1}",
-        f"#define REF_END_TOKEN {int(qm.meta.get('end_token', -1))}",
-        f"#define REF_SAMPLE_STEP {sample_step(qm.head_scale)}",
+        f"#define REF_END_TOKEN ({int(end)})",
+        f"#define REF_SAMPLE_STEP {sample_step(qm.head_scale) if generative else 0}",
+        f"#define REF_HEAD_SCALE {_c_float(qm.head_scale)}",
         f"#define REF_NORM {int(norm)}",
         "typedef struct {",
         "    const int8_t *w_ih; /* [hidden][in], NULL for a token cell */",
@@ -218,84 +240,93 @@ def reference_header(qm: QuantizedModel) -> str:
 # Build and run
 
 
-def _clang(cc: str | None = None) -> str:
-    path = shutil.which(cc or os.environ.get("FUZZ_CC", "clang"))
-    if path is None:
-        raise InputError("clang not found on PATH: libFuzzer needs clang (apt-get install clang)")
-    return path
-
-
-def runtime_package(cc: str | None = None) -> str:
-    """The Debian/Ubuntu package holding clang's sanitizer and libFuzzer runtimes."""
+def fuzz_compiler(cc: str | None = None) -> Compiler:
+    """The compiler for libFuzzer: cc, else $FUZZ_CC, else clang."""
     try:
-        out = subprocess.run([_clang(cc), "--version"], capture_output=True, text=True).stdout
-    except (InputError, OSError):
-        return "libclang-rt-<version>-dev"
-    m = re.search(r"clang version (\d+)", out)
-    return f"libclang-rt-{m.group(1)}-dev" if m else "libclang-rt-<version>-dev"
+        return Compiler.discover(cc, env="FUZZ_CC", default="clang")
+    except ToolchainError:
+        spec = cc or os.environ.get("FUZZ_CC") or "clang"
+        raise ToolchainError(
+            f"{spec!r} not found on PATH: libFuzzer needs clang (apt-get install clang, or set $FUZZ_CC)"
+        ) from None
 
 
 def libfuzzer_problem(cc: str | None = None) -> str | None:
     """None if clang links a libFuzzer + ASan + UBSan binary here, else why not (naming the package)."""
     try:
-        compiler = _clang(cc)
-    except InputError as e:
+        compiler = fuzz_compiler(cc)
+    except ToolchainError as e:
         return str(e)
     with tempfile.TemporaryDirectory(prefix="edgernn-fuzz-probe-") as tmp:
         src = Path(tmp) / "probe.c"
         src.write_text(
             "#include <stddef.h>\n#include <stdint.h>\n"
             "int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);\n"
-            "int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }\n"
+            "int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }\n",
+            encoding="utf-8",
         )
-        proc = subprocess.run(
-            [compiler, *FUZZ_FLAGS, str(src), "-o", str(Path(tmp) / "probe")], capture_output=True, text=True
-        )
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
-        return (
-            f"clang cannot link -fsanitize=fuzzer,address,undefined ({last}); "
-            f"install the sanitizer runtimes: apt-get install {runtime_package(cc)}"
-        )
+        try:
+            compile_to(
+                Build(compiler, (src,), FUZZ_FLAGS, link_flags=FUZZ_LIBS),
+                Path(tmp) / "probe",
+                "linking a libFuzzer probe",
+                PROBE_TIMEOUT,
+            )
+        except ToolchainError as e:
+            package = runtime_package(compiler)
+            fix = (
+                f"install the sanitizer runtimes: apt-get install {package}"
+                if package.startswith("libclang-rt")
+                else "libFuzzer needs clang (apt-get install clang, or set $FUZZ_CC)"
+            )
+            return f"{compiler.name} cannot link -fsanitize=fuzzer,address,undefined ({last_line(e)}); {fix}"
     return None
+
+
+def _content_named(folder: Path, stem: str, text: str) -> Path:
+    """folder/stem_<hash>.h holding text: an include whose name (so the build's cache key) changes
+    with its content, and which no header beside fuzz_rnn.c can shadow."""
+    path = folder / f"{stem}_{hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]}.h"
+    if not path.exists():
+        write_text(path, text)
+    return path
 
 
 def build_fuzzer(
     model: FuzzModel, workdir: Path, cc: str | None = None, header_qm: QuantizedModel | None = None
 ) -> Path:
-    """model.h + ref.h + fuzz_rnn.c -> workdir/<name>/fuzz_<name>. header_qm (default: the
-    model's) writes model.h from another model than ref.h: the test that the oracle has teeth."""
-    d = workdir.resolve() / model.name  # absolute: the quoted #include resolves from fuzz_rnn.c's folder
+    """model.h + ref.h + fuzz_rnn.c -> workdir/<name>/fuzz_<name>_<key>, cached by content.
+    header_qm (default: the model's) writes model.h from another model than ref.h: the test that
+    the oracle has teeth."""
+    d = Path(workdir).resolve() / model.name
     d.mkdir(parents=True, exist_ok=True)
-    (d / "model.h").write_text(generate_header(header_qm or model.qm, PREFIX), encoding="utf-8")
-    (d / "ref.h").write_text(reference_header(model.qm), encoding="utf-8")
-    exe = d / f"fuzz_{model.name}"
-    cmd = [
-        _clang(cc),
-        *FUZZ_FLAGS,
-        f"-DEDGERNN_H_PREFIX={PREFIX}",
-        f"-DEDGERNN_H_PREFIX_UPPER={PREFIX.upper()}",
-        f'-DEDGERNN_MODEL_HEADER="{d / "model.h"}"',
-        f'-DFUZZ_REF_HEADER="{d / "ref.h"}"',
-        *(f"-D{define}" for define in model.defines),
-        str(c_runtime_dir() / HARNESS),
-        "-lm",
-        "-o",
-        str(exe),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise InputError(f"building the fuzzer for {model.name} failed:\n{proc.stderr[-3000:]}")
-    return exe
+    text = generate_header(header_qm or model.qm, PREFIX)
+    header = _content_named(d, "model", text)
+    ref = _content_named(d, "ref", reference_header(model.qm))
+    build = Build(
+        compiler=fuzz_compiler(cc),
+        sources=(c_runtime_dir() / HARNESS,),
+        flags=FUZZ_FLAGS,
+        defines={
+            "EDGERNN_MODEL_HEADER": f'"{header.name}"',
+            "EDGERNN_MODEL": descriptor_name(text),
+            "FUZZ_REF_HEADER": f'"{ref.name}"',
+            **dict(model.defines),
+        },
+        include_dirs=(d,),
+        link_flags=FUZZ_LIBS,
+    )
+    return cached(build, d, f"fuzz_{model.name}", f"building the fuzzer for {model.name}")
 
 
 @dataclass(frozen=True)
 class FuzzResult:
     model: str
+    exe: Path  # the fuzzer binary (rerun a finding: EXE FILE)
     seconds: float
     executions: int
     coverage: int  # libFuzzer's "cov:" (edges reached)
-    findings: tuple[Path, ...]
+    findings: tuple[Path, ...]  # saved by this run (earlier runs' stay in the folder, not counted)
     exit_code: int
     reason: str  # the first line saying what went wrong ("" when clean)
     log_tail: str
@@ -345,11 +376,23 @@ def run_fuzzer(exe: Path, seconds: float, workdir: Path, seed: int = 1) -> FuzzR
         "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1",
         "UBSAN_OPTIONS": "print_stacktrace=1",
     }
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=budget + 120)
+    earlier = set(artifacts.iterdir())
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=budget + 120)
+    except OSError as e:
+        raise ToolchainError(f"cannot run the fuzzer {exe}: {e.strerror}") from None
+    except subprocess.TimeoutExpired as e:  # libFuzzer ignored its own time limit: a hang
+        said = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        proc = subprocess.CompletedProcess(
+            cmd, -1, "", f"{said}\nfuzz.py: check failed: no exit within {budget + 120} s"
+        )
     log = proc.stderr
-    findings = tuple(sorted(p for p in artifacts.iterdir() if p.name.startswith(FINDING_PREFIXES)))
+    findings = tuple(
+        sorted(p for p in artifacts.iterdir() if p.name.startswith(FINDING_PREFIXES) and p not in earlier)
+    )
     return FuzzResult(
         model=d.name,
+        exe=exe,
         seconds=float(budget),
         executions=_last_int(r"stat::number_of_executed_units:\s*(\d+)", log),
         coverage=_last_int(r"cov: (\d+)", log),
@@ -372,7 +415,7 @@ def fuzz(
     """Build every model's fuzzer and run each for seconds / len(models); `jobs` at a time."""
     problem = libfuzzer_problem(cc)
     if problem:
-        raise InputError(problem)
+        raise ToolchainError(problem)
     chosen = list(models or fuzz_models())
     workdir.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # subprocesses: threads suffice
@@ -411,7 +454,7 @@ def summary(results: Sequence[FuzzResult], models: Sequence[FuzzModel]) -> str:
         lines.append(f"  {r.model}: {what.get(r.model, '')}")
     for r in bad:
         lines.append(f"FINDING in {r.model} (exit {r.exit_code}): {r.reason}")
-        lines.append(f"  rerun: {r.model}/fuzz_{r.model} {' '.join(map(str, r.findings))}")
+        lines.append(f"  rerun: {r.exe} {' '.join(map(str, r.findings))}")
         lines.append(r.log_tail)
     return "\n".join(lines)
 
@@ -434,9 +477,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     models = fuzz_models()
     try:
         results = fuzz(args.seconds, args.workdir, args.jobs, args.seed, models=models)
-    except InputError as e:
+    except ToolchainError as e:  # clang or its runtimes missing, or a build failed
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
     print(summary(results, models))
     return 0 if all(r.clean for r in results) else 1
 

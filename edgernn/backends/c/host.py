@@ -6,9 +6,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,27 +13,21 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgernn.artifacts import write_text
+from edgernn.backends.c.build import STRICT_WARNINGS, Build, Compiler, cached
 from edgernn.backends.c.codegen import c_runtime_dir, validate_prefix
-from edgernn.contract.quant import IntResult
-from edgernn.errors import EdgeRNNError, InputError
+from edgernn.backends.c.header import descriptor_name, header_macros, header_prefix
+from edgernn.config import Task
+from edgernn.contract.reference import IntResult
+from edgernn.errors import InputError, InternalError
 
 HARNESS = "harness.c"
-STRICT_FLAGS: tuple[str, ...] = (
-    "-O2",
-    "-std=c99",
-    "-Wall",
-    "-Wextra",
-    "-Werror",
-    "-pedantic",
-    "-Wconversion",
-    "-Wshadow",
-    "-fPIC",
-    "-shared",
-)
-# eh_info's order (c_runtime/harness.c).
+# The host library: the strict warning set a careful firmware build uses, as a shared object.
+HOST_FLAGS: tuple[str, ...] = ("-O2", "-std=c99", *STRICT_WARNINGS, "-fPIC", "-shared")
+# eh_info's order (c_runtime/harness.c): what the descriptor says.
 INFO_FIELDS: tuple[str, ...] = (
     "runtime_version",
-    "input_size",
+    "input_size",  # token models: the vocabulary size
     "token_input",
     "hidden",
     "layers",
@@ -44,26 +35,19 @@ INFO_FIELDS: tuple[str, ...] = (
     "classes",
     "task",
     "state_bytes",
-    "weight_bytes",
-    "lut_bytes",
-    "flash_bytes",
-    "scratch_bytes",
-    "macs_per_step",
-    "head_macs",
     "run_buf_bytes_per_step",
-    "state_sizeof",
     "end_token",
     "sample_step",
 )
-TASKS = {1: "many-to-one", 2: "many-to-many", 3: "one-to-many"}
-UNSUPPORTED = -100  # EH_UNSUPPORTED
-ERRORS = {-1: "run buffer too small", -2: "token id out of range", -3: "NULL pointer"}
-
-
-class CompileError(EdgeRNNError):
-    """The C compiler rejected the generated header (a bug in edgernn or an unsupported compiler)."""
-
-    exit_code = 1
+TASKS = {1: Task.MANY_TO_ONE, 2: Task.MANY_TO_MANY, 3: Task.ONE_TO_MANY}
+ERR_MODEL = -4  # EDGERNN_ERR_MODEL: the call does not apply to this model kind
+ERRORS = {
+    -1: "run buffer too small",
+    -2: "token id out of range",
+    -3: "NULL pointer",
+    ERR_MODEL: "not a call of this model kind",
+    -100: "out of memory",
+}
 
 
 _P = ctypes.c_void_p
@@ -99,17 +83,19 @@ def _np(a: Any, dtype: Any) -> np.ndarray:
 
 
 def _check_rc(rc: int, what: str) -> None:
-    if rc == UNSUPPORTED:
+    """Inputs are checked in Python before any call, so a C error code here is edgernn's own bug."""
+    if rc == ERR_MODEL:
         raise InputError(f"{what}: this model kind has no such function")
     if rc != 0:
-        raise InputError(f"{what}: the C code returned {rc} ({ERRORS.get(rc, 'unknown error')})")
+        raise InternalError(f"{what}: the C code returned {rc} ({ERRORS.get(rc, 'unknown error')})")
 
 
 class CModel:
-    """A compiled model.h. Methods mirror edgernn.contract.quant's integer reference."""
+    """A compiled model.h. Methods mirror the integer reference, edgernn.contract.reference."""
 
-    def __init__(self, lib_path: str | os.PathLike[str]) -> None:
+    def __init__(self, lib_path: str | os.PathLike[str], macros: dict[str, int] | None = None) -> None:
         self.path = Path(lib_path)
+        self.macros = dict(macros or {})  # the header's integer macros, e.g. macros["WEIGHT_BYTES"]
         self._lib = ctypes.CDLL(str(self.path))
         for name, (restype, argtypes) in _SIGNATURES.items():
             fn = getattr(self._lib, name)
@@ -117,7 +103,7 @@ class CModel:
         out = np.zeros(len(INFO_FIELDS), dtype=np.int64)
         count = self._lib.eh_info(_ptr(out), len(INFO_FIELDS))
         if count != len(INFO_FIELDS):
-            raise CompileError(
+            raise InternalError(
                 f"{self.path}: harness reports {count} info fields, expected {len(INFO_FIELDS)}"
             )
         self.info: dict[str, int] = {k: int(v) for k, v in zip(INFO_FIELDS, out, strict=True)}
@@ -142,7 +128,7 @@ class CModel:
         return xq.astype(np.int8)
 
     def run(self, x: Any, lengths: Any, h0: Any = None, record: bool = True) -> IntResult:
-        """Padded batch through PREFIX_run; same shapes and dtypes as edgernn.contract.quant.int_forward.
+        """Padded batch through PREFIX_run; same shapes and dtypes as edgernn.contract.reference.int_forward.
         record=False passes buf = NULL (unidirectional only): hidden is then left all zero."""
         info = self.info
         xs = self._inputs(x)
@@ -159,7 +145,7 @@ class CModel:
         width = info["directions"] * hidden
         hid = np.zeros((info["layers"], batch, steps, width), dtype=np.int8)
         h_n = np.zeros((rows, batch, hidden), dtype=np.int8)
-        per_step = self.task != "many-to-one"
+        per_step = self.task != Task.MANY_TO_ONE
         logits = np.zeros((batch, steps, info["classes"]) if per_step else (batch, info["classes"]), np.int32)
         buf_bytes = info["run_buf_bytes_per_step"] * steps
         buf = np.zeros(max(buf_bytes, 1), dtype=np.int8) if record else None
@@ -219,7 +205,7 @@ class CModel:
 
     def generate(self, start: int, end: int, max_len: int, seed: int = 0) -> list[int]:
         """PREFIX_generate from the zero state. `end` must be the header's PREFIX_END_TOKEN."""
-        if self.task != "one-to-many":
+        if self.task != Task.ONE_TO_MANY:
             raise InputError("generate needs a one-to-many model")
         if end != self.info["end_token"]:
             raise InputError(f"this header was generated with end token {self.info['end_token']}, not {end}")
@@ -262,62 +248,37 @@ class CModel:
         return float(self._lib.eh_bench_step_ns(steps))
 
 
-def _compiler(cc: str) -> str:
-    path = shutil.which(cc)
-    if path is None:
-        raise InputError(f"C compiler {cc!r} not found on PATH (install gcc or clang, or pass cc=...)")
-    return path
-
-
 def compile_model(
     header_path: str | os.PathLike[str],
     prefix: str,
     workdir: str | os.PathLike[str],
-    cc: str = "cc",
+    cc: str | None = None,
     extra_flags: Sequence[str] = (),
 ) -> CModel:
-    """Build header + harness.c into a shared library in workdir (cached by content) and load it."""
+    """Build header + harness.c into a shared library in workdir (cached by content) and load it.
+    cc: the compiler; None takes $CC, else cc."""
     prefix = validate_prefix(prefix)
     try:
-        header = Path(header_path).read_bytes()
-    except OSError as e:
-        raise InputError(f"cannot read the model header {header_path}: {e.strerror}") from None
-    harness = c_runtime_dir() / HARNESS
-    compiler = _compiler(cc)
-    flags = [*STRICT_FLAGS, *extra_flags]
-    key = hashlib.sha256(
-        b"\0".join(
-            [header, harness.read_bytes(), prefix.encode(), compiler.encode(), *(f.encode() for f in flags)]
+        text = Path(header_path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read the model header {header_path}: {e}") from None
+    if header_prefix(text) != prefix:
+        raise InputError(
+            f"{header_path} was generated with the prefix {header_prefix(text)!r}, not {prefix!r}"
         )
-    ).hexdigest()[:20]
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
-    lib = work / f"edgernn_{prefix}_{key}.so"
-    if not lib.exists():
-        with tempfile.TemporaryDirectory(dir=work, prefix=".build-") as tmp:
-            # The header is copied under a name no other folder on the include path can shadow.
-            name = f"edgernn_under_test_{key}.h"
-            (Path(tmp) / name).write_bytes(header)
-            out = Path(tmp) / lib.name
-            cmd = [
-                compiler,
-                *flags,
-                f"-DEDGERNN_H_PREFIX={prefix}",
-                f"-DEDGERNN_H_PREFIX_UPPER={prefix.upper()}",
-                f'-DEDGERNN_MODEL_HEADER="{name}"',
-                f"-I{tmp}",
-                str(harness),
-                "-o",
-                str(out),
-            ]
-            try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-            except OSError as e:
-                raise InputError(f"cannot run the C compiler {compiler}: {e.strerror}") from None
-            if proc.returncode != 0:
-                raise CompileError(
-                    f"{cc} failed (exit {proc.returncode}) compiling {header_path} with the harness:\n"
-                    f"{proc.stderr[-4000:]}"
-                )
-            os.replace(out, lib)  # atomic: a concurrent build of the same key writes the same bytes
-    return CModel(lib)
+    # A copy under a name no other folder on the include path can shadow, named by content.
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+    local = work / f"edgernn_under_test_{digest}.h"
+    if not local.exists():
+        write_text(local, text)
+    build = Build(
+        compiler=Compiler.discover(cc),
+        sources=(c_runtime_dir() / HARNESS,),
+        flags=(*HOST_FLAGS, *extra_flags),
+        defines={"EDGERNN_MODEL_HEADER": f'"{local.name}"', "EDGERNN_MODEL": descriptor_name(text)},
+        include_dirs=(work,),
+    )
+    lib = cached(build, work, f"edgernn_{prefix}", f"compiling {header_path} with the host harness", ".so")
+    return CModel(lib, header_macros(text))

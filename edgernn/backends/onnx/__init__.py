@@ -1,1 +1,32 @@
-"""TODO"""
+"""ONNX backends.
+
+- `float_graph`: the float model as the standard ONNX RNN op (`model.onnx`);
+- the integer graphs, bit-exact with the torch reference of `edgernn.contract`:
+  `int_builder` (builder and shared sub-graphs), `int_sequence` (`model.int8.onnx`),
+  `int_step` (`model.step.int8.onnx`), `int_run` (saving, sessions and drivers).
+
+The integer graphs' public names are re-exported here.
+"""
+
+from edgernn.backends.onnx.int_builder import IR_VERSION, OPSET
+from edgernn.backends.onnx.int_run import (
+    generate_steps,
+    make_session,
+    run_sequence,
+    run_steps,
+    save_model,
+)
+from edgernn.backends.onnx.int_sequence import build_sequence_model
+from edgernn.backends.onnx.int_step import build_step_model
+
+__all__ = [
+    "IR_VERSION",
+    "OPSET",
+    "build_sequence_model",
+    "build_step_model",
+    "generate_steps",
+    "make_session",
+    "run_sequence",
+    "run_steps",
+    "save_model",
+]

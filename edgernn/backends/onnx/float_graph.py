@@ -16,6 +16,7 @@ import onnxruntime as ort
 import torch
 
 from edgernn.artifacts import write_bytes
+from edgernn.config import Task
 from edgernn.train.model import EdgeRNN
 
 OPSET = 17
@@ -53,7 +54,7 @@ def float_onnx_bytes(model: EdgeRNN) -> bytes:
     h0 = model.init_state(b)
     name = input_name(model)
     seq_axes = {0: "batch", 1: "time"}
-    out_axes = {0: "batch"} if cfg.task == "many-to-one" else seq_axes
+    out_axes = {0: "batch"} if cfg.task == Task.MANY_TO_ONE else seq_axes
     buf = io.BytesIO()
     with _quiet_native_stderr():
         torch.onnx.export(

@@ -1,0 +1,165 @@
+"""The per-model part of a generated header: the state type, the descriptor's declaration and the
+one-line PREFIX_* wrappers around the prefix-free edgernn_* API of c_runtime/edgernn_runtime.h.
+
+Each wrapper is written here only for models it applies to (a bidirectional model has no
+PREFIX_step, a feature model no PREFIX_step_token). The wrappers add what C cannot express
+generically: compile-time array sizes for the scratch on the caller's stack and for parameters.
+"""
+
+from __future__ import annotations
+
+from edgernn.config import Task
+from edgernn.contract.model import QuantizedModel
+
+
+def _fn(doc: str, signature: str, body: str) -> str:
+    return f"/* {doc} */\nstatic inline {signature}\n{{\n{body}\n}}"
+
+
+def _scratch(up: str, generate: bool = False) -> str:
+    words = f"{up}_GENERATE_SCRATCH_WORDS" if generate else f"{up}_SCRATCH_WORDS"
+    return f"    int32_t scratch[{words}];"
+
+
+def state_type(qm: QuantizedModel, p: str) -> str:
+    up = p.upper()
+    return (
+        f"/* The recurrent state: {up}_STATE_BYTES bytes of RAM, owned by the caller.\n"
+        " * h[layer * DIRECTIONS + direction] is that layer and direction's hidden state (int8 at scale\n"
+        " * 1/127), in the order of"
+        " * torch's h_n. The functions keep no other state: one state per stream, several models or\n"
+        " * streams side by side, and a step called from an ISR on a state nothing else touches is safe. */\n"
+        "typedef struct {\n"
+        f"    int8_t h[{up}_NUM_LAYERS * {up}_NUM_DIRECTIONS][{up}_HIDDEN_SIZE];\n"
+        f"}} {p}_state_t;"
+    )
+
+
+def wrappers(qm: QuantizedModel, p: str) -> str:
+    """The PREFIX_* functions that apply to this model, each one call into the generic core."""
+    cfg = qm.config
+    up = p.upper()
+    m = f"&{p}_model"
+    st = "&st->h[0][0]"
+    # A NULL st must reach edgernn_run as NULL (it returns EDGERNN_ERR_NULL), so no member access.
+    st_or_null = "(int8_t *)(void *)st"
+    inp = "const int32_t *tokens" if cfg.tokens else "const int8_t *x"
+    run_fn, run_arg = ("edgernn_run_tokens", "tokens") if cfg.tokens else ("edgernn_run", "x")
+    out = [
+        _fn(
+            "The all-zero state (what torch uses when no h0 is given).",
+            f"void {p}_init({p}_state_t *st)",
+            f"    edgernn_init({m}, {st});",
+        )
+    ]
+    if not cfg.bidirectional and not cfg.tokens:
+        out.append(
+            _fn(
+                f"One time step of every layer; x is one int8 input vector ({p}_quantize_input makes one\n"
+                f" * from floats). Stack: {up}_SCRATCH_BYTES bytes of accumulators.",
+                f"void {p}_step({p}_state_t *st, const int8_t x[{up}_INPUT_SIZE])",
+                f"{_scratch(up)}\n    (void)edgernn_step({m}, {st}, x, scratch);",
+            )
+        )
+    if not cfg.bidirectional and cfg.tokens:
+        out.append(
+            _fn(
+                f"One time step reading token id `token`. Returns EDGERNN_OK, or EDGERNN_ERR_TOKEN (state\n"
+                f" * untouched) when token is outside [0, {up}_VOCAB_SIZE). Stack: {up}_SCRATCH_BYTES bytes.",
+                f"int {p}_step_token({p}_state_t *st, int32_t token)",
+                f"{_scratch(up)}\n    return edgernn_step_token({m}, {st}, token, scratch);",
+            )
+        )
+    buf = (
+        f"buf: {up}_RUN_BUF_BYTES(steps) bytes (required)"
+        if cfg.bidirectional
+        else f"buf: NULL or {up}_RUN_BUF_BYTES(steps) bytes"
+    )
+    out.append(
+        _fn(
+            f"A whole sequence of `steps` steps from *st; {buf}. See {run_fn} in the runtime\n"
+            " * above for the layouts, the logits and the return codes.",
+            f"int {p}_run({p}_state_t *st, {inp}, size_t steps, int8_t *buf, size_t buf_bytes,\n"
+            "                int32_t *logits)",
+            f"{_scratch(up)}\n"
+            f"    return {run_fn}({m}, {st_or_null}, {run_arg}, steps, buf, buf_bytes, logits, scratch);",
+        )
+    )
+    if not cfg.bidirectional or cfg.task == Task.MANY_TO_ONE:
+        out.append(
+            _fn(
+                f"The head on the top layer's state: int32 logits at scale {up}_HEAD_SCALE.",
+                f"void {p}_logits(const {p}_state_t *st, int32_t out[{up}_NUM_CLASSES])",
+                f"    edgernn_logits({m}, {st}, out);",
+            )
+        )
+        out.append(
+            _fn(
+                f"Fills logits (as {p}_logits) and returns the winning class; ties go to the lowest index.",
+                f"int32_t {p}_classify(const {p}_state_t *st, int32_t logits[{up}_NUM_CLASSES])",
+                f"    return edgernn_classify({m}, {st}, logits);",
+            )
+        )
+    if cfg.task == Task.ONE_TO_MANY:
+        out.append(
+            _fn(
+                f"Generates up to max_len tokens after start_token (seed 0: greedy); see edgernn_generate.\n"
+                f" * Stack: {up}_SCRATCH_BYTES + 4 * {up}_NUM_CLASSES bytes.",
+                f"size_t {p}_generate({p}_state_t *st, int32_t start_token, int32_t *out, size_t max_len,\n"
+                "                uint32_t seed)",
+                f"{_scratch(up, generate=True)}\n"
+                f"    return edgernn_generate({m}, {st}, start_token, out, max_len, seed, scratch);",
+            )
+        )
+    if not cfg.tokens:
+        out.append(
+            _fn(
+                "Float input to int8 with the model's normalisation and scales (edgernn_quantize_input).",
+                f"void {p}_quantize_input(const float raw[{up}_INPUT_SIZE], int8_t xq[{up}_INPUT_SIZE])",
+                f"    edgernn_quantize_input({m}, raw, xq);",
+            )
+        )
+    out.append(
+        _fn(
+            f"An int32 logit as a float: logit_q * {up}_HEAD_SCALE.",
+            f"float {p}_dequantize_logit(int32_t logit_q)",
+            f"    return edgernn_dequantize_logit({m}, logit_q);",
+        )
+    )
+    return "\n\n".join(out)
+
+
+def usage(qm: QuantizedModel, p: str) -> str:
+    cfg = qm.config
+    up = p.upper()
+    lines = [
+        "Usage (C99 or C++; no malloc, stdio, libm, memset, memcpy). In exactly one .c/.cpp file:",
+        "    #define EDGERNN_IMPLEMENTATION   // the weight tables and the tanh table, once per program",
+        '    #include "model.h"',
+        "Every other file includes model.h alone and calls the same functions:",
+        f"    static {p}_state_t st;               // {up}_STATE_BYTES of RAM, caller-owned",
+        f"    {p}_init(&st);",
+    ]
+    if cfg.bidirectional:
+        arg = "tokens" if cfg.tokens else "x"
+        lines += [
+            f"    static int8_t buf[{up}_RUN_BUF_BYTES(T)];",
+            f"    {p}_run(&st, {arg}, T, buf, sizeof buf, logits);   // whole sequence",
+        ]
+    elif cfg.tokens:
+        lines += [f"    {p}_step_token(&st, token);          // once per input token"]
+    else:
+        lines += [
+            f"    {p}_quantize_input(sample_f32, x);   // or produce int8 x directly",
+            f"    {p}_step(&st, x);                    // once per sample, e.g. from a sensor task",
+        ]
+    if cfg.task == Task.ONE_TO_MANY:
+        lines.append(f"    n = {p}_generate(&st, start_token, out, max_len, seed);  // seed 0: greedy")
+    elif not cfg.bidirectional:
+        when = "after the last step" if cfg.task == Task.MANY_TO_ONE else "after any step"
+        lines.append(f"    cls = {p}_classify(&st, logits);     // {when}")
+    lines += [
+        f"Code written for any model passes the descriptor &{p}_model to the prefix-free edgernn_*",
+        "API declared below (edgernn_init, edgernn_step, edgernn_run, edgernn_classify, ...).",
+    ]
+    return "/*\n" + "\n".join((" * " + line).rstrip() for line in lines) + "\n */"

@@ -1,0 +1,129 @@
+"""`model.int8.onnx`: the integer sequence graph, whole padded batches, bit-exact with the torch
+reference `int_forward`.
+
+Per layer and direction the input term `acc_x * M_x` is computed for every step at once (Cast +
+MatMul + Add, or Gather from the folded token table), then a `Scan` over time runs the recurrence
+with a per-step validity mask (a sequence's state freezes after its last valid step). The backward
+direction reverses each sequence within its own length with `ReverseSequence`, runs forward, and
+reverses back. The shared parts (and the requantization) are in `int_builder`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from edgernn.backends.onnx.int_builder import (
+    BOOL,
+    I8,
+    I32,
+    I64,
+    Graph,
+    cell_name,
+    cell_update,
+    describe,
+    finish,
+    head,
+    input_term,
+    new_graph,
+    stack_states,
+    tensor_info,
+)
+from edgernn.config import Task
+from edgernn.contract.bounds import check_bounds
+from edgernn.contract.model import QuantizedModel
+
+
+def _validity_mask(g: Graph, inp: str) -> str:
+    """valid[b, t, 0] = t < lengths[b]: bool (B, T, 1), scanned along axis 1 as (B, 1) per step."""
+    steps = g.op("Gather", [g.op("Shape", [inp], "x_shape"), "one_i64"], "steps", axis=0)
+    t = g.op("Range", ["zero_i64", steps, "one_i64"], "time_index")
+    t_row = g.op("Unsqueeze", [t, "axes_0"], "time_row")  # (1, T)
+    len_col = g.op("Unsqueeze", ["lengths", "axes_1"], "lengths_col")  # (B, 1)
+    return g.op("Unsqueeze", [g.op("Less", [t_row, len_col], "valid_bt"), "axes_2"], "valid")
+
+
+def _scan_body(p: str, hidden: int) -> onnx.GraphProto:
+    """One time step of one cell. State: h (B, H) int32. Scan inputs: px_t (B, H), valid_t (B, 1).
+    Outputs: the next state (frozen where the sequence has ended) and y_t (0 where it has)."""
+    body = Graph()
+    h_cand = cell_update(body, p, f"{p}_h_prev", f"{p}_px_t", f"{p}_h_cand")
+    body.op("Where", [f"{p}_valid_t", h_cand, f"{p}_h_prev"], f"{p}_h_next")
+    body.op("Where", [f"{p}_valid_t", h_cand, "zero_i32"], f"{p}_y_t")
+    return helper.make_graph(
+        body.nodes,
+        f"{p}_step",
+        [
+            tensor_info(f"{p}_h_prev", I32, [None, hidden]),
+            tensor_info(f"{p}_px_t", I64, [None, hidden]),
+            tensor_info(f"{p}_valid_t", BOOL, [None, 1]),
+        ],
+        [tensor_info(f"{p}_h_next", I32, [None, hidden]), tensor_info(f"{p}_y_t", I32, [None, hidden])],
+    )
+
+
+def _run_direction(g: Graph, qm: QuantizedModel, layer: int, direction: int, inp: str) -> tuple[str, str]:
+    """One cell over the whole batch: returns (outputs int8 (B, T, H) in original time order,
+    final state int32 (B, H))."""
+    p = cell_name(layer, direction)
+    cell = qm.cell(layer, direction)
+    px = input_term(g, p, cell, inp)
+    if direction == 1:  # reverse each sequence within its own length; padding stays in place
+        px = g.op("ReverseSequence", [px, "lengths"], f"{p}_px_rev", batch_axis=0, time_axis=1)
+    index = g.const(f"{p}_state_index", layer * qm.config.directions + direction, np.int64)
+    h_init = g.cast(g.op("Gather", ["h0", index], f"{p}_h0", axis=0), f"{p}_h0_i32", I32)
+    h_last, ys = g.op_multi(
+        "Scan",
+        [h_init, px, "valid"],
+        [f"{p}_h_last", f"{p}_ys"],
+        num_scan_inputs=2,
+        scan_input_axes=[1, 1],
+        scan_output_axes=[1],
+        body=_scan_body(p, cell.hidden),
+    )
+    y8 = g.cast(ys, f"{p}_y", I8)
+    if direction == 1:
+        y8 = g.op("ReverseSequence", [y8, "lengths"], f"{p}_y_fwd_order", batch_axis=0, time_axis=1)
+    return y8, h_last
+
+
+def build_sequence_model(qm: QuantizedModel) -> onnx.ModelProto:
+    """`model.int8.onnx`: whole padded batches, dynamic B and T (see the module docstring)."""
+    check_bounds(qm)
+    cfg = qm.config
+    dirs, hsz, layers = cfg.directions, cfg.hidden_size, cfg.num_layers
+    g = new_graph(qm)
+    x_name = "tokens" if cfg.tokens else "x"
+    valid = _validity_mask(g, x_name)
+    layer_in, layer_outs, finals = x_name, [], []
+    for layer in range(layers):
+        ys = []
+        for direction in range(dirs):
+            y, h_last = _run_direction(g, qm, layer, direction, layer_in)
+            ys.append(y)
+            finals.append(h_last)
+        layer_in = g.op("Concat", ys, f"l{layer}_out", axis=2)  # (B, T, D*H) int8
+        layer_outs.append(g.op("Unsqueeze", [layer_in, "axes_0"], f"l{layer}_out_u"))
+    g.op("Concat", layer_outs, "hidden", axis=0)
+    stack_states(g, finals, "h_n")
+    if cfg.task == Task.MANY_TO_ONE:
+        feat = g.op("Concat", finals[-dirs:], "head_in", axis=1)
+        head(g, feat, "logits")
+        logits_shape: list[int | str | None] = ["B", cfg.num_classes]
+    else:
+        raw = head(g, layer_in, "logits_all")
+        g.op("Where", [valid, raw, "zero_i32"], "logits")
+        logits_shape = ["B", "T", cfg.num_classes]
+    x_info = (
+        tensor_info("tokens", I64, ["B", "T"])
+        if cfg.tokens
+        else tensor_info("x", I8, ["B", "T", cfg.input_size])
+    )
+    inputs = [x_info, tensor_info("lengths", I64, ["B"]), tensor_info("h0", I8, [layers * dirs, "B", hsz])]
+    outputs = [
+        tensor_info("logits", I32, logits_shape),
+        tensor_info("h_n", I8, [layers * dirs, "B", hsz]),
+        tensor_info("hidden", I8, [layers, "B", "T", dirs * hsz]),
+    ]
+    return finish(qm, g, "edgernn_int8_sequence", inputs, outputs, describe(qm, "sequence"))

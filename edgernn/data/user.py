@@ -1,0 +1,280 @@
+"""User data files (`load_user_data`): validated, then split into a Dataset.
+
+`.npz` (written by `np.savez`; read without pickle):
+    X        float (N, T, I) features, or integer (N, T) token ids (0 = padding, ids >= 1)
+    y        integer (N,) one class per sequence (many-to-one), or (N, T) one per step (many-to-many)
+    lengths  optional integer (N,) valid steps per sequence, 1..T (default: all T)
+    class_names  optional string (C,) naming classes 0..C-1
+
+`.csv`, long format, one row per step, header required, e.g.::
+
+    sequence,step,label,f0,f1
+    a,0,walking,0.1,2.0
+    a,1,walking,0.3,1.9
+    b,0,running,1.2,0.4
+
+    sequence    any identifier; rows of one sequence may be in any order
+    step        integer position in the sequence; each sequence must have steps 0..L-1 exactly once
+    label       one class per sequence (same on all its rows): many-to-one; or instead
+    step_label  one class per step: many-to-many
+    all other columns are float features, in header order.
+Labels that are all integers are class ids; otherwise the distinct strings, sorted, become classes.
+
+At least 10 sequences and 2 classes are needed; the split is 70/15/15 (stratified for many-to-one).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from edgernn.config import Task
+from edgernn.data.dataset import (
+    IGNORE,
+    PAD,
+    Array,
+    Dataset,
+    feature_dataset,
+    pad_tokens,
+    seeded_rng,
+    step_mask,
+    three_way,
+    token_dataset,
+)
+from edgernn.errors import InputError
+
+MIN_SEQUENCES = 10
+CSV_HEADER = "sequence,step,label,f0,f1"
+MAX_TOKEN = 1 << 16
+
+
+def load_user_data(path: str | os.PathLike[str], seed: int = 0) -> Dataset:
+    """Read a user `.npz` or `.csv` (formats in the module docstring), validate it and split 70/15/15."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"data file not found: {p}")
+    if not p.is_file():
+        raise InputError(f"not a file: {p}")
+    suffix = p.suffix.lower()
+    if suffix == ".npz":
+        x, y, lengths, class_names = _read_npz(p)
+    elif suffix == ".csv":
+        x, y, lengths, class_names = _read_csv(p)
+    else:
+        raise InputError(f"{p.name}: unsupported extension {suffix or '(none)'!r}; use .npz or .csv")
+    return _user_dataset(p, x, y, lengths, class_names, seeded_rng(seed))
+
+
+def _read_npz(p: Path) -> tuple[Array, Array, Array | None, Array | None]:
+    allowed = ("X", "y", "lengths", "class_names")
+    try:
+        with p.open("rb") as f:
+            magic = f.read(4)
+        # np.load would take any other file for a pickle and report that, which misleads.
+        if magic != b"PK\x03\x04":
+            raise InputError(f"{p.name}: not an .npz archive; save one with np.savez(path, X=..., y=...)")
+        with np.load(p, allow_pickle=False) as z:
+            keys = set(z.files)
+            missing = [k for k in ("X", "y") if k not in keys]
+            if missing:
+                found = ", ".join(sorted(keys)) or "nothing"
+                raise InputError(f"{p.name}: missing array {missing[0]!r} (found: {found}); expected X, y")
+            extra = sorted(keys - set(allowed))
+            if extra:
+                raise InputError(f"{p.name}: unexpected array {extra[0]!r}; allowed: {', '.join(allowed)}")
+            arrays = {k: z[k] for k in keys}
+    except InputError:
+        raise
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise InputError(f"{p.name}: an array holds Python objects; save plain numeric arrays") from None
+        raise InputError(f"{p.name}: cannot read as .npz: {_oneline(e)}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise InputError(f"{p.name}: cannot read as .npz: {_oneline(e)}") from None
+    if "class_names" in arrays and arrays["class_names"].dtype.kind not in "US":
+        raise InputError(f"{p.name}: class_names must be an array of strings")
+    return arrays["X"], arrays["y"], arrays.get("lengths"), arrays.get("class_names")
+
+
+def _read_csv(p: Path) -> tuple[Array, Array, Array, Array | None]:
+    try:
+        with p.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError:
+        raise InputError(f"{p.name}: not a UTF-8 text file") from None
+    except (OSError, csv.Error) as e:
+        raise InputError(f"{p.name}: cannot read as CSV: {_oneline(e)}") from None
+    if not rows:
+        raise InputError(f"{p.name}: empty file; expected a header like {CSV_HEADER}")
+    header = [h.strip() for h in rows[0]]
+    if len(set(header)) != len(header):
+        raise InputError(f"{p.name}: duplicate column names in the header")
+    for col in ("sequence", "step"):
+        if col not in header:
+            raise InputError(f"{p.name}: missing column {col!r}; expected a header like {CSV_HEADER}")
+    label_cols = [c for c in ("label", "step_label") if c in header]
+    if len(label_cols) != 1:
+        raise InputError(
+            f"{p.name}: need exactly one column 'label' (per sequence) or 'step_label' (per step)"
+        )
+    per_step = label_cols[0] == "step_label"
+    i_seq, i_step, i_lab = header.index("sequence"), header.index("step"), header.index(label_cols[0])
+    feat_cols = [i for i, h in enumerate(header) if i not in (i_seq, i_step, i_lab)]
+    if not feat_cols:
+        raise InputError(f"{p.name}: no feature columns besides sequence, step and {label_cols[0]}")
+
+    seqs: dict[str, dict[int, tuple[str, list[float]]]] = {}
+    for line_no, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise InputError(f"{p.name} line {line_no}: {len(row)} fields, header has {len(header)}")
+        try:
+            step = int(row[i_step])
+        except ValueError:
+            raise InputError(f"{p.name} line {line_no}: step {row[i_step]!r} is not an integer") from None
+        feats = []
+        for i in feat_cols:
+            try:
+                feats.append(float(row[i]))
+            except ValueError:
+                raise InputError(f"{p.name} line {line_no}: {header[i]} {row[i]!r} is not a number") from None
+        steps = seqs.setdefault(row[i_seq].strip(), {})
+        if step in steps:
+            raise InputError(f"{p.name} line {line_no}: step {step} repeated in sequence {row[i_seq]!r}")
+        steps[step] = (row[i_lab].strip(), feats)
+    if not seqs:
+        raise InputError(f"{p.name}: no data rows after the header")
+
+    raw_labels: list[list[str]] = []
+    feats_per_seq: list[list[list[float]]] = []
+    for sid, steps in seqs.items():
+        if sorted(steps) != list(range(len(steps))):
+            raise InputError(f"{p.name}: sequence {sid!r} must have steps 0..{len(steps) - 1}, each once")
+        ordered = [steps[t] for t in range(len(steps))]
+        labels = [lab for lab, _ in ordered]
+        if not per_step and len(set(labels)) != 1:
+            raise InputError(
+                f"{p.name}: sequence {sid!r} has several labels; per-step labels go in 'step_label'"
+            )
+        raw_labels.append(labels)
+        feats_per_seq.append([f for _, f in ordered])
+
+    distinct = sorted({lab for labels in raw_labels for lab in labels})
+    class_names: Array | None = None
+    if all(_is_int(s) for s in distinct):
+        to_id = {s: int(s) for s in distinct}
+    else:
+        to_id = {s: i for i, s in enumerate(distinct)}
+        class_names = np.array(distinct)
+    lengths = np.array([len(f) for f in feats_per_seq], dtype=np.int64)
+    x = np.zeros((len(seqs), int(lengths.max()), len(feat_cols)), dtype=np.float64)
+    for i, steps_feats in enumerate(feats_per_seq):
+        x[i, : len(steps_feats)] = steps_feats
+    if per_step:
+        y = pad_tokens([[to_id[s] for s in labels] for labels in raw_labels], IGNORE)
+    else:
+        y = np.array([to_id[labels[0]] for labels in raw_labels], dtype=np.int64)
+    return x, y, lengths, class_names
+
+
+def _is_int(s: str) -> bool:
+    try:
+        int(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _as_int(a: Array, what: str, name: str) -> Array:
+    """Integer view of `a`; whole-valued floats (as pandas often writes labels) are accepted."""
+    if a.dtype.kind in "iub":
+        return a.astype(np.int64)
+    if a.dtype.kind == "f":
+        if not np.all(np.isfinite(a)) or not np.all(a == np.round(a)):
+            raise InputError(f"{name}: {what} must hold whole numbers, found fractional or NaN/Inf values")
+        return a.astype(np.int64)
+    raise InputError(f"{name}: {what} must be integers, got dtype {a.dtype}")
+
+
+def _user_dataset(
+    p: Path, x: Array, y: Array, lengths: Array | None, class_names: Array | None, rng: np.random.Generator
+) -> Dataset:
+    name = p.name
+    tokens = x.dtype.kind in "iu"
+    if x.dtype.kind not in "iufb":
+        raise InputError(f"{name}: X must be float features or integer tokens, got dtype {x.dtype}")
+    if x.ndim != (2 if tokens else 3):
+        want = "(N, T) for integer tokens" if tokens else "(N, T, I) for float features"
+        hint = "; for one feature per step use X[..., None]" if not tokens and x.ndim == 2 else ""
+        raise InputError(f"{name}: X must be {want}, got shape {x.shape}{hint}")
+    n, t_max = x.shape[0], x.shape[1]
+    if x.size == 0 or t_max == 0:
+        raise InputError(f"{name}: X is empty (shape {x.shape}); sequences need at least one step")
+    if n < MIN_SEQUENCES:
+        raise InputError(f"{name}: only {n} sequences; train/val/test need at least {MIN_SEQUENCES}")
+
+    lengths = np.full(n, t_max, dtype=np.int64) if lengths is None else _as_int(lengths, "lengths", name)
+    if lengths.shape != (n,):
+        raise InputError(f"{name}: lengths must have shape ({n},) to match X, got {lengths.shape}")
+    if lengths.min() < 1 or lengths.max() > t_max:
+        first = int(np.flatnonzero((lengths < 1) | (lengths > t_max))[0])
+        raise InputError(f"{name}: lengths must be in 1..{t_max}; sequence {first} has {lengths[first]}")
+    valid = step_mask(lengths, t_max)
+
+    y = _as_int(y, "y", name)
+    if y.ndim == 1:
+        task = Task.MANY_TO_ONE
+        if y.shape != (n,):
+            raise InputError(f"{name}: y has {y.shape[0]} labels but X has {n} sequences")
+        used = y
+    elif y.ndim == 2:
+        task = Task.MANY_TO_MANY
+        if y.shape != (n, t_max):
+            raise InputError(f"{name}: per-step y must have shape {(n, t_max)} like X, got {y.shape}")
+        used = y[valid]
+        y = np.where(valid, y, IGNORE)
+    else:
+        raise InputError(f"{name}: y must be (N,) per sequence or (N, T) per step, got shape {y.shape}")
+    if used.min() < 0:
+        raise InputError(f"{name}: labels must be >= 0, found {used.min()}")
+    if len(np.unique(used)) < 2:
+        raise InputError(f"{name}: need at least 2 classes, every label is {used[0]}")
+    num_classes = int(used.max()) + 1
+    if class_names is not None:
+        if class_names.ndim != 1 or len(class_names) < num_classes:
+            raise InputError(f"{name}: class_names must list at least {num_classes} names, one per class id")
+        names = tuple(str(c) for c in class_names)
+        num_classes = len(names)
+    else:
+        names = tuple(str(i) for i in range(num_classes))
+
+    if tokens:
+        ids = x[valid]
+        if ids.min() < 1 or ids.max() >= MAX_TOKEN:
+            found = f"{ids.min()}..{ids.max()}"
+            raise InputError(f"{name}: token ids must be in 1..{MAX_TOKEN - 1} (0 is padding), found {found}")
+        x = np.where(valid, x, PAD).astype(np.int64)
+    else:
+        bad = ~np.isfinite(x) & valid[..., None]
+        if bad.any():
+            first = int(np.argwhere(bad)[0, 0])
+            raise InputError(f"{name}: X has {int(bad.sum())} NaN/Inf values, first in sequence {first}")
+
+    idx = three_way(n, 0.15, 0.15, rng, y if task == Task.MANY_TO_ONE else None)
+    parts = [(x[i], y[i], lengths[i]) for i in idx]
+    source, licence = f"user file {p}", "user-supplied"
+    if not tokens:
+        # Padding may hold anything (NaN included); normalize() zeroes it.
+        return feature_dataset(p.stem, task, names, parts, source, licence)
+    vocab = ("<pad>", *(str(i) for i in range(1, int(x.max()) + 1)))
+    return token_dataset(p.stem, task, vocab, names, parts, source, licence)
+
+
+def _oneline(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
