@@ -5,7 +5,6 @@ instruction counts (two step counts differenced so start-up and set-up cancel).
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import tempfile
@@ -14,13 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgernn.artifacts import write_text
 from edgernn.backends.c.build import Build, Compiler, cached, run_tool
 from edgernn.backends.c.codegen import c_runtime_dir
-from edgernn.backends.c.header import descriptor_name, header_prefix
+from edgernn.backends.c.header import descriptor_name, stage_header
 from edgernn.backends.c.host import CModel, compile_model
 from edgernn.bench.timing import Block, Settings
-from edgernn.errors import InputError, ToolchainError
+from edgernn.errors import ToolchainError
 
 DRIVER_SOURCE = Path("bench") / "bench_driver.c"
 # The harness (host.HOST_FLAGS) builds at -O2; -O3 is what a host application may well use,
@@ -41,20 +39,8 @@ def build_driver(
 ) -> Path:
     """Compile c_runtime/bench/bench_driver.c against one model header into an executable, cached
     by content in workdir. compiler: None discovers $CC (else cc)."""
-    try:
-        text = Path(header).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read the model header {header}: {e}") from None
-    if header_prefix(text) != prefix:
-        raise InputError(f"{header} was generated with the prefix {header_prefix(text)!r}, not {prefix!r}")
-    work = Path(workdir)
-    work.mkdir(parents=True, exist_ok=True)
-    # The build is keyed by its sources and flags, not by the header it includes: include a copy
-    # named by content, so a changed header at the same path never reuses a stale driver.
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
-    local = work / f"edgernn_under_test_{digest}.h"
-    if not local.exists():
-        write_text(local, text)
+    text, local = stage_header(header, prefix, workdir)
+    work = local.parent
     build = Build(
         compiler=compiler or Compiler.discover(),
         sources=(c_runtime_dir() / DRIVER_SOURCE,),

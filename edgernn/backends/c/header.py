@@ -6,8 +6,12 @@ C names and sizes here rather than each with its own regular expression.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+from pathlib import Path
 
+from edgernn.artifacts import write_text
 from edgernn.errors import InputError
 
 _STATE_TYPEDEF = re.compile(r"^\}\s*(\w+)_state_t;", re.MULTILINE)
@@ -39,3 +43,25 @@ def header_macro(text: str, name: str) -> int:
     if name not in macros:
         raise InputError(f"model.h defines no integer {header_prefix(text).upper()}_{name}")
     return macros[name]
+
+
+def stage_header(
+    header_path: str | os.PathLike[str], prefix: str | None, workdir: str | os.PathLike[str]
+) -> tuple[str, Path]:
+    """Read a generated header (checking its prefix when one is given) and copy it into workdir
+    under a name made of its content: no other folder on the include path can shadow it, and a
+    build keyed by its command line changes whenever the header does. Returns (text, copy)."""
+    try:
+        text = Path(header_path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read the model header {header_path}: {e}") from None
+    if prefix is not None and header_prefix(text) != prefix:
+        raise InputError(
+            f"{header_path} was generated with the prefix {header_prefix(text)!r}, not {prefix!r}"
+        )
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    local = work / f"edgernn_under_test_{hashlib.sha256(text.encode('utf-8')).hexdigest()[:20]}.h"
+    if not local.exists():
+        write_text(local, text)
+    return text, local

@@ -4,7 +4,6 @@ call it through ctypes, with the same inputs and outputs as the torch integer re
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,10 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgernn.artifacts import write_text
 from edgernn.backends.c.build import STRICT_WARNINGS, Build, Compiler, cached
 from edgernn.backends.c.codegen import c_runtime_dir, validate_prefix
-from edgernn.backends.c.header import descriptor_name, header_macros, header_prefix
+from edgernn.backends.c.header import descriptor_name, header_macros, stage_header
 from edgernn.config import Task
 from edgernn.contract.reference import IntResult
 from edgernn.errors import InputError, InternalError
@@ -257,22 +255,8 @@ def compile_model(
 ) -> CModel:
     """Build header + harness.c into a shared library in workdir (cached by content) and load it.
     cc: the compiler; None takes $CC, else cc."""
-    prefix = validate_prefix(prefix)
-    try:
-        text = Path(header_path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read the model header {header_path}: {e}") from None
-    if header_prefix(text) != prefix:
-        raise InputError(
-            f"{header_path} was generated with the prefix {header_prefix(text)!r}, not {prefix!r}"
-        )
-    work = Path(workdir)
-    work.mkdir(parents=True, exist_ok=True)
-    # A copy under a name no other folder on the include path can shadow, named by content.
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
-    local = work / f"edgernn_under_test_{digest}.h"
-    if not local.exists():
-        write_text(local, text)
+    text, local = stage_header(header_path, validate_prefix(prefix), workdir)
+    work = local.parent
     build = Build(
         compiler=Compiler.discover(cc),
         sources=(c_runtime_dir() / HARNESS,),

@@ -22,14 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgernn.artifacts import write_text
 from edgernn.backends.c.build import SANITIZERS, Build, Compiler, cached, compile_to, run_tool
 from edgernn.backends.c.codegen import c_runtime_dir, validate_prefix
-from edgernn.backends.c.header import descriptor_name, header_prefix
+from edgernn.backends.c.header import descriptor_name, stage_header
 from edgernn.backends.c.host import HARNESS, INFO_FIELDS, TASKS
 from edgernn.config import Task
 from edgernn.contract.reference import IntResult
-from edgernn.errors import EdgeRNNError, InputError, InternalError, ToolchainError
+from edgernn.errors import EdgeRNNError, InternalError, ToolchainError
 
 RUNNER = Path("fuzz") / "run_vectors.c"
 # -Wall -Wextra, not the host's -Werror set: the host library already holds the header to that,
@@ -168,22 +167,8 @@ def build_runner(
 ) -> SanitizedRunner:
     """Compile run_vectors.c (+ harness.c + the header) with ASan and UBSan into workdir, cached
     by content. cc: the compiler; None takes $CC, else cc."""
-    prefix = validate_prefix(prefix)
-    try:
-        text = Path(header_path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read the model header {header_path}: {e}") from None
-    if header_prefix(text) != prefix:
-        raise InputError(
-            f"{header_path} was generated with the prefix {header_prefix(text)!r}, not {prefix!r}"
-        )
-    work = Path(workdir)
-    work.mkdir(parents=True, exist_ok=True)
-    # The header under a name no other folder on the include path can shadow, named by content,
-    # so the build's cache key (its command line and source) changes with it.
-    local = work / f"edgernn_under_test_{hashlib.sha256(text.encode('utf-8')).hexdigest()[:20]}.h"
-    if not local.exists():
-        write_text(local, text)
+    text, local = stage_header(header_path, validate_prefix(prefix), workdir)
+    work = local.parent
     harness = c_runtime_dir() / HARNESS
     try:
         included = hashlib.sha256(harness.read_bytes()).hexdigest()[:12]  # not a source of its own
