@@ -275,7 +275,7 @@ def mcu(
         echo=row,
     )
     click.echo(table(results).split("\n")[-1])  # the rows are out already; add the footnote
-    update_report(directory, {"mcu": [r.to_json() for r in results]})
+    update_report(directory, {"mcu": [r.to_json() for r in results]}, wait=True)
     bad = [r for r in results if r.mismatches]
     if bad:
         first = bad[0]

@@ -843,7 +843,7 @@ def test_every_artifact_write_is_a_rename(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 # ---------------------------------------------------------------------------------------------
-# PREFIX_run lengths: 0, and beyond what the buffer holds (documented in model_api.h.in)
+# PREFIX_run lengths: 0, and beyond what the buffer holds (docs/hardening.md, edgernn_runtime.h)
 
 
 @pytest.mark.parametrize("bi", [False, True], ids=["unidirectional", "bidirectional"])

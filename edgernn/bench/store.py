@@ -41,7 +41,7 @@ def save_bench(out_dir: Path, result: dict[str, Any]) -> None:
 
     with exclusive(out_dir):
         write_text(out_dir / BENCH_JSON, json.dumps(result, indent=2, sort_keys=True) + "\n")
-    update_report(out_dir, {"bench": summary(result)})
+    update_report(out_dir, {"bench": summary(result)}, wait=True)
 
 
 def load_bench(out_dir: str | os.PathLike[str]) -> dict[str, Any] | None:

@@ -30,7 +30,7 @@ from edgernn.contract.constants import (
 )
 from edgernn.contract.meta import ModelMeta
 from edgernn.contract.model import QuantCell, QuantizedModel
-from edgernn.errors import InputError, QuantizationError
+from edgernn.errors import InputError, InternalError, QuantizationError
 from edgernn.train.model import EdgeRNN
 
 
@@ -153,7 +153,8 @@ def quantize_model(
             w_ih, w_hh = sd["weight_ih" + sfx], sd["weight_hh" + sfx]
             b = sd["bias_ih" + sfx] + sd["bias_hh" + sfx]
             if layer == 0 and cfg.tokens:
-                assert model.embedding is not None
+                if model.embedding is None:
+                    raise InternalError("a token model without an embedding reached quantize_model")
                 emb = model.embedding.weight.detach().double().numpy()
                 cells.append(quantize_token_cell(emb, w_ih, w_hh, b))
             else:

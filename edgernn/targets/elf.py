@@ -2,7 +2,7 @@
 
 Enough to size a model's object file, list what it needs from outside (undefined symbols), find
 the harness's functions and globals, and load an image into an emulator. Nothing else is parsed;
-a file that is not ELF32 little-endian is refused with an InputError.
+a file that is not ELF32 little-endian is refused with a ToolchainError (edgernn built it).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgernn.errors import InputError
+from edgernn.errors import ToolchainError
 
 SHT_SYMTAB = 2
 SHT_NOBITS = 8
@@ -69,7 +69,9 @@ class Segment:
 class Elf:
     def __init__(self, data: bytes, name: str = "<bytes>") -> None:
         if data[:4] != b"\x7fELF" or data[4] != 1 or data[5] != 1:
-            raise InputError(f"{name} is not a 32-bit little-endian ELF file")
+            raise ToolchainError(
+                f"{name} is not a 32-bit little-endian ELF file: the cross-compiler wrote something else"
+            )
         self.data = data
         self.name = name
         (_, _, _, _, phoff, shoff, _, _, phentsize, phnum, shentsize, shnum, shstrndx) = struct.unpack_from(
@@ -111,7 +113,7 @@ class Elf:
         for s in self.symbols:
             if s.name == name and s.shndx != SHN_UNDEF:
                 return s
-        raise InputError(f"{self.name} has no symbol {name!r}")
+        raise ToolchainError(f"{self.name} has no symbol {name!r}: the image was not linked as expected")
 
     def undefined(self) -> list[str]:
         """Names this file needs from elsewhere (what a linker would have to find in a library)."""

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgernn.errors import EdgeRNNError
+from edgernn.errors import CheckFailed
 from edgernn.targets.base import MemoryMap, UnicornCore
 from edgernn.targets.elf import Elf
 from edgernn.targets.toolchain import ToolMissing
@@ -31,10 +31,8 @@ TIMEOUT_US = 120_000_000  # a runaway loop or a fault handler spinning is report
 PIP_HINT = "pip install 'edgernn[mcu]' for the pip-only path"
 
 
-class EmulatorFault(EdgeRNNError):
+class EmulatorFault(CheckFailed):
     """The code faulted or ran away on the emulator (exit 1: the C is wrong for this target)."""
-
-    exit_code = 1
 
 
 def _import(name: str) -> Any:

@@ -18,7 +18,7 @@
  *   task: many-to-one
  *   vocab: []
  *
- * Quantization (integer contract: DESIGN.md):
+ * Quantization (integer contract: docs/integer-contract.md in edgernn):
  *   layer 0 forward: shift n = 36, input via int8 W_ih
  *   input scales s_x: 12 per feature, min 0.0210298, max 0.0306561; x_q = sat127(round(x / s_x))
  *   input normalisation: (raw - mean) / std, stored
@@ -32,33 +32,47 @@
 
 /* One model per prefix and translation unit: a second, different model with this prefix
  * stops the build here (the guard would otherwise drop it without a word). */
-#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 101429823
+#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 67613362
 #error "two different edgernn models use the C prefix japanese_vowels in one translation unit; regenerate one with another --prefix"
 #endif
 #ifndef JAPANESE_VOWELS_MODEL_H
 #define JAPANESE_VOWELS_MODEL_H
-#define JAPANESE_VOWELS_MODEL_ID 101429823 /* identifies this model (a hash of the header) */
+#define JAPANESE_VOWELS_MODEL_ID 67613362 /* identifies this model (a hash of the header) */
 
 /*
- * Usage (one header, nothing to link; C99 or C++; no malloc, stdio, libm, memset, memcpy):
+ * Usage (C99 or C++; no malloc, stdio, libm, memset, memcpy). In exactly one .c/.cpp file:
+ *     #define EDGERNN_IMPLEMENTATION   // the weight tables and the tanh table, once per program
+ *     #include "model.h"
+ * Every other file includes model.h alone and calls the same functions:
  *     static japanese_vowels_state_t st;               // JAPANESE_VOWELS_STATE_BYTES of RAM, caller-owned
  *     japanese_vowels_init(&st);
  *     japanese_vowels_quantize_input(sample_f32, x);   // or produce int8 x directly
  *     japanese_vowels_step(&st, x);                    // once per sample, e.g. from a sensor task
  *     cls = japanese_vowels_classify(&st, logits);     // after the last step
+ * Code written for any model passes the descriptor &japanese_vowels_model to the prefix-free edgernn_*
+ * API declared below (edgernn_init, edgernn_step, edgernn_run, edgernn_classify, ...).
  */
 
 /* ======== edgernn runtime (c_runtime/edgernn_runtime.h, embedded, shared by all models) ===== */
 /*
- * edgernn_runtime.h -- the integer kernels shared by every model header that edgernn generates.
+ * edgernn_runtime.h -- the generic int8 RNN core shared by every model header edgernn generates.
  *
- * Hand-written C99. A generated model.h embeds this file verbatim, so a user still includes one
- * header and links nothing. The file is include-guarded: any number of model headers (each with
- * its own prefix) can share one translation unit, and these kernels and the tanh table exist once.
+ * Hand-written C99 (also valid C++). A generated model.h embeds this file verbatim, so a user
+ * includes one header and links nothing else. In the style of the stb headers:
  *
- * What it implements is edgernn's integer contract (DESIGN.md, "Integer contract"); the torch
- * reference edgernn.quant.int_forward is the oracle and the tests require identical integers.
- * Per layer, direction and step, for every hidden unit j:
+ *   - the code (every file that includes it): return codes, the model descriptor
+ *     edgernn_model_t, the kernels and the prefix-free API edgernn_init/step/step_token/run/
+ *     run_tokens/logits/classify/generate/quantize_input, all static inline and each taking a
+ *     descriptor. Every model header adds its descriptor, PREFIX_model (static const, so the
+ *     compiler folds the model's shapes into the code that runs it), and one-line PREFIX_*
+ *     wrappers. Code is emitted only in the files that call it.
+ *   - the data: the tanh table here and every model's weight tables, defined only in the one
+ *     translation unit that defines EDGERNN_IMPLEMENTATION before including the model header(s),
+ *     so a program holds one copy of each table however many files include the header.
+ *
+ * What it implements is edgernn's integer contract (docs/integer-contract.md); the torch
+ * reference edgernn.contract.reference.int_forward is the oracle and the tests require identical
+ * integers. Per layer, direction and step, for every hidden unit j:
  *
  *     acc_x[j] = sum_i W_ih[j][i] * x[i] + b[j]     int32 (token input: acc_x = table[token][j])
  *     acc_h[j] = sum_k W_hh[j][k] * h[k]             int32
@@ -77,17 +91,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Bumped whenever a kernel's behaviour or signature changes; model headers check it. */
-#define EDGERNN_RUNTIME_VERSION 1
+/* Bumped whenever a kernel's behaviour, the descriptor or a signature changes; model headers
+ * check it. */
+#define EDGERNN_RUNTIME_VERSION 2
 
 /* Return codes. Plain macros, not an enum: arm-none-eabi-gcc defaults to short enums and
  * clang does not, so enums in an API change its ABI between compilers. */
 #define EDGERNN_OK 0
-#define EDGERNN_ERR_BUFFER (-1) /* run: buf is NULL or smaller than PREFIX_RUN_BUF_BYTES(T) */
-#define EDGERNN_ERR_TOKEN (-2)  /* a token id outside [0, PREFIX_VOCAB_SIZE) */
+#define EDGERNN_ERR_BUFFER (-1) /* run: buf is NULL or smaller than edgernn_run_buf_bytes(m, T) */
+#define EDGERNN_ERR_TOKEN (-2)  /* a token id outside [0, vocab_size) */
 #define EDGERNN_ERR_NULL (-3)   /* a required pointer is NULL */
+#define EDGERNN_ERR_MODEL (-4)  /* the call does not fit the model: a step of a bidirectional model,
+                                 * a token call on a feature model or the reverse */
 
-/* Values of PREFIX_TASK. */
+/* Values of edgernn_model_t.task (and PREFIX_TASK). */
 #define EDGERNN_TASK_MANY_TO_ONE 1  /* one output after the whole sequence */
 #define EDGERNN_TASK_MANY_TO_MANY 2 /* one output per step */
 #define EDGERNN_TASK_ONE_TO_MANY 3  /* generative: each output token is the next input */
@@ -98,8 +115,11 @@
 #define EDGERNN_LUT_SIZE 1024      /* one int8 entry per clamped z */
 #define EDGERNN_OFFSET_BITS 62     /* |v| < 2^61, so v + 2^62 + 2^(n-1) is positive and < 2^64 */
 
-/* int32 words of stack scratch that one cell step needs: acc_h and acc_x, one per hidden unit. */
+/* int32 words of scratch that a step or run needs (acc_h and acc_x, one per hidden unit), and
+ * that generation needs (the same plus one logit per class). The caller provides them, usually
+ * on its stack: the PREFIX_* wrappers do, with sizes known at compile time. */
 #define EDGERNN_SCRATCH_WORDS(hidden) (2 * (hidden))
+#define EDGERNN_GENERATE_SCRATCH_WORDS(hidden, classes) (2 * (hidden) + (classes))
 
 /* One layer and direction of the RNN, as the generated header lays it out in flash. */
 typedef struct {
@@ -114,75 +134,109 @@ typedef struct {
     int32_t shift;        /* n, 1..40: v is scaled by 2^-n */
 } edgernn_cell_t;
 
-/* LUT[k] = round_half_away(127 * tanh((k - 512) / 128)), k = z + 512. The same for every
- * model (edgernn.quant.tanh_lut). The full table is kept rather than half of it (tanh is odd):
- * it costs 512 bytes of flash and saves a branch and a negation per hidden unit and step. */
-static const int8_t edgernn_tanh_lut[EDGERNN_LUT_SIZE] = {
-    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
-    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
-    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
-    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
-    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
-    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
-    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
-    -127, -127, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126,
-    -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126,
-    -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126,
-    -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126,
-    -126, -126, -126, -126, -126, -126, -126, -126, -125, -125, -125, -125, -125, -125, -125, -125,
-    -125, -125, -125, -125, -125, -125, -125, -125, -125, -125, -125, -125, -125, -125, -125, -125,
-    -125, -125, -125, -125, -125, -125, -125, -125, -125, -124, -124, -124, -124, -124, -124, -124,
-    -124, -124, -124, -124, -124, -124, -124, -124, -124, -124, -124, -124, -124, -124, -124, -123,
-    -123, -123, -123, -123, -123, -123, -123, -123, -123, -123, -123, -123, -123, -123, -123, -123,
-    -122, -122, -122, -122, -122, -122, -122, -122, -122, -122, -122, -122, -122, -121, -121, -121,
-    -121, -121, -121, -121, -121, -121, -121, -121, -120, -120, -120, -120, -120, -120, -120, -120,
-    -120, -119, -119, -119, -119, -119, -119, -119, -119, -118, -118, -118, -118, -118, -118, -118,
-    -118, -117, -117, -117, -117, -117, -117, -116, -116, -116, -116, -116, -116, -115, -115, -115,
-    -115, -115, -115, -114, -114, -114, -114, -114, -113, -113, -113, -113, -113, -112, -112, -112,
-    -112, -112, -111, -111, -111, -111, -110, -110, -110, -110, -109, -109, -109, -109, -108, -108,
-    -108, -107, -107, -107, -107, -106, -106, -106, -105, -105, -105, -104, -104, -104, -103, -103,
-    -103, -102, -102, -102, -101, -101, -101, -100, -100, -100,  -99,  -99,  -98,  -98,  -98,  -97,
-     -97,  -96,  -96,  -95,  -95,  -95,  -94,  -94,  -93,  -93,  -92,  -92,  -91,  -91,  -90,  -90,
-     -89,  -89,  -88,  -88,  -87,  -87,  -86,  -86,  -85,  -85,  -84,  -84,  -83,  -82,  -82,  -81,
-     -81,  -80,  -79,  -79,  -78,  -78,  -77,  -76,  -76,  -75,  -74,  -74,  -73,  -72,  -72,  -71,
-     -70,  -70,  -69,  -68,  -68,  -67,  -66,  -65,  -65,  -64,  -63,  -63,  -62,  -61,  -60,  -59,
-     -59,  -58,  -57,  -56,  -56,  -55,  -54,  -53,  -52,  -51,  -51,  -50,  -49,  -48,  -47,  -46,
-     -46,  -45,  -44,  -43,  -42,  -41,  -40,  -39,  -38,  -38,  -37,  -36,  -35,  -34,  -33,  -32,
-     -31,  -30,  -29,  -28,  -27,  -26,  -25,  -24,  -24,  -23,  -22,  -21,  -20,  -19,  -18,  -17,
-     -16,  -15,  -14,  -13,  -12,  -11,  -10,   -9,   -8,   -7,   -6,   -5,   -4,   -3,   -2,   -1,
-       0,    1,    2,    3,    4,    5,    6,    7,    8,    9,   10,   11,   12,   13,   14,   15,
-      16,   17,   18,   19,   20,   21,   22,   23,   24,   24,   25,   26,   27,   28,   29,   30,
-      31,   32,   33,   34,   35,   36,   37,   38,   38,   39,   40,   41,   42,   43,   44,   45,
-      46,   46,   47,   48,   49,   50,   51,   51,   52,   53,   54,   55,   56,   56,   57,   58,
-      59,   59,   60,   61,   62,   63,   63,   64,   65,   65,   66,   67,   68,   68,   69,   70,
-      70,   71,   72,   72,   73,   74,   74,   75,   76,   76,   77,   78,   78,   79,   79,   80,
-      81,   81,   82,   82,   83,   84,   84,   85,   85,   86,   86,   87,   87,   88,   88,   89,
-      89,   90,   90,   91,   91,   92,   92,   93,   93,   94,   94,   95,   95,   95,   96,   96,
-      97,   97,   98,   98,   98,   99,   99,  100,  100,  100,  101,  101,  101,  102,  102,  102,
-     103,  103,  103,  104,  104,  104,  105,  105,  105,  106,  106,  106,  107,  107,  107,  107,
-     108,  108,  108,  109,  109,  109,  109,  110,  110,  110,  110,  111,  111,  111,  111,  112,
-     112,  112,  112,  112,  113,  113,  113,  113,  113,  114,  114,  114,  114,  114,  115,  115,
-     115,  115,  115,  115,  116,  116,  116,  116,  116,  116,  117,  117,  117,  117,  117,  117,
-     118,  118,  118,  118,  118,  118,  118,  118,  119,  119,  119,  119,  119,  119,  119,  119,
-     120,  120,  120,  120,  120,  120,  120,  120,  120,  121,  121,  121,  121,  121,  121,  121,
-     121,  121,  121,  121,  122,  122,  122,  122,  122,  122,  122,  122,  122,  122,  122,  122,
-     122,  123,  123,  123,  123,  123,  123,  123,  123,  123,  123,  123,  123,  123,  123,  123,
-     123,  123,  124,  124,  124,  124,  124,  124,  124,  124,  124,  124,  124,  124,  124,  124,
-     124,  124,  124,  124,  124,  124,  124,  124,  125,  125,  125,  125,  125,  125,  125,  125,
-     125,  125,  125,  125,  125,  125,  125,  125,  125,  125,  125,  125,  125,  125,  125,  125,
-     125,  125,  125,  125,  125,  125,  125,  125,  125,  126,  126,  126,  126,  126,  126,  126,
-     126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,
-     126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,
-     126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,
-     126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  127,
-     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
-     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
-     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
-     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
-     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
-     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
-     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
-};
+/* A whole model: what the prefix-free API needs to run it. Each model header defines one,
+ * PREFIX_model, in flash. The state a caller owns is num_layers * num_directions * hidden_size
+ * int8 values, row layer * num_directions + direction (torch's h_n order), at scale 1/127.
+ * Small fields are narrow and last, so the struct has no padding on 32- or 64-bit targets. */
+typedef struct {
+    const edgernn_cell_t *cells;  /* [num_layers * num_directions], index layer * dirs + dir */
+    const int8_t *head_w;         /* [num_classes][num_directions * hidden_size], one scale */
+    const int32_t *head_b;        /* [num_classes] at scale head_scale */
+    const float *input_inv_scale; /* [input_size]: 1 / s_x per feature; NULL for a token model */
+    const float *norm_mean;       /* [input_size] training-data mean, or NULL: none stored */
+    const float *norm_std;        /* [input_size] training-data std, or NULL */
+    float head_scale;             /* a logit as a float is logit_q * head_scale */
+    uint32_t sample_step;         /* logit_q units per factor 2^(1/4) at temperature 1 */
+    int32_t input_size;           /* int8 features per step; 0 for a token model */
+    int32_t vocab_size;           /* token ids 0 .. vocab_size - 1; 0 for a feature model */
+    int32_t end_token;            /* generation stops when it produces this token; -1: never */
+    int16_t hidden_size;          /* hidden units per layer and direction */
+    int16_t num_classes;          /* head outputs */
+    int8_t num_layers;
+    int8_t num_directions;        /* 2: bidirectional (no single step, only run) */
+    int8_t task;                  /* EDGERNN_TASK_* */
+    int8_t reserved;              /* 0 */
+} edgernn_model_t;
+
+/* The tanh table LUT[k] = round_half_away(127 * tanh((k - 512) / 128)), k = z + 512: the same
+ * for every model (edgernn.contract.constants.tanh_lut), defined once per program (where
+ * EDGERNN_IMPLEMENTATION is defined). */
+#ifdef __cplusplus
+extern "C" const int8_t edgernn_tanh_lut[EDGERNN_LUT_SIZE];
+#else
+extern const int8_t edgernn_tanh_lut[EDGERNN_LUT_SIZE];
+#endif
+
+/* EDGERNN_INLINE: the API's glue between a descriptor and the kernels. Always inlined under GCC
+ * and clang, so that a call with a model's own descriptor folds the shapes before the compiler
+ * decides how to specialise the kernels (GCC otherwise keeps the calls generic: +4 % instructions
+ * per step and +350 B of code measured on Cortex-M4). */
+#if defined(__GNUC__)
+#define EDGERNN_INLINE static inline __attribute__((always_inline))
+#else
+#define EDGERNN_INLINE static inline
+#endif
+
+/* The prefix-free API. Every function is static inline and reads the model only through its
+ * descriptor: called with a model's own descriptor (&PREFIX_model, as the PREFIX_* wrappers do),
+ * a compiler folds the shapes into the code; called with a pointer it cannot see through, the
+ * same code runs any model. */
+
+/* Bytes of the caller-owned state, and of a run buffer for `steps` steps (0 if that overflows
+ * size_t). */
+EDGERNN_INLINE size_t edgernn_state_bytes(const edgernn_model_t *m);
+EDGERNN_INLINE size_t edgernn_run_buf_bytes(const edgernn_model_t *m, size_t steps);
+
+/* The all-zero state (what torch uses when no h0 is given). */
+EDGERNN_INLINE void edgernn_init(const edgernn_model_t *m, int8_t *state);
+
+/* One time step of every layer of a unidirectional model, in place. x is one int8 input vector
+ * (feature model), token one id (token model). scratch: EDGERNN_SCRATCH_WORDS(hidden_size)
+ * words. Returns EDGERNN_OK, EDGERNN_ERR_TOKEN (state untouched) or EDGERNN_ERR_MODEL. */
+EDGERNN_INLINE int edgernn_step(const edgernn_model_t *m, int8_t *state, const int8_t *x,
+                                int32_t *scratch);
+EDGERNN_INLINE int edgernn_step_token(const edgernn_model_t *m, int8_t *state, int32_t token,
+                                      int32_t *scratch);
+
+/* A whole sequence of `steps` steps, continuing from *state. Unidirectional: buf is NULL or
+ * receives every layer's state after every step, [layer][step][hidden]. Bidirectional: buf is
+ * required and receives every layer's output, [layer][step][forward | backward][hidden], and
+ * the backward direction starts from its state as if after the end. logits: NULL, or the head
+ * on the final state (many-to-one, [num_classes]) or after every step (otherwise,
+ * [steps][num_classes]). Returns EDGERNN_OK; EDGERNN_ERR_BUFFER if buf is too small (or NULL
+ * when required); EDGERNN_ERR_NULL if state or the input is NULL; EDGERNN_ERR_TOKEN for an
+ * invalid token; EDGERNN_ERR_MODEL for the wrong input kind. On an error *state is untouched;
+ * steps == 0 does nothing and returns EDGERNN_OK. scratch: EDGERNN_SCRATCH_WORDS words. */
+EDGERNN_INLINE int edgernn_run(const edgernn_model_t *m, int8_t *state, const int8_t *x, size_t steps,
+                               int8_t *buf, size_t buf_bytes, int32_t *logits, int32_t *scratch);
+EDGERNN_INLINE int edgernn_run_tokens(const edgernn_model_t *m, int8_t *state, const int32_t *tokens,
+                                      size_t steps, int8_t *buf, size_t buf_bytes, int32_t *logits,
+                                      int32_t *scratch);
+
+/* The head on the top layer's state: out[c] = logit of class c, int32 at scale head_scale.
+ * Integer argmax of out is the float model's argmax up to rounding (one scale for all classes).
+ * classify also returns the argmax; ties go to the lowest index. A bidirectional model's state
+ * after edgernn_run holds the forward state after the last step and the backward state after
+ * reading the whole sequence. */
+EDGERNN_INLINE void edgernn_logits(const edgernn_model_t *m, const int8_t *state, int32_t *out);
+EDGERNN_INLINE int32_t edgernn_classify(const edgernn_model_t *m, const int8_t *state, int32_t *logits);
+
+/* One-to-many generation from *state: feeds start_token, then each output back as the next
+ * input, writing outputs until end_token is produced (not written) or max_len were written.
+ * Returns how many were written; 0 if start_token is invalid. seed 0: greedy (argmax, ties to
+ * the lowest id); else sampling at temperature 1 with the integer rule of edgernn_sample_s32 and
+ * xorshift32 seeded with `seed`: the same seed gives the same tokens.
+ * scratch: EDGERNN_GENERATE_SCRATCH_WORDS(hidden_size, num_classes) words. */
+static inline size_t edgernn_generate(const edgernn_model_t *m, int8_t *state, int32_t start_token,
+                                     int32_t *out, size_t max_len, uint32_t seed, int32_t *scratch);
+
+/* Float input to int8: normalises raw as the training data was (if the model stores a
+ * normalisation), then x * 1/s_x in float32, rounded half away from zero, saturated to +-127;
+ * exactly edgernn.contract.quantize.quantize_inputs. A token model has no float input: no-op. */
+static inline void edgernn_quantize_input(const edgernn_model_t *m, const float *raw, int8_t *xq);
+
+/* An int32 logit as a float: logit_q * head_scale. */
+EDGERNN_INLINE float edgernn_dequantize_logit(const edgernn_model_t *m, int32_t logit_q);
 
 /* ---------------------------------------------------------------------------------------------
  * State handling
@@ -302,7 +356,7 @@ static inline void edgernn_zero_s8(int8_t *p, size_t n)
  * four rows instead of per two). The accumulators are scalars, never an array, so that neither
  * compiler keeps them in memory between the set-up and the loop. */
 static inline void edgernn_dot4_dsp(const int8_t *w, const int8_t *x, const int32_t *bias, int32_t cols,
-                                    int32_t *out)
+                                                  int32_t *out)
 {
     const int8_t *p0 = w;
     const int8_t *p2 = w + 2 * cols;
@@ -342,7 +396,7 @@ static inline void edgernn_dot4_dsp(const int8_t *w, const int8_t *x, const int3
 
 /* Two rows: the pair loop's kernel, for the shapes and last rows the four-row pass leaves. */
 static inline void edgernn_dot2_dsp(const int8_t **w0, const int8_t **w1, const int8_t **x, int32_t cols,
-                                    int32_t *acc0, int32_t *acc1)
+                                                  int32_t *acc0, int32_t *acc1)
 {
     const int8_t *p0 = *w0;
     const int8_t *p1 = *w1;
@@ -391,7 +445,7 @@ static inline void edgernn_dot2_dsp(const int8_t **w0, const int8_t **w1, const 
     "add    " a ", %[t]\n\t"
 
 static inline void edgernn_dot_v6m(const int8_t *w, const int8_t *x, const int32_t *bias, int32_t rows,
-                                   int32_t cols, int32_t *out)
+                                                 int32_t cols, int32_t *out)
 {
     const int8_t *x_end = x + cols;
     const int8_t *w0_end = w + cols;
@@ -503,7 +557,7 @@ static inline void edgernn_dot_v6m(const int8_t *w, const int8_t *x, const int32
 
 /* rows >= 3, cols >= 1; bias may be NULL. */
 static inline int32_t edgernn_dot3_passes_v6m(const int8_t *w, const int8_t *x, const int32_t *bias,
-                                              int32_t rows, int32_t cols, int32_t *out)
+                                                            int32_t rows, int32_t cols, int32_t *out)
 {
     const int8_t *x_end = x + cols;
     const int8_t *w0 = w + cols;
@@ -764,7 +818,7 @@ static inline int32_t edgernn_lut_index(int32_t k)
  * rec, when not NULL, receives a copy of the new state (a run buffer), written in the same pass
  * rather than by a copy loop that a compiler could turn into memcpy. */
 static inline void edgernn_tanh_requantize(const edgernn_cell_t *cell, const int32_t *acc_x,
-                                           const int32_t *acc_h, int8_t *h, int8_t *rec)
+                                                         const int32_t *acc_h, int8_t *h, int8_t *rec)
 {
     const uint32_t n = (uint32_t)cell->shift;
     const int32_t *m_x = cell->m_x;
@@ -856,7 +910,7 @@ static inline int32_t edgernn_argmax_s32(const int32_t *v, int32_t n)
  * Float input
  */
 
-/* The float -> int8 input rule, identical to edgernn.quant.quantize_inputs: t = x * inv_scale
+/* The float -> int8 input rule, identical to edgernn.contract.quantize.quantize_inputs: t = x * inv_scale
  * in float32, rounded half away from zero, saturated to +-127. NaN gives 0.
  *
  * No libm (roundf and lroundf live there) and no room for a fused multiply-add: the product t is
@@ -951,9 +1005,324 @@ static inline int32_t edgernn_sample_s32(const int32_t *logits, int32_t n, uint3
     return best; /* not reached: r < total */
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * The prefix-free API (declared at the top of this file)
+ */
+
+EDGERNN_INLINE size_t edgernn_state_bytes(const edgernn_model_t *m)
+{
+    return (size_t)m->num_layers * (size_t)m->num_directions * (size_t)m->hidden_size;
+}
+
+EDGERNN_INLINE size_t edgernn_run_buf_bytes(const edgernn_model_t *m, size_t steps)
+{
+    const size_t per_step = edgernn_state_bytes(m);
+    return (steps <= (size_t)-1 / per_step) ? steps * per_step : 0u;
+}
+
+EDGERNN_INLINE void edgernn_init(const edgernn_model_t *m, int8_t *state)
+{
+    edgernn_zero_s8(state, edgernn_state_bytes(m));
+}
+
+/* Every layer of a unidirectional model one step on: layer 0 reads x or token, each deeper layer
+ * the new state of the layer below. rec, if not NULL, receives layer l's new state at
+ * rec + l * rec_stride. The loop walks a cell pointer and tests at the end: with a model's own
+ * descriptor the compiler then proves a one-layer loop runs once and calls the kernel with a
+ * constant cell, which it specialises (GCC does not for a counted loop). */
+EDGERNN_INLINE void edgernn_advance(const edgernn_model_t *m, int8_t *state, const int8_t *x, int32_t token,
+                                    int8_t *rec, size_t rec_stride, int32_t *scratch)
+{
+    const size_t hidden = (size_t)m->hidden_size;
+    const edgernn_cell_t *cell = m->cells;
+    const edgernn_cell_t *const end = m->cells + m->num_layers;
+    const int8_t *in = x;
+    int8_t *h = state;
+    do {
+        edgernn_cell_step(cell, in, token, h, rec, scratch);
+        in = h;
+        h += hidden;
+        rec = (rec != NULL) ? rec + rec_stride : NULL;
+    } while (++cell != end);
+}
+
+EDGERNN_INLINE int edgernn_step(const edgernn_model_t *m, int8_t *state, const int8_t *x,
+                                int32_t *scratch)
+{
+    if (m->num_directions != 1 || m->vocab_size != 0) {
+        return EDGERNN_ERR_MODEL;
+    }
+    edgernn_advance(m, state, x, 0, NULL, 0, scratch);
+    return EDGERNN_OK;
+}
+
+EDGERNN_INLINE int edgernn_step_token(const edgernn_model_t *m, int8_t *state, int32_t token,
+                                      int32_t *scratch)
+{
+    if (m->num_directions != 1 || m->vocab_size == 0) {
+        return EDGERNN_ERR_MODEL;
+    }
+    if (token < 0 || token >= m->vocab_size) {
+        return EDGERNN_ERR_TOKEN;
+    }
+    edgernn_advance(m, state, NULL, token, NULL, 0, scratch);
+    return EDGERNN_OK;
+}
+
+EDGERNN_INLINE void edgernn_logits(const edgernn_model_t *m, const int8_t *state, int32_t *out)
+{
+    /* The top layer's rows of the state, [forward | backward], are adjacent in memory. */
+    const int32_t width = (int32_t)m->num_directions * m->hidden_size;
+    const int8_t *top = state + (size_t)(m->num_layers - 1) * (size_t)width;
+    edgernn_matvec_s8(m->head_w, top, m->head_b, m->num_classes, width, out);
+}
+
+EDGERNN_INLINE int32_t edgernn_classify(const edgernn_model_t *m, const int8_t *state, int32_t *logits)
+{
+    edgernn_logits(m, state, logits);
+    return edgernn_argmax_s32(logits, m->num_classes);
+}
+
+/* The bidirectional run: layer by layer over the whole sequence, forward then backward; the
+ * backward state after reading steps t..T-1 is the output at step t, stored beside the forward
+ * one, and each layer reads the one below from buf. */
+EDGERNN_INLINE void edgernn_run_bidirectional(const edgernn_model_t *m, int8_t *state, const int8_t *x,
+                                              const int32_t *tokens, size_t steps, int8_t *buf,
+                                              int32_t *scratch)
+{
+    const size_t hidden = (size_t)m->hidden_size;
+    const size_t row = 2u * hidden; /* one step of one layer's output: [forward | backward] */
+    const size_t input = (size_t)m->input_size;
+    const int token_input = m->vocab_size != 0; /* folds to a constant with a model's descriptor */
+    int32_t layer;
+    size_t t;
+    if (buf == NULL) {
+        /* edgernn_run_any has refused this already. Testing again lets the compiler prove every
+         * record pointer below non-null, whatever it has folded by then: clang drops a null test
+         * and two spills from the requantize loop (6 % fewer instructions a step on Cortex-M4). */
+        return;
+    }
+    for (layer = 0; layer < m->num_layers; ++layer) {
+        const edgernn_cell_t *forward = &m->cells[2 * layer];
+        const edgernn_cell_t *backward = &m->cells[2 * layer + 1];
+        int8_t *h_fwd = state + (size_t)(2 * layer) * hidden;
+        int8_t *h_bwd = h_fwd + hidden;
+        int8_t *out = buf + (size_t)layer * steps * row;
+        const int8_t *below = (layer > 0) ? out - steps * row : NULL;
+        for (t = 0; t < steps; ++t) {
+            const int8_t *in = (layer > 0) ? below + t * row : token_input ? NULL : x + t * input;
+            const int32_t token = (layer == 0 && token_input) ? tokens[t] : 0;
+            edgernn_cell_step(forward, in, token, h_fwd, out + t * row, scratch);
+        }
+        for (t = steps; t-- > 0;) {
+            const int8_t *in = (layer > 0) ? below + t * row : token_input ? NULL : x + t * input;
+            const int32_t token = (layer == 0 && token_input) ? tokens[t] : 0;
+            edgernn_cell_step(backward, in, token, h_bwd, out + t * row + hidden, scratch);
+        }
+    }
+}
+
+/* edgernn_run and edgernn_run_tokens: x for a feature model, tokens for a token model. */
+EDGERNN_INLINE int edgernn_run_any(const edgernn_model_t *m, int8_t *state, const int8_t *x,
+                                   const int32_t *tokens, size_t steps, int8_t *buf, size_t buf_bytes,
+                                   int32_t *logits, int32_t *scratch)
+{
+    const int bidirectional = m->num_directions == 2;
+    const int per_step = m->task != EDGERNN_TASK_MANY_TO_ONE;
+    const int token_input = m->vocab_size != 0;
+    const size_t classes = (size_t)m->num_classes;
+    size_t t;
+    if (steps == 0) {
+        return EDGERNN_OK;
+    }
+    if (state == NULL || (token_input ? tokens == NULL : x == NULL)) {
+        return EDGERNN_ERR_NULL;
+    }
+    if (buf != NULL || bidirectional) { /* the run buffer: optional one way, required the other */
+        const size_t need = edgernn_run_buf_bytes(m, steps);
+        if (buf == NULL || need == 0 || buf_bytes < need) {
+            return EDGERNN_ERR_BUFFER;
+        }
+    }
+    if (token_input) {
+        for (t = 0; t < steps; ++t) {
+            if (tokens[t] < 0 || tokens[t] >= m->vocab_size) {
+                return EDGERNN_ERR_TOKEN;
+            }
+        }
+    }
+    if (bidirectional) {
+        edgernn_run_bidirectional(m, state, x, tokens, steps, buf, scratch);
+        if (logits != NULL && per_step) {
+            const size_t width = 2u * (size_t)m->hidden_size;
+            const int8_t *top = buf + (size_t)(m->num_layers - 1) * steps * width;
+            for (t = 0; t < steps; ++t) {
+                edgernn_matvec_s8(m->head_w, top + t * width, m->head_b, m->num_classes, (int32_t)width,
+                                  logits + t * classes);
+            }
+        }
+    } else {
+        const size_t hidden = (size_t)m->hidden_size;
+        for (t = 0; t < steps; ++t) {
+            int8_t *rec = (buf != NULL) ? buf + t * hidden : NULL;
+            const int8_t *in = token_input ? NULL : x + t * (size_t)m->input_size;
+            edgernn_advance(m, state, in, token_input ? tokens[t] : 0, rec, steps * hidden, scratch);
+            if (logits != NULL && per_step) {
+                edgernn_logits(m, state, logits + t * classes);
+            }
+        }
+    }
+    if (logits != NULL && !per_step) {
+        edgernn_logits(m, state, logits);
+    }
+    return EDGERNN_OK;
+}
+
+EDGERNN_INLINE int edgernn_run(const edgernn_model_t *m, int8_t *state, const int8_t *x, size_t steps,
+                               int8_t *buf, size_t buf_bytes, int32_t *logits, int32_t *scratch)
+{
+    if (m->vocab_size != 0) {
+        return EDGERNN_ERR_MODEL;
+    }
+    return edgernn_run_any(m, state, x, NULL, steps, buf, buf_bytes, logits, scratch);
+}
+
+EDGERNN_INLINE int edgernn_run_tokens(const edgernn_model_t *m, int8_t *state, const int32_t *tokens,
+                                      size_t steps, int8_t *buf, size_t buf_bytes, int32_t *logits,
+                                      int32_t *scratch)
+{
+    if (m->vocab_size == 0) {
+        return EDGERNN_ERR_MODEL;
+    }
+    return edgernn_run_any(m, state, NULL, tokens, steps, buf, buf_bytes, logits, scratch);
+}
+
+static inline size_t edgernn_generate(const edgernn_model_t *m, int8_t *state, int32_t start_token,
+                                     int32_t *out, size_t max_len, uint32_t seed, int32_t *scratch)
+{
+    int32_t *logits = scratch + EDGERNN_SCRATCH_WORDS(m->hidden_size);
+    uint32_t rng = seed;
+    int32_t token = start_token;
+    size_t written = 0;
+    while (written < max_len) {
+        if (edgernn_step_token(m, state, token, scratch) != EDGERNN_OK) {
+            break;
+        }
+        edgernn_logits(m, state, logits);
+        if (seed == 0u) {
+            token = edgernn_argmax_s32(logits, m->num_classes);
+        } else {
+            token = edgernn_sample_s32(logits, m->num_classes, m->sample_step, &rng);
+        }
+        if (token == m->end_token) {
+            break;
+        }
+        out[written++] = token;
+    }
+    return written;
+}
+
+static inline void edgernn_quantize_input(const edgernn_model_t *m, const float *raw, int8_t *xq)
+{
+    int32_t i;
+    for (i = 0; i < m->input_size; ++i) {
+        float value = raw[i];
+        if (m->norm_mean != NULL) {
+            /* (raw - mean) / std as two float32 operations, like numpy on float32 arrays. */
+            const float centred = value - m->norm_mean[i];
+            value = centred / m->norm_std[i];
+        }
+        xq[i] = edgernn_quantize_f32(value, m->input_inv_scale[i]);
+    }
+}
+
+EDGERNN_INLINE float edgernn_dequantize_logit(const edgernn_model_t *m, int32_t logit_q)
+{
+    return (float)logit_q * m->head_scale;
+}
+
 #endif /* EDGERNN_RUNTIME_H */
 
-#if EDGERNN_RUNTIME_VERSION != 1
+/* =============================================================================================
+ * Implementation: the tanh table, in the one translation unit that defines
+ * EDGERNN_IMPLEMENTATION, once however many model headers it includes.
+ */
+#if defined(EDGERNN_IMPLEMENTATION) && !defined(EDGERNN_RUNTIME_IMPLEMENTED)
+#define EDGERNN_RUNTIME_IMPLEMENTED
+
+/* LUT[k] = round_half_away(127 * tanh((k - 512) / 128)), k = z + 512. The same for every
+ * model (edgernn.contract.constants.tanh_lut). The full table is kept rather than half of it (tanh is odd):
+ * it costs 512 bytes of flash and saves a branch and a negation per hidden unit and step. */
+const int8_t edgernn_tanh_lut[EDGERNN_LUT_SIZE] = {
+    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
+    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
+    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
+    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
+    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
+    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
+    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
+    -127, -127, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126,
+    -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126,
+    -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126,
+    -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126,
+    -126, -126, -126, -126, -126, -126, -126, -126, -125, -125, -125, -125, -125, -125, -125, -125,
+    -125, -125, -125, -125, -125, -125, -125, -125, -125, -125, -125, -125, -125, -125, -125, -125,
+    -125, -125, -125, -125, -125, -125, -125, -125, -125, -124, -124, -124, -124, -124, -124, -124,
+    -124, -124, -124, -124, -124, -124, -124, -124, -124, -124, -124, -124, -124, -124, -124, -123,
+    -123, -123, -123, -123, -123, -123, -123, -123, -123, -123, -123, -123, -123, -123, -123, -123,
+    -122, -122, -122, -122, -122, -122, -122, -122, -122, -122, -122, -122, -122, -121, -121, -121,
+    -121, -121, -121, -121, -121, -121, -121, -121, -120, -120, -120, -120, -120, -120, -120, -120,
+    -120, -119, -119, -119, -119, -119, -119, -119, -119, -118, -118, -118, -118, -118, -118, -118,
+    -118, -117, -117, -117, -117, -117, -117, -116, -116, -116, -116, -116, -116, -115, -115, -115,
+    -115, -115, -115, -114, -114, -114, -114, -114, -113, -113, -113, -113, -113, -112, -112, -112,
+    -112, -112, -111, -111, -111, -111, -110, -110, -110, -110, -109, -109, -109, -109, -108, -108,
+    -108, -107, -107, -107, -107, -106, -106, -106, -105, -105, -105, -104, -104, -104, -103, -103,
+    -103, -102, -102, -102, -101, -101, -101, -100, -100, -100,  -99,  -99,  -98,  -98,  -98,  -97,
+     -97,  -96,  -96,  -95,  -95,  -95,  -94,  -94,  -93,  -93,  -92,  -92,  -91,  -91,  -90,  -90,
+     -89,  -89,  -88,  -88,  -87,  -87,  -86,  -86,  -85,  -85,  -84,  -84,  -83,  -82,  -82,  -81,
+     -81,  -80,  -79,  -79,  -78,  -78,  -77,  -76,  -76,  -75,  -74,  -74,  -73,  -72,  -72,  -71,
+     -70,  -70,  -69,  -68,  -68,  -67,  -66,  -65,  -65,  -64,  -63,  -63,  -62,  -61,  -60,  -59,
+     -59,  -58,  -57,  -56,  -56,  -55,  -54,  -53,  -52,  -51,  -51,  -50,  -49,  -48,  -47,  -46,
+     -46,  -45,  -44,  -43,  -42,  -41,  -40,  -39,  -38,  -38,  -37,  -36,  -35,  -34,  -33,  -32,
+     -31,  -30,  -29,  -28,  -27,  -26,  -25,  -24,  -24,  -23,  -22,  -21,  -20,  -19,  -18,  -17,
+     -16,  -15,  -14,  -13,  -12,  -11,  -10,   -9,   -8,   -7,   -6,   -5,   -4,   -3,   -2,   -1,
+       0,    1,    2,    3,    4,    5,    6,    7,    8,    9,   10,   11,   12,   13,   14,   15,
+      16,   17,   18,   19,   20,   21,   22,   23,   24,   24,   25,   26,   27,   28,   29,   30,
+      31,   32,   33,   34,   35,   36,   37,   38,   38,   39,   40,   41,   42,   43,   44,   45,
+      46,   46,   47,   48,   49,   50,   51,   51,   52,   53,   54,   55,   56,   56,   57,   58,
+      59,   59,   60,   61,   62,   63,   63,   64,   65,   65,   66,   67,   68,   68,   69,   70,
+      70,   71,   72,   72,   73,   74,   74,   75,   76,   76,   77,   78,   78,   79,   79,   80,
+      81,   81,   82,   82,   83,   84,   84,   85,   85,   86,   86,   87,   87,   88,   88,   89,
+      89,   90,   90,   91,   91,   92,   92,   93,   93,   94,   94,   95,   95,   95,   96,   96,
+      97,   97,   98,   98,   98,   99,   99,  100,  100,  100,  101,  101,  101,  102,  102,  102,
+     103,  103,  103,  104,  104,  104,  105,  105,  105,  106,  106,  106,  107,  107,  107,  107,
+     108,  108,  108,  109,  109,  109,  109,  110,  110,  110,  110,  111,  111,  111,  111,  112,
+     112,  112,  112,  112,  113,  113,  113,  113,  113,  114,  114,  114,  114,  114,  115,  115,
+     115,  115,  115,  115,  116,  116,  116,  116,  116,  116,  117,  117,  117,  117,  117,  117,
+     118,  118,  118,  118,  118,  118,  118,  118,  119,  119,  119,  119,  119,  119,  119,  119,
+     120,  120,  120,  120,  120,  120,  120,  120,  120,  121,  121,  121,  121,  121,  121,  121,
+     121,  121,  121,  121,  122,  122,  122,  122,  122,  122,  122,  122,  122,  122,  122,  122,
+     122,  123,  123,  123,  123,  123,  123,  123,  123,  123,  123,  123,  123,  123,  123,  123,
+     123,  123,  124,  124,  124,  124,  124,  124,  124,  124,  124,  124,  124,  124,  124,  124,
+     124,  124,  124,  124,  124,  124,  124,  124,  125,  125,  125,  125,  125,  125,  125,  125,
+     125,  125,  125,  125,  125,  125,  125,  125,  125,  125,  125,  125,  125,  125,  125,  125,
+     125,  125,  125,  125,  125,  125,  125,  125,  125,  126,  126,  126,  126,  126,  126,  126,
+     126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,
+     126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,
+     126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,
+     126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  127,
+     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
+     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
+     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
+     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
+     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
+     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
+     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
+};
+
+#endif /* EDGERNN_IMPLEMENTATION */
+
+#if EDGERNN_RUNTIME_VERSION != 2
 #error "model headers from different edgernn versions in one translation unit"
 #endif
 
@@ -974,6 +1343,7 @@ static inline int32_t edgernn_sample_s32(const int32_t *logits, int32_t n, uint3
 #define JAPANESE_VOWELS_FLASH_BYTES      3284            /* weights + LUT; code is extra */
 #define JAPANESE_VOWELS_STATE_BYTES      32              /* the caller's RAM per stream (the state struct) */
 #define JAPANESE_VOWELS_SCRATCH_BYTES    256             /* stack accumulators during a step or run */
+#define JAPANESE_VOWELS_SCRATCH_WORDS    64              /* the same, int32 words */
 #define JAPANESE_VOWELS_MACS_PER_STEP    1408            /* int8 MACs of the RNN per time step (no head) */
 #define JAPANESE_VOWELS_HEAD_MACS        288             /* int8 MACs of one head evaluation */
 #define JAPANESE_VOWELS_RUN_BUF_BYTES(T) ((size_t)(T) * 32u) /* run buffer: every layer's states */
@@ -981,10 +1351,119 @@ static inline int32_t edgernn_sample_s32(const int32_t *logits, int32_t n, uint3
 /* Output scale: a logit as a float is logit_q * HEAD_SCALE (the exact scale rounded to float32) */
 #define JAPANESE_VOWELS_HEAD_SCALE       3.94918134e-05f
 
+/* The recurrent state: JAPANESE_VOWELS_STATE_BYTES bytes of RAM, owned by the caller.
+ * h[layer * DIRECTIONS + direction] is that layer and direction's hidden state (int8 at scale
+ * 1/127), in the order of * torch's h_n. The functions keep no other state: one state per stream, several models or
+ * streams side by side, and a step called from an ISR on a state nothing else touches is safe. */
+typedef struct {
+    int8_t h[JAPANESE_VOWELS_NUM_LAYERS * JAPANESE_VOWELS_NUM_DIRECTIONS][JAPANESE_VOWELS_HIDDEN_SIZE];
+} japanese_vowels_state_t;
+
+/* The tables, defined once per program (where EDGERNN_IMPLEMENTATION is defined). */
+#ifdef __cplusplus
+extern "C" {
+#endif
+extern const int8_t japanese_vowels_l0_d0_w_ih[32][12];
+extern const int32_t japanese_vowels_l0_d0_bias[32];
+extern const int8_t japanese_vowels_l0_d0_w_hh[32][32];
+extern const int32_t japanese_vowels_l0_d0_m_x[32];
+extern const int32_t japanese_vowels_l0_d0_m_h[32];
+extern const int8_t japanese_vowels_head_w[9][32];
+extern const int32_t japanese_vowels_head_b[9];
+extern const float japanese_vowels_input_inv_scale[12];
+extern const float japanese_vowels_norm_mean[12];
+extern const float japanese_vowels_norm_std[12];
+#ifdef __cplusplus
+}
+#endif
+
+/* Cells in torch's order: index = layer * DIRECTIONS + direction. Static in every file that
+ * includes the header (36 bytes a cell), so a compiler folds the shapes into the code. */
+static const edgernn_cell_t japanese_vowels_cells[JAPANESE_VOWELS_NUM_LAYERS * JAPANESE_VOWELS_NUM_DIRECTIONS] = {
+    /* w_ih, w_hh, bias, table, m_x, m_h, input, hidden, shift */
+    {&japanese_vowels_l0_d0_w_ih[0][0], &japanese_vowels_l0_d0_w_hh[0][0], japanese_vowels_l0_d0_bias, NULL, japanese_vowels_l0_d0_m_x, japanese_vowels_l0_d0_m_h, 12, 32, 36},
+};
+
+/* The model for the prefix-free edgernn_* API. Static in every file (52 bytes where it is not
+ * folded away): with the shapes known, a compiler specialises the kernels for this model.
+ * Positional: C++11 has no designated initializers. */
+static const edgernn_model_t japanese_vowels_model = {
+    japanese_vowels_cells,           /* cells */
+    &japanese_vowels_head_w[0][0],   /* head_w */
+    japanese_vowels_head_b,          /* head_b */
+    japanese_vowels_input_inv_scale, /* input_inv_scale */
+    japanese_vowels_norm_mean,       /* norm_mean */
+    japanese_vowels_norm_std,        /* norm_std */
+    JAPANESE_VOWELS_HEAD_SCALE,      /* head_scale */
+    0u,                              /* sample_step (generation only) */
+    JAPANESE_VOWELS_INPUT_SIZE,      /* input_size */
+    0,                               /* vocab_size */
+    -1,                              /* end_token */
+    JAPANESE_VOWELS_HIDDEN_SIZE,     /* hidden_size */
+    JAPANESE_VOWELS_NUM_CLASSES,     /* num_classes */
+    JAPANESE_VOWELS_NUM_LAYERS,      /* num_layers */
+    JAPANESE_VOWELS_NUM_DIRECTIONS,  /* num_directions */
+    JAPANESE_VOWELS_TASK,            /* task */
+    0,                               /* reserved */
+};
+
+/* The all-zero state (what torch uses when no h0 is given). */
+static inline void japanese_vowels_init(japanese_vowels_state_t *st)
+{
+    edgernn_init(&japanese_vowels_model, &st->h[0][0]);
+}
+
+/* One time step of every layer; x is one int8 input vector (japanese_vowels_quantize_input makes one
+ * from floats). Stack: JAPANESE_VOWELS_SCRATCH_BYTES bytes of accumulators. */
+static inline void japanese_vowels_step(japanese_vowels_state_t *st, const int8_t x[JAPANESE_VOWELS_INPUT_SIZE])
+{
+    int32_t scratch[JAPANESE_VOWELS_SCRATCH_WORDS];
+    (void)edgernn_step(&japanese_vowels_model, &st->h[0][0], x, scratch);
+}
+
+/* A whole sequence of `steps` steps from *st; buf: NULL or JAPANESE_VOWELS_RUN_BUF_BYTES(steps) bytes. See edgernn_run in the runtime
+ * above for the layouts, the logits and the return codes. */
+static inline int japanese_vowels_run(japanese_vowels_state_t *st, const int8_t *x, size_t steps, int8_t *buf, size_t buf_bytes,
+                int32_t *logits)
+{
+    int32_t scratch[JAPANESE_VOWELS_SCRATCH_WORDS];
+    return edgernn_run(&japanese_vowels_model, (int8_t *)(void *)st, x, steps, buf, buf_bytes, logits, scratch);
+}
+
+/* The head on the top layer's state: int32 logits at scale JAPANESE_VOWELS_HEAD_SCALE. */
+static inline void japanese_vowels_logits(const japanese_vowels_state_t *st, int32_t out[JAPANESE_VOWELS_NUM_CLASSES])
+{
+    edgernn_logits(&japanese_vowels_model, &st->h[0][0], out);
+}
+
+/* Fills logits (as japanese_vowels_logits) and returns the winning class; ties go to the lowest index. */
+static inline int32_t japanese_vowels_classify(const japanese_vowels_state_t *st, int32_t logits[JAPANESE_VOWELS_NUM_CLASSES])
+{
+    return edgernn_classify(&japanese_vowels_model, &st->h[0][0], logits);
+}
+
+/* Float input to int8 with the model's normalisation and scales (edgernn_quantize_input). */
+static inline void japanese_vowels_quantize_input(const float raw[JAPANESE_VOWELS_INPUT_SIZE], int8_t xq[JAPANESE_VOWELS_INPUT_SIZE])
+{
+    edgernn_quantize_input(&japanese_vowels_model, raw, xq);
+}
+
+/* An int32 logit as a float: logit_q * JAPANESE_VOWELS_HEAD_SCALE. */
+static inline float japanese_vowels_dequantize_logit(int32_t logit_q)
+{
+    return edgernn_dequantize_logit(&japanese_vowels_model, logit_q);
+}
+
+#endif /* JAPANESE_VOWELS_MODEL_H */
+
+/* ======== Model japanese_vowels: the tables (EDGERNN_IMPLEMENTATION only) ======== */
+#if defined(EDGERNN_IMPLEMENTATION) && !defined(JAPANESE_VOWELS_MODEL_IMPLEMENTED)
+#define JAPANESE_VOWELS_MODEL_IMPLEMENTED
+
 /* ---- Layer 0, forward direction (shift n = 36) ---- */
 
 /* W_ih, int8, row j at its own scale s_acc[j]; reads features (s_x folded into the columns) */
-static const int8_t japanese_vowels_l0_d0_w_ih[32][12] = {
+const int8_t japanese_vowels_l0_d0_w_ih[32][12] = {
     {  58,   33,  -12,   14,  -16,   47,   25,  127,   29,   -5,  -26,  -41},
     {-127,    8,  -61,  -38,   58,   94,  -93, -103,   90,   52,  -97,  100},
     {   2,  -17,   -3,  -13,  -21,  -80,  -13,   82,  -50,   84,  -48, -127},
@@ -1020,7 +1499,7 @@ static const int8_t japanese_vowels_l0_d0_w_ih[32][12] = {
 };
 
 /* b_ih + b_hh at the scale of acc_x */
-static const int32_t japanese_vowels_l0_d0_bias[32] = {
+const int32_t japanese_vowels_l0_d0_bias[32] = {
      1268, -3831,     2,   140, -2561,  1906,  -380, -1285,
      3264, -2119,  4183,  4163,  1509, -2855,  -373, -8387,
     -3625,  1019, -2191,   605, -4501, -5294, -5349, -3156,
@@ -1028,7 +1507,7 @@ static const int32_t japanese_vowels_l0_d0_bias[32] = {
 };
 
 /* W_hh, int8, row j at its own scale */
-static const int8_t japanese_vowels_l0_d0_w_hh[32][32] = {
+const int8_t japanese_vowels_l0_d0_w_hh[32][32] = {
     { 115,  -25,  113,   -3,  -72,   35,   72,    9, -113,  -68,  -43,   86,   12,   81,  -41,   73,
       -34,   -9,  -20,  106,   52,  -50,   84,  109,   24,  -44,  -52,   34,  127,   30, -118,  -28},
     { -71,   90,    7,   81,   48,   -8,  -74,   46,   31,  -78,  -33, -105,  -68,  -49,  -42,   12,
@@ -1096,7 +1575,7 @@ static const int8_t japanese_vowels_l0_d0_w_hh[32][32] = {
 };
 
 /* M_x = round(s_acc / 2^-7 * 2^36) < 2^30: acc_x to z */
-static const int32_t japanese_vowels_l0_d0_m_x[32] = {
+const int32_t japanese_vowels_l0_d0_m_x[32] = {
     653428402, 506498821, 729069839, 589681162, 626773985, 696382577, 727157102, 591636405,
     634855472, 774998497, 601156454, 545916399, 774927574, 581312801, 846607430, 308798679,
     662692156, 597579444, 704166475, 650724490, 779469600, 561383683, 427410566, 636931562,
@@ -1104,7 +1583,7 @@ static const int32_t japanese_vowels_l0_d0_m_x[32] = {
 };
 
 /* M_h = round(s_whh / (127 * 2^-7) * 2^36) < 2^30: acc_h to z */
-static const int32_t japanese_vowels_l0_d0_m_h[32] = {
+const int32_t japanese_vowels_l0_d0_m_h[32] = {
     181922459, 179272072, 230842131, 261352497, 171814726, 278815117, 245441011, 176157095,
     177210595, 197246205, 257306160, 250913984, 179122708, 243045959, 291110481, 166304664,
     185428027, 182328051, 192495660, 262330633, 207010382, 189423639, 208733911, 232893254,
@@ -1114,7 +1593,7 @@ static const int32_t japanese_vowels_l0_d0_m_h[32] = {
 /* ---- Head ---- */
 
 /* head weights, int8, one scale for the whole tensor (so integer argmax is exact); reads [top state] */
-static const int8_t japanese_vowels_head_w[9][32] = {
+const int8_t japanese_vowels_head_w[9][32] = {
     {  49,   -5,  -85,  -51,  -40,  -91,   58,  -51,   95,   30,   68,   30,   64,   66,   54,    1,
       -30,   48,  -41,   80,   70,  -89,    1,   50,  -23,  -90,   67,   51,   64,  -87,  -15,  -29},
     { -38,   46,   34,   59,  -45,   77,  -38,   43,  -27,  -90,  -42,  -80,   -6,  -36,   55,   -8,
@@ -1136,7 +1615,7 @@ static const int8_t japanese_vowels_head_w[9][32] = {
 };
 
 /* head bias at scale JAPANESE_VOWELS_HEAD_SCALE */
-static const int32_t japanese_vowels_head_b[9] = {
+const int32_t japanese_vowels_head_b[9] = {
     -1012,   594, -3864,   877,  3165, -4549,  -156,  3932,
      1947,
 };
@@ -1144,31 +1623,25 @@ static const int32_t japanese_vowels_head_b[9] = {
 /* ---- Float input ---- */
 
 /* 1 / s_x per feature in float32: x_q = sat(round(x * this)) */
-static const float japanese_vowels_input_inv_scale[12] = {
+const float japanese_vowels_input_inv_scale[12] = {
     36.9368401f, 38.4703064f, 37.9743729f, 45.3907738f, 38.1755676f, 33.9251328f,
     34.6734505f, 41.0359039f, 47.5516739f, 32.6198959f, 36.7799301f, 38.1929245f,
 };
 
 /* training-data mean per feature */
-static const float japanese_vowels_norm_mean[12] = {
+const float japanese_vowels_norm_mean[12] = {
       0.871107459f,   -0.55430609f,   0.249593034f,  -0.269302517f,   0.221564114f,  -0.206720009f,
      -0.173208117f, -0.0534078069f,   -0.20372057f,  -0.181121856f, -0.0246416423f,  0.0873372629f,
 };
 
 /* training-data std per feature */
-static const float japanese_vowels_norm_std[12] = {
+const float japanese_vowels_norm_std[12] = {
      0.481310427f,   0.39332369f,  0.297650605f,   0.30364871f,  0.267238021f,  0.167988181f,
      0.163079366f,  0.186030865f,   0.18713215f,  0.117881589f, 0.0965355486f,  0.127602041f,
 };
 
-/* Cells in torch's order: index = layer * DIRECTIONS + direction. */
-static const edgernn_cell_t japanese_vowels_cells[JAPANESE_VOWELS_NUM_LAYERS * JAPANESE_VOWELS_NUM_DIRECTIONS] = {
-    /* w_ih, w_hh, bias, table, m_x, m_h, input, hidden, shift */
-    {&japanese_vowels_l0_d0_w_ih[0][0], &japanese_vowels_l0_d0_w_hh[0][0], japanese_vowels_l0_d0_bias, NULL, japanese_vowels_l0_d0_m_x, japanese_vowels_l0_d0_m_h, 12, 32, 36},
-};
-
-/* Compile-time proof that JAPANESE_VOWELS_WEIGHT_BYTES describes the arrays above (C99: a negative
- * array size is an error). */
+/* Compile-time proof that JAPANESE_VOWELS_WEIGHT_BYTES and JAPANESE_VOWELS_STATE_BYTES describe the arrays and the
+ * state type (C99: a negative array size is an error). */
 typedef char japanese_vowels_weight_bytes_check[(sizeof japanese_vowels_l0_d0_w_ih +
                                    sizeof japanese_vowels_l0_d0_bias +
                                    sizeof japanese_vowels_l0_d0_w_hh +
@@ -1179,125 +1652,6 @@ typedef char japanese_vowels_weight_bytes_check[(sizeof japanese_vowels_l0_d0_w_
                                    sizeof japanese_vowels_input_inv_scale +
                                    sizeof japanese_vowels_norm_mean +
                                    sizeof japanese_vowels_norm_std) == JAPANESE_VOWELS_WEIGHT_BYTES ? 1 : -1];
+typedef char japanese_vowels_state_bytes_check[sizeof(japanese_vowels_state_t) == JAPANESE_VOWELS_STATE_BYTES ? 1 : -1];
 
-/* ---------------------------------------------------------------------------------------------
- * API
- */
-
-/* The recurrent state: JAPANESE_VOWELS_STATE_BYTES bytes of RAM, owned by the caller. h[layer * DIRECTIONS +
- * direction] is that layer and direction's hidden state (int8 at scale 1/127), in the order of
- * torch's h_n. The functions keep no other state: one state per stream, several models or
- * streams side by side, and a step called from an ISR on a state nothing else touches is safe. */
-typedef struct {
-    int8_t h[JAPANESE_VOWELS_NUM_LAYERS * JAPANESE_VOWELS_NUM_DIRECTIONS][JAPANESE_VOWELS_HIDDEN_SIZE];
-} japanese_vowels_state_t;
-
-/* The all-zero state (what torch uses when no h0 is given). */
-static inline void japanese_vowels_init(japanese_vowels_state_t *st)
-{
-    edgernn_zero_s8(&st->h[0][0], sizeof st->h);
-}
-
-/* Nonzero when a run of `steps` steps fits a caller buffer of buf_bytes bytes. */
-static inline int japanese_vowels_run_buf_fits(size_t steps, size_t buf_bytes)
-{
-    /* The first test keeps JAPANESE_VOWELS_RUN_BUF_BYTES(steps) from wrapping around. */
-    return steps <= (size_t)-1 / JAPANESE_VOWELS_RUN_BUF_BYTES(1) && buf_bytes >= JAPANESE_VOWELS_RUN_BUF_BYTES(steps);
-}
-
-/* The head on the top layer's state: out[c] = logit of class c, int32 at scale
- * JAPANESE_VOWELS_HEAD_SCALE (see japanese_vowels_dequantize_logit). Integer argmax of out is the float model's argmax
- * up to rounding, because the head has one scale for all classes.
- */
-static inline void japanese_vowels_logits(const japanese_vowels_state_t *st, int32_t out[JAPANESE_VOWELS_NUM_CLASSES])
-{
-    /* The top layer's rows of st->h, [forward | backward], are adjacent in memory. */
-    const int8_t *top = (const int8_t *)st->h
-                        + (JAPANESE_VOWELS_NUM_LAYERS - 1) * JAPANESE_VOWELS_NUM_DIRECTIONS * JAPANESE_VOWELS_HIDDEN_SIZE;
-    edgernn_matvec_s8(&japanese_vowels_head_w[0][0], top, japanese_vowels_head_b, JAPANESE_VOWELS_NUM_CLASSES,
-                      JAPANESE_VOWELS_NUM_DIRECTIONS * JAPANESE_VOWELS_HIDDEN_SIZE, out);
-}
-
-/* Fills logits (as japanese_vowels_logits) and returns the winning class; ties go to the lowest index. */
-static inline int32_t japanese_vowels_classify(const japanese_vowels_state_t *st, int32_t logits[JAPANESE_VOWELS_NUM_CLASSES])
-{
-    japanese_vowels_logits(st, logits);
-    return edgernn_argmax_s32(logits, JAPANESE_VOWELS_NUM_CLASSES);
-}
-
-/* Advances every layer one step. Layer 0 reads x (a feature model) or token (a token model);
- * each deeper layer reads the new state of the layer below. rec, if not NULL, receives layer l's
- * new state at rec + l * rec_stride. Used by japanese_vowels_step and japanese_vowels_run. */
-static inline void japanese_vowels_advance(japanese_vowels_state_t *st, const int8_t *x, int32_t token, int8_t *rec,
-        size_t rec_stride, int32_t *scratch)
-{
-    const int8_t *in = x;
-    int32_t layer;
-    for (layer = 0; layer < JAPANESE_VOWELS_NUM_LAYERS; ++layer) {
-        int8_t *out = (rec != NULL) ? rec + (size_t)layer * rec_stride : NULL;
-        edgernn_cell_step(&japanese_vowels_cells[layer], in, token, st->h[layer], out, scratch);
-        in = st->h[layer];
-    }
-}
-
-/* One time step: x is one int8 input vector (japanese_vowels_quantize_input makes one from floats).
- * Stack: JAPANESE_VOWELS_SCRATCH_BYTES bytes of accumulators. */
-static inline void japanese_vowels_step(japanese_vowels_state_t *st, const int8_t x[JAPANESE_VOWELS_INPUT_SIZE])
-{
-    int32_t scratch[EDGERNN_SCRATCH_WORDS(JAPANESE_VOWELS_HIDDEN_SIZE)];
-    japanese_vowels_advance(st, x, 0, NULL, 0, scratch);
-}
-
-/* A whole sequence of `steps` steps, continuing from *st (call japanese_vowels_init first for a fresh one).
- *   x       [steps][JAPANESE_VOWELS_INPUT_SIZE] int8 inputs.
- *   buf     NULL, or JAPANESE_VOWELS_RUN_BUF_BYTES(steps) bytes that receive every layer's state after every
- *           step, laid out [layer][step][JAPANESE_VOWELS_HIDDEN_SIZE].
- *   logits  NULL, or [JAPANESE_VOWELS_NUM_CLASSES]: the head on the final state.
- * Returns EDGERNN_OK; EDGERNN_ERR_BUFFER if buf is too small; EDGERNN_ERR_NULL if st or the
- * input is NULL. On an error *st is untouched.
- * steps == 0 does nothing and returns EDGERNN_OK. Afterwards *st holds the final state. */
-static inline int japanese_vowels_run(japanese_vowels_state_t *st, const int8_t *x, size_t steps, int8_t *buf,
-        size_t buf_bytes, int32_t *logits)
-{
-    int32_t scratch[EDGERNN_SCRATCH_WORDS(JAPANESE_VOWELS_HIDDEN_SIZE)];
-    size_t t;
-    if (steps == 0) {
-        return EDGERNN_OK;
-    }
-    if (st == NULL || x == NULL) {
-        return EDGERNN_ERR_NULL;
-    }
-    if (buf != NULL && !japanese_vowels_run_buf_fits(steps, buf_bytes)) {
-        return EDGERNN_ERR_BUFFER;
-    }
-    for (t = 0; t < steps; ++t) {
-        int8_t *rec = (buf != NULL) ? buf + t * JAPANESE_VOWELS_HIDDEN_SIZE : NULL;
-        japanese_vowels_advance(st, x + t * JAPANESE_VOWELS_INPUT_SIZE, 0, rec, steps * JAPANESE_VOWELS_HIDDEN_SIZE, scratch);
-    }
-    if (logits != NULL) {
-        japanese_vowels_logits(st, logits);
-    }
-    return EDGERNN_OK;
-}
-
-/* Float input to int8: normalises raw as the training data was (if the model stores a
- * normalisation), then applies the one quantize rule (x * 1/s_x in float32, round half away
- * from zero, saturate to +-127), exactly as edgernn.quant.quantize_inputs. */
-static inline void japanese_vowels_quantize_input(const float raw[JAPANESE_VOWELS_INPUT_SIZE], int8_t xq[JAPANESE_VOWELS_INPUT_SIZE])
-{
-    int32_t i;
-    for (i = 0; i < JAPANESE_VOWELS_INPUT_SIZE; ++i) {
-        /* (raw - mean) / std as two float32 operations, like numpy on float32 arrays. */
-        const float centred = raw[i] - japanese_vowels_norm_mean[i];
-        const float value = centred / japanese_vowels_norm_std[i];
-        xq[i] = edgernn_quantize_f32(value, japanese_vowels_input_inv_scale[i]);
-    }
-}
-
-/* An int32 logit as a float: logit_q * JAPANESE_VOWELS_HEAD_SCALE. */
-static inline float japanese_vowels_dequantize_logit(int32_t logit_q)
-{
-    return (float)logit_q * JAPANESE_VOWELS_HEAD_SCALE;
-}
-
-#endif /* JAPANESE_VOWELS_MODEL_H */
+#endif /* JAPANESE_VOWELS_MODEL_IMPLEMENTED */

@@ -28,7 +28,7 @@ from edgernn.backends.c.header import descriptor_name, stage_header
 from edgernn.backends.c.host import HARNESS, INFO_FIELDS, TASKS
 from edgernn.config import Task
 from edgernn.contract.reference import IntResult
-from edgernn.errors import EdgeRNNError, InternalError, ToolchainError
+from edgernn.errors import CheckFailed, InternalError, ToolchainError
 
 RUNNER = Path("fuzz") / "run_vectors.c"
 # -Wall -Wextra, not the host's -Werror set: the host library already holds the header to that,
@@ -42,10 +42,8 @@ SANITIZER_ENV = {
 PROBE_TIMEOUT = 120.0  # s: a probe build or run that takes longer counts as not working
 
 
-class SanitizerReport(EdgeRNNError):
+class SanitizerReport(CheckFailed):
     """The sanitized program failed: a sanitizer report, a crash or a run error (exit 1)."""
-
-    exit_code = 1
 
 
 def runtime_package(compiler: Compiler) -> str:
