@@ -191,7 +191,7 @@ def _verify_locked(out: Path, with_c: bool) -> Verification:
             parity.append(int_parity("torch-int8", "c-int8", ref, c_model.run(xq, test.lengths)))
         else:
             notes.append("C parity skipped (--no-c)")
-        if cfg.task == "one-to-many" and qm.meta.end_token is not None:
+        if cfg.generative and qm.meta.end_token is not None:
             parity += generation_parity(qm, out, c_model)
 
     report: dict[str, Any] = {

@@ -66,8 +66,8 @@ class McuResult:
     insns_per_mac: float
     mismatches: int
     macs_per_step: int
-    code_bytes: int  # .text of the model object
-    table_bytes: int  # .rodata of the model object
+    code_bytes: int  # .text of the model object that the linked image keeps
+    table_bytes: int  # .rodata of the model object that the linked image keeps
     helper_bytes: int  # compiler-runtime helpers the model calls
     state_bytes: int
     stack_bytes: int

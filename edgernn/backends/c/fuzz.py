@@ -103,8 +103,9 @@ def with_shift(qm: QuantizedModel, shift: int) -> QuantizedModel:
 def fuzz_models() -> list[FuzzModel]:
     """Deterministic: the same models (and so the same binaries) on every run."""
     split = (("EDGERNN_SPLIT_MUL", "1"),)  # the Armv6-M 16 x 16 multiply path, forced on the host
-    m2m = random_quantized_model("many-to-many", 5, 7, 2, False, 4, 0, seed=1, scale=3.0)
-    shift20 = with_shift(random_quantized_model("many-to-one", 4, 5, 1, False, 3, 0, seed=5, scale=2.0), 20)
+    m2m = random_quantized_model(Task.MANY_TO_MANY, 5, 7, 2, False, 4, 0, seed=1, scale=3.0)
+    m2o = random_quantized_model(Task.MANY_TO_ONE, 4, 5, 1, False, 3, 0, seed=5, scale=2.0)
+    shift20 = with_shift(m2o, 20)
     return [
         FuzzModel(
             "feat_uni_m2m",
@@ -114,17 +115,17 @@ def fuzz_models() -> list[FuzzModel]:
         FuzzModel(
             "feat_bi_m2m",
             "features, bidirectional, 2 layers, per-step outputs",
-            random_quantized_model("many-to-many", 3, 4, 2, True, 3, 0, seed=2, scale=1.0),
+            random_quantized_model(Task.MANY_TO_MANY, 3, 4, 2, True, 3, 0, seed=2, scale=1.0),
         ),
         FuzzModel(
             "tok_bi_m2o",
             "tokens, bidirectional, 2 layers, many-to-one",
-            random_quantized_model("many-to-one", 4, 6, 2, True, 5, 11, seed=3, scale=2.0),
+            random_quantized_model(Task.MANY_TO_ONE, 4, 6, 2, True, 5, 11, seed=3, scale=2.0),
         ),
         FuzzModel(
             "tok_uni_gen",
             "tokens, unidirectional, 2 layers, one-to-many (generate, greedy and sampled)",
-            random_quantized_model("one-to-many", 6, 8, 2, False, 0, 10, seed=4, scale=2.0),
+            random_quantized_model(Task.ONE_TO_MANY, 6, 8, 2, False, 0, 10, seed=4, scale=2.0),
         ),
         FuzzModel(
             "feat_uni_m2o_shift20",
