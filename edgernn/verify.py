@@ -43,6 +43,10 @@ from edgernn.pipeline import (
 from edgernn.train.checkpoint import checkpoint_path, load_checkpoint
 from edgernn.train.loop import predict_logits
 
+# torch and ONNX Runtime sum in different orders, so float32 rounding differs; over hundreds of
+# steps and a head with large weights it reaches 3e-5 on logits of magnitude 7 (basic_motions on
+# an AVX-512 CPU). The bound is relative to the largest value compared (at least 1): an error in
+# the graph shows up far above it, rounding does not.
 FLOAT_TOLERANCE = 1e-5
 
 
@@ -62,14 +66,17 @@ def float_parity(out_dir: Path, model: torch.nn.Module, x: np.ndarray, lengths: 
     with torch.no_grad():
         t_logits, t_hn = model(torch.from_numpy(x), torch.from_numpy(lengths), torch.from_numpy(h0))
     o_logits, o_hn = run_float(sess, x, lengths, h0)
-    diff = max(float(np.abs(o_logits - t_logits.numpy()).max()), float(np.abs(o_hn - t_hn.numpy()).max()))
+    ref_logits, ref_hn = t_logits.numpy(), t_hn.numpy()
+    diff = max(float(np.abs(o_logits - ref_logits).max()), float(np.abs(o_hn - ref_hn).max()))
+    scale = max(1.0, float(np.abs(ref_logits).max()), float(np.abs(ref_hn).max()))
+    tolerance = FLOAT_TOLERANCE * scale
     return {
         "a": "torch-float",
         "b": "ort-float",
         "max_abs_diff": diff,
-        "tolerance": FLOAT_TOLERANCE,
+        "tolerance": tolerance,
         "n": int(t_logits.numel() + t_hn.numel()),
-        "passed": bool(diff <= FLOAT_TOLERANCE),
+        "passed": bool(diff <= tolerance),
     }
 
 

@@ -68,3 +68,23 @@ def test_streaming_in_three_chunks_equals_whole_sequence(cfg):
 def test_export_is_deterministic():
     model = random_model(CONFIGS[0], seed=1)
     assert float_onnx_bytes(model) == float_onnx_bytes(model)
+
+
+def test_verify_float_tolerance_scales_with_the_outputs_and_still_catches_a_wrong_weight(tmp_path):
+    """verify's float check: rounding-level differences pass at any output scale, a weight changed
+    by 1e-3 of its size does not."""
+    from edgernn.backends.onnx.float_graph import export_float_onnx
+    from edgernn.verify import FLOAT_TOLERANCE, float_parity
+
+    cfg = ModelConfig("many-to-many", 6, 12, 4)
+    model = random_model(cfg, seed=3)
+    with torch.no_grad():
+        model.head.weight.mul_(50.0)  # logits of magnitude ~10-100: where a fixed 1e-5 is too tight
+    export_float_onnx(model, tmp_path / "model.onnx")
+    x, lens = padded_batch(cfg, [300, 120, 7], seed=1)
+    same = float_parity(tmp_path, model, x, lens)
+    assert same["passed"] and same["tolerance"] > FLOAT_TOLERANCE, same
+    with torch.no_grad():
+        model.head.weight[0, 0] += 1e-3 * float(model.head.weight.abs().max())
+    wrong = float_parity(tmp_path, model, x, lens)
+    assert not wrong["passed"] and wrong["max_abs_diff"] > 10 * wrong["tolerance"], wrong

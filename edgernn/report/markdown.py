@@ -217,7 +217,7 @@ def parity_section(report: dict[str, Any]) -> str:
     for p in report.get("parity", []):
         if "max_abs_diff" in p:
             diff, tol = p["max_abs_diff"], p["tolerance"]
-            detail = f"max abs diff {diff:.2e} (tolerance {tol:.0e}) over {p['n']:,} values"
+            detail = f"max abs diff {diff:.2e} (tolerance {tol:.1e}) over {p['n']:,} values"
         else:
             detail = f"{p['mismatches']:,} mismatches in {p['n']:,} integers"
         rows.append([p["a"], p["b"], detail, "PASS" if p["passed"] else "**FAIL**"])

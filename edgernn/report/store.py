@@ -171,7 +171,7 @@ def parity_rows(report: dict[str, Any]) -> list[str]:
         if "what" in p:
             detail = f"{p['what']}: {p['mismatches']} of {p['n']} seeds differ"
         elif "max_abs_diff" in p:
-            detail = f"max |diff| {p['max_abs_diff']:.2e} (tol {p['tolerance']:.0e}) over {p['n']:,} values"
+            detail = f"max |diff| {p['max_abs_diff']:.2e} (tol {p['tolerance']:.1e}) over {p['n']:,} values"
         else:
             detail = f"{p['mismatches']} mismatches in {p['n']:,} integers"
         rows.append(f"{p['a']:>12} vs {p['b']:<14} {detail:<52} {'PASS' if p['passed'] else 'FAIL'}")
