@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgernn.backends.registry import IntRunner, int_backends
 from edgernn.contract.model import QuantizedModel
 from edgernn.contract.reference import IntResult, int_forward, int_generate
 from edgernn.errors import CheckFailed, ToolchainError
@@ -32,9 +33,6 @@ from edgernn.metrics import predictions, task_metrics
 from edgernn.pipeline import (
     EXPORTED,
     FLOAT_ONNX,
-    HEADER,
-    INT_ONNX,
-    STEP_ONNX,
     int8_inputs,
     load_data,
     load_quantized,
@@ -110,19 +108,14 @@ def size_block(qm: QuantizedModel) -> dict[str, int]:
 GENERATE_MAX_LEN = 24
 
 
-def generation_parity(qm: QuantizedModel, out: Path, c_model: Any | None) -> list[dict[str, Any]]:
+def generation_parity(qm: QuantizedModel, generators: dict[str, IntRunner]) -> list[dict[str, Any]]:
     """One-to-many: greedy generation from every token as the seed, token for token, in the torch
-    integer reference, a Python loop over the ORT step model and the C generator."""
-    from edgernn.backends.onnx.float_graph import session
-    from edgernn.backends.onnx.int_run import generate_steps
-
+    integer reference and every backend that generates (the ORT step model driven from Python,
+    the C generator)."""
     end = -1 if qm.meta.end_token is None else qm.meta.end_token  # -1: none, run to max_len
     starts = [t for t in range(1, qm.config.vocab_size) if t != end]
     ref = [int_generate(qm, s, end, GENERATE_MAX_LEN) for s in starts]
-    step = session(out / STEP_ONNX)
-    others = {"ort-int8-step": [generate_steps(step, qm, s, end, GENERATE_MAX_LEN) for s in starts]}
-    if c_model is not None:
-        others["c-int8"] = [c_model.generate(s, end, GENERATE_MAX_LEN) for s in starts]
+    others = {name: [g.generate(s, end, GENERATE_MAX_LEN) for s in starts] for name, g in generators.items()}
     rows = []
     for name, seqs in others.items():
         bad = sum(a != b for a, b in zip(ref, seqs, strict=True))
@@ -154,9 +147,6 @@ def verify_dir(out_dir: str | os.PathLike[str], with_c: bool = True) -> Verifica
 
 
 def _verify_locked(out: Path, with_c: bool) -> Verification:
-    from edgernn.backends.onnx.float_graph import session
-    from edgernn.backends.onnx.int_run import run_sequence, run_steps
-
     ckpt = load_checkpoint(out)
     digest = check_manifest(out, EXPORTED, ckpt.sha256)
     qm = load_quantized(out)
@@ -176,30 +166,22 @@ def _verify_locked(out: Path, with_c: bool) -> Verification:
     agree = float((predictions(i_logits, test.y, cfg.task) == predictions(f_logits, test.y, cfg.task)).mean())
     i_metrics["agreement_with_float"] = agree
 
-    parity.append(
-        int_parity("torch-int8", "ort-int8", ref, run_sequence(session(out / INT_ONNX), qm, xq, test.lengths))
-    )
-    parity.append(
-        int_parity(
-            "torch-int8", "ort-int8-step", ref, run_steps(session(out / STEP_ONNX), qm, xq, test.lengths)
+    backends = int_backends()
+    if not with_c:
+        notes.append("C parity skipped (--no-c)")
+        backends = [b for b in backends if not b.needs_c_compiler]
+    elif not c_compiler_available():
+        raise ToolchainError(
+            "no C compiler found to check the generated C: install gcc or clang, set CC, "
+            "or skip the C check with --no-c"
         )
-    )
-    with tempfile.TemporaryDirectory(prefix="edgernn-c-") as work:
-        c_model = None
-        if with_c:
-            from edgernn.backends.c.host import compile_model
-
-            if not c_compiler_available():
-                raise ToolchainError(
-                    "no C compiler found to check the generated C: install gcc or clang, set CC, "
-                    "or skip the C check with --no-c"
-                )
-            c_model = compile_model(out / HEADER, qm.meta.c_prefix or "edgernn_model", work)
-            parity.append(int_parity("torch-int8", "c-int8", ref, c_model.run(xq, test.lengths)))
-        else:
-            notes.append("C parity skipped (--no-c)")
+    with tempfile.TemporaryDirectory(prefix="edgernn-backends-") as work:
+        runners = {b.name: b.open(out, qm, Path(work)) for b in backends}
+        for name, runner in runners.items():
+            parity.append(int_parity("torch-int8", name, ref, runner.run(xq, test.lengths)))
         if cfg.generative and qm.meta.end_token is not None:
-            parity += generation_parity(qm, out, c_model)
+            generators = {b.name: runners[b.name] for b in backends if b.generates}
+            parity += generation_parity(qm, generators)
 
     report: dict[str, Any] = {
         "dataset": ckpt.meta.get("dataset"),

@@ -412,3 +412,33 @@ def test_verify_waits_for_another_reader_before_writing_its_report(tiny_export, 
         os.close(fd)
     t.join(60)
     assert not errors and json.loads((d / "report.json").read_text())["parity"] == v.report["parity"]
+
+
+def test_a_registered_backend_is_checked_by_verify(tiny_export, tmp_path, monkeypatch):
+    """The seam for new backends: one registration and verify compares it with the reference; a
+    backend that is off by one integer fails the check."""
+    import dataclasses
+
+    from edgernn.backends import registry
+    from edgernn.verify import verify_dir
+
+    class OffByOne:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def run(self, x, lengths):
+            result = self.inner.run(x, lengths)
+            result.logits.view(-1)[0] += 1
+            return result
+
+        def generate(self, start, end, max_len):
+            return self.inner.generate(start, end, max_len)
+
+    base = registry.INT_BACKENDS["ort-int8"]
+    wrong = dataclasses.replace(base, name="off-by-one", order=99, open=lambda *a: OffByOne(base.open(*a)))
+    monkeypatch.setitem(registry.INT_BACKENDS, "off-by-one", wrong)
+    v = verify_dir(_copy_export(tiny_export, tmp_path / "d"), with_c=False)
+    rows = {p["b"]: p for p in v.report["parity"]}
+    assert [p["b"] for p in v.report["parity"]][-1] == "off-by-one"
+    assert rows["ort-int8"]["passed"] and not rows["off-by-one"]["passed"]
+    assert rows["off-by-one"]["mismatches"] == 1 and not v.passed
