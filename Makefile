@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 # torch first, pinned: these machines hold the CPU build of 2.13.0; an unpinned torch pulls CUDA.
 TORCH := torch==2.13.0
 APT_TEST_PACKAGES := clang valgrind libclang-rt-14-dev
-APT_MCU_PACKAGES := gcc-arm-none-eabi picolibc-arm-none-eabi qemu-system-arm
+APT_MCU_PACKAGES := gcc-arm-none-eabi picolibc-arm-none-eabi qemu-system-arm \
+  gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc gcc-avr avr-libc simavr
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint typecheck bench mcu mcu-tools fuzz clean system-deps
@@ -63,7 +64,7 @@ bench: $(STAMP) system-deps
 
 mcu: $(STAMP) mcu-tools
 	@[ -f export/japanese_vowels/model.int8.json ] || { $(VENV)/bin/edgernn train --dataset japanese_vowels --quiet && $(VENV)/bin/edgernn export export/japanese_vowels; }
-	$(VENV)/bin/edgernn mcu export/japanese_vowels --target cortex-m0plus --target cortex-m4 --compiler zig --compiler gcc --kernel both
+	$(VENV)/bin/edgernn mcu export/japanese_vowels --target cortex-m0plus --target cortex-m4 --target cortex-m33 --target riscv32imc --target avr --compiler zig --compiler gcc --kernel both
 
 fuzz: $(STAMP) system-deps
 	$(PY) -m edgernn.backends.c.fuzz --seconds 60

@@ -186,8 +186,8 @@ def test_the_registry_is_the_one_list_of_targets():
     assert default_targets() == ("cortex-m0plus", "cortex-m4")
     option = next(p for p in main.commands["mcu"].params if p.name == "targets")
     assert tuple(option.type.choices) == tuple(TARGETS)
-    with pytest.raises(InputError, match="unknown target 'avr'; choose from cortex-m0plus, cortex-m4"):
-        get("avr")
+    with pytest.raises(InputError, match=r"unknown target 'z80'; choose from .*cortex-m0plus, cortex-m4"):
+        get("z80")
     with pytest.raises(ValueError, match="registered twice"):
         register(TARGETS["cortex-m4"])
     with pytest.raises(InputError, match="unknown compiler 'clang'"):

@@ -62,7 +62,7 @@ static void mcu_compare_s8(const int8_t *got, const int8_t *want, size_t n, int3
 {
     size_t i;
     for (i = 0; i < n; ++i) {
-        if (got[i] != want[i]) {
+        if (got[i] != MCU_VEC_S8(&want[i])) { /* the vectors may be in flash (mcu_port.h) */
             mcu_note(kind, seq, step, (int32_t)i);
         }
     }
@@ -72,7 +72,7 @@ static void mcu_compare_s32(const int32_t *got, const int32_t *want, size_t n, i
 {
     size_t i;
     for (i = 0; i < n; ++i) {
-        if (got[i] != want[i]) {
+        if (got[i] != MCU_VEC_S32(&want[i])) {
             mcu_note(MCU_KIND_LOGIT, seq, step, (int32_t)i);
         }
     }
@@ -104,7 +104,11 @@ static void mcu_check_sequence(int32_t seq, const mcu_cursor_t *c, size_t steps)
 #if MCU_BIDIRECTIONAL
     {
         const size_t buf_bytes = steps * MCU_LAYERS * MCU_DIRECTIONS * MCU_HIDDEN;
-        int32_t rc = mcu_model_run(mcu_state.h, x, steps, mcu_buf, buf_bytes, MCU_PER_STEP ? mcu_logits : NULL);
+        const mcu_input_t *in = mcu_input(x, steps * MCU_INPUT_WIDTH); /* in RAM (mcu_port.h) */
+        int32_t rc;
+        MCU_TIME_BEGIN();
+        rc = mcu_model_run(mcu_state.h, in, steps, mcu_buf, buf_bytes, MCU_PER_STEP ? mcu_logits : NULL);
+        MCU_TIME_END();
         if (rc != 0) {
             mcu_note(MCU_KIND_RC, seq, -1, rc);
         }
@@ -117,7 +121,11 @@ static void mcu_check_sequence(int32_t seq, const mcu_cursor_t *c, size_t steps)
     (void)t;
 #else
     for (t = 0; t < steps; ++t) {
-        int32_t rc = mcu_model_step(mcu_state.h, x + t * MCU_INPUT_WIDTH);
+        const mcu_input_t *in = mcu_input(x + t * MCU_INPUT_WIDTH, MCU_INPUT_WIDTH); /* in RAM */
+        int32_t rc;
+        MCU_TIME_BEGIN();
+        rc = mcu_model_step(mcu_state.h, in);
+        MCU_TIME_END();
         if (rc != 0) {
             mcu_note(MCU_KIND_RC, seq, (int32_t)t, rc);
         }
@@ -151,7 +159,7 @@ int32_t mcu_check(int32_t first, int32_t count)
     mcu_first_step = -1;
     mcu_first_index = -1;
     for (seq = 0; seq < MCU_NUM_SEQS && seq < first + count; ++seq) {
-        const size_t steps = mcu_steps[seq];
+        const size_t steps = MCU_VEC_U32(&mcu_steps[seq]);
         if (seq >= first) {
             mcu_check_sequence(seq, &c, steps);
         }
@@ -166,7 +174,9 @@ int32_t mcu_check(int32_t first, int32_t count)
  * Every model call starts from the same stack pointer (this frame's), so the depth found is the
  * most stack any one call used, including its callees (compiler-runtime helpers, if any).
  */
+#ifndef MCU_PAINT_BYTES /* mcu_port.h: AVR paints down to the end of .bss */
 #define MCU_PAINT_BYTES 8192u
+#endif
 #define MCU_PAINT_WORD 0xC5A3E19Bu /* an unlikely value: no small integer, no code address */
 
 uint32_t mcu_stack_probe(void)
@@ -175,8 +185,14 @@ uint32_t mcu_stack_probe(void)
     volatile uint32_t *top;
     volatile uint32_t *p;
     mcu_cursor_t c = {0, 0, 0};
-    /* Both GCC and clang accept this; it reads sp after this function's prologue. */
+    /* GCC and clang accept these; each reads sp after this function's prologue. */
+#if defined(__riscv)
+    __asm__ volatile("mv %0, sp" : "=r"(sp));
+#elif defined(__AVR__)
+    __asm__ volatile("in %A0, __SP_L__\n\tin %B0, __SP_H__" : "=r"(sp));
+#else /* Arm (__arm__, __thumb__) */
     __asm__ volatile("mov %0, sp" : "=r"(sp));
+#endif
     top = (volatile uint32_t *)(sp & ~(uintptr_t)3);
     /* A volatile store loop: the compiler may not turn it into a call to memset. */
     for (p = top - MCU_PAINT_BYTES / 4u; p < top; ++p) {
@@ -184,13 +200,14 @@ uint32_t mcu_stack_probe(void)
     }
     mcu_model_init(mcu_state.h);
 #if MCU_BIDIRECTIONAL
-    (void)mcu_model_run(mcu_state.h, &mcu_x[c.x], mcu_steps[0], mcu_buf, sizeof mcu_buf,
+    (void)mcu_model_run(mcu_state.h, mcu_input(&mcu_x[c.x], MCU_VEC_U32(&mcu_steps[0]) * MCU_INPUT_WIDTH),
+                        MCU_VEC_U32(&mcu_steps[0]), mcu_buf, sizeof mcu_buf,
                         MCU_PER_STEP ? mcu_logits : NULL);
 #else
     {
         size_t t;
-        for (t = 0; t < mcu_steps[0]; ++t) {
-            (void)mcu_model_step(mcu_state.h, &mcu_x[c.x + t * MCU_INPUT_WIDTH]);
+        for (t = 0; t < MCU_VEC_U32(&mcu_steps[0]); ++t) {
+            (void)mcu_model_step(mcu_state.h, mcu_input(&mcu_x[c.x + t * MCU_INPUT_WIDTH], MCU_INPUT_WIDTH));
         }
     }
 #endif

@@ -170,7 +170,7 @@ def markdown_tables(result: dict[str, Any], level: str = "###") -> str:
         f"{level} Whole-sequence throughput",
         throughput_table(result),
         f"{level} Deterministic cost: instructions per step "
-        "(callgrind on the host; Cortex-M from `edgernn mcu`)",
+        "(callgrind on the host; microcontrollers from `edgernn mcu`)",
         callgrind_table(result),
         f"{level} Scaling with hidden size (random 1-layer models, {inputs}, batch 1)",
         hidden_table(result),

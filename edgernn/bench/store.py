@@ -54,7 +54,8 @@ def load_bench(out_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 
 def mcu_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """The Cortex-M figures `edgernn mcu` left in report.json, reduced to what the bench shows."""
+    """The microcontroller figures `edgernn mcu` left in report.json, reduced to what the bench shows
+    (rows with an instruction count: a cycle-accurate target's rows are cycles, shown in report.md)."""
     keep = (
         "target",
         "compiler",
@@ -69,4 +70,4 @@ def mcu_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     rows = report.get("mcu")
     if not isinstance(rows, list):
         return []
-    return [{k: r.get(k) for k in keep} for r in rows if isinstance(r, dict)]
+    return [{k: r.get(k) for k in keep} for r in rows if isinstance(r, dict) and r.get("insns_per_step")]

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from edgernn.artifacts import atomic_path, write_text
-from edgernn.bench import BENCH_JSON, load_bench, markdown_tables, mcu_rows, signed
+from edgernn.bench import BENCH_JSON, load_bench, markdown_tables, signed
 from edgernn.config import Task
 from edgernn.contract.model import QuantizedModel
 from edgernn.contract.reference import int_forward, int_generate
@@ -240,9 +240,12 @@ def size_section(report: dict[str, Any], out_dir: Path) -> str:
         if p.exists():
             rows.append([f"file `{name}`", f"{p.stat().st_size:,} B"])
     parts = [_table(["", ""], rows)]
-    mcu = mcu_rows(report)
+    mcu = [r for r in report.get("mcu") or [] if isinstance(r, dict)]
     if mcu:
-        parts.append("Cortex-M, cross-compiled and run on an emulator (`edgernn mcu`):")
+        parts.append(
+            "Microcontrollers, cross-compiled and run on an emulator (`edgernn mcu`); cycles where the "
+            "emulator is cycle-accurate (simavr), instructions elsewhere:"
+        )
         parts.append(
             _table(
                 [
@@ -253,6 +256,7 @@ def size_section(report: dict[str, Any], out_dir: Path) -> str:
                     "RAM B",
                     "instr/step",
                     "instr/MAC",
+                    "cycles/step (µs at 16 MHz)",
                     "mismatches",
                     "emulator",
                 ],
@@ -263,18 +267,21 @@ def size_section(report: dict[str, Any], out_dir: Path) -> str:
                         str(r["kernel"]),
                         f"{r['flash_bytes']:,}",
                         f"{r['ram_bytes']:,}",
-                        f"{r['insns_per_step']:,.0f}",
-                        f"{r['insns_per_mac']:.2f}",
+                        f"{r['insns_per_step']:,.0f}" if r["insns_per_step"] else "-",
+                        f"{r['insns_per_mac']:.2f}" if r["insns_per_mac"] else "-",
+                        f"{r['cycles_per_step']:,.0f} ({r['us_per_step_16mhz']:,.0f})"
+                        if r.get("cycles_per_step")
+                        else "-",
                         str(r["mismatches"]),
                         str(r["emulator"]),
                     ]
                     for r in mcu
                 ],
-                "lllrrrrrl",
+                "lllrrrrrrl",
             )
         )
     else:
-        parts.append("No Cortex-M figures yet: `edgernn mcu DIR` adds them.")
+        parts.append("No microcontroller figures yet: `edgernn mcu DIR` adds them.")
     return "\n\n".join(parts)
 
 

@@ -123,6 +123,9 @@ class McuRow(_McuRowRequired, total=False):
     bench_steps: int
     elf: str  # relative to the export directory ("" when the image was not kept)
     first_mismatch: list[int]
+    cycles_per_step: float  # cycle-accurate targets (AVR on simavr); insns are then 0
+    us_per_step_16mhz: float
+    images: int  # how many images the test split needed (more than one where flash is small)
 
 
 class _BenchRequired(TypedDict):

@@ -6,7 +6,11 @@ implements is edgernn.targets.base.Target. A new target family is a new module h
 """
 
 # One line per target family: importing its module registers its cores.
-from edgernn.targets import cortex_m  # noqa: F401
+from edgernn.targets import (
+    avr,  # noqa: F401
+    cortex_m,  # noqa: F401
+    riscv,  # noqa: F401
+)
 from edgernn.targets.registry import TARGETS, compilers, default_targets, get, register
 
 __all__ = ["TARGETS", "compilers", "default_targets", "get", "register"]

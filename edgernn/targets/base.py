@@ -11,6 +11,8 @@ check, the toolchains and the emulators ask only these:
 - `board`: a QEMU board that boots the C-runtime (gcc) image and lets it check itself, or None;
 - `kernel(code)`: reading the model's machine code, which kernel path the compiler took ("dsp",
   "plain", ...), and `plain_defines`, the C defines that turn that fast path off.
+A core no emulator can call functions on (AVR: simavr runs images from reset) is also a
+`SelfCheckingTarget`, and measures itself.
 
 Nothing here imports a compiler, Unicorn or capstone: the registry (edgernn.targets) is read by
 the CLI's option list, which must load fast and without the optional tools.
@@ -20,10 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from edgernn.contract.model import QuantizedModel
+    from edgernn.targets.check import McuResult
     from edgernn.targets.elf import Elf
+    from edgernn.targets.vectors import Vectors
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class Board:
     qemu: str  # the executable, e.g. qemu-system-arm
     machine: str  # its -M
     install: str  # how to get it, for the message when it is missing
+    args: tuple[str, ...] = ()  # more QEMU options the board needs (RISC-V virt: -bios none)
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,10 @@ class UnicornCore:
     link_reg: str  # where a call leaves its return address
     pc_reg: str
     code_bit: int = 0  # set in code addresses by the ISA (Thumb: bit 0); cleared for the byte address
+    # (register, linker symbol): what a C runtime's startup code sets before main and compiled code
+    # relies on, set before every call when the image defines the symbol (RISC-V: gp, which
+    # relaxed accesses to small data are relative to, = __global_pointer$)
+    symbol_regs: tuple[tuple[str, str], ...] = ()
 
 
 class Emulator(Protocol):
@@ -127,4 +138,26 @@ class Target(Protocol):
 
     def kernel(self, code: Sequence[bytes]) -> str:
         """The kernel path that the model's kept machine code (its text sections) takes."""
+        ...
+
+
+@runtime_checkable
+class SelfCheckingTarget(Protocol):
+    """A Target whose emulator cannot call an image's functions (AVR on simavr): its images run
+    from reset, check and time themselves and print the result. The check (edgernn.targets.check)
+    hands such a target the whole measurement of one compiler; it answers with the same McuResult,
+    and its own split of the vectors into images when the part's flash cannot hold them all.
+    Implementation: edgernn.targets.avr."""
+
+    def measure(
+        self,
+        header: Path,
+        qm: QuantizedModel,
+        vectors: Vectors,
+        compiler: str,
+        workdir: Path,
+        plain: bool,
+        bench_sequences: int,
+    ) -> McuResult:
+        """Every sequence of `vectors` checked on the target; flash, RAM and cycle figures."""
         ...

@@ -39,6 +39,7 @@ import numpy as np
 from edgernn.backends.c.header import descriptor_name, header_macro
 from edgernn.contract.model import QuantizedModel
 from edgernn.errors import CheckFailed, InputError
+from edgernn.targets.base import SelfCheckingTarget
 from edgernn.targets.elf import Elf
 from edgernn.targets.footprint import Footprint, footprint, kept_sections
 from edgernn.targets.qemu import run_on_board
@@ -79,11 +80,18 @@ class McuResult:
     bench_steps: int
     elf: str = ""
     first_mismatch: list[int] = field(default_factory=list)
+    # A target that counts cycles rather than instructions (AVR on simavr; insns_* are then 0):
+    cycles_per_step: float | None = None
+    us_per_step_16mhz: float | None = None
+    images: int = 1  # images the sequences were checked in (more when the flash cannot hold them)
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {k: v for k, v in asdict(self).items() if v is not None}
         d["insns_per_step"] = round(self.insns_per_step, 1)
         d["insns_per_mac"] = round(self.insns_per_mac, 3)
+        if self.cycles_per_step is not None and self.us_per_step_16mhz is not None:
+            d["cycles_per_step"] = round(self.cycles_per_step, 1)
+            d["us_per_step_16mhz"] = round(self.us_per_step_16mhz, 1)
         return d
 
 
@@ -141,6 +149,8 @@ def measure(
 ) -> McuResult:
     """Build one image and run the check and the measurements (module docstring)."""
     tgt = get(target)
+    if isinstance(tgt, SelfCheckingTarget):  # no call API (AVR): its images run from reset
+        return tgt.measure(header, qm, vectors, compiler, workdir, plain, bench_sequences)
     tc = toolchain(compiler, tgt)
     image = build_image(header, vectors, tc, workdir, plain)
     text = header.read_text(encoding="utf-8")
@@ -222,7 +232,13 @@ def check_header(
             variants = [False] if kernel == "auto" else [True] if kernel == "plain" else [False, True]
             if not tgt.plain_defines:
                 variants = [False]  # no fast path to turn off: one build
-            for compiler in compilers:
+            usable = [c for c in compilers if c in tgt.compilers]
+            if not usable:
+                raise InputError(
+                    f"{tgt.name} cannot be built with {', '.join(compilers)}; "
+                    f"choose from {', '.join(tgt.compilers)}"
+                )
+            for compiler in usable:  # a target skips the compilers it has none of (AVR: gcc only)
                 for plain in variants:
                     name = f"{tgt.name}-{compiler}" + ("-plain" if plain else "")
                     r = measure(header, qm, vectors, tgt.name, compiler, root / name, plain, bench_sequences)
@@ -268,9 +284,14 @@ TABLE_HEADER = (
 
 
 def table_row(r: McuResult) -> str:
+    if r.cycles_per_step is not None:  # a cycle-counting target: no instruction count
+        insns = f"{'-':>10} {'-':>9}"
+        cycles = f"; {r.cycles_per_step:,.0f} cycles/step = {r.us_per_step_16mhz:,.0f} us at 16 MHz"
+    else:
+        insns, cycles = f"{r.insns_per_step:>10,.0f} {r.insns_per_mac:>9.2f}", ""
     return (
         f"{r.target:<14} {r.compiler:<12} {r.kernel:<6} {r.flash_bytes:>8,} {r.ram_bytes:>6,} "
-        f"{r.insns_per_step:>10,.0f} {r.insns_per_mac:>9.2f} {r.mismatches:>10}  {r.emulator}"
+        f"{insns} {r.mismatches:>10}  {r.emulator}{cycles}"
     )
 
 
@@ -279,7 +300,8 @@ def table(results: Sequence[McuResult]) -> str:
     if results:
         r = results[0]
         lines.append(
-            f"{r.sequences} test sequences, {r.steps:,} steps checked per row; insns over the first "
+            f"{r.sequences} test sequences, {r.steps:,} steps checked per row; "
+            f"{'cycles' if r.cycles_per_step is not None else 'insns'} over the first "
             f"{r.bench_steps} steps; {r.macs_per_step:,} MACs/step; RAM = state {r.state_bytes} B + stack "
             "high-water (scratch included)"
             + (f" (+ run buffer {r.run_buf_bytes} B)" if r.run_buf_bytes else "")

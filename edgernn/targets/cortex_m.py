@@ -1,4 +1,5 @@
-"""Arm Cortex-M targets: M0+ (Armv6-M), M4 and M7 (Armv7E-M, with the DSP extension).
+"""Arm Cortex-M targets: M0+ (Armv6-M), M4 and M7 (Armv7E-M, with the DSP extension), M33
+(Armv8-M Mainline with its DSP extension on).
 
 Everything Arm-specific lives here: the cores' names for zig and gcc (Thumb code, soft-float ABI:
 no FPU is switched on), the MPS2 memory map and its linker script, Unicorn's and capstone's Thumb
@@ -8,6 +9,13 @@ plain one in the machine code (SMLAD, the packed dual 16-bit MAC, appears only i
 Cortex-M0+ has no QEMU board: its Armv6-M image runs on the Cortex-M3 board (AN385), whose
 instruction set contains Armv6-M's; Unicorn's Cortex-M0 model enforces Armv6-M itself, so an
 Armv7-M instruction in an M0+ image faults there.
+
+Cortex-M33: the DSP extension is optional on the core (nRF53, STM32U5 and RP2350 have it). gcc's
+`-mcpu=cortex-m33` includes it (`+nodsp` removes it); zig 0.17's `cortex_m33` does not, so
+the zig build names it: `cortex_m33+dsp`. Its QEMU board, MPS2 AN505, is a TrustZone system whose
+memory sits elsewhere than on the other MPS2 boards (AN505 below); the core leaves reset in the
+Secure state with the SAU off, where every address is Secure, so a plain (non-TrustZone) image
+linked at the Secure aliases runs as on any other core.
 """
 
 from __future__ import annotations
@@ -31,6 +39,17 @@ MPS2 = MemoryMap(
     ram_size=0x40_0000,
     stack_size=0x4000,
     linker_script="cortex-m.ld",
+)
+# MPS2 AN505 (QEMU's Cortex-M33 board): the Secure aliases of its code SSRAM (4 MB at 0x10000000,
+# where the reset vector table is read) and of SSRAM1 + SSRAM2 (2 MB each, contiguous at
+# 0x38000000); cortex-m33.ld writes the same map for the zig images.
+AN505 = MemoryMap(
+    flash_base=0x1000_0000,
+    flash_size=0x40_0000,
+    ram_base=0x3800_0000,
+    ram_size=0x40_0000,
+    stack_size=0x4000,
+    linker_script="cortex-m33.ld",
 )
 GNU_TRIPLE = "arm-none-eabi"
 MCU_TOOLS = "`make mcu-tools` installs it (apt: gcc-arm-none-eabi picolibc-arm-none-eabi qemu-system-arm)"
@@ -100,6 +119,7 @@ CORES = (
     CortexM("cortex-m0plus", "cortex_m0plus", "cortex-m0plus", "UC_CPU_ARM_CORTEX_M0", "mps2-an385", False),
     CortexM("cortex-m4", "cortex_m4", "cortex-m4", "UC_CPU_ARM_CORTEX_M4", "mps2-an386", True),
     CortexM("cortex-m7", "cortex_m7", "cortex-m7", "UC_CPU_ARM_CORTEX_M7", "mps2-an500", True),
+    CortexM("cortex-m33", "cortex_m33+dsp", "cortex-m33", "UC_CPU_ARM_CORTEX_M33", "mps2-an505", True, AN505),
 )
 DEFAULTS = ("cortex-m0plus", "cortex-m4")  # what `edgernn mcu` checks when no --target is given
 for _core in CORES:

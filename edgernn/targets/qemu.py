@@ -40,6 +40,7 @@ def run_on_board(elf: Path, board: Board) -> BoardRun:
         board.qemu,
         "-M",
         board.machine,
+        *board.args,
         "-nographic",
         "-monitor",
         "none",

@@ -92,6 +92,8 @@ class Machine:
         self._result, self._sp, self._link, self._pc = (
             getattr(consts, r) for r in (core.result_reg, core.sp_reg, core.link_reg, core.pc_reg)
         )
+        defined = {s.name: s.value for s in elf.symbols if s.shndx}
+        self._symbol_regs = [(getattr(consts, r), defined[s]) for r, s in core.symbol_regs if s in defined]
         self._cs = _disassembler(core)
         self._block_insns: dict[tuple[int, int], int] = {}
         self._fault: str | None = None
@@ -123,6 +125,8 @@ class Machine:
             self.uc.reg_write(reg, value & 0xFFFF_FFFF)
         self.uc.reg_write(self._sp, self.stack_top)
         self.uc.reg_write(self._link, self.return_address | self.core.code_bit)
+        for reg, value in self._symbol_regs:
+            self.uc.reg_write(reg, value)
         self._fault = None
         try:
             self.uc.emu_start(

@@ -1,7 +1,10 @@
 """vectors.h: test sequences and the torch integer reference's every output, as C arrays in flash.
 
 The on-target harness (c_runtime/mcu/harness.c) compares against these, so the same check runs
-on Unicorn and on a QEMU board without any host in the loop. Layout per sequence (packed, in
+on Unicorn, on a QEMU board and on simavr without any host in the loop. The arrays are
+`static const ... MCU_FLASH` (c_runtime/mcu/mcu_port.h: PROGMEM on AVR, read with pgm_read_*;
+nothing elsewhere). A target whose flash cannot hold a whole test split (the ATmega328P's 32 KB)
+checks it in slices, each its own image: `Vectors.slice`. Layout per sequence (packed, in
 order; the harness walks them with running offsets):
   mcu_x             [steps][input width]           int8 features, or int32 token ids
   mcu_expect_h      unidirectional: [steps][layers][hidden], the state after each step;
@@ -24,6 +27,18 @@ from edgernn.errors import InputError
 
 
 @dataclass(frozen=True)
+class Reference:
+    """int_forward's integers, split per sequence: what any slice of the vectors is written from."""
+
+    qm: QuantizedModel
+    xs: list[np.ndarray]  # (steps, input width) per sequence
+    hs: list[np.ndarray]  # the expected states (layout above) per sequence
+    h_n: np.ndarray  # (sequences, layers * directions, hidden)
+    logits: list[np.ndarray]
+    lengths: np.ndarray
+
+
+@dataclass(frozen=True)
 class Vectors:
     text: str  # the C header
     sequences: int
@@ -31,6 +46,29 @@ class Vectors:
     max_steps: int
     lengths: np.ndarray  # steps of each sequence
     macros: dict[str, int]  # the MCU_ shape macros, also passed to model_unit.c
+    reference: Reference | None = None  # what slice() writes from
+    first: int = 0  # index of this file's first sequence in the whole set (a slice's offset)
+
+    def slice(self, first: int, count: int) -> Vectors:
+        """The vectors of sequences first .. first + count - 1 alone, as their own vectors.h."""
+        if self.reference is None:
+            raise ValueError("these vectors keep no reference to slice")
+        return _render(self.reference, self.first + first, count)
+
+    def sequence_bytes(self) -> np.ndarray:
+        """Bytes each sequence adds to the arrays of vectors.h (its steps, inputs, expected
+        states, final state and logits), for packing slices into a small flash."""
+        m = self.macros
+        per_step_states = m["MCU_LAYERS"] * m["MCU_DIRECTIONS"] * m["MCU_HIDDEN"]
+        per_step = m["MCU_INPUT_WIDTH"] * (4 if m["MCU_TOKENS"] else 1) + per_step_states
+        logits = 4 * m["MCU_CLASSES"]
+        n = self.lengths.astype(np.int64)
+        return (
+            4
+            + n * (per_step + (logits if m["MCU_PER_STEP"] else 0))
+            + per_step_states
+            + (0 if m["MCU_PER_STEP"] else logits)
+        )
 
 
 def shape_macros(qm: QuantizedModel) -> dict[str, int]:
@@ -47,7 +85,8 @@ def _c_array(ctype: str, name: str, values: np.ndarray, per_line: int = 24) -> s
     if not flat:
         flat = ["0"]  # C forbids empty arrays; nothing indexes past the real data
     lines = (", ".join(flat[i : i + per_line]) for i in range(0, len(flat), per_line))
-    return f"static const {ctype} {name}[{len(flat)}] = {{\n    " + ",\n    ".join(lines) + ",\n};\n"
+    body = ",\n    ".join(lines)
+    return f"static const {ctype} {name}[{len(flat)}] MCU_FLASH = {{\n    {body},\n}};\n"
 
 
 def build_vectors(qm: QuantizedModel, x: np.ndarray, lengths: np.ndarray) -> Vectors:
@@ -66,6 +105,19 @@ def build_vectors(qm: QuantizedModel, x: np.ndarray, lengths: np.ndarray) -> Vec
         h = hidden[:, b, :n, :]  # (L, n, D*H)
         hs.append(h if cfg.bidirectional else h.transpose(1, 0, 2))
         ls.append(logits[b] if cfg.task == Task.MANY_TO_ONE else logits[b, :n])
+    reference = Reference(qm, xs, hs, h_n.transpose(1, 0, 2), ls, lengths)
+    return _render(reference, 0, len(lengths))
+
+
+def _render(ref: Reference, first: int, count: int) -> Vectors:
+    """vectors.h for sequences first .. first + count - 1 of the reference."""
+    qm = ref.qm
+    cfg = qm.config
+    if not 0 <= first < first + count <= len(ref.lengths):
+        raise ValueError(f"sequences {first}..{first + count - 1} are not in 0..{len(ref.lengths) - 1}")
+    part = slice(first, first + count)
+    lengths = ref.lengths[part]
+    xs, hs, ls = ref.xs[part], ref.hs[part], ref.logits[part]
     width = 1 if cfg.tokens else cfg.input_size
     macros = {
         "MCU_NUM_SEQS": len(lengths),
@@ -84,10 +136,11 @@ def build_vectors(qm: QuantizedModel, x: np.ndarray, lengths: np.ndarray) -> Vec
         "#ifndef EDGERNN_MCU_VECTORS_H\n#define EDGERNN_MCU_VECTORS_H\n\n#include <stdint.h>\n",
         "\n".join(f"#define {k} {v}" for k, v in macros.items()) + "\n",
         f"typedef {'int32_t' if cfg.tokens else 'int8_t'} mcu_input_t;\n",
+        '#include "mcu_port.h" /* MCU_FLASH, and how the harness reads these on this target */\n',
         _c_array("uint32_t", "mcu_steps", lengths),
         _c_array("mcu_input_t", "mcu_x", _cat(xs)),
         _c_array("int8_t", "mcu_expect_h", _cat(hs)),
-        _c_array("int8_t", "mcu_expect_hn", h_n.transpose(1, 0, 2)),
+        _c_array("int8_t", "mcu_expect_hn", ref.h_n[part]),
         _c_array("int32_t", "mcu_expect_logits", _cat(ls)),
         "#endif /* EDGERNN_MCU_VECTORS_H */",
     ]
@@ -98,6 +151,8 @@ def build_vectors(qm: QuantizedModel, x: np.ndarray, lengths: np.ndarray) -> Vec
         max_steps=int(lengths.max()),
         lengths=lengths,
         macros=macros,
+        reference=ref,
+        first=first,
     )
 
 

@@ -32,12 +32,12 @@
 
 /* One model per prefix and translation unit: a second, different model with this prefix
  * stops the build here (the guard would otherwise drop it without a word). */
-#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 67613362
+#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 147312051
 #error "two different edgernn models use the C prefix japanese_vowels in one translation unit; regenerate one with another --prefix"
 #endif
 #ifndef JAPANESE_VOWELS_MODEL_H
 #define JAPANESE_VOWELS_MODEL_H
-#define JAPANESE_VOWELS_MODEL_ID 67613362 /* identifies this model (a hash of the header) */
+#define JAPANESE_VOWELS_MODEL_ID 147312051 /* identifies this model (a hash of the header) */
 
 /*
  * Usage (C99 or C++; no malloc, stdio, libm, memset, memcpy). In exactly one .c/.cpp file:
@@ -80,10 +80,12 @@
  *     z[j]     = clamp(floor((v[j] + 2^(n-1)) / 2^n), -512, 511)
  *     h[j]     = LUT[z[j] + 512]                     LUT[k] = round(127 tanh((k - 512) / 128))
  *
- * Freestanding: only <stddef.h> and <stdint.h>. No malloc, no stdio, no libm, and no calls to
+ * Freestanding: only <stddef.h> and <stdint.h> (and, on AVR, avr-libc's <avr/pgmspace.h>, macros
+ * only: see EDGERNN_FLASH). No malloc, no stdio, no libm, and no calls to
  * memset/memcpy -- compilers turn plain zeroing or copy loops into such calls, which a bare-metal
  * image may not provide, so the one zeroing loop here writes through a volatile pointer.
  * Build the float wrappers without -ffast-math: they rely on IEEE float32 arithmetic.
+ * No width of `int` is assumed: 16-bit-int targets (AVR) build with -Wall -Wextra -Werror.
  */
 #ifndef EDGERNN_RUNTIME_H
 #define EDGERNN_RUNTIME_H
@@ -94,6 +96,48 @@
 /* Bumped whenever a kernel's behaviour, the descriptor or a signature changes; model headers
  * check it. */
 #define EDGERNN_RUNTIME_VERSION 2
+
+/* Where the tables live, and how the code reads them: one storage/read pair.
+ *
+ * EDGERNN_FLASH       on the definition and declaration of every table -- weights, biases,
+ *                     multipliers, token tables, float input scales, the tanh table:
+ *                     PROGMEM on AVR, where plain `const` data is copied into the 2 KB of RAM at
+ *                     start-up; nothing elsewhere (a `const` object already stays in flash).
+ * EDGERNN_READ_S8/S32/U32/F32(p)
+ *                     one element of such a table at address p: avr-libc's pgm_read_byte/dword/
+ *                     float (LPM) on AVR, a plain load elsewhere -- on Arm and x86 the generated
+ *                     code is the same as without the macros. Every read of a table goes through
+ *                     them; descriptors (edgernn_model_t, edgernn_cell_t) are not tables: they stay
+ *                     ordinary `static const` objects, which compilers fold into the code.
+ * EDGERNN_TABLES_IN_DATA  1 when a table's address can be read as data (not on AVR): a token
+ *                     cell's table row is then used in place, else it is copied to the scratch.
+ * Define EDGERNN_NO_PROGMEM to keep AVR tables in RAM (as plain const); flash above 64 KB (far
+ * addresses, ATmega1280/2560) is not supported by these macros. */
+#if defined(__AVR__) && !defined(EDGERNN_NO_PROGMEM)
+#include <avr/pgmspace.h>
+#define EDGERNN_FLASH PROGMEM
+#define EDGERNN_READ_S8(p) ((int8_t)pgm_read_byte(p))
+#define EDGERNN_READ_S32(p) ((int32_t)pgm_read_dword(p))
+#define EDGERNN_READ_U32(p) ((uint32_t)pgm_read_dword(p))
+#define EDGERNN_READ_F32(p) (pgm_read_float(p))
+#define EDGERNN_TABLES_IN_DATA 0
+#else
+#define EDGERNN_FLASH
+#define EDGERNN_READ_S8(p) (*(p))
+#define EDGERNN_READ_S32(p) (*(p))
+#define EDGERNN_READ_U32(p) (*(p))
+#define EDGERNN_READ_F32(p) (*(p))
+#define EDGERNN_TABLES_IN_DATA 1
+#endif
+
+/* EDGERNN_MUL_S8(a, b): the product of two int8 values (held in any integer type) as int32. On
+ * AVR it is formed in 16 bits, where it fits (|a b| <= 127 * 127): one MULS, where the int32
+ * product is a call to libgcc's __mulhisi3. Elsewhere the plain int32 product. */
+#if defined(__AVR__)
+#define EDGERNN_MUL_S8(a, b) ((int32_t)(int16_t)((int16_t)(int8_t)(a) * (int16_t)(int8_t)(b)))
+#else
+#define EDGERNN_MUL_S8(a, b) ((int32_t)(a) * (int32_t)(b))
+#endif
 
 /* Return codes. Plain macros, not an enum: arm-none-eabi-gcc defaults to short enums and
  * clang does not, so enums in an API change its ABI between compilers. */
@@ -162,9 +206,9 @@ typedef struct {
  * for every model (edgernn.contract.constants.tanh_lut), defined once per program (where
  * EDGERNN_IMPLEMENTATION is defined). */
 #ifdef __cplusplus
-extern "C" const int8_t edgernn_tanh_lut[EDGERNN_LUT_SIZE];
+extern "C" EDGERNN_FLASH const int8_t edgernn_tanh_lut[EDGERNN_LUT_SIZE];
 #else
-extern const int8_t edgernn_tanh_lut[EDGERNN_LUT_SIZE];
+extern EDGERNN_FLASH const int8_t edgernn_tanh_lut[EDGERNN_LUT_SIZE];
 #endif
 
 /* EDGERNN_INLINE: the API's glue between a descriptor and the kernels. Always inlined under GCC
@@ -625,21 +669,21 @@ static EDGERNN_NOINLINE void edgernn_matvec_s8(const int8_t *w, const int8_t *x,
         const int8_t *w0 = w;
         const int8_t *w1 = w + cols;
         const int8_t *xp = x;
-        int32_t acc0 = (bias != NULL) ? bias[r] : 0;
-        int32_t acc1 = (bias != NULL) ? bias[r + 1] : 0;
+        int32_t acc0 = (bias != NULL) ? EDGERNN_READ_S32(&bias[r]) : 0;
+        int32_t acc1 = (bias != NULL) ? EDGERNN_READ_S32(&bias[r + 1]) : 0;
         int32_t c = cols;
 #if EDGERNN_DSP
         edgernn_dot2_dsp(&w0, &w1, &xp, cols, &acc0, &acc1);
         for (c = cols & 3; c > 0; --c) { /* the last cols % 4 columns */
             const int32_t xv = *xp++;
-            acc0 += (int32_t)*w0++ * xv;
-            acc1 += (int32_t)*w1++ * xv;
+            acc0 += EDGERNN_MUL_S8(EDGERNN_READ_S8(w0++), xv);
+            acc1 += EDGERNN_MUL_S8(EDGERNN_READ_S8(w1++), xv);
         }
 #else
         do {
             const int32_t xv = *xp++;
-            acc0 += (int32_t)*w0++ * xv;
-            acc1 += (int32_t)*w1++ * xv;
+            acc0 += EDGERNN_MUL_S8(EDGERNN_READ_S8(w0++), xv);
+            acc1 += EDGERNN_MUL_S8(EDGERNN_READ_S8(w1++), xv);
         } while (--c > 0);
 #endif
         out[r] = acc0;
@@ -648,10 +692,10 @@ static EDGERNN_NOINLINE void edgernn_matvec_s8(const int8_t *w, const int8_t *x,
     }
     if (r < rows) { /* an odd row count leaves one row */
         const int8_t *xp = x;
-        int32_t acc = (bias != NULL) ? bias[r] : 0;
+        int32_t acc = (bias != NULL) ? EDGERNN_READ_S32(&bias[r]) : 0;
         int32_t c = cols;
         do {
-            acc += (int32_t)*w++ * (int32_t)*xp++;
+            acc += EDGERNN_MUL_S8(EDGERNN_READ_S8(w++), *xp++);
         } while (--c > 0);
         out[r] = acc;
     }
@@ -826,27 +870,29 @@ static inline void edgernn_tanh_requantize(const edgernn_cell_t *cell, const int
     const int32_t hidden = cell->hidden;
     int32_t j;
     if (n >= 33u) {
-        const uint32_t off_hi = (1u << (EDGERNN_OFFSET_BITS - 32)) + (1u << (n - 33u));
+        const uint32_t off_hi = ((uint32_t)1 << (EDGERNN_OFFSET_BITS - 32)) + ((uint32_t)1 << (n - 33u));
         const uint32_t s = n - 32u;
         /* q_first < 2^29 here, so q - q_first fits int32 (q = hi(V) >> s < 2^31 too). */
-        const int32_t q_first = (int32_t)(1u << (EDGERNN_OFFSET_BITS - n)) + EDGERNN_Z_MIN;
+        const int32_t q_first = (int32_t)((uint32_t)1 << (EDGERNN_OFFSET_BITS - n)) + EDGERNN_Z_MIN;
         for (j = 0; j < hidden; ++j) {
             uint32_t lo;
-            const uint32_t hi = edgernn_requant_sum(acc_x[j], m_x[j], acc_h[j], m_h[j], off_hi, 0u, &lo);
+            const uint32_t hi = edgernn_requant_sum(acc_x[j], EDGERNN_READ_S32(&m_x[j]), acc_h[j],
+                                                      EDGERNN_READ_S32(&m_h[j]), off_hi, 0u, &lo);
             const int32_t k = edgernn_lut_index((int32_t)(hi >> s) - q_first); /* z + 512 */
-            const int8_t y = edgernn_tanh_lut[k];
+            const int8_t y = EDGERNN_READ_S8(&edgernn_tanh_lut[k]);
             h[j] = y;
             if (rec != NULL) {
                 rec[j] = y;
             }
         }
     } else {
-        const uint32_t off_hi = 1u << (EDGERNN_OFFSET_BITS - 32);
-        const uint32_t off_lo = 1u << (n - 1u);
+        const uint32_t off_hi = (uint32_t)1 << (EDGERNN_OFFSET_BITS - 32);
+        const uint32_t off_lo = (uint32_t)1 << (n - 1u);
         const uint64_t q_first = edgernn_shr64(off_hi, 0u, n) - (uint64_t)(-EDGERNN_Z_MIN);
         for (j = 0; j < hidden; ++j) {
             uint32_t lo;
-            const uint32_t hi = edgernn_requant_sum(acc_x[j], m_x[j], acc_h[j], m_h[j], off_hi, off_lo, &lo);
+            const uint32_t hi = edgernn_requant_sum(acc_x[j], EDGERNN_READ_S32(&m_x[j]), acc_h[j],
+                                                      EDGERNN_READ_S32(&m_h[j]), off_hi, off_lo, &lo);
             const uint64_t q = edgernn_shr64(hi, lo, n);
             uint32_t k; /* z + 512, clamped to the table */
             int8_t y;
@@ -857,7 +903,7 @@ static inline void edgernn_tanh_requantize(const edgernn_cell_t *cell, const int
             } else {
                 k = (uint32_t)(q - q_first);
             }
-            y = edgernn_tanh_lut[k];
+            y = EDGERNN_READ_S8(&edgernn_tanh_lut[k]);
             h[j] = y;
             if (rec != NULL) {
                 rec[j] = y;
@@ -882,7 +928,16 @@ static EDGERNN_NOINLINE void edgernn_cell_step(const edgernn_cell_t *cell, const
     edgernn_matvec_s8(cell->w_hh, h, NULL, hidden, hidden, acc_h);
     if (cell->table != NULL) {
         /* W_ih E[token] + b was folded at conversion time: acc_x is one row of the table. */
-        edgernn_tanh_requantize(cell, cell->table + (size_t)token * (size_t)hidden, acc_h, h, rec);
+        const int32_t *row = cell->table + (size_t)token * (size_t)hidden;
+#if EDGERNN_TABLES_IN_DATA
+        edgernn_tanh_requantize(cell, row, acc_h, h, rec);
+#else
+        int32_t j; /* the row is in program memory (AVR): into the scratch first */
+        for (j = 0; j < hidden; ++j) {
+            acc_x[j] = EDGERNN_READ_S32(&row[j]);
+        }
+        edgernn_tanh_requantize(cell, acc_x, acc_h, h, rec);
+#endif
     } else {
         edgernn_matvec_s8(cell->w_ih, x, cell->bias, hidden, cell->input, acc_x);
         edgernn_tanh_requantize(cell, acc_x, acc_h, h, rec);
@@ -962,7 +1017,7 @@ static inline uint32_t edgernn_xorshift32(uint32_t *state)
 #define EDGERNN_SAMPLE_MAX_STEPS 64u
 
 /* round(2^15 * 2^(-i/4)), i = 0..3: the weights of one octave, in quarter steps. */
-static const uint32_t edgernn_sample_octave[4] = {32768u, 27554u, 23170u, 19484u};
+static EDGERNN_FLASH const uint32_t edgernn_sample_octave[4] = {32768u, 27554u, 23170u, 19484u};
 
 /* Weight of a logit lying (top - logit) below the top one: 2^15 * 2^(-k/4) rounded down to the
  * table, k = min(64, floor((top - logit) / step)), found by subtraction (no divide on M0+). */
@@ -974,7 +1029,7 @@ static inline uint32_t edgernn_sample_weight(int32_t top, int32_t logit, uint32_
         d -= step;
         ++k;
     }
-    return edgernn_sample_octave[k & 3u] >> (k >> 2);
+    return EDGERNN_READ_U32(&edgernn_sample_octave[k & 3u]) >> (k >> 2);
 }
 
 /* Integer-only sampling of one of n classes (1 <= n <= 65536). Class c gets the weight
@@ -1229,10 +1284,10 @@ static inline void edgernn_quantize_input(const edgernn_model_t *m, const float 
         float value = raw[i];
         if (m->norm_mean != NULL) {
             /* (raw - mean) / std as two float32 operations, like numpy on float32 arrays. */
-            const float centred = value - m->norm_mean[i];
-            value = centred / m->norm_std[i];
+            const float centred = value - EDGERNN_READ_F32(&m->norm_mean[i]);
+            value = centred / EDGERNN_READ_F32(&m->norm_std[i]);
         }
-        xq[i] = edgernn_quantize_f32(value, m->input_inv_scale[i]);
+        xq[i] = edgernn_quantize_f32(value, EDGERNN_READ_F32(&m->input_inv_scale[i]));
     }
 }
 
@@ -1253,7 +1308,7 @@ EDGERNN_INLINE float edgernn_dequantize_logit(const edgernn_model_t *m, int32_t 
 /* LUT[k] = round_half_away(127 * tanh((k - 512) / 128)), k = z + 512. The same for every
  * model (edgernn.contract.constants.tanh_lut). The full table is kept rather than half of it (tanh is odd):
  * it costs 512 bytes of flash and saves a branch and a negation per hidden unit and step. */
-const int8_t edgernn_tanh_lut[EDGERNN_LUT_SIZE] = {
+EDGERNN_FLASH const int8_t edgernn_tanh_lut[EDGERNN_LUT_SIZE] = {
     -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
     -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
     -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
@@ -1363,22 +1418,23 @@ typedef struct {
 #ifdef __cplusplus
 extern "C" {
 #endif
-extern const int8_t japanese_vowels_l0_d0_w_ih[32][12];
-extern const int32_t japanese_vowels_l0_d0_bias[32];
-extern const int8_t japanese_vowels_l0_d0_w_hh[32][32];
-extern const int32_t japanese_vowels_l0_d0_m_x[32];
-extern const int32_t japanese_vowels_l0_d0_m_h[32];
-extern const int8_t japanese_vowels_head_w[9][32];
-extern const int32_t japanese_vowels_head_b[9];
-extern const float japanese_vowels_input_inv_scale[12];
-extern const float japanese_vowels_norm_mean[12];
-extern const float japanese_vowels_norm_std[12];
+extern EDGERNN_FLASH const int8_t japanese_vowels_l0_d0_w_ih[32][12];
+extern EDGERNN_FLASH const int32_t japanese_vowels_l0_d0_bias[32];
+extern EDGERNN_FLASH const int8_t japanese_vowels_l0_d0_w_hh[32][32];
+extern EDGERNN_FLASH const int32_t japanese_vowels_l0_d0_m_x[32];
+extern EDGERNN_FLASH const int32_t japanese_vowels_l0_d0_m_h[32];
+extern EDGERNN_FLASH const int8_t japanese_vowels_head_w[9][32];
+extern EDGERNN_FLASH const int32_t japanese_vowels_head_b[9];
+extern EDGERNN_FLASH const float japanese_vowels_input_inv_scale[12];
+extern EDGERNN_FLASH const float japanese_vowels_norm_mean[12];
+extern EDGERNN_FLASH const float japanese_vowels_norm_std[12];
 #ifdef __cplusplus
 }
 #endif
 
 /* Cells in torch's order: index = layer * DIRECTIONS + direction. Static in every file that
- * includes the header (36 bytes a cell), so a compiler folds the shapes into the code. */
+ * includes the header (36 bytes a cell), so a compiler folds the shapes into the code; not a
+ * table (no EDGERNN_FLASH): its pointers lead to the tables, read through EDGERNN_READ_*. */
 static const edgernn_cell_t japanese_vowels_cells[JAPANESE_VOWELS_NUM_LAYERS * JAPANESE_VOWELS_NUM_DIRECTIONS] = {
     /* w_ih, w_hh, bias, table, m_x, m_h, input, hidden, shift */
     {&japanese_vowels_l0_d0_w_ih[0][0], &japanese_vowels_l0_d0_w_hh[0][0], japanese_vowels_l0_d0_bias, NULL, japanese_vowels_l0_d0_m_x, japanese_vowels_l0_d0_m_h, 12, 32, 36},
@@ -1463,7 +1519,7 @@ static inline float japanese_vowels_dequantize_logit(int32_t logit_q)
 /* ---- Layer 0, forward direction (shift n = 36) ---- */
 
 /* W_ih, int8, row j at its own scale s_acc[j]; reads features (s_x folded into the columns) */
-const int8_t japanese_vowels_l0_d0_w_ih[32][12] = {
+EDGERNN_FLASH const int8_t japanese_vowels_l0_d0_w_ih[32][12] = {
     {  58,   33,  -12,   14,  -16,   47,   25,  127,   29,   -5,  -26,  -41},
     {-127,    8,  -61,  -38,   58,   94,  -93, -103,   90,   52,  -97,  100},
     {   2,  -17,   -3,  -13,  -21,  -80,  -13,   82,  -50,   84,  -48, -127},
@@ -1499,7 +1555,7 @@ const int8_t japanese_vowels_l0_d0_w_ih[32][12] = {
 };
 
 /* b_ih + b_hh at the scale of acc_x */
-const int32_t japanese_vowels_l0_d0_bias[32] = {
+EDGERNN_FLASH const int32_t japanese_vowels_l0_d0_bias[32] = {
      1268, -3831,     2,   140, -2561,  1906,  -380, -1285,
      3264, -2119,  4183,  4163,  1509, -2855,  -373, -8387,
     -3625,  1019, -2191,   605, -4501, -5294, -5349, -3156,
@@ -1507,7 +1563,7 @@ const int32_t japanese_vowels_l0_d0_bias[32] = {
 };
 
 /* W_hh, int8, row j at its own scale */
-const int8_t japanese_vowels_l0_d0_w_hh[32][32] = {
+EDGERNN_FLASH const int8_t japanese_vowels_l0_d0_w_hh[32][32] = {
     { 115,  -25,  113,   -3,  -72,   35,   72,    9, -113,  -68,  -43,   86,   12,   81,  -41,   73,
       -34,   -9,  -20,  106,   52,  -50,   84,  109,   24,  -44,  -52,   34,  127,   30, -118,  -28},
     { -71,   90,    7,   81,   48,   -8,  -74,   46,   31,  -78,  -33, -105,  -68,  -49,  -42,   12,
@@ -1575,7 +1631,7 @@ const int8_t japanese_vowels_l0_d0_w_hh[32][32] = {
 };
 
 /* M_x = round(s_acc / 2^-7 * 2^36) < 2^30: acc_x to z */
-const int32_t japanese_vowels_l0_d0_m_x[32] = {
+EDGERNN_FLASH const int32_t japanese_vowels_l0_d0_m_x[32] = {
     653428402, 506498821, 729069839, 589681162, 626773985, 696382577, 727157102, 591636405,
     634855472, 774998497, 601156454, 545916399, 774927574, 581312801, 846607430, 308798679,
     662692156, 597579444, 704166475, 650724490, 779469600, 561383683, 427410566, 636931562,
@@ -1583,7 +1639,7 @@ const int32_t japanese_vowels_l0_d0_m_x[32] = {
 };
 
 /* M_h = round(s_whh / (127 * 2^-7) * 2^36) < 2^30: acc_h to z */
-const int32_t japanese_vowels_l0_d0_m_h[32] = {
+EDGERNN_FLASH const int32_t japanese_vowels_l0_d0_m_h[32] = {
     181922459, 179272072, 230842131, 261352497, 171814726, 278815117, 245441011, 176157095,
     177210595, 197246205, 257306160, 250913984, 179122708, 243045959, 291110481, 166304664,
     185428027, 182328051, 192495660, 262330633, 207010382, 189423639, 208733911, 232893254,
@@ -1593,7 +1649,7 @@ const int32_t japanese_vowels_l0_d0_m_h[32] = {
 /* ---- Head ---- */
 
 /* head weights, int8, one scale for the whole tensor (so integer argmax is exact); reads [top state] */
-const int8_t japanese_vowels_head_w[9][32] = {
+EDGERNN_FLASH const int8_t japanese_vowels_head_w[9][32] = {
     {  49,   -5,  -85,  -51,  -40,  -91,   58,  -51,   95,   30,   68,   30,   64,   66,   54,    1,
       -30,   48,  -41,   80,   70,  -89,    1,   50,  -23,  -90,   67,   51,   64,  -87,  -15,  -29},
     { -38,   46,   34,   59,  -45,   77,  -38,   43,  -27,  -90,  -42,  -80,   -6,  -36,   55,   -8,
@@ -1615,7 +1671,7 @@ const int8_t japanese_vowels_head_w[9][32] = {
 };
 
 /* head bias at scale JAPANESE_VOWELS_HEAD_SCALE */
-const int32_t japanese_vowels_head_b[9] = {
+EDGERNN_FLASH const int32_t japanese_vowels_head_b[9] = {
     -1012,   594, -3864,   877,  3165, -4549,  -156,  3932,
      1947,
 };
@@ -1623,19 +1679,19 @@ const int32_t japanese_vowels_head_b[9] = {
 /* ---- Float input ---- */
 
 /* 1 / s_x per feature in float32: x_q = sat(round(x * this)) */
-const float japanese_vowels_input_inv_scale[12] = {
+EDGERNN_FLASH const float japanese_vowels_input_inv_scale[12] = {
     36.9368401f, 38.4703064f, 37.9743729f, 45.3907738f, 38.1755676f, 33.9251328f,
     34.6734505f, 41.0359039f, 47.5516739f, 32.6198959f, 36.7799301f, 38.1929245f,
 };
 
 /* training-data mean per feature */
-const float japanese_vowels_norm_mean[12] = {
+EDGERNN_FLASH const float japanese_vowels_norm_mean[12] = {
       0.871107459f,   -0.55430609f,   0.249593034f,  -0.269302517f,   0.221564114f,  -0.206720009f,
      -0.173208117f, -0.0534078069f,   -0.20372057f,  -0.181121856f, -0.0246416423f,  0.0873372629f,
 };
 
 /* training-data std per feature */
-const float japanese_vowels_norm_std[12] = {
+EDGERNN_FLASH const float japanese_vowels_norm_std[12] = {
      0.481310427f,   0.39332369f,  0.297650605f,   0.30364871f,  0.267238021f,  0.167988181f,
      0.163079366f,  0.186030865f,   0.18713215f,  0.117881589f, 0.0965355486f,  0.127602041f,
 };

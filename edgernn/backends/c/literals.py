@@ -40,18 +40,24 @@ def layout(a: np.ndarray) -> tuple[int, int]:
     return 8, max((len(c_int(int(v))) for v in (a.min(initial=0), a.max(initial=0))), default=1)
 
 
+# Every table is defined with the runtime's storage macro (edgernn_runtime.h): PROGMEM on AVR, so
+# the table stays in flash; nothing elsewhere. The code reads tables through EDGERNN_READ_*.
+FLASH = "EDGERNN_FLASH"
+
+
 def c_array(ctype: str, name: str, a: np.ndarray, comment: str) -> str:
-    """A `const` 1-D or 2-D array with external linkage, defined once per program (the translation
-    unit with EDGERNN_IMPLEMENTATION); 2-D rows get their own braces (-Wall rejects flat ones)."""
+    """A `const` 1-D or 2-D array in flash (EDGERNN_FLASH) with external linkage, defined once per
+    program (the translation unit with EDGERNN_IMPLEMENTATION); 2-D rows get their own braces
+    (-Wall rejects flat ones)."""
     out = [f"/* {comment} */"] if comment else []
     per, width = layout(a)
     if a.ndim == 1:
-        out.append(f"const {ctype} {name}[{a.shape[0]}] = {{")
+        out.append(f"{FLASH} const {ctype} {name}[{a.shape[0]}] = {{")
         out += [f"    {line}," for line in table_rows([c_int(int(v)) for v in a], per, width)]
         out.append("};")
         return "\n".join(out)
     rows, cols = a.shape
-    out.append(f"const {ctype} {name}[{rows}][{cols}] = {{")
+    out.append(f"{FLASH} const {ctype} {name}[{rows}][{cols}] = {{")
     for row in a:
         lines = table_rows([c_int(int(v)) for v in row], per, width)
         if len(lines) == 1:
@@ -67,7 +73,7 @@ def c_array(ctype: str, name: str, a: np.ndarray, comment: str) -> str:
 def float_array(name: str, values: np.ndarray, comment: str) -> str:
     lits = [c_float(float(v)) for v in np.asarray(values, dtype=np.float32)]
     body = [f"    {line}," for line in table_rows(lits, 6, max(len(s) for s in lits))]
-    return "\n".join([f"/* {comment} */", f"const float {name}[{len(lits)}] = {{", *body, "};"])
+    return "\n".join([f"/* {comment} */", f"{FLASH} const float {name}[{len(lits)}] = {{", *body, "};"])
 
 
 def comment_text(text: str) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgernn.backends.c.literals import c_array, float_array
+from edgernn.backends.c.literals import FLASH, c_array, float_array
 from edgernn.config import Task
 from edgernn.contract.model import QuantizedModel
 
@@ -120,7 +120,8 @@ def model_data(qm: QuantizedModel, prefix: str, up: str) -> ModelData:
             size_terms += [f"sizeof {prefix}_norm_mean", f"sizeof {prefix}_norm_std"]
     cells = (
         "/* Cells in torch's order: index = layer * DIRECTIONS + direction. Static in every file that\n"
-        " * includes the header (36 bytes a cell), so a compiler folds the shapes into the code. */\n"
+        " * includes the header (36 bytes a cell), so a compiler folds the shapes into the code; not a\n"
+        " * table (no EDGERNN_FLASH): its pointers lead to the tables, read through EDGERNN_READ_*. */\n"
         f"static const edgernn_cell_t {prefix}_cells[{up}_NUM_LAYERS * {up}_NUM_DIRECTIONS] = {{\n"
         "    /* w_ih, w_hh, bias, table, m_x, m_h, input, hidden, shift */\n"
         + "\n".join(descriptors)
@@ -143,9 +144,10 @@ class ModelData:
     checks: str  # compile-time size proofs
 
     def declarations(self) -> str:
-        """`extern` declarations of the tables, so every file can point at the one definition."""
-        found = re.findall(r"^const (\w+) (\w+)((?:\[\d+\])+) = \{$", self.tables, re.MULTILINE)
-        return "\n".join(f"extern const {ctype} {name}{dims};" for ctype, name, dims in found)
+        """`extern` declarations of the tables, so every file can point at the one definition (in
+        flash: EDGERNN_FLASH, read through EDGERNN_READ_*)."""
+        found = re.findall(rf"^{FLASH} const (\w+) (\w+)((?:\[\d+\])+) = \{{$", self.tables, re.MULTILINE)
+        return "\n".join(f"extern {FLASH} const {ctype} {name}{dims};" for ctype, name, dims in found)
 
 
 def descriptor(qm: QuantizedModel, prefix: str, up: str) -> str:
