@@ -323,7 +323,7 @@ def bench(directory: str, quick: bool) -> None:
     with matplotlib, bench_scaling.png. Takes about a minute (valgrind needed for instruction counts).
     """
     from edgernn.bench import BENCH_JSON, markdown_tables, run_bench
-    from edgernn.report.markdown import write_scaling_plot
+    from edgernn.report.plots import write_scaling_plot
 
     result = run_bench(directory, quick=quick, echo=lambda msg: click.echo(msg, err=True))
     click.echo(markdown_tables(result))
