@@ -6,7 +6,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # torch first, pinned: these machines hold the CPU build of 2.13.0; an unpinned torch pulls CUDA.
 TORCH := torch==2.13.0
-APT_TEST_PACKAGES := clang valgrind libclang-rt-14-dev
+# arduino-*, cmake, ninja-build: tests/test_packages.py builds the Arduino and CMake packages' examples.
+APT_TEST_PACKAGES := clang valgrind libclang-rt-14-dev arduino-builder arduino-core-avr arduino-ctags \
+  cmake ninja-build
 APT_MCU_PACKAGES := gcc-arm-none-eabi picolibc-arm-none-eabi qemu-system-arm \
   gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc gcc-avr avr-libc simavr
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -1,3 +1,21 @@
 """edgernn: tiny tanh RNNs from PyTorch to bit-exact int8 ONNX and dependency-free C."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from edgernn.predict.runtime import Runtime
+
+__all__ = ["Runtime", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # `edgernn.Runtime` on first use: `import edgernn` (and the CLI) stays free of torch and ORT.
+    if name == "Runtime":
+        from edgernn.predict.runtime import Runtime
+
+        return Runtime
+    raise AttributeError(f"module 'edgernn' has no attribute {name!r}")

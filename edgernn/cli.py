@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from edgernn import __version__
+from edgernn import packages as firmware_packages  # the package registry: --package's choices
 from edgernn import targets as mcu_targets  # the target registry: --target's choices
 from edgernn.errors import CheckFailed, EdgeRNNError
 
@@ -192,8 +193,15 @@ def quantize(directory: str) -> None:
 @main.command()
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--prefix", help="C symbol prefix for model.h [default: the data set name].")
+@click.option(
+    "--package",
+    "packages",
+    multiple=True,
+    type=click.Choice([*firmware_packages.PACKAGES, "all"]),
+    help="Also write a firmware package under DIRECTORY/packages/<ecosystem>/ (repeatable, or all).",
+)
 @friendly
-def export(directory: str, prefix: str | None) -> None:
+def export(directory: str, prefix: str | None, packages: tuple[str, ...]) -> None:
     """Quantize and write model.onnx, model.int8.onnx, model.step.int8.onnx and model.h, then
     manifest.json (their sha256s, written last: `verify` refuses a set that does not match it)."""
     from edgernn.pipeline import export_dir
@@ -201,6 +209,9 @@ def export(directory: str, prefix: str | None) -> None:
     result = export_dir(directory, prefix)
     for f in result.files:
         click.echo(f"wrote {f} ({f.stat().st_size:,} bytes)")
+    if packages:
+        for f in firmware_packages.write_packages(directory, packages):
+            click.echo(f"wrote {f}")
 
 
 @main.command()
@@ -350,6 +361,40 @@ def report(directory: str, no_plots: bool) -> None:
         click.echo(f"wrote {f}")
     if written.note:
         click.echo(f"note: {written.note}")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option(
+    "--data",
+    "data_file",
+    required=True,
+    metavar="FILE",
+    help="Sequences to classify: .npz (X, optional lengths) or long-format .csv as for `train --data`; "
+    "labels optional (ignored).",
+)
+@click.option(
+    "--backend",
+    default="onnx-int8",
+    show_default=True,
+    metavar="NAME",
+    help="c (model.h compiled for this machine), onnx-int8, onnx (float) or torch (the checkpoint).",
+)
+@click.option(
+    "--out", metavar="FILE", help="preds.csv or preds.json, written atomically [default: CSV on stdout]."
+)
+@friendly
+def predict(directory: str, data_file: str, backend: str, out: str | None) -> None:
+    """Run the exported model in DIRECTORY on raw (un-normalised) data and write one record per
+    sequence (many-to-one) or per step (many-to-many, one-to-many): sequence,[step,]predicted,class_name
+    (one-to-many adds text). The int8 backends give bit-identical answers."""
+    from edgernn.predict.io import predict_file
+
+    text, n = predict_file(directory, data_file, backend, out)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        click.echo(f"wrote {out} ({n} records, backend {backend})", err=True)
 
 
 if __name__ == "__main__":

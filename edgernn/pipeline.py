@@ -1,8 +1,10 @@
 """The library API behind the CLI: train into a directory, quantize, export every artifact, verify.
 
 An export directory holds: checkpoint.pt, model.int8.json (the QuantizedModel), model.onnx,
-model.int8.onnx, model.step.int8.onnx, model.h, manifest.json (written last by export: the sha256
-of each of those files and of the checkpoint, see edgernn.manifest), report.json, report.md.
+model.int8.onnx, model.step.int8.onnx, model.h, the raw-input graphs model.raw.onnx,
+model.raw.int8.onnx and model.step.raw.int8.onnx (docs/onnx.md), manifest.json (written last by
+export: the sha256 of each of those files and of the checkpoint, see edgernn.manifest),
+report.json, report.md.
 
 Locking: writers take `exclusive(DIR)` (one at a time, fail fast); `verify` reads under
 `shared(DIR)`, so it never reads a set an export is halfway through replacing.
@@ -48,7 +50,17 @@ FLOAT_ONNX = "model.onnx"
 INT_ONNX = "model.int8.onnx"
 STEP_ONNX = "model.step.int8.onnx"
 HEADER = "model.h"
-EXPORTED = (QUANT_NAME, FLOAT_ONNX, INT_ONNX, STEP_ONNX, HEADER)  # export_dir's write order
+# The raw-input ONNX graphs (docs/onnx.md): raw float32 features in, normalization (and for the
+# integer ones the float -> int8 rule) inside; a token model's take token ids like the others.
+RAW_FLOAT_ONNX = "model.raw.onnx"
+RAW_INT_ONNX = "model.raw.int8.onnx"
+RAW_STEP_ONNX = "model.step.raw.int8.onnx"
+# What verify requires the manifest to list (an export from before the raw graphs still verifies;
+# every file a manifest lists is checked whatever this says).
+REQUIRED = (QUANT_NAME, FLOAT_ONNX, INT_ONNX, STEP_ONNX, HEADER)
+# export_dir's write order (model.h last before the manifest, as before the raw graphs existed:
+# only the prefix changes model.h, and the moment between it and the manifest stays short)
+EXPORTED = (QUANT_NAME, FLOAT_ONNX, INT_ONNX, STEP_ONNX, RAW_FLOAT_ONNX, RAW_INT_ONNX, RAW_STEP_ONNX, HEADER)
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 LOCK_NAME = ".edgernn.lock"
@@ -270,6 +282,7 @@ def export_dir(out_dir: str | os.PathLike[str], prefix: str | None = None) -> Ex
     from edgernn.backends.c.codegen import validate_prefix, write_header
     from edgernn.backends.onnx import build_sequence_model, build_step_model, save_model
     from edgernn.backends.onnx.float_graph import export_float_onnx
+    from edgernn.backends.onnx.raw_input import build_raw_sequence_model, build_raw_step_model
 
     out = Path(out_dir)
     prefix = validate_prefix(prefix) if prefix else None
@@ -283,9 +296,12 @@ def export_dir(out_dir: str | os.PathLike[str], prefix: str | None = None) -> Ex
         qm = quantize_checkpoint(ckpt, ds)
         qm = replace(qm, meta=replace(qm.meta, c_prefix=prefix))
         write_text(out / QUANT_NAME, qm.to_json())
-        export_float_onnx(ckpt.model, out / FLOAT_ONNX)
+        export_float_onnx(ckpt.model, out / FLOAT_ONNX, qm)
         save_model(build_sequence_model(qm), out / INT_ONNX)
         save_model(build_step_model(qm), out / STEP_ONNX)
+        export_float_onnx(ckpt.model, out / RAW_FLOAT_ONNX, qm, raw=True)
+        save_model(build_raw_sequence_model(qm), out / RAW_INT_ONNX)
+        save_model(build_raw_step_model(qm), out / RAW_STEP_ONNX)
         write_header(qm, out / HEADER, prefix)
         write_manifest(out, EXPORTED, ckpt.sha256)
     files = tuple(out / n for n in (*EXPORTED, MANIFEST))

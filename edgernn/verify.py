@@ -31,8 +31,8 @@ from edgernn.errors import CheckFailed, ToolchainError
 from edgernn.manifest import check_manifest
 from edgernn.metrics import predictions, task_metrics
 from edgernn.pipeline import (
-    EXPORTED,
     FLOAT_ONNX,
+    REQUIRED,
     int8_inputs,
     load_data,
     load_quantized,
@@ -148,7 +148,7 @@ def verify_dir(out_dir: str | os.PathLike[str], with_c: bool = True) -> Verifica
 
 def _verify_locked(out: Path, with_c: bool) -> Verification:
     ckpt = load_checkpoint(out)
-    digest = check_manifest(out, EXPORTED, ckpt.sha256)
+    digest = check_manifest(out, REQUIRED, ckpt.sha256)
     qm = load_quantized(out)
     ds = load_data(ckpt.meta.get("data", {}))
     test = ds.test

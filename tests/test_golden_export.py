@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from edgernn.manifest import MANIFEST, MANIFEST_SCHEMA, read_manifest
-from edgernn.pipeline import FLOAT_ONNX, HEADER, INT_ONNX, QUANT_NAME, STEP_ONNX, export_dir
+from edgernn.pipeline import EXPORTED, QUANT_NAME, export_dir
 from edgernn.report.store import read_report
 from edgernn.verify import c_compiler_available, verify_dir
 
 REFERENCE = Path(__file__).resolve().parent.parent / "export" / "japanese_vowels"
-ARTIFACTS = (QUANT_NAME, FLOAT_ONNX, INT_ONNX, STEP_ONNX, HEADER)
+ARTIFACTS = EXPORTED
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ from edgernn.cli import main
 from edgernn.config import TrainConfig
 from edgernn.manifest import MANIFEST, write_manifest
 from edgernn.pipeline import (
-    FLOAT_ONNX,
+    EXPORTED,
     HEADER,
     INT_ONNX,
     QUANT_NAME,
@@ -49,7 +49,7 @@ from edgernn.pipeline import (
 from edgernn.train.checkpoint import load_checkpoint
 from edgernn.train.loop import ModelSpec
 
-ARTIFACTS = (QUANT_NAME, FLOAT_ONNX, INT_ONNX, STEP_ONNX, HEADER)  # export's write order
+ARTIFACTS = EXPORTED  # export's write order
 EXPORT_SET = (*ARTIFACTS, MANIFEST)  # the manifest last
 
 

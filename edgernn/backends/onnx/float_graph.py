@@ -17,6 +17,7 @@ import torch
 
 from edgernn.artifacts import write_bytes
 from edgernn.config import Task
+from edgernn.contract.model import QuantizedModel
 from edgernn.train.model import EdgeRNN
 
 OPSET = 17
@@ -43,9 +44,13 @@ def input_name(model: EdgeRNN) -> str:
     return "tokens" if model.cfg.tokens else "x"
 
 
-def float_onnx_bytes(model: EdgeRNN) -> bytes:
+def float_onnx_bytes(model: EdgeRNN, qm: QuantizedModel | None = None, raw: bool = False) -> bytes:
     """Serialize with the TorchScript exporter (dynamo=False): it emits the ONNX RNN op with
-    sequence_lens; the dynamo exporter unrolls the loop and bakes the length in."""
+    sequence_lens; the dynamo exporter unrolls the loop and bakes the length in.
+
+    With `qm` (the model's quantized form, for its normalization and provenance) the graph carries
+    edgernn's metadata_props (docs/onnx.md); with `raw` too, it takes raw features and normalizes
+    them itself (`model.raw.onnx`, see raw_input)."""
     model = model.eval()
     cfg = model.cfg
     b, t = 2, 3
@@ -77,12 +82,27 @@ def float_onnx_bytes(model: EdgeRNN) -> bytes:
     proto = onnx.load_from_string(buf.getvalue())
     proto.producer_name = "edgernn"
     proto.producer_version = ""
+    if qm is not None:
+        from edgernn.backends.onnx.metadata import (
+            GRAPH_FLOAT,
+            INPUT_NORMALIZED,
+            model_props,
+            set_props,
+        )
+        from edgernn.backends.onnx.raw_input import raw_float_model
+
+        if raw:
+            proto = raw_float_model(proto, qm)
+        else:
+            set_props(proto, model_props(qm, GRAPH_FLOAT, INPUT_NORMALIZED))
     onnx.checker.check_model(proto, full_check=True)
     return proto.SerializeToString()
 
 
-def export_float_onnx(model: EdgeRNN, path: str | os.PathLike[str]) -> None:
-    write_bytes(path, float_onnx_bytes(model))
+def export_float_onnx(
+    model: EdgeRNN, path: str | os.PathLike[str], qm: QuantizedModel | None = None, raw: bool = False
+) -> None:
+    write_bytes(path, float_onnx_bytes(model, qm, raw))
 
 
 def session(path: str | os.PathLike[str] | bytes, threads: int = 1) -> ort.InferenceSession:

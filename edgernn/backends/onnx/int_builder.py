@@ -17,7 +17,6 @@ constant and one Clip; every intermediate stays an exact int64 (docs/integer-con
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +24,13 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from edgernn.backends.onnx.metadata import (
+    GRAPH_INT_SEQUENCE,
+    GRAPH_INT_STEP,
+    INPUT_INT8,
+    model_props,
+    set_props,
+)
 from edgernn.contract.constants import LUT_SIZE, OFFSET_BITS, Z_MIN
 from edgernn.contract.model import QuantCell, QuantizedModel
 
@@ -198,14 +204,8 @@ def finish(
         ir_version=IR_VERSION,
     )
     # Provenance without timestamps: the same QuantizedModel always serializes to the same bytes.
-    helper.set_model_props(
-        model,
-        {
-            "edgernn.contract": "int8-tanh-lut1024-v1",
-            "edgernn.config": json.dumps(qm.config.to_dict(), sort_keys=True, separators=(",", ":")),
-            "edgernn.head_scale": repr(float(qm.head_scale)),
-        },
-    )
+    kind = GRAPH_INT_STEP if name.endswith("_step") else GRAPH_INT_SEQUENCE
+    set_props(model, model_props(qm, kind, INPUT_INT8))
     onnx.checker.check_model(model, full_check=True)
     return model
 

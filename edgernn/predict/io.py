@@ -1,0 +1,236 @@
+"""`edgernn predict`'s files: the --data reader (labels optional) and the CSV / JSON writer.
+
+--data takes the formats `edgernn train --data` documents (edgernn.data.user), with labels optional:
+
+- `.npz`: `X` float (N, T, I) raw features or integer (N, T) token ids, optional `lengths` (N,);
+  `y` and `class_names` may be present and are ignored.
+- `.csv`, long format: `sequence`, `step` and feature columns; a `label` or `step_label` column
+  may be present and is ignored. For a token model, one integer column of token ids.
+
+Records: one per sequence (many-to-one) with `sequence, predicted, class_name`, or one per valid
+step (many-to-many, one-to-many) with `sequence, step, predicted, class_name`; a one-to-many
+(generative) model adds `text`: the sequence read so far followed by the predicted next token.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgernn.artifacts import write_text
+from edgernn.config import Task
+from edgernn.errors import InputError
+from edgernn.predict.runtime import Prediction, Runtime
+
+OUT_FORMATS = (".csv", ".json")
+_LABELS = ("label", "step_label")
+
+
+def _oneline(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def read_sequences(path: str | os.PathLike[str]) -> tuple[list[str], list[np.ndarray]]:
+    """(sequence ids, one raw array per sequence) from a .npz or .csv; labels optional, ignored."""
+    p = Path(path)
+    try:
+        if not p.is_file():
+            raise InputError(f"data file not found: {p}" if not p.exists() else f"not a file: {p}")
+    except OSError as e:
+        raise InputError(f"cannot access {p}: {e.strerror or e}") from None
+    suffix = p.suffix.lower()
+    if suffix == ".npz":
+        return _read_npz(p)
+    if suffix == ".csv":
+        return _read_csv(p)
+    raise InputError(f"{p.name}: unsupported extension {suffix or '(none)'!r}; use .npz or .csv")
+
+
+def _read_npz(p: Path) -> tuple[list[str], list[np.ndarray]]:
+    allowed = ("X", "lengths", "y", "class_names")
+    try:
+        with p.open("rb") as f:
+            if f.read(4) != b"PK\x03\x04":
+                raise InputError(f"{p.name}: not an .npz archive; save one with np.savez(path, X=...)")
+        with np.load(p, allow_pickle=False) as z:
+            keys = set(z.files)
+            if "X" not in keys:
+                raise InputError(
+                    f"{p.name}: missing array 'X' (found: {', '.join(sorted(keys)) or 'nothing'})"
+                )
+            extra = sorted(keys - set(allowed))
+            if extra:
+                raise InputError(f"{p.name}: unexpected array {extra[0]!r}; allowed: {', '.join(allowed)}")
+            x = z["X"]
+            lengths = z["lengths"] if "lengths" in keys else None
+    except InputError:
+        raise
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise InputError(f"{p.name}: an array holds Python objects; save plain numeric arrays") from None
+        raise InputError(f"{p.name}: cannot read as .npz: {_oneline(e)}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise InputError(f"{p.name}: cannot read as .npz: {_oneline(e)}") from None
+    if x.dtype.kind not in "iuf" or x.ndim not in (2, 3) or x.shape[0] == 0 or x.shape[1] == 0:
+        raise InputError(
+            f"{p.name}: X must be float (N, T, I) features or integer (N, T) token ids, "
+            f"got {x.dtype} {x.shape}"
+        )
+    n, t = x.shape[0], x.shape[1]
+    if lengths is None:
+        lens = np.full(n, t, dtype=np.int64)
+    else:
+        if lengths.shape != (n,) or lengths.dtype.kind not in "iu":
+            raise InputError(f"{p.name}: lengths must be ({n},) integers to match X, got {lengths.shape}")
+        lens = lengths.astype(np.int64)
+        if lens.min() < 1 or lens.max() > t:
+            raise InputError(f"{p.name}: lengths must be in 1..{t}")
+    return [str(i) for i in range(n)], [x[i, : int(k)] for i, k in enumerate(lens)]
+
+
+def _read_csv(p: Path) -> tuple[list[str], list[np.ndarray]]:
+    try:
+        with p.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError:
+        raise InputError(f"{p.name}: not a UTF-8 text file") from None
+    except (OSError, csv.Error) as e:
+        raise InputError(f"{p.name}: cannot read as CSV: {_oneline(e)}") from None
+    if not rows:
+        raise InputError(f"{p.name}: empty file; expected a header like sequence,step,f0,f1")
+    header = [h.strip() for h in rows[0]]
+    if len(set(header)) != len(header):
+        raise InputError(f"{p.name}: duplicate column names in the header")
+    for col in ("sequence", "step"):
+        if col not in header:
+            raise InputError(f"{p.name}: missing column {col!r}; expected a header like sequence,step,f0,f1")
+    skip = {header.index(c) for c in ("sequence", "step", *_LABELS) if c in header}
+    feat_cols = [i for i in range(len(header)) if i not in skip]
+    if not feat_cols:
+        raise InputError(f"{p.name}: no feature columns besides sequence and step")
+    i_seq, i_step = header.index("sequence"), header.index("step")
+    seqs: dict[str, dict[int, list[float]]] = {}
+    for line_no, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise InputError(f"{p.name} line {line_no}: {len(row)} fields, header has {len(header)}")
+        try:
+            step = int(row[i_step])
+        except ValueError:
+            raise InputError(f"{p.name} line {line_no}: step {row[i_step]!r} is not an integer") from None
+        feats = []
+        for i in feat_cols:
+            try:
+                feats.append(float(row[i]))
+            except ValueError:
+                raise InputError(f"{p.name} line {line_no}: {header[i]} {row[i]!r} is not a number") from None
+        steps = seqs.setdefault(row[i_seq].strip(), {})
+        if step in steps:
+            raise InputError(f"{p.name} line {line_no}: step {step} repeated in sequence {row[i_seq]!r}")
+        steps[step] = feats
+    if not seqs:
+        raise InputError(f"{p.name}: no data rows after the header")
+    ids, arrays = [], []
+    for sid, steps in seqs.items():
+        if sorted(steps) != list(range(len(steps))):
+            raise InputError(f"{p.name}: sequence {sid!r} must have steps 0..{len(steps) - 1}, each once")
+        ids.append(sid)
+        arrays.append(np.array([steps[t] for t in range(len(steps))], dtype=np.float64))
+    return ids, arrays
+
+
+def as_model_input(rt: Runtime, arrays: list[np.ndarray], name: str) -> list[np.ndarray]:
+    """Token models read one integer column (CSV) or integer X (npz); feature models floats."""
+    if not rt.tokens:
+        if arrays and arrays[0].ndim == 1:
+            raise InputError(
+                f"{name}: this model reads {rt.input_size} float features per step, the file holds "
+                f"token ids (N, T)"
+            )
+        return arrays
+    out = []
+    for a in arrays:
+        if a.ndim == 2:
+            if a.shape[1] != 1:
+                raise InputError(
+                    f"{name}: this token model reads one token id per step, the file has {a.shape[1]} "
+                    f"feature columns"
+                )
+            a = a[:, 0]
+        if a.dtype.kind == "f":
+            if not (np.isfinite(a).all() and (a == np.round(a)).all()):
+                raise InputError(f"{name}: token ids must be whole numbers")
+            a = a.astype(np.int64)
+        out.append(a)
+    return out
+
+
+def records(
+    rt: Runtime, ids: list[str], inputs: list[np.ndarray], preds: list[Prediction]
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for sid, inp, pred in zip(ids, inputs, preds, strict=True):
+        if not pred.per_step:
+            rows.append({"sequence": sid, "predicted": pred.predicted, "class_name": pred.class_name})
+            continue
+        assert isinstance(pred.predicted, list) and isinstance(pred.class_name, list)
+        for t, (cls, name) in enumerate(zip(pred.predicted, pred.class_name, strict=True)):
+            row: dict[str, Any] = {"sequence": sid, "step": t, "predicted": cls, "class_name": name}
+            if rt.task == Task.ONE_TO_MANY:
+                row["text"] = rt.text([int(v) for v in inp[: t + 1]] + [cls])
+            rows.append(row)
+    return rows
+
+
+def render(rows: list[dict[str, Any]], fmt: str) -> str:
+    if fmt == ".json":
+        return json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
+    buf = io.StringIO()
+    fields = list(rows[0]) if rows else ["sequence", "predicted", "class_name"]
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def out_format(out: str | os.PathLike[str] | None) -> str:
+    if out is None:
+        return ".csv"
+    suffix = Path(out).suffix.lower()
+    if suffix not in OUT_FORMATS:
+        raise InputError(f"--out {out}: unknown extension {suffix or '(none)'!r}; use .csv or .json")
+    return suffix
+
+
+def predict_file(
+    directory: str | os.PathLike[str],
+    data: str | os.PathLike[str],
+    backend: str = "onnx-int8",
+    out: str | os.PathLike[str] | None = None,
+) -> tuple[str, int]:
+    """Run `edgernn predict`: returns (the rendered records, how many); writes `out` atomically."""
+    fmt = out_format(out)  # refuse a bad --out before any work
+    rt = Runtime(directory, backend=backend)
+    ids, arrays = read_sequences(data)
+    inputs = as_model_input(rt, arrays, Path(data).name)
+    named = []
+    for sid, a in zip(ids, inputs, strict=True):
+        try:
+            rt._check_sequence(a, f"sequence {sid!r}")
+        except InputError as e:
+            raise InputError(f"{Path(data).name}: {e}") from None
+        named.append(a)
+    rows = records(rt, ids, inputs, rt.predict(named))
+    text = render(rows, fmt)
+    if out is not None:
+        write_text(out, text)
+    return text, len(rows)

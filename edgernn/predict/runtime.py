@@ -1,0 +1,467 @@
+"""`Runtime`: an export directory opened in one backend, raw floats (or token ids) in, classes out.
+
+Backends:
+
+| name        | runs                                   | inputs become                                  |
+|-------------|----------------------------------------|------------------------------------------------|
+| `c`         | model.h compiled for the host (ctypes) | int8 by the header's own float wrapper          |
+| `onnx-int8` | model.int8.onnx / model.step.int8.onnx | int8 by `contract.quantize_inputs` (same rule)  |
+| `onnx`      | model.onnx (float)                     | normalised float32                             |
+| `torch`     | checkpoint.pt (float)                  | normalised float32                             |
+
+The two integer backends give the same integers bit for bit (the integer contract); their logits
+are returned as int32 (`logits_q`) and dequantized (`logits = logits_q * head_scale`). The float
+backends agree with each other within float tolerance.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgernn.config import Task
+from edgernn.contract.model import QuantizedModel
+from edgernn.contract.quantize import quantize_inputs
+from edgernn.data.dataset import normalize
+from edgernn.errors import InputError
+from edgernn.pipeline import FLOAT_ONNX, HEADER, INT_ONNX, QUANT_NAME, STEP_ONNX, load_quantized, shared
+
+BACKENDS: tuple[str, ...] = ("c", "onnx-int8", "onnx", "torch")
+INT_BACKENDS = ("c", "onnx-int8")
+BATCH = 256  # sequences per call: bounds memory (the C run buffer is per step and sequence)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One sequence's answer. Many-to-one: `predicted` is a class id and `logits` (C,); many-to-many
+    and one-to-many: one per valid step, `predicted` a list and `logits` (T_i, C)."""
+
+    predicted: int | list[int]
+    class_name: str | list[str]
+    logits: np.ndarray  # float64: dequantized for the int8 backends
+    logits_q: np.ndarray | None  # int32, the integer backends only
+    per_step: bool
+
+
+@dataclass(frozen=True)
+class StepPrediction:
+    """The prediction after one streamed step."""
+
+    predicted: int
+    class_name: str
+    logits: np.ndarray  # (C,) float64
+    logits_q: np.ndarray | None  # (C,) int32, integer backends only
+
+
+@dataclass(frozen=True)
+class Generation:
+    tokens: list[int]
+    text: str
+
+
+def _check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    return backend
+
+
+def _check_export(out: Path, backend: str) -> None:
+    """A directory `edgernn export` completed, and the files this backend reads match its manifest."""
+    from edgernn.manifest import MANIFEST, check_manifest
+
+    try:
+        if not out.is_dir():
+            raise InputError(f"{out} is not a directory; give an export directory (edgernn export DIR)")
+    except OSError as e:
+        raise InputError(f"cannot access {out}: {e.strerror or e}") from None
+    if not (out / MANIFEST).is_file() or not (out / QUANT_NAME).is_file():
+        raise InputError(f"{out} is not a complete export (no {MANIFEST}); run `edgernn export {out}` first")
+    needed = {
+        "c": (QUANT_NAME, HEADER),
+        "onnx-int8": (QUANT_NAME, INT_ONNX, STEP_ONNX),
+        "onnx": (QUANT_NAME, FLOAT_ONNX),
+        "torch": (QUANT_NAME,),
+    }[backend]
+    checkpoint_sha = None
+    if backend == "torch":
+        from edgernn.train.checkpoint import load_checkpoint
+
+        checkpoint_sha = load_checkpoint(out).sha256
+    check_manifest(out, needed, checkpoint_sha)  # CheckFailed (exit 1) for a tampered or mixed set
+
+
+class Runtime:
+    """An exported model in one backend. See the module docstring for the backends.
+
+    >>> rt = Runtime("export/japanese_vowels", backend="onnx-int8")
+    >>> rt.predict([seq_a, seq_b])[0].class_name    # seq_*: raw (T_i, 12) float features
+    >>> s = rt.stream(); [s.step(frame) for frame in seq_a][-1].predicted
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        backend: str = "onnx-int8",
+        workdir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.backend = _check_backend(backend)
+        with shared(self.directory) if self.directory.is_dir() else _nothing():
+            _check_export(self.directory, backend)
+            self.qm: QuantizedModel = load_quantized(self.directory)
+            self._impl = _open(self.directory, self.qm, backend, workdir)
+        cfg = self.qm.config
+        self.task = Task(cfg.task)
+        self.tokens = bool(cfg.tokens)
+        self.input_size = int(cfg.input_size)
+        self.vocab: tuple[str, ...] = tuple(self.qm.meta.vocab or ())
+        names = tuple(self.qm.meta.class_names or ())
+        if self.task == Task.ONE_TO_MANY and len(self.vocab) == cfg.num_classes:
+            names = self.vocab  # a generative model's classes are its tokens
+        self.class_names: tuple[str, ...] = (
+            names if len(names) == cfg.num_classes else tuple(str(i) for i in range(cfg.num_classes))
+        )
+
+    # -- inputs ---------------------------------------------------------------------------------
+
+    def _batch(self, sequences: Any, lengths: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Raw input -> padded (B, T, I) float32 / (B, T) int64 and lengths, checked."""
+        if isinstance(sequences, np.ndarray) and sequences.ndim == (2 if self.tokens else 3):
+            x = sequences
+            lens = np.full(x.shape[0], x.shape[1], np.int64) if lengths is None else np.asarray(lengths)
+            if lens.shape != (x.shape[0],) or not np.issubdtype(lens.dtype, np.integer):
+                raise InputError(f"lengths must be {x.shape[0]} integers, one per sequence")
+            if x.shape[0] and (lens.min() < 1 or lens.max() > x.shape[1]):
+                raise InputError(f"lengths must be in 1..{x.shape[1]}")
+            seqs = [x[i, : int(n)] for i, n in enumerate(lens)]
+        else:
+            if lengths is not None:
+                raise InputError("lengths go with a padded array; a list of sequences carries its own")
+            seqs = [np.asarray(s) for s in sequences]
+        if not seqs:
+            raise InputError("no sequences to predict")
+        return self._pad(seqs)
+
+    def _pad(self, seqs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        for i, s in enumerate(seqs):
+            self._check_sequence(s, f"sequence {i}")
+        lens = np.array([len(s) for s in seqs], dtype=np.int64)
+        t = int(lens.max())
+        if self.tokens:
+            x = np.zeros((len(seqs), t), np.int64)
+        else:
+            x = np.zeros((len(seqs), t, self.input_size), np.float32)
+        for i, s in enumerate(seqs):
+            x[i, : len(s)] = s
+        return x, lens
+
+    def _check_sequence(self, s: np.ndarray, what: str) -> None:
+        if self.tokens:
+            self._check_tokens(s, what, rank=1)
+            return
+        if s.ndim != 2 or s.shape[1] != self.input_size:
+            got = s.shape[-1] if s.ndim >= 1 else "no"
+            raise InputError(
+                f"{what} has {got} features per step, the model reads {self.input_size} "
+                f"(shape {s.shape}, expected (T, {self.input_size}))"
+            )
+        if len(s) < 1:
+            raise InputError(f"{what} is empty; a sequence needs at least one step")
+        if s.dtype.kind not in "iuf":
+            raise InputError(f"{what}: features must be numbers, got dtype {s.dtype}")
+        if not np.isfinite(s).all():
+            raise InputError(f"{what} holds NaN or Inf")
+
+    def _check_tokens(self, s: np.ndarray, what: str, rank: int) -> None:
+        v = self.qm.config.vocab_size
+        if s.ndim != rank or len(s) < 1:
+            raise InputError(f"{what} must be a non-empty list of token ids")
+        if s.dtype.kind not in "iu" and not (
+            s.dtype.kind == "f" and np.isfinite(s).all() and (s == np.round(s)).all()
+        ):
+            raise InputError(f"{what}: token ids must be integers, got dtype {s.dtype}")
+        if s.size and (s.min() < 1 or s.max() >= v):
+            bad = s[(s < 1) | (s >= v)].flat[0]
+            raise InputError(
+                f"{what}: token id {int(bad)} is outside the vocabulary (1..{v - 1}; 0 is padding)"
+            )
+
+    def _normalised(self, x: np.ndarray, lens: np.ndarray) -> np.ndarray:
+        if len(self.qm.norm_mean):
+            return normalize(x, lens, self.qm.norm_mean, self.qm.norm_std)
+        return x.astype(np.float32)
+
+    def quantize(self, x: np.ndarray, lens: np.ndarray) -> np.ndarray:
+        """Raw padded features -> int8 as the C float wrapper does (normalise, then the input rule);
+        token ids unchanged. Padding stays 0."""
+        if self.tokens:
+            return x.astype(np.int64)
+        return quantize_inputs(self._normalised(x, lens), self.qm.input_scale)
+
+    # -- answers --------------------------------------------------------------------------------
+
+    def predict(self, sequences: Any, lengths: Any = None) -> list[Prediction]:
+        """Raw (B, T, I) floats with lengths, or a list of (T_i, I) arrays (token models: (B, T) or
+        lists of ids) -> one Prediction per sequence."""
+        x, lens = self._batch(sequences, lengths)
+        out: list[Prediction] = []
+        for i in range(0, len(lens), BATCH):
+            xb, lb = x[i : i + BATCH], lens[i : i + BATCH]
+            steps = int(lb.max())
+            xb = xb[:, :steps]
+            logits, logits_q = self._impl.run(self, xb, lb)
+            for j, n in enumerate(lb):
+                out.append(self._prediction(logits[j], None if logits_q is None else logits_q[j], int(n)))
+        return out
+
+    def _prediction(self, logits: np.ndarray, logits_q: np.ndarray | None, n: int) -> Prediction:
+        per_step = self.task != Task.MANY_TO_ONE
+        if per_step:
+            logits = logits[:n]
+            logits_q = None if logits_q is None else logits_q[:n]
+        scores = logits if logits_q is None else logits_q  # integers decide the int8 backends' argmax
+        cls = np.argmax(scores, axis=-1)
+        if per_step:
+            ids = [int(c) for c in cls]
+            return Prediction(ids, [self.class_names[c] for c in ids], logits, logits_q, True)
+        return Prediction(int(cls), self.class_names[int(cls)], logits, logits_q, False)
+
+    def stream(self) -> Stream:
+        """A stream from the zero state: `.step(raw_sample)` after each sample, `.reset()`."""
+        if self.qm.config.bidirectional:
+            raise InputError(
+                "a bidirectional model cannot stream: its backward direction reads each sequence "
+                "from its end, so no answer exists before the whole sequence is in; use predict"
+            )
+        return Stream(self)
+
+    def generate(self, start_token: int | None = None, max_len: int = 32, seed: int = 0) -> Generation:
+        """One-to-many models: greedy generation (seed 0) from `start_token` (default: the model's
+        start token) until its end token or max_len tokens. A non-zero seed samples (C only)."""
+        if self.task != Task.ONE_TO_MANY:
+            raise InputError(f"generate needs a one-to-many model; this one is {self.task}")
+        start = self.qm.meta.start_token if start_token is None else start_token
+        if start is None:
+            raise InputError("this model records no start token; pass start_token")
+        self._check_tokens(np.array([start]), "start_token", rank=1)
+        if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or max_len < 0:
+            raise InputError(f"max_len must be a non-negative integer, got {max_len!r}")
+        if seed and self.backend != "c":
+            raise InputError("sampling (seed != 0) is the C runtime's; use backend='c' or seed=0")
+        end = self.qm.meta.end_token
+        end = -1 if end is None else end
+        tokens = self._impl.generate(self, int(start), int(end), int(max_len), int(seed))
+        return Generation(tokens, self.text(tokens))
+
+    def text(self, tokens: Sequence[int]) -> str:
+        if not self.vocab:
+            return " ".join(str(t) for t in tokens)
+        return "".join(self.vocab[t] for t in tokens)
+
+    def _answer(self, logits: np.ndarray, logits_q: np.ndarray | None) -> StepPrediction:
+        cls = int(np.argmax(logits if logits_q is None else logits_q))
+        return StepPrediction(cls, self.class_names[cls], logits, logits_q)
+
+    def dequantize(self, logits_q: np.ndarray) -> np.ndarray:
+        return np.asarray(logits_q, dtype=np.float64) * self.qm.head_scale
+
+
+class Stream:
+    """One stream through the model, one sample at a time (unidirectional models)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        self.reset()
+
+    def reset(self) -> None:
+        self._state = self._rt._impl.zero_state(self._rt)
+        self.steps = 0
+
+    def step(self, raw_sample: Any) -> StepPrediction:
+        """Feed one raw sample ((I,) floats, or one token id); the prediction after this step."""
+        rt = self._rt
+        s = np.asarray(raw_sample)
+        x: np.ndarray
+        if rt.tokens:
+            if s.size != 1:
+                raise InputError("a token model streams one token id per step")
+            rt._check_tokens(s.reshape(1), "the sample", rank=1)
+            x = s.reshape(1, 1).astype(np.int64)
+        else:
+            rt._check_sequence(s.reshape(1, -1) if s.ndim == 1 else s, "the sample")
+            if s.ndim != 1:
+                raise InputError(f"a sample is one step: ({rt.input_size},) floats, got shape {s.shape}")
+            x = s.reshape(1, 1, rt.input_size).astype(np.float32)
+        self._state, logits, logits_q = rt._impl.step(rt, x, self._state)
+        self.steps += 1
+        return rt._answer(logits, logits_q)
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Backends: run(rt, x, lens) -> (float logits, int32 logits | None); zero_state; step; generate.
+
+
+class _Impl:
+    def run(self, rt: Runtime, x: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        raise NotImplementedError
+
+    def zero_state(self, rt: Runtime) -> np.ndarray:
+        cfg = rt.qm.config
+        return np.zeros((cfg.num_layers * cfg.directions, 1, cfg.hidden_size), np.int8)
+
+    def step(
+        self, rt: Runtime, x: np.ndarray, state: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        raise NotImplementedError
+
+    def generate(self, rt: Runtime, start: int, end: int, max_len: int, seed: int) -> list[int]:
+        out: list[int] = []
+        state, token = self.zero_state(rt), start
+        for _ in range(max_len):
+            x = np.array([[token]], dtype=np.int64)
+            state, logits, logits_q = self.step(rt, x, state)
+            token = int(np.argmax(logits if logits_q is None else logits_q))
+            if token == end:
+                break
+            out.append(token)
+        return out
+
+
+class _C(_Impl):
+    def __init__(self, out: Path, qm: QuantizedModel, workdir: str | os.PathLike[str] | None) -> None:
+        from edgernn.backends.c.host import compile_model
+
+        if workdir is None:
+            work = Path(tempfile.mkdtemp(prefix="edgernn-runtime-"))
+            weakref.finalize(self, shutil.rmtree, work, True)
+        else:
+            work = Path(workdir)
+        self.cm = compile_model(out / HEADER, qm.meta.c_prefix or "edgernn_model", work)
+
+    def _quantize(self, rt: Runtime, x: np.ndarray, lens: np.ndarray) -> np.ndarray:
+        if rt.tokens:
+            return x.astype(np.int64)
+        xq = self.cm.quantize(x)  # the header's own float wrapper: normalise, scale, round, saturate
+        xq[np.arange(x.shape[1])[None, :] >= lens[:, None]] = 0
+        return xq
+
+    def run(self, rt: Runtime, x: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        q = self.cm.run(self._quantize(rt, x, lens), lens).logits.numpy()
+        return rt.dequantize(q), q
+
+    def step(
+        self, rt: Runtime, x: np.ndarray, state: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        r = self.cm.run(self._quantize(rt, x, np.ones(1, np.int64)), np.ones(1, np.int64), h0=state)
+        q = r.logits.numpy().reshape(-1)
+        return r.h_n.numpy(), rt.dequantize(q), q
+
+    def generate(self, rt: Runtime, start: int, end: int, max_len: int, seed: int) -> list[int]:
+        return self.cm.generate(start, self.cm.info["end_token"], max_len, seed)
+
+
+class _OnnxInt(_Impl):
+    def __init__(self, out: Path, qm: QuantizedModel) -> None:
+        from edgernn.backends.onnx import make_session
+
+        self.seq = make_session(out / INT_ONNX)
+        self.step_session = make_session(out / STEP_ONNX)
+
+    def run(self, rt: Runtime, x: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        from edgernn.backends.onnx import run_sequence
+
+        q = run_sequence(self.seq, rt.qm, rt.quantize(x, lens), lens).logits.numpy()
+        return rt.dequantize(q), q
+
+    def step(
+        self, rt: Runtime, x: np.ndarray, state: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        xq = rt.quantize(x, np.ones(1, np.int64))[:, 0]  # (1, I) int8 or (1,) token
+        feed = {"token" if rt.tokens else "x": np.ascontiguousarray(xq), "h": state}
+        h_new, logits = self.step_session.run(["h_new", "logits"], feed)
+        q = np.asarray(logits, dtype=np.int32).reshape(-1)
+        return np.asarray(h_new, dtype=np.int8), rt.dequantize(q), q
+
+
+class _OnnxFloat(_Impl):
+    def __init__(self, out: Path) -> None:
+        from edgernn.backends.onnx.float_graph import session
+
+        self.sess = session(out / FLOAT_ONNX)
+
+    def _run(self, rt: Runtime, x: np.ndarray, lens: np.ndarray, h0: np.ndarray) -> tuple[Any, Any]:
+        from edgernn.backends.onnx.float_graph import run_float
+
+        inp = x if rt.tokens else rt._normalised(x, lens)
+        return run_float(self.sess, inp, lens, h0)
+
+    def run(self, rt: Runtime, x: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        cfg = rt.qm.config
+        h0 = np.zeros((cfg.num_layers * cfg.directions, len(lens), cfg.hidden_size), np.float32)
+        logits, _ = self._run(rt, x, lens, h0)
+        return np.asarray(logits, dtype=np.float64), None
+
+    def zero_state(self, rt: Runtime) -> np.ndarray:
+        return super().zero_state(rt).astype(np.float32)
+
+    def step(
+        self, rt: Runtime, x: np.ndarray, state: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        logits, h_n = self._run(rt, x, np.ones(1, np.int64), state)
+        return h_n, np.asarray(logits, dtype=np.float64).reshape(-1), None
+
+
+class _Torch(_Impl):
+    def __init__(self, out: Path) -> None:
+        from edgernn.train.checkpoint import load_checkpoint
+
+        self.model = load_checkpoint(out).model.eval()
+
+    def _run(self, rt: Runtime, x: np.ndarray, lens: np.ndarray, h0: np.ndarray) -> tuple[Any, Any]:
+        import torch
+
+        inp = x if rt.tokens else rt._normalised(x, lens)
+        with torch.no_grad():
+            logits, h_n = self.model(torch.from_numpy(inp), torch.from_numpy(lens), torch.from_numpy(h0))
+        return logits.numpy(), h_n.numpy()
+
+    def run(self, rt: Runtime, x: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        cfg = rt.qm.config
+        h0 = np.zeros((cfg.num_layers * cfg.directions, len(lens), cfg.hidden_size), np.float32)
+        logits, _ = self._run(rt, x, lens, h0)
+        return np.asarray(logits, dtype=np.float64), None
+
+    def zero_state(self, rt: Runtime) -> np.ndarray:
+        return super().zero_state(rt).astype(np.float32)
+
+    def step(
+        self, rt: Runtime, x: np.ndarray, state: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        logits, h_n = self._run(rt, x, np.ones(1, np.int64), state)
+        return h_n, np.asarray(logits, dtype=np.float64).reshape(-1), None
+
+
+def _open(out: Path, qm: QuantizedModel, backend: str, workdir: str | os.PathLike[str] | None) -> _Impl:
+    if backend == "c":
+        return _C(out, qm, workdir)
+    if backend == "onnx-int8":
+        return _OnnxInt(out, qm)
+    if backend == "onnx":
+        return _OnnxFloat(out)
+    return _Torch(out)

@@ -1,0 +1,47 @@
+"""Stream raw samples through an edgernn step model with nothing but onnxruntime and numpy.
+
+    python onnxruntime_stream.py EXPORT_DIR/model.step.raw.int8.onnx samples.csv
+
+samples.csv: one sample per row, the model's raw features as columns (training order; an
+optional header row is skipped); for a token model, one token id per row. The graph normalizes
+and quantizes each sample itself; the state is carried from step to step. Prints the class
+after the last sample and its integer logits (logit = value * edgernn.head_scale); a many-to-many
+model also prints a class per step. Metadata keys: docs/onnx.md.
+"""
+
+import csv
+import json
+import sys
+
+import numpy as np
+import onnxruntime as ort
+
+sess = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+meta = sess.get_modelmeta().custom_metadata_map
+cfg = json.loads(meta["edgernn.config"])
+names = json.loads(meta["edgernn.class_names"]) or json.loads(meta["edgernn.vocab"])
+if cfg["bidirectional"]:
+    sys.exit("a bidirectional model reads whole sequences: use model.raw.int8.onnx")
+with open(sys.argv[2], newline="") as f:
+    rows = [r for r in csv.reader(f) if r]
+try:
+    [float(v) for v in rows[0]]
+except ValueError:
+    rows = rows[1:]  # a header
+if not rows:
+    sys.exit("no samples")
+x_name = sess.get_inputs()[0].name  # "x" (raw float32 features) or "token"
+h = np.zeros((cfg["num_layers"], 1, cfg["hidden_size"]), np.int8)
+for step, row in enumerate(rows):
+    if x_name == "token":
+        x = np.array([int(row[0])], np.int64)
+    elif len(row) != cfg["input_size"]:
+        sys.exit(f"row {step + 1} has {len(row)} values; the model reads {cfg['input_size']}")
+    else:
+        x = np.array([[float(v) for v in row]], np.float32)
+    h, logits = sess.run(["h_new", "logits"], {x_name: x, "h": h})
+    c = int(np.argmax(logits[0]))  # the first of equal maxima, as edgernn's C
+    if cfg["task"] == "many-to-many":
+        print(f"step {step}: class {c} {names[c] if c < len(names) else ''}")
+print(f"class {c} {names[c] if c < len(names) else ''}")
+print("logits " + " ".join(str(int(v)) for v in logits[0]))
