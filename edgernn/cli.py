@@ -383,14 +383,24 @@ def report(directory: str, no_plots: bool) -> None:
 @click.option(
     "--out", metavar="FILE", help="preds.csv or preds.json, written atomically [default: CSV on stdout]."
 )
+@click.option(
+    "--max-len",
+    default=32,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="One-to-many models: the most tokens generated after each prompt.",
+)
 @friendly
-def predict(directory: str, data_file: str, backend: str, out: str | None) -> None:
+def predict(directory: str, data_file: str, backend: str, out: str | None, max_len: int) -> None:
     """Run the exported model in DIRECTORY on raw (un-normalised) data and write one record per
-    sequence (many-to-one) or per step (many-to-many, one-to-many): sequence,[step,]predicted,class_name
-    (one-to-many adds text). The int8 backends give bit-identical answers."""
+    sequence (many-to-one) or per step (many-to-many): sequence,[step,]predicted,class_name.
+    A one-to-many model takes each sequence as a prompt and generates greedily after it (until
+    its end token or --max-len tokens): sequence,predicted,class_name,text, text being the prompt
+    and the generated continuation (JSON adds the generated token ids). The int8 backends give
+    bit-identical answers."""
     from edgernn.predict.io import predict_file
 
-    text, n = predict_file(directory, data_file, backend, out)
+    text, n = predict_file(directory, data_file, backend, out, max_len)
     if out is None:
         click.echo(text, nl=False)
     else:

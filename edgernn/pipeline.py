@@ -1,7 +1,7 @@
 """The library API behind the CLI: train into a directory, quantize, export every artifact, verify.
 
 An export directory holds: checkpoint.pt, model.int8.json (the QuantizedModel), model.onnx,
-model.int8.onnx, model.step.int8.onnx, model.h, the raw-input graphs model.raw.onnx,
+model.int8.onnx, model.step.int8.onnx, model.h, the raw-input integer graphs
 model.raw.int8.onnx and model.step.raw.int8.onnx (docs/onnx.md), manifest.json (written last by
 export: the sha256 of each of those files and of the checkpoint, see edgernn.manifest),
 report.json, report.md.
@@ -50,17 +50,17 @@ FLOAT_ONNX = "model.onnx"
 INT_ONNX = "model.int8.onnx"
 STEP_ONNX = "model.step.int8.onnx"
 HEADER = "model.h"
-# The raw-input ONNX graphs (docs/onnx.md): raw float32 features in, normalization (and for the
-# integer ones the float -> int8 rule) inside; a token model's take token ids like the others.
-RAW_FLOAT_ONNX = "model.raw.onnx"
+# model.onnx takes raw float32 features (normalization inside). The raw-input integer graphs
+# (docs/onnx.md): normalization and the float -> int8 rule inside; a token model's take token ids.
 RAW_INT_ONNX = "model.raw.int8.onnx"
 RAW_STEP_ONNX = "model.step.raw.int8.onnx"
-# What verify requires the manifest to list (an export from before the raw graphs still verifies;
-# every file a manifest lists is checked whatever this says).
+# What verify requires the manifest to list (an export from before the raw graphs still verifies:
+# verify feeds its model.onnx what its edgernn.input property says; every file a manifest lists is
+# checked whatever this says).
 REQUIRED = (QUANT_NAME, FLOAT_ONNX, INT_ONNX, STEP_ONNX, HEADER)
 # export_dir's write order (model.h last before the manifest, as before the raw graphs existed:
 # only the prefix changes model.h, and the moment between it and the manifest stays short)
-EXPORTED = (QUANT_NAME, FLOAT_ONNX, INT_ONNX, STEP_ONNX, RAW_FLOAT_ONNX, RAW_INT_ONNX, RAW_STEP_ONNX, HEADER)
+EXPORTED = (QUANT_NAME, FLOAT_ONNX, INT_ONNX, STEP_ONNX, RAW_INT_ONNX, RAW_STEP_ONNX, HEADER)
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 LOCK_NAME = ".edgernn.lock"
@@ -299,7 +299,6 @@ def export_dir(out_dir: str | os.PathLike[str], prefix: str | None = None) -> Ex
         export_float_onnx(ckpt.model, out / FLOAT_ONNX, qm)
         save_model(build_sequence_model(qm), out / INT_ONNX)
         save_model(build_step_model(qm), out / STEP_ONNX)
-        export_float_onnx(ckpt.model, out / RAW_FLOAT_ONNX, qm, raw=True)
         save_model(build_raw_sequence_model(qm), out / RAW_INT_ONNX)
         save_model(build_raw_step_model(qm), out / RAW_STEP_ONNX)
         write_header(qm, out / HEADER, prefix)

@@ -1,6 +1,7 @@
 """Cross-backend verification of an export directory: the numbers behind report.json.
 
-Level 1: torch float vs ONNX Runtime float, max |diff| over the whole test split.
+Level 1: torch float vs ONNX Runtime float (model.onnx on the raw features), max |diff| over the
+         whole test split.
 Level 2: the torch integer reference vs the ORT sequence graph vs the ORT step graph vs compiled C:
          every hidden state, final state and logit must be the same integer.
 Level 3: int8 vs float accuracy and the fraction of predictions that agree.
@@ -56,14 +57,29 @@ class Verification:
     manifest_sha256: str = ""  # the manifest.json (so the export) the report describes
 
 
-def float_parity(out_dir: Path, model: torch.nn.Module, x: np.ndarray, lengths: np.ndarray) -> dict[str, Any]:
+def float_parity(
+    out_dir: Path,
+    model: torch.nn.Module,
+    x: np.ndarray,
+    lengths: np.ndarray,
+    qm: QuantizedModel | None = None,
+) -> dict[str, Any]:
+    """torch on the normalized split vs model.onnx on the raw features it takes: `x * std + mean`
+    in float32 (the graph normalizes them again; the tolerance is relative). A model.onnx from
+    before the normalization moved inside (its edgernn.input is not "raw") gets `x` itself."""
     from edgernn.backends.onnx.float_graph import run_float, session
+    from edgernn.backends.onnx.metadata import INPUT_RAW
 
     sess = session(out_dir / FLOAT_ONNX)
     h0 = model.init_state(len(x)).numpy()  # type: ignore[operator]
     with torch.no_grad():
         t_logits, t_hn = model(torch.from_numpy(x), torch.from_numpy(lengths), torch.from_numpy(h0))
-    o_logits, o_hn = run_float(sess, x, lengths, h0)
+    feed = x
+    takes_raw = sess.get_modelmeta().custom_metadata_map.get("edgernn.input") == INPUT_RAW
+    if takes_raw and qm is not None and qm.norm_mean.size and x.dtype.kind == "f":
+        std, mean = qm.norm_std.astype(np.float32), qm.norm_mean.astype(np.float32)
+        feed = (x.astype(np.float32) * std + mean).astype(np.float32)
+    o_logits, o_hn = run_float(sess, feed, lengths, h0)
     ref_logits, ref_hn = t_logits.numpy(), t_hn.numpy()
     diff = max(float(np.abs(o_logits - ref_logits).max()), float(np.abs(o_hn - ref_hn).max()))
     scale = max(1.0, float(np.abs(ref_logits).max()), float(np.abs(ref_hn).max()))
@@ -157,7 +173,7 @@ def _verify_locked(out: Path, with_c: bool) -> Verification:
 
     f_logits = predict_logits(ckpt.model, test)
     f_metrics = task_metrics(f_logits, test.y, cfg.task, cfg.num_classes)
-    parity = [float_parity(out, ckpt.model, test.x, test.lengths)]
+    parity = [float_parity(out, ckpt.model, test.x, test.lengths, qm)]
 
     xq = int8_inputs(qm, test)
     ref = int_forward(qm, xq, test.lengths)

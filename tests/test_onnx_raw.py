@@ -4,7 +4,9 @@
   (edgernn_quantize_input, via CModel.quantize) on ties, near-ties, +-inf, NaN, huge values,
   denormals and random bit patterns;
 - the whole raw graphs give the int8 graphs' integers on quantize_inputs((raw - mean) / std);
-- model.raw.onnx gives model.onnx's floats on the normalized features;
+- model.onnx (normalization inside) on raw features gives the bare float graph's floats on the
+  normalized ones; verify's float check feeds it raw features (and an older, normalized-input
+  model.onnx normalized ones);
 - metadata_props: documented keys, values that round-trip to the graph's float32 constants,
   deterministic bytes;
 - an export writes and lists the raw graphs; examples/onnxruntime_stream.py, run in a venv
@@ -232,10 +234,10 @@ def test_token_models_raw_graphs_are_their_token_graphs() -> None:
 
 
 @pytest.mark.parametrize("norm", [True, False])
-def test_raw_float_graph_equals_float_graph_on_normalized(norm: bool) -> None:
+def test_float_graph_on_raw_equals_bare_graph_on_normalized(norm: bool) -> None:
     model, qm = make_qm("many-to-many", layers=2, norm=norm, seed=3)
-    plain = session(float_onnx_bytes(model, qm))
-    raw_sess = session(float_onnx_bytes(model, qm, raw=True))
+    plain = session(float_onnx_bytes(model))  # the torch model's own graph: normalized features in
+    raw_sess = session(float_onnx_bytes(model, qm))  # model.onnx: raw features in
     rng = np.random.default_rng(9)
     raw = (rng.normal(size=(3, 7, qm.config.input_size)) * 2 + 1).astype(np.float32)
     lens, h0 = np.array([7, 2, 5]), np.zeros((2, 3, qm.config.hidden_size), np.float32)
@@ -251,7 +253,27 @@ def test_float_graph_without_qm_is_unchanged() -> None:
     bare = onnx.load_from_string(float_onnx_bytes(model))
     assert read_props(bare) == {}
     props = read_props(onnx.load_from_string(float_onnx_bytes(model, qm)))
-    assert props["edgernn.graph"] == "float" and props["edgernn.input"] == "normalized"
+    assert props["edgernn.graph"] == "float" and props["edgernn.input"] == "raw"
+
+
+def test_verify_float_parity_feeds_model_onnx_what_it_takes(tmp_path: Path) -> None:
+    """model.onnx takes raw features: verify rebuilds them from the normalized split; an older
+    model.onnx (edgernn.input "normalized") is still fed normalized features."""
+    from edgernn.backends.onnx.metadata import GRAPH_FLOAT, INPUT_NORMALIZED, model_props, set_props
+    from edgernn.verify import float_parity
+
+    model, qm = make_qm("many-to-many", layers=2, norm=True, seed=4)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3, 9, qm.config.input_size)).astype(np.float32)
+    lens = np.array([9, 4, 1])
+    (tmp_path / "model.onnx").write_bytes(float_onnx_bytes(model, qm))
+    new = float_parity(tmp_path, model, x, lens, qm)
+    assert new["passed"], new
+    assert not float_parity(tmp_path, model, x, lens)["passed"]  # raw graph fed normalized x
+    old = onnx.load_from_string(float_onnx_bytes(model))
+    set_props(old, model_props(qm, GRAPH_FLOAT, INPUT_NORMALIZED))
+    (tmp_path / "model.onnx").write_bytes(old.SerializeToString())
+    assert float_parity(tmp_path, model, x, lens, qm)["passed"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,8 +283,7 @@ def test_float_graph_without_qm_is_unchanged() -> None:
 def test_metadata_keys_and_values() -> None:
     model, qm = make_qm("many-to-many", layers=2, norm=True)
     graphs = {
-        "model.onnx": (onnx.load_from_string(float_onnx_bytes(model, qm)), "float", "normalized"),
-        "model.raw.onnx": (onnx.load_from_string(float_onnx_bytes(model, qm, raw=True)), "float", "raw"),
+        "model.onnx": (onnx.load_from_string(float_onnx_bytes(model, qm)), "float", "raw"),
         "model.int8.onnx": (oi.build_sequence_model(qm), "int8-sequence", "int8"),
         "model.step.int8.onnx": (oi.build_step_model(qm), "int8-step", "int8"),
         "model.raw.int8.onnx": (build_raw_sequence_model(qm), "int8-sequence", "raw"),
@@ -311,7 +332,7 @@ def test_raw_graphs_are_deterministic() -> None:
         assert build(qm).SerializeToString(deterministic=True) == build(qm2).SerializeToString(
             deterministic=True
         )
-    assert float_onnx_bytes(model, qm, raw=True) == float_onnx_bytes(model, qm, raw=True)
+    assert float_onnx_bytes(model, qm) == float_onnx_bytes(model, qm)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,13 +342,15 @@ def test_raw_graphs_are_deterministic() -> None:
 @pytest.mark.slow
 def test_export_writes_and_lists_the_raw_graphs(jv_export: Path) -> None:
     from edgernn.manifest import read_manifest
-    from edgernn.pipeline import EXPORTED, RAW_FLOAT_ONNX, RAW_INT_ONNX, RAW_STEP_ONNX
+    from edgernn.pipeline import EXPORTED, FLOAT_ONNX, RAW_INT_ONNX, RAW_STEP_ONNX
     from edgernn.train.checkpoint import load_checkpoint
 
     manifest, _ = read_manifest(jv_export)
     sha = load_checkpoint(jv_export).sha256
-    for name in (RAW_FLOAT_ONNX, RAW_INT_ONNX, RAW_STEP_ONNX):
+    for name in (FLOAT_ONNX, RAW_INT_ONNX, RAW_STEP_ONNX):
         assert name in EXPORTED and name in manifest["artifacts"]
+    assert read_props(onnx.load(jv_export / FLOAT_ONNX))["edgernn.input"] == "raw"
+    assert "model.raw.onnx" not in manifest["artifacts"] and not (jv_export / "model.raw.onnx").exists()
     for name in EXPORTED:
         if name.endswith(".onnx"):
             p = read_props(onnx.load(jv_export / name))

@@ -190,6 +190,43 @@ def test_generation_and_token_predict(names, backend):
     assert [s.step(t).predicted for t in seq] == p.predicted
 
 
+def _reference_continuation(qm, prompt: list[int], end: int, max_len: int) -> list[int]:
+    """The integer reference: int_forward on the whole prompt from the zero state gives h_n and
+    the logits after it; then int_generate's greedy rule continues from that state."""
+    r = int_forward(qm, np.array([prompt], np.int64), np.array([len(prompt)]))
+    h = r.h_n.long()
+    token, out = int(np.argmax(r.logits[0, -1].numpy())), []
+    while token != end and len(out) < max_len:
+        out.append(token)
+        if len(out) == max_len:
+            break
+        step = int_forward(qm, np.array([[token]], np.int64), np.array([1]), h)
+        h = step.h_n.long()
+        token = int(np.argmax(step.logits[0, 0].numpy()))
+    return out
+
+
+def test_generate_from_a_prompt_is_the_reference_on_the_int8_backends(names):
+    rts = {b: Runtime(names, backend=b) for b in BACKENDS}
+    qm, vocab = rts["c"].qm, rts["c"].vocab
+    s, end = qm.meta.start_token, qm.meta.end_token
+    prompts = [[s], [s, vocab.index("a")], [s, *(vocab.index(c) for c in "mar")], [vocab.index("k")]]
+    for p in prompts:
+        for max_len in (1, 5, 20):
+            want = _reference_continuation(qm, p, end, max_len)
+            got = {b: rt.generate(prompt=p, max_len=max_len) for b, rt in rts.items()}
+            for b in INT8:
+                assert got[b].tokens == want, (b, p, max_len)
+                assert got[b].prompt == p and got[b].full_text == rts[b].text(p + want)
+            for b in ("onnx", "torch"):
+                assert len(got[b].tokens) <= max_len and end not in got[b].tokens
+        assert rts["c"].generate(prompt=[s], max_len=12).tokens == int_generate(qm, s, end, 12)
+    assert rts["onnx-int8"].generate(prompt=np.array([s, vocab.index("a")]), max_len=3).prompt == [
+        s,
+        vocab.index("a"),
+    ]
+
+
 def test_generate_refuses_what_it_cannot_do(names, jv):
     with pytest.raises(InputError, match="one-to-many"):
         Runtime(jv, backend="onnx-int8").generate(max_len=3)
@@ -197,6 +234,15 @@ def test_generate_refuses_what_it_cannot_do(names, jv):
         Runtime(names, backend="torch").generate(max_len=3, seed=7)
     with pytest.raises(InputError, match="outside the vocabulary"):
         Runtime(names, backend="onnx-int8").generate(start_token=999, max_len=3)
+    rt = Runtime(names, backend="c")
+    with pytest.raises(InputError, match="outside the vocabulary"):
+        rt.generate(prompt=[1, 999], max_len=3)
+    with pytest.raises(InputError, match="non-empty"):
+        rt.generate(prompt=[], max_len=3)
+    with pytest.raises(InputError, match="not both"):
+        rt.generate(start_token=1, prompt=[1], max_len=3)
+    with pytest.raises(InputError, match="seed"):
+        rt.generate(prompt=[1, 2], max_len=3, seed=5)
 
 
 def test_bidirectional_model_cannot_stream(tmp_path_factory):
@@ -308,16 +354,32 @@ def test_predict_many_to_many_has_a_step_column(m2m, tmp_path):
     ]
 
 
-def test_predict_generation_has_a_text_column(names, tmp_path):
+def test_predict_generation_continues_each_prompt(names, tmp_path):
     rt = Runtime(names, backend="onnx-int8")
     s = rt.qm.meta.start_token
-    x = np.array([[s, rt.vocab.index("b"), rt.vocab.index("o")]], dtype=np.int64)
-    np.savez(tmp_path / "t.npz", X=x)
-    r = run("predict", str(names), "--data", str(tmp_path / "t.npz"))
+    prompts = [[s, rt.vocab.index("b"), rt.vocab.index("o")], [s, rt.vocab.index("a")]]
+    x = np.zeros((2, 3), np.int64)
+    for i, p in enumerate(prompts):
+        x[i, : len(p)] = p
+    np.savez(tmp_path / "t.npz", X=x, lengths=np.array([3, 2]))
+    r = run("predict", str(names), "--data", str(tmp_path / "t.npz"), "--max-len", "6")
     assert r.exit_code == 0, r.output
     rows = list(csv.DictReader(io.StringIO(r.output)))
-    assert list(rows[0]) == ["sequence", "step", "predicted", "class_name", "text"]
-    assert rows[2]["text"] == "<s>bo" + rows[2]["class_name"]
+    assert [list(row) for row in rows] == [["sequence", "predicted", "class_name", "text"]] * 2
+    out = tmp_path / "g.json"
+    r = run("predict", str(names), "--data", str(tmp_path / "t.npz"), "--max-len", "6", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    recs = json.loads(out.read_text())
+    for row, rec, p in zip(rows, recs, prompts, strict=True):
+        g = rt.generate(prompt=p, max_len=6)
+        assert rec["generated"] == g.tokens and len(g.tokens) <= 6
+        assert row["text"] == rec["text"] == rt.text(p + g.tokens) == g.full_text
+        assert row["text"].startswith("<s>" + "".join(rt.vocab[t] for t in p[1:]))
+        first = g.tokens[0] if g.tokens else rt.qm.meta.end_token
+        assert int(row["predicted"]) == rec["predicted"] == first
+        assert row["class_name"] == rt.class_names[first]
+    r = run("predict", str(names), "--data", str(tmp_path / "t.npz"), "--max-len", "0")
+    assert r.exit_code == 2
 
 
 def test_predict_bad_inputs(jv, names, tmp_path):

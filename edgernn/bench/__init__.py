@@ -4,9 +4,9 @@ Measured in one run, on one machine, single-threaded everywhere (torch.set_num_t
 Runtime intra_op = inter_op = 1), so the ratios compare the code and not the thread pools:
 
 * streaming latency per step at batch 1 -- torch float (EdgeRNN.forward with T=1 and h carried,
-  and a bare nn.RNN + nn.Linear step), ORT float (model.onnx, T=1, h carried), the ORT int8 step
-  model, the C step timed natively inside the C harness (`eh_bench_step_ns`, no FFI in the loop)
-  at the harness's -O2 and at -O3, and the C step through ctypes (one call per step);
+  and a bare nn.RNN + nn.Linear step), ORT float (model.onnx on raw features, T=1, h carried),
+  the ORT int8 step model, the C step timed natively inside the C harness (`eh_bench_step_ns`, no
+  FFI in the loop) at the harness's -O2 and at -O3, and the C step through ctypes (one call per step);
 * whole-sequence throughput on test sequences at batch 1 and 64;
 * host instructions per step of the C step under callgrind (a standalone driver,
   c_runtime/bench/bench_driver.c; two step counts differenced so start-up and set-up cancel),

@@ -91,12 +91,14 @@ def sequence_fns(
     batches: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
     rows: int,
     hidden: int,
+    to_raw: Callable[[np.ndarray], np.ndarray] = lambda x: x,
 ) -> dict[str, Callable[[], object]]:
-    """Whole padded batches, cycled: one callable per backend, each call = one batch."""
+    """Whole padded batches, cycled: one callable per backend, each call = one batch. `to_raw`
+    turns the normalized float batch into what model.onnx takes (raw features), before timing."""
     f_name, i_name = f_sess.get_inputs()[0].name, i_sess.get_inputs()[0].name
     t_batches = [(torch.from_numpy(xf), torch.from_numpy(lens)) for xf, _, lens in batches]
     f_feeds = [
-        {f_name: xf, "lengths": lens, "h0": np.zeros((rows, len(lens), hidden), np.float32)}
+        {f_name: to_raw(xf), "lengths": lens, "h0": np.zeros((rows, len(lens), hidden), np.float32)}
         for xf, _, lens in batches
     ]
     i_feeds = [

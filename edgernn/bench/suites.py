@@ -42,6 +42,7 @@ from edgernn.bench.workloads import (
     Workload,
     in_batches,
     random_workload,
+    raw_features,
     split_workload,
     step_pool,
 )
@@ -71,6 +72,13 @@ class Context:
     @property
     def rows(self) -> int:
         return self.cfg.num_layers * self.cfg.directions
+
+    def to_raw(self, x: np.ndarray) -> np.ndarray:
+        """Normalized float inputs -> the raw features model.onnx takes (it normalizes inside)."""
+        return raw_features(self.qm, x)
+
+    def raw(self, pool: list[np.ndarray]) -> list[np.ndarray]:
+        return [self.to_raw(x) for x in pool]
 
 
 def load_context(out_dir: str | os.PathLike[str]) -> Context:
@@ -108,7 +116,7 @@ def streaming_latency(ctx: Context, c: dict[str, CBuild], s: Settings) -> dict[s
     blocks: dict[str, Block] = {
         "torch-float": python_block(torch_step(ctx.model, floats), inference=True),
         "torch-float-bare": python_block(torch_bare_step(ctx.model, floats), inference=True),
-        "ort-float": python_block(ort_float_step(session(ctx.out_dir / FLOAT_ONNX), floats, state)),
+        "ort-float": python_block(ort_float_step(session(ctx.out_dir / FLOAT_ONNX), ctx.raw(floats), state)),
         "ort-int8-step": python_block(ort_int8_step(session(ctx.out_dir / STEP_ONNX), ints, state)),
         "c-ctypes": python_block(c_ctypes_step(c["O2"].model, ints, ctx.rows, ctx.cfg.hidden_size)),
         "c-native": c["O2"].model.bench_step_ns,  # times itself in C: n steps -> ns per step
@@ -142,7 +150,9 @@ def throughput(ctx: Context, c: dict[str, CBuild], s: Settings) -> dict[str, Any
     for batch in (b for b in s.batches if b <= total):
         batches = in_batches(ctx.test, batch, total)
         n_batches[batch] = len(batches)
-        fns = sequence_fns(ctx.model, f_sess, i_sess, c["O2"].model, batches, ctx.rows, ctx.cfg.hidden_size)
+        fns = sequence_fns(
+            ctx.model, f_sess, i_sess, c["O2"].model, batches, ctx.rows, ctx.cfg.hidden_size, ctx.to_raw
+        )
         for name, fn in fns.items():
             blocks[(name, batch)] = python_block(fn, inference=name.startswith("torch"))
     for name, b in c.items():
@@ -254,8 +264,9 @@ def length_scaling(ctx: Context, c: dict[str, CBuild], s: Settings) -> dict[str,
     rows = []
     for steps in s.lengths:
         w = random_workload(ctx.cfg, ctx.qm, 1, steps)
+        batches = in_batches(w, 1, 1)
         fns = sequence_fns(
-            ctx.model, f_sess, i_sess, c["O2"].model, in_batches(w, 1, 1), ctx.rows, ctx.cfg.hidden_size
+            ctx.model, f_sess, i_sess, c["O2"].model, batches, ctx.rows, ctx.cfg.hidden_size, ctx.to_raw
         )
         blocks = {name: python_block(fn, inference=name.startswith("torch")) for name, fn in fns.items()}
         for name, b in c.items():

@@ -24,6 +24,15 @@ class Workload:
     lengths: np.ndarray  # (N,) int64
 
 
+def raw_features(qm: QuantizedModel, x: np.ndarray) -> np.ndarray:
+    """What model.onnx takes: the raw features `x * std + mean` (float32) of normalized `x` (the
+    graph normalizes them again); token ids and models without normalization unchanged."""
+    if qm.config.tokens or qm.norm_mean.size == 0:
+        return x
+    std, mean = qm.norm_std.astype(np.float32), qm.norm_mean.astype(np.float32)
+    return np.ascontiguousarray((x.astype(np.float32) * std + mean).astype(np.float32))
+
+
 def split_workload(qm: QuantizedModel, split: Any) -> Workload:
     x = split.x if qm.config.tokens else split.x.astype(np.float32)
     return Workload(np.asarray(x), np.asarray(int8_inputs(qm, split)), split.lengths.astype(np.int64))

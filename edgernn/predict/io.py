@@ -8,8 +8,12 @@
   may be present and is ignored. For a token model, one integer column of token ids.
 
 Records: one per sequence (many-to-one) with `sequence, predicted, class_name`, or one per valid
-step (many-to-many, one-to-many) with `sequence, step, predicted, class_name`; a one-to-many
-(generative) model adds `text`: the sequence read so far followed by the predicted next token.
+step (many-to-many) with `sequence, step, predicted, class_name`. A one-to-many (generative) model
+treats each sequence as a prompt: fed from the zero state, then greedy generation continues from
+its state (`Runtime.generate(prompt=...)`) until the end token or `max_len` tokens; one record per
+sequence with `sequence, predicted, class_name, text`: `predicted` / `class_name` the first token
+after the prompt (the end token if it stops at once), `text` the prompt followed by the generated
+text; JSON records add `generated`, the generated token ids.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import numpy as np
 from edgernn.artifacts import write_text
 from edgernn.config import Task
 from edgernn.errors import InputError
-from edgernn.predict.runtime import Prediction, Runtime
+from edgernn.predict.runtime import Generation, Prediction, Runtime
 
 OUT_FORMATS = (".csv", ".json")
 _LABELS = ("label", "step_label")
@@ -174,29 +178,46 @@ def as_model_input(rt: Runtime, arrays: list[np.ndarray], name: str) -> list[np.
     return out
 
 
-def records(
-    rt: Runtime, ids: list[str], inputs: list[np.ndarray], preds: list[Prediction]
-) -> list[dict[str, Any]]:
+def records(rt: Runtime, ids: list[str], preds: list[Prediction]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    for sid, inp, pred in zip(ids, inputs, preds, strict=True):
+    for sid, pred in zip(ids, preds, strict=True):
         if not pred.per_step:
             rows.append({"sequence": sid, "predicted": pred.predicted, "class_name": pred.class_name})
             continue
         assert isinstance(pred.predicted, list) and isinstance(pred.class_name, list)
         for t, (cls, name) in enumerate(zip(pred.predicted, pred.class_name, strict=True)):
-            row: dict[str, Any] = {"sequence": sid, "step": t, "predicted": cls, "class_name": name}
-            if rt.task == Task.ONE_TO_MANY:
-                row["text"] = rt.text([int(v) for v in inp[: t + 1]] + [cls])
-            rows.append(row)
+            rows.append({"sequence": sid, "step": t, "predicted": cls, "class_name": name})
     return rows
+
+
+def generation_records(rt: Runtime, ids: list[str], gens: list[Generation]) -> list[dict[str, Any]]:
+    """One record per prompt: the first token after it, the prompt + generated text, the ids."""
+    end = rt.qm.meta.end_token
+    rows: list[dict[str, Any]] = []
+    for sid, g in zip(ids, gens, strict=True):
+        first = g.tokens[0] if g.tokens else end
+        name = "" if first is None else rt.class_names[first]
+        rows.append(
+            {
+                "sequence": sid,
+                "predicted": -1 if first is None else int(first),
+                "class_name": name,
+                "text": g.full_text,
+                "generated": list(g.tokens),
+            }
+        )
+    return rows
+
+
+_JSON_ONLY = ("generated",)
 
 
 def render(rows: list[dict[str, Any]], fmt: str) -> str:
     if fmt == ".json":
         return json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
     buf = io.StringIO()
-    fields = list(rows[0]) if rows else ["sequence", "predicted", "class_name"]
-    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    fields = [f for f in rows[0] if f not in _JSON_ONLY] if rows else ["sequence", "predicted", "class_name"]
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
     w.writerows(rows)
     return buf.getvalue()
@@ -216,9 +237,13 @@ def predict_file(
     data: str | os.PathLike[str],
     backend: str = "onnx-int8",
     out: str | os.PathLike[str] | None = None,
+    max_len: int = 32,
 ) -> tuple[str, int]:
-    """Run `edgernn predict`: returns (the rendered records, how many); writes `out` atomically."""
+    """Run `edgernn predict`: returns (the rendered records, how many); writes `out` atomically.
+    `max_len`: the most tokens a one-to-many model generates after each prompt."""
     fmt = out_format(out)  # refuse a bad --out before any work
+    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
+        raise InputError(f"--max-len must be a positive integer, got {max_len!r}")
     rt = Runtime(directory, backend=backend)
     ids, arrays = read_sequences(data)
     inputs = as_model_input(rt, arrays, Path(data).name)
@@ -229,7 +254,10 @@ def predict_file(
         except InputError as e:
             raise InputError(f"{Path(data).name}: {e}") from None
         named.append(a)
-    rows = records(rt, ids, inputs, rt.predict(named))
+    if rt.task == Task.ONE_TO_MANY:
+        rows = generation_records(rt, ids, [rt.generate(prompt=a, max_len=max_len) for a in named])
+    else:
+        rows = records(rt, ids, rt.predict(named))
     text = render(rows, fmt)
     if out is not None:
         write_text(out, text)

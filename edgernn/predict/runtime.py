@@ -6,7 +6,7 @@ Backends:
 |-------------|----------------------------------------|------------------------------------------------|
 | `c`         | model.h compiled for the host (ctypes) | int8 by the header's own float wrapper          |
 | `onnx-int8` | model.int8.onnx / model.step.int8.onnx | int8 by `contract.quantize_inputs` (same rule)  |
-| `onnx`      | model.onnx (float)                     | normalised float32                             |
+| `onnx`      | model.onnx (float)                     | raw float32: the graph normalises              |
 | `torch`     | checkpoint.pt (float)                  | normalised float32                             |
 
 The two integer backends give the same integers bit for bit (the integer contract); their logits
@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +63,14 @@ class StepPrediction:
 
 @dataclass(frozen=True)
 class Generation:
+    """Greedy generation: `tokens` are the generated ids (the end token not included), `text`
+    their text; `prompt` the ids fed first (the start token, or the prompt given) and `full_text`
+    the prompt's text followed by the generated text."""
+
     tokens: list[int]
     text: str
+    prompt: list[int] = field(default_factory=list)
+    full_text: str = ""
 
 
 def _check_backend(backend: str) -> str:
@@ -243,23 +249,45 @@ class Runtime:
             )
         return Stream(self)
 
-    def generate(self, start_token: int | None = None, max_len: int = 32, seed: int = 0) -> Generation:
-        """One-to-many models: greedy generation (seed 0) from `start_token` (default: the model's
-        start token) until its end token or max_len tokens. A non-zero seed samples (C only)."""
+    def generate(
+        self,
+        start_token: int | None = None,
+        max_len: int = 32,
+        seed: int = 0,
+        prompt: Sequence[int] | np.ndarray | None = None,
+    ) -> Generation:
+        """One-to-many models: greedy generation (seed 0). From `start_token` (default: the model's
+        start token), or with `prompt` (token ids, fed in order from the zero state) continuing
+        from the prompt's state: each step's argmax is the next token, fed back in, until the end
+        token or max_len generated tokens. `prompt=[t]` is `start_token=t`. A non-zero seed samples
+        (C only, from a start token)."""
         if self.task != Task.ONE_TO_MANY:
             raise InputError(f"generate needs a one-to-many model; this one is {self.task}")
-        start = self.qm.meta.start_token if start_token is None else start_token
-        if start is None:
-            raise InputError("this model records no start token; pass start_token")
-        self._check_tokens(np.array([start]), "start_token", rank=1)
+        if prompt is not None and start_token is not None:
+            raise InputError("give start_token or prompt, not both")
+        if prompt is None:
+            start = self.qm.meta.start_token if start_token is None else start_token
+            if start is None:
+                raise InputError("this model records no start token; pass start_token or prompt")
+            ids = np.array([start])
+            self._check_tokens(ids, "start_token", rank=1)
+        else:
+            ids = np.asarray(prompt)
+            self._check_tokens(ids, "prompt", rank=1)
+        toks = [int(t) for t in ids]
         if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or max_len < 0:
             raise InputError(f"max_len must be a non-negative integer, got {max_len!r}")
         if seed and self.backend != "c":
             raise InputError("sampling (seed != 0) is the C runtime's; use backend='c' or seed=0")
+        if seed and len(toks) > 1:
+            raise InputError("sampling (seed != 0) starts from one start token; give a prompt with seed=0")
         end = self.qm.meta.end_token
         end = -1 if end is None else end
-        tokens = self._impl.generate(self, int(start), int(end), int(max_len), int(seed))
-        return Generation(tokens, self.text(tokens))
+        if len(toks) == 1:
+            tokens = self._impl.generate(self, toks[0], int(end), int(max_len), int(seed))
+        else:
+            tokens = self._impl.continue_prompt(self, toks, int(end), int(max_len))
+        return Generation(tokens, self.text(tokens), toks, self.text(toks + tokens))
 
     def text(self, tokens: Sequence[int]) -> str:
         if not self.vocab:
@@ -331,11 +359,18 @@ class _Impl:
         raise NotImplementedError
 
     def generate(self, rt: Runtime, start: int, end: int, max_len: int, seed: int) -> list[int]:
+        return self.continue_prompt(rt, [start], end, max_len)
+
+    def continue_prompt(self, rt: Runtime, prompt: Sequence[int], end: int, max_len: int) -> list[int]:
+        """Feed the prompt from the zero state, then greedy: the argmax (integer logits for the
+        int8 backends; ties -> lowest id) is the next token, fed back, until `end` or max_len."""
+        state = self.zero_state(rt)
+        for token in prompt[:-1]:
+            state, _, _ = self.step(rt, np.array([[token]], dtype=np.int64), state)
         out: list[int] = []
-        state, token = self.zero_state(rt), start
+        token = prompt[-1]
         for _ in range(max_len):
-            x = np.array([[token]], dtype=np.int64)
-            state, logits, logits_q = self.step(rt, x, state)
+            state, logits, logits_q = self.step(rt, np.array([[token]], dtype=np.int64), state)
             token = int(np.argmax(logits if logits_q is None else logits_q))
             if token == end:
                 break
@@ -402,13 +437,17 @@ class _OnnxInt(_Impl):
 class _OnnxFloat(_Impl):
     def __init__(self, out: Path) -> None:
         from edgernn.backends.onnx.float_graph import session
+        from edgernn.backends.onnx.metadata import INPUT_RAW
 
         self.sess = session(out / FLOAT_ONNX)
+        # model.onnx normalises inside; an export from before that took normalised features
+        meta = self.sess.get_modelmeta().custom_metadata_map
+        self.takes_raw = meta.get("edgernn.input") in (INPUT_RAW, "tokens")
 
     def _run(self, rt: Runtime, x: np.ndarray, lens: np.ndarray, h0: np.ndarray) -> tuple[Any, Any]:
         from edgernn.backends.onnx.float_graph import run_float
 
-        inp = x if rt.tokens else rt._normalised(x, lens)
+        inp = x if rt.tokens or self.takes_raw else rt._normalised(x, lens)
         return run_float(self.sess, inp, lens, h0)
 
     def run(self, rt: Runtime, x: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

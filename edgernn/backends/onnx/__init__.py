@@ -1,10 +1,10 @@
 """ONNX backends.
 
-- `float_graph`: the float model as the standard ONNX RNN op (`model.onnx`);
+- `float_graph`: the float model as the standard ONNX RNN op (`model.onnx`, raw features in);
 - the integer graphs, bit-exact with the torch reference of `edgernn.contract`:
   `int_builder` (builder and shared sub-graphs), `int_sequence` (`model.int8.onnx`),
   `int_step` (`model.step.int8.onnx`), `int_run` (saving, sessions and drivers);
-- `raw_input`: the raw-input graphs (`model.raw.onnx`, `model.raw.int8.onnx`,
+- `raw_input`: the raw-input graphs (`model.onnx`'s normalization, `model.raw.int8.onnx`,
   `model.step.raw.int8.onnx`): normalization and the float -> int8 rule inside the graph;
 - `metadata`: the `metadata_props` every graph carries (docs/onnx.md).
 

@@ -1,5 +1,6 @@
 """Float ONNX export with the standard ONNX `RNN` op: dynamic batch and length, lengths for padded
-batches, initial state in and final state out, so ONNX Runtime can stream chunk by chunk."""
+batches, initial state in and final state out, so ONNX Runtime can stream chunk by chunk. The
+exported `model.onnx` takes raw features: the normalization is inside the graph."""
 
 from __future__ import annotations
 
@@ -44,13 +45,14 @@ def input_name(model: EdgeRNN) -> str:
     return "tokens" if model.cfg.tokens else "x"
 
 
-def float_onnx_bytes(model: EdgeRNN, qm: QuantizedModel | None = None, raw: bool = False) -> bytes:
+def float_onnx_bytes(model: EdgeRNN, qm: QuantizedModel | None = None) -> bytes:
     """Serialize with the TorchScript exporter (dynamo=False): it emits the ONNX RNN op with
     sequence_lens; the dynamo exporter unrolls the loop and bakes the length in.
 
-    With `qm` (the model's quantized form, for its normalization and provenance) the graph carries
-    edgernn's metadata_props (docs/onnx.md); with `raw` too, it takes raw features and normalizes
-    them itself (`model.raw.onnx`, see raw_input)."""
+    With `qm` (the model's quantized form, for its normalization and provenance) this is the
+    exported `model.onnx`: it takes raw features and normalizes them itself, `(x - mean) / std`
+    in front of the RNN (see raw_input), and carries edgernn's metadata_props (docs/onnx.md).
+    Without `qm`: the bare graph of the torch model, which reads whatever the model reads."""
     model = model.eval()
     cfg = model.cfg
     b, t = 2, 3
@@ -83,26 +85,15 @@ def float_onnx_bytes(model: EdgeRNN, qm: QuantizedModel | None = None, raw: bool
     proto.producer_name = "edgernn"
     proto.producer_version = ""
     if qm is not None:
-        from edgernn.backends.onnx.metadata import (
-            GRAPH_FLOAT,
-            INPUT_NORMALIZED,
-            model_props,
-            set_props,
-        )
         from edgernn.backends.onnx.raw_input import raw_float_model
 
-        if raw:
-            proto = raw_float_model(proto, qm)
-        else:
-            set_props(proto, model_props(qm, GRAPH_FLOAT, INPUT_NORMALIZED))
+        proto = raw_float_model(proto, qm)
     onnx.checker.check_model(proto, full_check=True)
     return proto.SerializeToString()
 
 
-def export_float_onnx(
-    model: EdgeRNN, path: str | os.PathLike[str], qm: QuantizedModel | None = None, raw: bool = False
-) -> None:
-    write_bytes(path, float_onnx_bytes(model, qm, raw))
+def export_float_onnx(model: EdgeRNN, path: str | os.PathLike[str], qm: QuantizedModel | None = None) -> None:
+    write_bytes(path, float_onnx_bytes(model, qm))
 
 
 def session(path: str | os.PathLike[str] | bytes, threads: int = 1) -> ort.InferenceSession:

@@ -22,13 +22,13 @@ from edgernn.contract.model import QuantizedModel
 CONTRACT = "int8-tanh-lut1024-v1"
 
 # edgernn.graph: which computation the file holds
-GRAPH_FLOAT = "float"  # the float model (ONNX RNN op): model.onnx, model.raw.onnx
+GRAPH_FLOAT = "float"  # the float model (ONNX RNN op), raw features in: model.onnx
 GRAPH_INT_SEQUENCE = "int8-sequence"  # whole padded batches: model.int8.onnx, model.raw.int8.onnx
 GRAPH_INT_STEP = "int8-step"  # one step, state in and out: model.step.int8.onnx, model.step.raw.int8.onnx
 
 # edgernn.input: what the first input takes
 INPUT_RAW = "raw"  # raw float32 features, as the sensor gives them
-INPUT_NORMALIZED = "normalized"  # float32 features after (raw - mean) / std
+INPUT_NORMALIZED = "normalized"  # float32 features after (raw - mean) / std (older model.onnx)
 INPUT_INT8 = "int8"  # int8 features after the float -> int8 rule
 INPUT_TOKENS = "tokens"  # int64 token ids
 

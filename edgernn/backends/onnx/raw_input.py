@@ -1,7 +1,8 @@
 """The raw-input graphs: the same models, taking raw float32 features as a sensor gives them.
 
-- `model.raw.onnx`: the float graph (`model.onnx`) with the normalization `(x - mean) / std`
-  inside (two float32 ops, Sub then Div).
+- `model.onnx`: the float graph (ONNX `RNN` op, float_graph) with the normalization
+  `(x - mean) / std` inside (two float32 ops, Sub then Div); there is no normalized-input float
+  graph in an export.
 - `model.raw.int8.onnx`, `model.step.raw.int8.onnx`: the integer graphs (`model.int8.onnx`,
   `model.step.int8.onnx`) with the normalization and the contract's float -> int8 rule inside,
   bit-identical to the C float wrapper `edgernn_quantize_input` (docs/integer-contract.md):
@@ -132,7 +133,8 @@ def build_raw_step_model(qm: QuantizedModel) -> onnx.ModelProto:
 
 
 def raw_float_model(float_model: onnx.ModelProto, qm: QuantizedModel) -> onnx.ModelProto:
-    """`model.raw.onnx`: the float graph with `(x - mean) / std` in front of it."""
+    """`model.onnx`: the float graph with `(x - mean) / std` in front of it (nothing in front for
+    a model without normalization or a token model), and the metadata_props."""
     model = onnx.ModelProto()
     model.CopyFrom(float_model)
     if not qm.config.tokens and qm.norm_mean.size:
