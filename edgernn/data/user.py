@@ -29,6 +29,7 @@ import csv
 import os
 import zipfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -101,7 +102,19 @@ def _read_npz(p: Path) -> tuple[Array, Array, Array | None, Array | None]:
     return arrays["X"], arrays["y"], arrays.get("lengths"), arrays.get("class_names")
 
 
-def _read_csv(p: Path) -> tuple[Array, Array, Array, Array | None]:
+@dataclass(frozen=True)
+class LongCsv:
+    ids: list[str]  # sequence ids in file order
+    features: list[list[list[float]]]  # per sequence, the feature rows in step order
+    labels: list[list[str]]  # per sequence, the label of every step ([] when labels are ignored)
+    per_step: bool  # labels come from `step_label`, not `label`
+
+
+def read_long_csv(p: Path, labels: str) -> LongCsv:
+    """The documented long CSV format: one row per step, columns `sequence`, `step` (0..T-1 once
+    each), the features, and a label column `label` (per sequence) or `step_label` (per step).
+    labels: "required", or "ignored" (prediction: a label column may be there and is skipped).
+    """
     try:
         with p.open(newline="", encoding="utf-8") as f:
             rows = list(csv.reader(f))
@@ -118,15 +131,16 @@ def _read_csv(p: Path) -> tuple[Array, Array, Array, Array | None]:
         if col not in header:
             raise InputError(f"{p.name}: missing column {col!r}; expected a header like {CSV_HEADER}")
     label_cols = [c for c in ("label", "step_label") if c in header]
-    if len(label_cols) != 1:
+    if labels == "required" and len(label_cols) != 1:
         raise InputError(
             f"{p.name}: need exactly one column 'label' (per sequence) or 'step_label' (per step)"
         )
-    per_step = label_cols[0] == "step_label"
-    i_seq, i_step, i_lab = header.index("sequence"), header.index("step"), header.index(label_cols[0])
-    feat_cols = [i for i, h in enumerate(header) if i not in (i_seq, i_step, i_lab)]
+    i_seq, i_step = header.index("sequence"), header.index("step")
+    i_lab = header.index(label_cols[0]) if labels == "required" else -1
+    skip = {i_seq, i_step, *(header.index(c) for c in label_cols)}
+    feat_cols = [i for i in range(len(header)) if i not in skip]
     if not feat_cols:
-        raise InputError(f"{p.name}: no feature columns besides sequence, step and {label_cols[0]}")
+        raise InputError(f"{p.name}: no feature columns besides sequence, step and the labels")
 
     seqs: dict[str, dict[int, tuple[str, list[float]]]] = {}
     for line_no, row in enumerate(rows[1:], start=2):
@@ -147,24 +161,29 @@ def _read_csv(p: Path) -> tuple[Array, Array, Array, Array | None]:
         steps = seqs.setdefault(row[i_seq].strip(), {})
         if step in steps:
             raise InputError(f"{p.name} line {line_no}: step {step} repeated in sequence {row[i_seq]!r}")
-        steps[step] = (row[i_lab].strip(), feats)
+        steps[step] = (row[i_lab].strip() if i_lab >= 0 else "", feats)
     if not seqs:
         raise InputError(f"{p.name}: no data rows after the header")
-
-    raw_labels: list[list[str]] = []
-    feats_per_seq: list[list[list[float]]] = []
+    ids, feats_per_seq, labels_per_seq = [], [], []
     for sid, steps in seqs.items():
         if sorted(steps) != list(range(len(steps))):
             raise InputError(f"{p.name}: sequence {sid!r} must have steps 0..{len(steps) - 1}, each once")
         ordered = [steps[t] for t in range(len(steps))]
-        labels = [lab for lab, _ in ordered]
-        if not per_step and len(set(labels)) != 1:
+        ids.append(sid)
+        feats_per_seq.append([f for _, f in ordered])
+        labels_per_seq.append([lab for lab, _ in ordered])
+    per_step = i_lab >= 0 and header[i_lab] == "step_label"
+    return LongCsv(ids, feats_per_seq, labels_per_seq if i_lab >= 0 else [], per_step)
+
+
+def _read_csv(p: Path) -> tuple[Array, Array, Array, Array | None]:
+    data = read_long_csv(p, labels="required")
+    feats_per_seq, raw_labels = data.features, data.labels
+    for sid, labels in zip(data.ids, raw_labels, strict=True):
+        if not data.per_step and len(set(labels)) != 1:
             raise InputError(
                 f"{p.name}: sequence {sid!r} has several labels; per-step labels go in 'step_label'"
             )
-        raw_labels.append(labels)
-        feats_per_seq.append([f for _, f in ordered])
-
     distinct = sorted({lab for labels in raw_labels for lab in labels})
     class_names: Array | None = None
     if all(_is_int(s) for s in distinct):
@@ -173,10 +192,10 @@ def _read_csv(p: Path) -> tuple[Array, Array, Array, Array | None]:
         to_id = {s: i for i, s in enumerate(distinct)}
         class_names = np.array(distinct)
     lengths = np.array([len(f) for f in feats_per_seq], dtype=np.int64)
-    x = np.zeros((len(seqs), int(lengths.max()), len(feat_cols)), dtype=np.float64)
+    x = np.zeros((len(feats_per_seq), int(lengths.max()), len(feats_per_seq[0][0])), dtype=np.float64)
     for i, steps_feats in enumerate(feats_per_seq):
         x[i, : len(steps_feats)] = steps_feats
-    if per_step:
+    if data.per_step:
         y = pad_tokens([[to_id[s] for s in labels] for labels in raw_labels], IGNORE)
     else:
         y = np.array([to_id[labels[0]] for labels in raw_labels], dtype=np.int64)

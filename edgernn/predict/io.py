@@ -31,11 +31,11 @@ import numpy as np
 
 from edgernn.artifacts import write_text
 from edgernn.config import Task
+from edgernn.data.user import read_long_csv
 from edgernn.errors import InputError
 from edgernn.predict.runtime import Generation, Prediction, Runtime
 
 OUT_FORMATS = (".csv", ".json")
-_LABELS = ("label", "step_label")
 
 
 def _oneline(e: BaseException) -> str:
@@ -101,55 +101,9 @@ def _read_npz(p: Path) -> tuple[list[str], list[np.ndarray]]:
 
 
 def _read_csv(p: Path) -> tuple[list[str], list[np.ndarray]]:
-    try:
-        with p.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
-    except UnicodeDecodeError:
-        raise InputError(f"{p.name}: not a UTF-8 text file") from None
-    except (OSError, csv.Error) as e:
-        raise InputError(f"{p.name}: cannot read as CSV: {_oneline(e)}") from None
-    if not rows:
-        raise InputError(f"{p.name}: empty file; expected a header like sequence,step,f0,f1")
-    header = [h.strip() for h in rows[0]]
-    if len(set(header)) != len(header):
-        raise InputError(f"{p.name}: duplicate column names in the header")
-    for col in ("sequence", "step"):
-        if col not in header:
-            raise InputError(f"{p.name}: missing column {col!r}; expected a header like sequence,step,f0,f1")
-    skip = {header.index(c) for c in ("sequence", "step", *_LABELS) if c in header}
-    feat_cols = [i for i in range(len(header)) if i not in skip]
-    if not feat_cols:
-        raise InputError(f"{p.name}: no feature columns besides sequence and step")
-    i_seq, i_step = header.index("sequence"), header.index("step")
-    seqs: dict[str, dict[int, list[float]]] = {}
-    for line_no, row in enumerate(rows[1:], start=2):
-        if not row:
-            continue
-        if len(row) != len(header):
-            raise InputError(f"{p.name} line {line_no}: {len(row)} fields, header has {len(header)}")
-        try:
-            step = int(row[i_step])
-        except ValueError:
-            raise InputError(f"{p.name} line {line_no}: step {row[i_step]!r} is not an integer") from None
-        feats = []
-        for i in feat_cols:
-            try:
-                feats.append(float(row[i]))
-            except ValueError:
-                raise InputError(f"{p.name} line {line_no}: {header[i]} {row[i]!r} is not a number") from None
-        steps = seqs.setdefault(row[i_seq].strip(), {})
-        if step in steps:
-            raise InputError(f"{p.name} line {line_no}: step {step} repeated in sequence {row[i_seq]!r}")
-        steps[step] = feats
-    if not seqs:
-        raise InputError(f"{p.name}: no data rows after the header")
-    ids, arrays = [], []
-    for sid, steps in seqs.items():
-        if sorted(steps) != list(range(len(steps))):
-            raise InputError(f"{p.name}: sequence {sid!r} must have steps 0..{len(steps) - 1}, each once")
-        ids.append(sid)
-        arrays.append(np.array([steps[t] for t in range(len(steps))], dtype=np.float64))
-    return ids, arrays
+    """The documented long CSV format (edgernn.data.user.read_long_csv); label columns are ignored."""
+    data = read_long_csv(p, labels="ignored")
+    return data.ids, [np.array(rows, dtype=np.float64) for rows in data.features]
 
 
 def as_model_input(rt: Runtime, arrays: list[np.ndarray], name: str) -> list[np.ndarray]:
