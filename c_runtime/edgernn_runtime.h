@@ -86,7 +86,8 @@
 /* Return codes. Plain macros, not an enum: arm-none-eabi-gcc defaults to short enums and
  * clang does not, so enums in an API change its ABI between compilers. */
 #define EDGERNN_OK 0
-#define EDGERNN_ERR_BUFFER (-1) /* run: buf is NULL or smaller than edgernn_run_buf_bytes(m, T) */
+#define EDGERNN_ERR_BUFFER (-1) /* run: buf smaller than edgernn_run_buf_bytes(m, T), or NULL where
+                                 * required (bidirectional) */
 #define EDGERNN_ERR_TOKEN (-2)  /* a token id outside [0, vocab_size) */
 #define EDGERNN_ERR_NULL (-3)   /* a required pointer is NULL */
 #define EDGERNN_ERR_MODEL (-4)  /* the call does not fit the model: a step of a bidirectional model,
@@ -125,7 +126,8 @@ typedef struct {
 /* A whole model: what the prefix-free API needs to run it. Each model header defines one,
  * PREFIX_model, in flash. The state a caller owns is num_layers * num_directions * hidden_size
  * int8 values, row layer * num_directions + direction (torch's h_n order), at scale 1/127.
- * Small fields are narrow and last, so the struct has no padding on 32- or 64-bit targets. */
+ * Small fields are narrow and last: no padding between fields on 32- or 64-bit targets (64-bit
+ * ones round the size up to a multiple of 8). */
 typedef struct {
     const edgernn_cell_t *cells;  /* [num_layers * num_directions], index layer * dirs + dir */
     const int8_t *head_w;         /* [num_classes][num_directions * hidden_size], one scale */
@@ -211,7 +213,8 @@ EDGERNN_INLINE int32_t edgernn_classify(const edgernn_model_t *m, const int8_t *
 
 /* One-to-many generation from *state: feeds start_token, then each output back as the next
  * input, writing outputs until end_token is produced (not written) or max_len were written.
- * Returns how many were written; 0 if start_token is invalid. seed 0: greedy (argmax, ties to
+ * Returns how many were written; 0 if start_token is invalid or the model has no token step
+ * (a feature or bidirectional model). seed 0: greedy (argmax, ties to
  * the lowest id); else sampling at temperature 1 with the integer rule of edgernn_sample_s32 and
  * xorshift32 seeded with `seed`: the same seed gives the same tokens.
  * scratch: EDGERNN_GENERATE_SCRATCH_WORDS(hidden_size, num_classes) words. */

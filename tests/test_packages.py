@@ -19,6 +19,7 @@ import yaml
 from click.testing import CliRunner
 
 from edgernn.cli import main
+from edgernn.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "export" / "japanese_vowels"
@@ -143,7 +144,7 @@ def test_refuses_a_folder_holding_user_files(exported: Path, tmp_path: Path) -> 
     mine.write_text("mine")
     r = CliRunner().invoke(main, ["export", str(out), "--package", "arduino", "--package", "cmake"])
     assert r.exit_code == 2, r.output
-    assert "did not write" in r.output and "notes.txt" in r.output
+    assert "would not write" in r.output and "notes.txt" in r.output
     assert mine.read_text() == "mine"
     assert not (out / "packages" / "arduino").exists()  # checked before anything is written
     # a file of the user's inside the package's own folder is refused too, and kept
@@ -438,3 +439,21 @@ def test_the_demo_runs_every_model_shape(tmp_path: Path, task: str, bi: bool, vo
     )  # fmt: skip
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True, timeout=30).stdout
     assert out.startswith(f"demo class={want} "), out
+
+
+def test_a_killed_package_write_does_not_block_the_next(exported: Path) -> None:
+    """A temporary file of edgernn's atomic writer, left by a killed run, is cleaned up; a user's
+    file of the same shape next to a name the package does not write is still refused."""
+    from edgernn.packages import write_packages
+
+    root = _pkg(exported, "cmake")
+    written = next(f for f in sorted(root.rglob("*")) if f.is_file())  # a file the package writes
+    leftover = written.parent / f".{written.name}.k1ll3d.tmp"
+    leftover.write_bytes(b"half a header")
+    write_packages(exported, ["cmake"])
+    assert not leftover.exists()
+    user = root / ".notes.abc.tmp"
+    user.write_text("mine")
+    with pytest.raises(InputError, match="would not write"):
+        write_packages(exported, ["cmake"])
+    assert user.read_text() == "mine"

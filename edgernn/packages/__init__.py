@@ -79,19 +79,22 @@ def packaged_model(out_dir: str | os.PathLike[str]) -> PackagedModel:
 def write_packages(out_dir: str | os.PathLike[str], names: Iterable[str]) -> list[Path]:
     """Write the chosen packages under DIR/packages/<ecosystem>/; every folder is checked for
     foreign files before any is written (InputError, nothing written, nothing deleted)."""
-    from edgernn.packages.base import _foreign
-    from edgernn.pipeline import exclusive
+    from edgernn.manifest import check_manifest
+    from edgernn.packages.base import check_tree
+    from edgernn.pipeline import HEADER, QUANT_NAME, exclusive
+    from edgernn.train.checkpoint import load_checkpoint
 
     out = Path(out_dir)
     chosen = [get(n) for n in resolve(names)]
     if not chosen:
         return []
     with exclusive(out):
+        # The files a package copies are the ones the last completed export vouches for.
+        check_manifest(out, (QUANT_NAME, HEADER), load_checkpoint(out).sha256)
         m = packaged_model(out)
         trees = [(pkg.folder(out), pkg.build(m)) for pkg in chosen]
         for root, tree in trees:
-            if _foreign(root, tree):
-                write_tree(root, tree)  # raises, naming the files
+            check_tree(root, tree)  # every folder before any is written
         written: list[Path] = []
         for root, tree in trees:
             written += write_tree(root, tree)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edgernn import __version__
-from edgernn.artifacts import write_bytes
+from edgernn.artifacts import TMP_SUFFIX, write_bytes
 from edgernn.errors import InputError
 
 Tree = dict[str, bytes]  # relative POSIX path -> content
@@ -190,26 +191,49 @@ def deterministic_zip(files: Mapping[str, bytes]) -> bytes:
         dirs = sorted({"/".join(p.split("/")[:i]) + "/" for p in files for i in range(1, p.count("/") + 1)})
         for d in dirs:
             info = zipfile.ZipInfo(d, date_time=(1980, 1, 1, 0, 0, 0))
+            info.create_system = 3  # Unix on every OS: the attributes below are Unix modes
             info.external_attr = (0o40755 << 16) | 0x10
             zf.writestr(info, b"")
         for path in sorted(files):
             info = zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0))
+            info.create_system = 3
             info.external_attr = 0o100644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, files[path], compresslevel=9)
     return buf.getvalue()
 
 
-def write_tree(root: Path, tree: Mapping[str, bytes]) -> list[Path]:
-    """Write `tree` under `root`, each file atomically. Refuses, before writing anything, a root
-    that holds a file or folder the tree does not have: it is the user's, and is never deleted."""
+def check_tree(root: Path, tree: Mapping[str, bytes]) -> None:
+    """Refuse a root that holds a file or folder the tree does not have: it is the user's, and is
+    never deleted. A temporary file of edgernn's own atomic writer, left by a killed run, is
+    removed first (the caller holds the export directory's lock, so no writer owns it)."""
+    if root.is_dir():
+        for stale in root.rglob(f".*{TMP_SUFFIX}"):
+            if stale.is_file() and not stale.is_symlink() and _is_own_temp(stale, tree, root):
+                stale.unlink()
     foreign = _foreign(root, tree)
     if foreign:
         shown = ", ".join(str(p) for p in foreign[:3]) + (" ..." if len(foreign) > 3 else "")
         raise InputError(
-            f"{root} holds files edgernn did not write ({shown}); move them or choose another "
+            f"{root} holds files this package would not write ({shown}); move them or choose another "
             "export directory (nothing was written or deleted)"
         )
+
+
+def _is_own_temp(path: Path, tree: Mapping[str, bytes], root: Path) -> bool:
+    """`.NAME.XXXX.tmp` beside NAME, where NAME is a file of the tree: edgernn.artifacts' temp."""
+    rel_dir = path.parent.relative_to(root).as_posix()
+    m = re.fullmatch(r"\.(.+)\.[^.]+" + re.escape(TMP_SUFFIX), path.name)
+    if m is None:
+        return False
+    name = m.group(1) if rel_dir == "." else f"{rel_dir}/{m.group(1)}"
+    return name in tree
+
+
+def write_tree(root: Path, tree: Mapping[str, bytes]) -> list[Path]:
+    """Write `tree` under `root`, each file atomically, after check_tree: nothing is written into a
+    folder that holds the user's files."""
+    check_tree(root, tree)
     written = []
     for rel in sorted(tree):
         target = root / rel

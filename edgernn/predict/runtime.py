@@ -277,6 +277,8 @@ class Runtime:
         toks = [int(t) for t in ids]
         if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or max_len < 0:
             raise InputError(f"max_len must be a non-negative integer, got {max_len!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+            raise InputError(f"seed must be an integer in 0..2^32-1 (0: greedy), got {seed!r}")
         if seed and self.backend != "c":
             raise InputError("sampling (seed != 0) is the C runtime's; use backend='c' or seed=0")
         if seed and len(toks) > 1:
@@ -408,7 +410,7 @@ class _C(_Impl):
         return r.h_n.numpy(), rt.dequantize(q), q
 
     def generate(self, rt: Runtime, start: int, end: int, max_len: int, seed: int) -> list[int]:
-        return self.cm.generate(start, self.cm.info["end_token"], max_len, seed)
+        return self.cm.generate(start, end, max_len, seed)  # refuses an end the header does not have
 
 
 class _OnnxInt(_Impl):

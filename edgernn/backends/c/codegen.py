@@ -30,7 +30,7 @@ from edgernn.config import Task
 from edgernn.contract.bounds import check_bounds
 from edgernn.contract.constants import LUT_SIZE, Q_MAX, tanh_lut
 from edgernn.contract.model import QuantizedModel
-from edgernn.errors import InputError
+from edgernn.errors import InputError, InternalError
 
 RUNTIME_HEADER = "edgernn_runtime.h"
 RUNTIME_VERSION = 2  # must equal EDGERNN_RUNTIME_VERSION in the runtime header
@@ -76,7 +76,7 @@ def c_runtime_dir() -> Path:
     for candidate in (package / "c_runtime", package.parent / "c_runtime"):
         if (candidate / RUNTIME_HEADER).is_file():
             return candidate
-    raise InputError(f"cannot find the C runtime ({RUNTIME_HEADER}) next to the edgernn package")
+    raise InternalError(f"cannot find the C runtime ({RUNTIME_HEADER}) next to the edgernn package")
 
 
 # ---------------------------------------------------------------------------------------------
