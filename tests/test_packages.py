@@ -6,9 +6,11 @@ regeneration; the refusals (an unknown --package, a folder holding the user's fi
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -310,9 +312,33 @@ def test_cmake_consumer_builds_with_the_arm_none_eabi_toolchain_file(
         assert f"{NAME} class={expected_class} " in r.stdout + r.stderr, r.stdout + r.stderr
 
 
+def _pio_pack(root: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    """`pio pkg pack`: PlatformIO's own manifest validation, offline (platformio, a dev dependency)."""
+    env = {
+        **os.environ,
+        "PLATFORMIO_CORE_DIR": str(out.parent / "pio-core"),
+        "PLATFORMIO_SETTING_ENABLE_TELEMETRY": "No",
+        "PLATFORMIO_SETTING_CHECK_PLATFORMIO_INTERVAL": "9999",
+    }
+    cmd = [sys.executable, "-m", "platformio", "pkg", "pack", "-o", str(out)]
+    return subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_platformio_packs_with_pio_and_its_validation_has_teeth(exported: Path, tmp_path: Path) -> None:
+    root = _pkg(exported, "platformio")
+    packed = _pio_pack(root, tmp_path / "lib.tar.gz")
+    assert packed.returncode == 0 and (tmp_path / "lib.tar.gz").is_file(), packed.stdout + packed.stderr
+    broken = tmp_path / "broken"
+    shutil.copytree(root, broken)
+    doc = json.loads((broken / "library.json").read_text())
+    doc["version"] = "not a version"
+    (broken / "library.json").write_text(json.dumps(doc))
+    refused = _pio_pack(broken, tmp_path / "broken.tar.gz")
+    assert refused.returncode != 0 and "ManifestValidationError" in refused.stdout + refused.stderr
+
+
 def test_platformio_library_json_against_the_documented_schema(exported: Path) -> None:
-    """`pio` is not installed here (and `pio pkg pack` needs the network on first use): the
-    manifest is checked against the documented library.json fields and types instead."""
+    """The documented library.json fields and types, beyond what `pio pkg pack` insists on."""
     root = _pkg(exported, "platformio")
     doc = json.loads((root / "library.json").read_text())
     assert re.fullmatch(r"[A-Za-z0-9_.\-]+", doc["name"]) and doc["name"] == NAME
