@@ -33,6 +33,7 @@ from edgernn.manifest import check_manifest
 from edgernn.metrics import predictions, task_metrics
 from edgernn.pipeline import (
     FLOAT_ONNX,
+    RAW_INT_ONNX,
     REQUIRED,
     int8_inputs,
     load_data,
@@ -104,6 +105,26 @@ def int_parity(a: str, b: str, ref: IntResult, other: IntResult) -> dict[str, An
         mismatches += int((r != o).sum())
         n += r.size
     return {"a": a, "b": b, "mismatches": mismatches, "n": n, "passed": mismatches == 0}
+
+
+def raw_parity(out: Path, qm: QuantizedModel, split: Any) -> dict[str, Any]:
+    """model.raw.int8.onnx, the drop-in graph, on raw features (`x * std + mean` of the normalized
+    split): normalisation and the float -> int8 rule inside the graph against the reference run on
+    the same raw features through edgernn's own normalize + quantize_inputs, integer for integer."""
+    from edgernn.backends.onnx.int_run import make_session, run_raw_sequence
+    from edgernn.contract.quantize import quantize_inputs
+    from edgernn.data.dataset import normalize
+
+    x = np.asarray(split.x, dtype=np.float32)
+    if qm.norm_mean.size:
+        mean, std = qm.norm_mean.astype(np.float32), qm.norm_std.astype(np.float32)
+        raw = (x * std + mean).astype(np.float32)
+        xq = quantize_inputs(normalize(raw, split.lengths, mean, std), qm.input_scale)
+    else:
+        raw, xq = x, quantize_inputs(x, qm.input_scale)
+    ref = int_forward(qm, xq, split.lengths)
+    got = run_raw_sequence(make_session(out / RAW_INT_ONNX), qm, raw, split.lengths)
+    return int_parity("torch-int8", "ort-int8-raw", ref, got)
 
 
 def size_block(qm: QuantizedModel) -> dict[str, int]:
@@ -198,6 +219,8 @@ def _verify_locked(out: Path, with_c: bool) -> Verification:
         if cfg.generative:
             generators = {b.name: runners[b.name] for b in backends if b.generates}
             parity += generation_parity(qm, generators)
+    if not cfg.tokens and (out / RAW_INT_ONNX).exists():
+        parity.append(raw_parity(out, qm, test))
 
     report: dict[str, Any] = {
         "dataset": ckpt.meta.get("dataset"),

@@ -439,6 +439,31 @@ def test_a_registered_backend_is_checked_by_verify(tiny_export, tmp_path, monkey
     monkeypatch.setitem(registry.INT_BACKENDS, "off-by-one", wrong)
     v = verify_dir(_copy_export(tiny_export, tmp_path / "d"), with_c=False)
     rows = {p["b"]: p for p in v.report["parity"]}
-    assert [p["b"] for p in v.report["parity"]][-1] == "off-by-one"
+    names = [p["b"] for p in v.report["parity"]]
+    assert names.index("off-by-one") > names.index("ort-int8-step")  # in the registry's table order
     assert rows["ort-int8"]["passed"] and not rows["off-by-one"]["passed"]
     assert rows["off-by-one"]["mismatches"] == 1 and not v.passed
+
+
+def test_verify_checks_the_raw_input_graph_and_catches_a_wrong_scale(tiny_export, tmp_path):
+    """verify's ort-int8-raw row: model.raw.int8.onnx on raw features, integer for integer; a
+    graph built with input scales 1 % off fails it."""
+    import dataclasses
+
+    import numpy as np
+
+    from edgernn.backends.onnx.int_run import save_model
+    from edgernn.backends.onnx.raw_input import build_raw_sequence_model
+    from edgernn.pipeline import RAW_INT_ONNX, load_data, load_quantized
+    from edgernn.train.checkpoint import load_checkpoint
+    from edgernn.verify import raw_parity, verify_dir
+
+    d = _copy_export(tiny_export, tmp_path / "d")
+    v = verify_dir(d, with_c=False)
+    row = next(p for p in v.report["parity"] if p["b"] == "ort-int8-raw")
+    assert row["passed"] and row["mismatches"] == 0 and row["n"] > 0
+    qm = load_quantized(d)
+    test = load_data(load_checkpoint(d).meta.get("data", {})).test
+    off = dataclasses.replace(qm, input_scale=np.asarray(qm.input_scale) * 1.01)
+    save_model(build_raw_sequence_model(off), d / RAW_INT_ONNX)
+    assert not raw_parity(d, qm, test)["passed"]

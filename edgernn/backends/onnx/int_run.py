@@ -105,6 +105,18 @@ def run_sequence(
     return _result(hidden, h_n, logits)
 
 
+def run_raw_sequence(session: Any, qm: QuantizedModel, raw: np.ndarray, lengths: np.ndarray) -> IntResult:
+    """Run `model.raw.int8.onnx` (raw float32 features in, zero initial state) on a padded batch;
+    same shapes and dtypes as `int_forward`."""
+    cfg = qm.config
+    xa, lens = np.ascontiguousarray(raw, dtype=np.float32), np.asarray(lengths, dtype=np.int64)
+    if xa.ndim != 3 or xa.shape[2] != cfg.input_size:
+        raise InputError(f"raw x must have shape (B, T, {cfg.input_size}), got {xa.shape}")
+    h0 = np.zeros((cfg.num_layers * cfg.directions, xa.shape[0], cfg.hidden_size), dtype=np.int8)
+    logits, h_n, hidden = session.run(["logits", "h_n", "hidden"], {"x": xa, "lengths": lens, "h0": h0})
+    return _result(hidden, h_n, logits)
+
+
 def _step(
     session: Any, qm: QuantizedModel, inp: np.ndarray, h: np.ndarray, layer_in: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
