@@ -187,31 +187,24 @@ class AvrTarget:
         n_bench = min(bench_sequences, slices[0][1])
         bench_steps = int(vectors.lengths[:n_bench].sum())
         cycles = bench.bench_cycles / bench_steps if bench_steps else 0.0
-        run_buf = vectors.max_steps * qm.config.num_layers * qm.config.directions * qm.config.hidden_size
-        return McuResult(
+        return McuResult.measured(
             target=self.name,
             compiler=tc.version,
             kernel="plain",
             emulator=f"simavr {self.mcu} ({len(slices)} images)",
-            flash_bytes=kept.text + kept.rodata + helpers,
-            ram_bytes=static_ram + state + stack,
-            insns_per_step=0.0,  # not measured: simavr counts cycles (module docstring)
-            insns_per_mac=0.0,
-            mismatches=mismatches,
-            macs_per_step=macs,
-            code_bytes=kept.text,
-            table_bytes=kept.rodata,
+            qm=qm,
+            vectors=vectors,
+            kept=kept,
             helper_bytes=helpers,
+            static_ram_bytes=static_ram,
             state_bytes=state,
             stack_bytes=stack,
-            static_ram_bytes=static_ram,
-            run_buf_bytes=run_buf if qm.config.bidirectional else 0,
-            undefined=kept.undefined,
-            sequences=vectors.sequences,
-            steps=vectors.steps,
+            macs_per_step=macs,
+            mismatches=mismatches,
+            first_mismatch=first_mismatch,
             bench_steps=bench_steps,
             elf=str(workdir / "image0" / "firmware.elf"),
-            first_mismatch=first_mismatch,
+            # insns_per_step stays 0: simavr counts cycles, not instructions (module docstring)
             cycles_per_step=cycles,
             us_per_step_16mhz=cycles / (self.clock_hz / 1e6),
             images=len(slices),

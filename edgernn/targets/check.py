@@ -85,6 +85,60 @@ class McuResult:
     us_per_step_16mhz: float | None = None
     images: int = 1  # images the sequences were checked in (more when the flash cannot hold them)
 
+    @classmethod
+    def measured(
+        cls,
+        *,
+        target: str,
+        compiler: str,
+        kernel: str,
+        emulator: str,
+        qm: QuantizedModel,
+        vectors: Vectors,
+        kept: Footprint,
+        helper_bytes: int,
+        static_ram_bytes: int,
+        state_bytes: int,
+        stack_bytes: int,
+        macs_per_step: int,
+        mismatches: int,
+        first_mismatch: list[int],
+        bench_steps: int,
+        elf: str,
+        insns_per_step: float = 0.0,
+        **cycles: Any,
+    ) -> McuResult:
+        """The row from what a target measured: flash = the kept code and tables + helpers, RAM =
+        static RAM + state + stack, and the run buffer a bidirectional model also needs."""
+        cfg = qm.config
+        run_buf = vectors.max_steps * cfg.num_layers * cfg.directions * cfg.hidden_size
+        return cls(
+            target=target,
+            compiler=compiler,
+            kernel=kernel,
+            emulator=emulator,
+            flash_bytes=kept.text + kept.rodata + helper_bytes,
+            ram_bytes=static_ram_bytes + state_bytes + stack_bytes,
+            insns_per_step=insns_per_step,
+            insns_per_mac=insns_per_step / macs_per_step if macs_per_step else 0.0,
+            mismatches=mismatches,
+            macs_per_step=macs_per_step,
+            code_bytes=kept.text,
+            table_bytes=kept.rodata,
+            helper_bytes=helper_bytes,
+            state_bytes=state_bytes,
+            stack_bytes=stack_bytes,
+            static_ram_bytes=static_ram_bytes,
+            run_buf_bytes=run_buf if cfg.bidirectional else 0,
+            undefined=kept.undefined,
+            sequences=vectors.sequences,
+            steps=vectors.steps,
+            bench_steps=bench_steps,
+            elf=elf,
+            first_mismatch=first_mismatch,
+            **cycles,
+        )
+
     def to_json(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if v is not None}
         d["insns_per_step"] = round(self.insns_per_step, 1)
@@ -174,34 +228,24 @@ def measure(
             )
         emulator = f"{m.name}+qemu {board.machine}"
     kept = image.footprint
-    helpers = sum(image.elf.symbol(n).size for n in kept.undefined)
-    static_ram = kept.data + kept.bss
-    per_step = sum(counts) / bench_steps if bench_steps else 0.0
-    run_buf = vectors.max_steps * qm.config.num_layers * qm.config.directions * qm.config.hidden_size
-    return McuResult(
+    return McuResult.measured(
         target=target,
         compiler=tc.version,
         kernel=image.kernel,
         emulator=emulator,
-        flash_bytes=kept.text + kept.rodata + helpers,
-        ram_bytes=static_ram + state + stack,
-        insns_per_step=per_step,
-        insns_per_mac=per_step / macs if macs else 0.0,
-        mismatches=mismatches,
-        macs_per_step=macs,
-        code_bytes=kept.text,
-        table_bytes=kept.rodata,
-        helper_bytes=helpers,
+        qm=qm,
+        vectors=vectors,
+        kept=kept,
+        helper_bytes=sum(image.elf.symbol(n).size for n in kept.undefined),
+        static_ram_bytes=kept.data + kept.bss,
         state_bytes=state,
         stack_bytes=stack,
-        static_ram_bytes=static_ram,
-        run_buf_bytes=run_buf if qm.config.bidirectional else 0,
-        undefined=kept.undefined,
-        sequences=vectors.sequences,
-        steps=vectors.steps,
+        macs_per_step=macs,
+        mismatches=mismatches,
+        first_mismatch=first if mismatches else [],
         bench_steps=bench_steps,
         elf=str(workdir / "firmware.elf"),
-        first_mismatch=first if mismatches else [],
+        insns_per_step=sum(counts) / bench_steps if bench_steps else 0.0,
     )
 
 
