@@ -436,7 +436,29 @@ class _OnnxInt(_Impl):
         return np.asarray(h_new, dtype=np.int8), rt.dequantize(q), q
 
 
-class _OnnxFloat(_Impl):
+class _Float(_Impl):
+    """The float backends: a padded batch or one step through `_run` (float32 state carried)."""
+
+    def _run(self, rt: Runtime, x: np.ndarray, lens: np.ndarray, h0: np.ndarray) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def run(self, rt: Runtime, x: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        cfg = rt.qm.config
+        h0 = np.zeros((cfg.num_layers * cfg.directions, len(lens), cfg.hidden_size), np.float32)
+        logits, _ = self._run(rt, x, lens, h0)
+        return np.asarray(logits, dtype=np.float64), None
+
+    def zero_state(self, rt: Runtime) -> np.ndarray:
+        return super().zero_state(rt).astype(np.float32)
+
+    def step(
+        self, rt: Runtime, x: np.ndarray, state: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        logits, h_n = self._run(rt, x, np.ones(1, np.int64), state)
+        return h_n, np.asarray(logits, dtype=np.float64).reshape(-1), None
+
+
+class _OnnxFloat(_Float):
     def __init__(self, out: Path) -> None:
         from edgernn.backends.onnx.float_graph import session
         from edgernn.backends.onnx.metadata import INPUT_RAW
@@ -452,23 +474,8 @@ class _OnnxFloat(_Impl):
         inp = x if rt.tokens or self.takes_raw else rt._normalised(x, lens)
         return run_float(self.sess, inp, lens, h0)
 
-    def run(self, rt: Runtime, x: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        cfg = rt.qm.config
-        h0 = np.zeros((cfg.num_layers * cfg.directions, len(lens), cfg.hidden_size), np.float32)
-        logits, _ = self._run(rt, x, lens, h0)
-        return np.asarray(logits, dtype=np.float64), None
 
-    def zero_state(self, rt: Runtime) -> np.ndarray:
-        return super().zero_state(rt).astype(np.float32)
-
-    def step(
-        self, rt: Runtime, x: np.ndarray, state: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        logits, h_n = self._run(rt, x, np.ones(1, np.int64), state)
-        return h_n, np.asarray(logits, dtype=np.float64).reshape(-1), None
-
-
-class _Torch(_Impl):
+class _Torch(_Float):
     def __init__(self, out: Path) -> None:
         from edgernn.train.checkpoint import load_checkpoint
 
@@ -481,21 +488,6 @@ class _Torch(_Impl):
         with torch.no_grad():
             logits, h_n = self.model(torch.from_numpy(inp), torch.from_numpy(lens), torch.from_numpy(h0))
         return logits.numpy(), h_n.numpy()
-
-    def run(self, rt: Runtime, x: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        cfg = rt.qm.config
-        h0 = np.zeros((cfg.num_layers * cfg.directions, len(lens), cfg.hidden_size), np.float32)
-        logits, _ = self._run(rt, x, lens, h0)
-        return np.asarray(logits, dtype=np.float64), None
-
-    def zero_state(self, rt: Runtime) -> np.ndarray:
-        return super().zero_state(rt).astype(np.float32)
-
-    def step(
-        self, rt: Runtime, x: np.ndarray, state: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        logits, h_n = self._run(rt, x, np.ones(1, np.int64), state)
-        return h_n, np.asarray(logits, dtype=np.float64).reshape(-1), None
 
 
 def _open(out: Path, qm: QuantizedModel, backend: str, workdir: str | os.PathLike[str] | None) -> _Impl:
