@@ -1,4 +1,5 @@
-"""`edgernn demo`: every bundled data set through train -> export -> verify, one summary table."""
+"""`edgernn demo`: the demo data sets (or chosen bundled ones) through train -> export -> verify,
+one summary table."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from edgernn.config import Task
-from edgernn.data.bundled import BUNDLED
+from edgernn.data.bundled import BUNDLED, DEMO
 from edgernn.errors import InputError
 from edgernn.pipeline import export_dir, train_to_dir
 from edgernn.report.markdown import write_report_md
@@ -30,7 +31,7 @@ def sample_names(out_dir: Path, count: int = 10, temperature: float = 0.8) -> li
 
 
 def run_demo(root: Path, names: Iterable[str] | None, progress: bool, echo: Callable[[str], None]) -> bool:
-    chosen = list(names or BUNDLED)
+    chosen = list(names or DEMO)
     unknown = [n for n in chosen if n not in BUNDLED]
     if unknown:
         raise InputError(f"unknown data set {unknown[0]!r}; bundled: {', '.join(BUNDLED)}")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from edgernn.data import bundled as data
-from edgernn.data.bundled import BUNDLED, DEFAULT_DATASET, load_dataset
-from edgernn.data.dataset import Dataset, Split, normalize
+from edgernn.data.bundled import BUNDLED, DEFAULT_DATASET, DEMO, LONG, load_dataset
+from edgernn.data.dataset import Dataset, Split, normalize, resource_npz
 from edgernn.data.user import load_user_data
 from edgernn.errors import InputError
 
@@ -39,7 +39,12 @@ def _keys(sp: Split) -> set[bytes]:
 
 def test_registry() -> None:
     assert DEFAULT_DATASET == "japanese_vowels"
-    assert BUNDLED == ("japanese_vowels", "basic_motions", "names", "names_by_list")
+    assert DEMO == ("japanese_vowels", "basic_motions", "names", "names_by_list"), (
+        "`make demo` keeps to these"
+    )
+    assert LONG == ("arrowhead", "acsf1", "pickup_gesture")
+    assert BUNDLED == DEMO + LONG
+    assert not {"gunpoint", "gun_point"} & set(BUNDLED), "GunPoint stays an outside check"
     infos = data.list_datasets()
     assert [i.name for i in infos] == list(BUNDLED)
     for info in infos:
@@ -120,11 +125,55 @@ def test_basic_motions(sets: dict[str, Dataset]) -> None:
 
 def test_basic_motions_train_never_contains_test_clips(sets: dict[str, Dataset]) -> None:
     d = sets["basic_motions"]
-    raw = data._resource_npz("basic_motions.npz")
+    raw = resource_npz("basic_motions.npz")
     test_rows = {tuple(r) for r in np.round(raw["x"][raw["is_test"]].reshape(-1, 6), 3)}
     for sp in (d.train, d.val):
         steps = (sp.x * d.norm_std + d.norm_mean)[_valid(sp)]
         assert not {tuple(r) for r in np.round(steps, 3)} & test_rows
+
+
+# name: (steps min, max), classes, official train, official test, validation carved from train
+LONG_SHAPES = {
+    "arrowhead": ((251, 251), 3, 36, 175, 7),
+    "acsf1": ((1460, 1460), 10, 100, 100, 20),
+    "pickup_gesture": ((29, 361), 10, 50, 50, 10),
+}
+
+
+@pytest.mark.parametrize("name", LONG)
+def test_long_sets(sets: dict[str, Dataset], name: str) -> None:
+    (lo, hi), classes, n_train, n_test, n_val = LONG_SHAPES[name]
+    d = sets[name]
+    assert (d.task, d.input_size, d.num_classes, d.vocab) == ("many-to-one", 1, classes, ())
+    assert (len(d.train) + len(d.val), len(d.val), len(d.test)) == (n_train, n_val, n_test)
+    lengths = np.concatenate([sp.lengths for sp in _splits(d)])
+    assert (lengths.min(), lengths.max()) == (lo, hi)
+    assert d.train.x.shape[1] == hi
+    assert "UCR archive" in d.source and "aeon 1.6.0" in d.source and d.licence
+    # Validation is a stratified fifth of the official train set: every class within one of its share.
+    share = np.bincount(d.val.y, minlength=classes) / np.bincount(np.r_[d.train.y, d.val.y])
+    assert np.abs(share - 0.2).max() < 0.1
+
+
+@pytest.mark.parametrize("name", LONG)
+def test_long_sets_keep_the_official_test_split(sets: dict[str, Dataset], name: str) -> None:
+    raw = resource_npz(f"{name}.npz")
+    off, is_test = raw["offsets"], raw["is_test"]
+    d = sets[name]
+    # The test split is the upstream TEST file, in its order, for every seed.
+    for seed in (0, 5):
+        test = load_dataset(name, seed=seed).test if seed else d.test
+        np.testing.assert_array_equal(test.y, raw["y"][is_test])
+        np.testing.assert_array_equal(test.lengths, np.diff(off)[is_test])
+    first = int(np.flatnonzero(is_test)[0])
+    upstream = raw["x"][off[first] : off[first + 1], 0]
+    np.testing.assert_allclose(
+        d.test.x[0, : len(upstream), 0] * d.norm_std[0] + d.norm_mean[0], upstream, atol=1e-5
+    )
+    # Loading twice gives identical arrays (the fixture and a fresh load).
+    again = load_dataset(name, seed=0)
+    for a, b in zip(_splits(d), _splits(again), strict=True):
+        assert a.x.tobytes() == b.x.tobytes() and a.y.tobytes() == b.y.tobytes()
 
 
 def test_names(sets: dict[str, Dataset]) -> None:
@@ -164,8 +213,14 @@ def test_normalisation_fitted_on_train_only(sets: dict[str, Dataset], name: str)
     steps = d.train.x[_valid(d.train)].astype(np.float64)
     np.testing.assert_allclose(steps.mean(axis=0), 0.0, atol=1e-4)
     np.testing.assert_allclose(steps.std(axis=0), 1.0, atol=1e-3)
-    test_steps = d.test.x[_valid(d.test)].astype(np.float64)
-    assert np.abs(test_steps.mean(axis=0)).max() > 1e-3, "test statistics were not used"
+    if name in ("arrowhead", "acsf1"):
+        # Upstream z-normalised every series, so every split has mean 0 and std 1: the statistics
+        # are the identity whichever split they came from, and the check below cannot tell.
+        np.testing.assert_allclose(d.norm_mean, 0.0, atol=1e-5)
+        np.testing.assert_allclose(d.norm_std, 1.0, atol=1e-2)
+    else:
+        test_steps = d.test.x[_valid(d.test)].astype(np.float64)
+        assert np.abs(test_steps.mean(axis=0)).max() > 1e-3, "test statistics were not used"
     assert d.norm_mean.dtype == d.norm_std.dtype == np.float32
     assert d.norm_mean.shape == d.norm_std.shape == (d.input_size,)
 
@@ -178,7 +233,7 @@ def test_deterministic_by_seed(sets: dict[str, Dataset], name: str) -> None:
         np.testing.assert_array_equal(sa.y, sb.y)
         np.testing.assert_array_equal(sa.lengths, sb.lengths)
     assert _keys(a.train) != _keys(c.train) and _keys(a.val) != _keys(c.val)
-    if name in ("japanese_vowels", "basic_motions"):
+    if name in ("japanese_vowels", "basic_motions", *LONG):
         # Official test data stay the test set whatever the seed (normalisation may differ).
         np.testing.assert_array_equal(a.test.lengths, c.test.lengths)
         np.testing.assert_array_equal(a.test.y, c.test.y)
@@ -412,3 +467,148 @@ def test_user_csv_not_utf8(tmp_path: Path) -> None:
     p.write_bytes(b"\xff\xfe\x00\x81garbage")
     with pytest.raises(InputError, match="not a UTF-8 text file"):
         load_user_data(p)
+
+
+# ----------------------------------------------------------------------------- the user's own split
+
+
+def _ids(d: Dataset) -> list[set[int]]:
+    """The sequence ids (`_features` writes them into x[:, 0, 0]) in train, val and test."""
+    return [set(np.round(sp.x[:, 0, 0] * d.norm_std[0] + d.norm_mean[0]).astype(int)) for sp in _splits(d)]
+
+
+SPLIT_WORDS = np.array(["train"] * 24 + ["val"] * 6 + ["test"] * 10)
+
+
+@pytest.mark.parametrize(
+    "split",
+    [SPLIT_WORDS, np.array([w.upper() for w in SPLIT_WORDS]), SPLIT_WORDS.astype("S")]
+    + [np.array([0] * 24 + [1] * 6 + [2] * 10, dtype=t) for t in (np.int8, np.int64, np.float64)],
+    ids=["words", "upper case", "bytes", "int8", "int64", "whole floats"],
+)
+def test_user_npz_split_is_kept(tmp_path: Path, split: np.ndarray) -> None:
+    x, y, lengths = _features()
+    p = _save(tmp_path, X=x, y=y, lengths=lengths, split=split)
+    for seed in (0, 1):
+        d = load_user_data(p, seed=seed)
+        assert _ids(d) == [set(range(24)), set(range(24, 30)), set(range(30, 40))]
+    steps = d.train.x[_valid(d.train)]
+    np.testing.assert_allclose(steps.mean(axis=0), 0.0, atol=1e-5)  # normalisation from train only
+
+
+def test_user_npz_split_without_val_carves_it_from_train(tmp_path: Path) -> None:
+    x, y, lengths = _features()
+    split = np.where(np.arange(40) < 30, 0, 2)
+    p = _save(tmp_path, X=x, y=y, lengths=lengths, split=split)
+    a, b = load_user_data(p, seed=0), load_user_data(p, seed=1)
+    for d in (a, b):
+        train, val, test = _ids(d)
+        assert test == set(range(30, 40)) and train | val == set(range(30)) and not train & val
+        assert len(val) == 6 and sorted(np.bincount(d.val.y)) == [2, 2, 2], "a stratified fifth"
+    assert _ids(a)[1] != _ids(b)[1], "the carve depends on the seed"
+    assert load_user_data(p, seed=0).val.x.tobytes() == a.val.x.tobytes()
+
+
+def _split_csv(split_of: Any) -> str:
+    rows = ["sequence,step,split,label,f0"]
+    for s in range(12):
+        for t in range(2 + s % 3):
+            rows.append(f"s{s},{t},{split_of(s)},{('walk', 'run')[s % 2]},{s + 0.1 * t}")
+    return "\n".join(rows) + "\n"
+
+
+def _csv_ids(d: Dataset) -> list[set[int]]:
+    return [set(np.round(sp.x[:, 0, 0] * d.norm_std[0] + d.norm_mean[0]).astype(int)) for sp in _splits(d)]
+
+
+def test_user_csv_split_column(tmp_path: Path) -> None:
+    p = tmp_path / "walk.csv"
+    p.write_text(_split_csv(lambda s: "test" if s >= 8 else "train"))
+    d = load_user_data(p, seed=0)
+    assert d.input_size == 1, "split is not a feature"
+    train, val, test = _csv_ids(d)
+    assert test == set(range(8, 12)) and train | val == set(range(8)) and len(val) == 2
+    p.write_text(_split_csv(lambda s: (0, 1, 2)[s % 3]))
+    assert _csv_ids(load_user_data(p)) == [{0, 3, 6, 9}, {1, 4, 7, 10}, {2, 5, 8, 11}]
+
+
+def test_predict_reads_a_file_with_a_split(tmp_path: Path) -> None:
+    from edgernn.predict.io import read_sequences
+
+    p = tmp_path / "walk.csv"
+    p.write_text(_split_csv(lambda s: "test"))
+    ids, arrays = read_sequences(p)
+    assert len(ids) == 12 and arrays[0].shape[1] == 1, "split (and label) columns are not features"
+    x, y, lengths = _features()
+    ids, arrays = read_sequences(_save(tmp_path, X=x, y=y, lengths=lengths, split=SPLIT_WORDS))
+    assert len(ids) == 40
+
+
+def _bad_split_cases() -> list[tuple[str, dict[str, Any], str]]:
+    y, words, at = _features()[1], SPLIT_WORDS, np.arange(40)
+    unlabelled = y.astype(np.float64)
+    unlabelled[35] = np.nan
+    no_label = r"test split has unlabelled sequences \(first: {}"
+    return [
+        ("unknown word", {"split": np.where(at == 4, "validation", words)},
+         r"split value 'validation' \(sequence 4\) is not one of train, val, test \(or 0, 1, 2\)"),
+        ("unknown number", {"split": np.where(at == 5, 3, 0)}, r"split value 3 \(sequence 5\)"),
+        ("fraction", {"split": np.where(at == 6, 0.5, 2.0)}, r"split value 0\.5 \(sequence 6\)"),
+        ("too short", {"split": words[:-1]}, r"shape \(40,\), one entry per sequence, got \(39,\)"),
+        ("2-D", {"split": words[:, None]}, r"split must have shape \(40,\)"),
+        ("bool", {"split": at < 30}, "split must be strings .* got bool"),
+        ("no train", {"split": np.where(at < 30, "val", "test")}, "split marks no sequence as train"),
+        ("no test", {"split": np.where(at < 30, "train", "val")}, "split marks no sequence as test"),
+        ("1 train, no val", {"split": np.where(at < 1, "train", "test")}, "1 sequence as train and none as"),
+        ("unlabelled test (NaN)", {"y": unlabelled, "split": words}, no_label.format(35)),
+        ("unlabelled test (-1)", {"y": np.where(at >= 30, -1, y), "split": words}, no_label.format(30)),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "arrays,message", [c[1:] for c in _bad_split_cases()], ids=[c[0] for c in _bad_split_cases()]
+)
+def test_user_npz_split_errors(tmp_path: Path, arrays: dict[str, Any], message: str) -> None:
+    x, y, lengths = _features()
+    p = tmp_path / "bad.npz"
+    np.savez(p, **({"X": x, "y": y, "lengths": lengths} | arrays))
+    with pytest.raises(InputError, match=message) as info:
+        load_user_data(p)
+    assert "\n" not in str(info.value) and str(info.value).startswith("bad.npz: ")
+
+
+def test_user_npz_unlabelled_train_is_not_called_a_test_problem(tmp_path: Path) -> None:
+    x, y, _ = _features()
+    p = _save(tmp_path, X=x, y=np.where(np.arange(40) == 2, -1, y), split=SPLIT_WORDS)
+    with pytest.raises(InputError, match="labels must be >= 0"):
+        load_user_data(p)
+
+
+def _test_from_8(s: int) -> str:
+    return "test" if s >= 8 else "train"
+
+
+@pytest.mark.parametrize(
+    "split_of,edit,message",
+    [
+        (lambda s: "holdout" if s == 3 else "train", None, r"split value 'holdout' \(sequence 's3'\)"),
+        (lambda s: "train", None, "split marks no sequence as test"),
+        (lambda s: "test" if s >= 8 else "val", None, "split marks no sequence as train"),
+        (_test_from_8, ("s1,1,train,", "s1,1,test,"),
+         r"line \d+: split 'test' differs from 'train' on an earlier row of sequence 's1'; a sequence is"),
+        (_test_from_8, (",test,walk,", ",test,,"),
+         "test sequence 's8' has no label; test sequences need their true labels to be scored"),
+        (_test_from_8, ("s0,0,train,walk,", "s0,0,train,,"), "sequence 's0' has an empty label"),
+    ],
+)  # fmt: skip
+def test_user_csv_split_errors(
+    tmp_path: Path, split_of: Any, edit: tuple[str, str] | None, message: str
+) -> None:
+    text = _split_csv(split_of)
+    if edit:
+        text = text.replace(*edit)
+    p = tmp_path / "bad.csv"
+    p.write_text(text)
+    with pytest.raises(InputError, match=message) as info:
+        load_user_data(p)
+    assert "\n" not in str(info.value) and str(info.value).startswith("bad.csv")

@@ -2,8 +2,11 @@
 
 - `dataset`: Split, Dataset, DatasetInfo and the shared helpers (seeded splits, padding,
   normalisation fitted on train only);
-- `bundled`: the four bundled data sets (`load_dataset`, `list_datasets`);
-- `user`: `.npz` and `.csv` files of the user's own data (`load_user_data`).
+- `bundled`: the registry of bundled data sets (`load_dataset`, `list_datasets`), `DEMO` and `LONG`;
+- `archive`: the many-to-one sets kept with their official train/test split (Japanese Vowels, the
+  long UCR sets);
+- `user`: `.npz` and `.csv` files of the user's own data (`load_user_data`);
+- `user_split`: the user's own train/val/test split of such a file.
 """
 
 from edgernn.data.bundled import BUNDLED, DEFAULT_DATASET, NAMES_VOCAB, list_datasets, load_dataset

@@ -1,4 +1,4 @@
-"""The bundled data sets: four loaders, `load_dataset` and `list_datasets`.
+"""The bundled data sets: their registry, `load_dataset` and `list_datasets`.
 
 Everything is read from files committed in `edgernn/data/datasets/` (see PROVENANCE.md there and
 `scripts/make_datasets.py`), found with `importlib.resources` so an installed wheel works too;
@@ -8,11 +8,14 @@ where they exist.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from importlib import resources
 
 import numpy as np
 
 from edgernn.config import Task
+from edgernn.data.archive import ARCHIVE_SETS, load_archive_set
 from edgernn.data.dataset import (
     IGNORE,
     PAD,
@@ -21,8 +24,8 @@ from edgernn.data.dataset import (
     DatasetInfo,
     carve,
     feature_dataset,
-    pad_features,
     pad_tokens,
+    resource_npz,
     seeded_rng,
     step_mask,
     three_way,
@@ -30,7 +33,11 @@ from edgernn.data.dataset import (
 )
 from edgernn.errors import InputError
 
-BUNDLED: tuple[str, ...] = ("japanese_vowels", "basic_motions", "names", "names_by_list")
+# `edgernn demo` runs these: one per task shape, each trains in seconds to a minute.
+DEMO: tuple[str, ...] = ("japanese_vowels", "basic_motions", "names", "names_by_list")
+# Many-to-one sets of 29..1,460 steps, where a plain tanh RNN meets vanishing gradients.
+LONG: tuple[str, ...] = ("arrowhead", "acsf1", "pickup_gesture")
+BUNDLED: tuple[str, ...] = DEMO + LONG
 DEFAULT_DATASET = "japanese_vowels"
 
 NAMES_VOCAB: tuple[str, ...] = ("<pad>", "<s>", "</s>", *"abcdefghijklmnopqrstuvwxyz")
@@ -42,30 +49,6 @@ CLIPS_PER_STREAM = 4
 CROP = 50
 STREAM_ROUNDS = {"train": 40, "val": 20, "test": 10}  # each round uses every clip of its split once
 TEST_STREAM_SEED = 20240601  # test streams are the same for every seed, so scores are comparable
-
-
-def _resource_npz(filename: str) -> dict[str, Array]:
-    path = resources.files("edgernn.data").joinpath("datasets").joinpath(filename)
-    with path.open("rb") as f, np.load(f, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
-def _japanese_vowels(seed: int) -> Dataset:
-    z = _resource_npz("japanese_vowels.npz")
-    off = z["offsets"]
-    x, lengths = pad_features([z["x"][off[i] : off[i + 1]] for i in range(len(off) - 1)])
-    y = z["y"]
-    train_all = np.flatnonzero(~z["is_test"])
-    train, val = carve(train_all, round(0.2 * len(train_all)), seeded_rng(seed), y)
-    test = np.flatnonzero(z["is_test"])
-    return feature_dataset(
-        "japanese_vowels",
-        Task.MANY_TO_ONE,
-        tuple(f"speaker {i + 1}" for i in range(9)),
-        [(x[i], y[i], lengths[i]) for i in (train, val, test)],
-        "UCI Japanese Vowels (Kudo, Toyama, Shimbo), doi:10.24432/C5NS47, via aeon 1.6.0",
-        "CC BY 4.0 (cite Kudo, Toyama & Shimbo 1999)",
-    )
 
 
 def _stitch(
@@ -87,7 +70,7 @@ def _stitch(
 
 
 def _basic_motions(seed: int) -> Dataset:
-    z = _resource_npz("basic_motions.npz")
+    z = resource_npz("basic_motions.npz")
     clips, y = z["x"], z["y"]
     rng = seeded_rng(seed)
     # Validation clips come out of the official train clips, so no test clip is ever seen in training.
@@ -156,15 +139,12 @@ def _names_by_list(seed: int) -> Dataset:
     )
 
 
-_LOADERS = {
-    "japanese_vowels": _japanese_vowels,
-    "basic_motions": _basic_motions,
-    "names": _names,
-    "names_by_list": _names_by_list,
+_LOADERS: dict[str, Callable[[int], Dataset]] = {
+    name: partial(load_archive_set, spec) for name, spec in ARCHIVE_SETS.items()
 }
+_LOADERS.update(basic_motions=_basic_motions, names=_names, names_by_list=_names_by_list)
 
-_DESCRIPTIONS = {
-    "japanese_vowels": "speaker of a spoken Japanese vowel from 12 LPC cepstra per frame",
+_DESCRIPTIONS = {name: spec.description for name, spec in ARCHIVE_SETS.items()} | {
     "basic_motions": "activity at every step of a smartwatch stream (standing/running/walking/badminton)",
     "names": "first names generated letter by letter from a start token to an end token",
     "names_by_list": "whether a first name is on the census male or female list, letter by letter",
@@ -184,8 +164,10 @@ def list_datasets() -> list[DatasetInfo]:
     for name in BUNDLED:
         d = load_dataset(name)
         lengths = np.concatenate([d.train.lengths, d.val.lengths, d.test.lengths])
-        steps = f"{lengths.min()}-{lengths.max()} steps"
-        what = f"{d.input_size} features/step" if d.input_size else f"letters ({len(d.vocab)} tokens)"
+        lo, hi = int(lengths.min()), int(lengths.max())
+        steps = f"{lo} steps" if lo == hi else f"{lo}-{hi} steps"
+        per_step = "1 feature/step" if d.input_size == 1 else f"{d.input_size} features/step"
+        what = per_step if d.input_size else f"letters ({len(d.vocab)} tokens)"
         out.append(
             DatasetInfo(
                 name,

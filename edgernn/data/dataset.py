@@ -10,6 +10,7 @@ after each sequence's length for many-to-many and one-to-many.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,13 @@ class DatasetInfo:
     input: str
     source: str
     licence: str
+
+
+def resource_npz(filename: str) -> dict[str, Array]:
+    """The arrays of a bundled file, found through importlib.resources so an installed wheel works."""
+    path = resources.files("edgernn.data").joinpath("datasets").joinpath(filename)
+    with path.open("rb") as f, np.load(f, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
 
 
 def seeded_rng(seed: int) -> np.random.Generator:
@@ -136,9 +144,16 @@ def feature_dataset(
     parts: list[tuple[Array, Array, Array]],
     source: str,
     licence: str,
+    normalize_features: bool = True,
 ) -> Dataset:
-    """Normalise (x, y, lengths) for train, val, test with statistics of train alone."""
-    mean, std = _fit_norm(parts[0][0], parts[0][2])
+    """Normalise (x, y, lengths) for train, val, test with statistics of train alone; or, without
+    `normalize_features`, keep the values as given (mean 0, std 1: a model imported from elsewhere
+    reads the features it was trained on)."""
+    if normalize_features:
+        mean, std = _fit_norm(parts[0][0], parts[0][2])
+    else:
+        width = parts[0][0].shape[2]
+        mean, std = np.zeros(width, np.float32), np.ones(width, np.float32)
     train, val, test = (
         Split(normalize(x, n, mean, std), y.astype(np.int64), n.astype(np.int64)) for x, y, n in parts
     )

@@ -5,6 +5,7 @@
     y        integer (N,) one class per sequence (many-to-one), or (N, T) one per step (many-to-many)
     lengths  optional integer (N,) valid steps per sequence, 1..T (default: all T)
     class_names  optional string (C,) naming classes 0..C-1
+    split    optional (N,) "train" / "val" / "test" strings or 0 / 1 / 2: the user's own split
 
 `.csv`, long format, one row per step, header required, e.g.::
 
@@ -17,10 +18,13 @@
     step        integer position in the sequence; each sequence must have steps 0..L-1 exactly once
     label       one class per sequence (same on all its rows): many-to-one; or instead
     step_label  one class per step: many-to-many
+    split       optional, train / val / test or 0 / 1 / 2, the same on all rows of a sequence
     all other columns are float features, in header order.
 Labels that are all integers are class ids; otherwise the distinct strings, sorted, become classes.
 
-At least 10 sequences and 2 classes are needed; the split is 70/15/15 (stratified for many-to-one).
+At least 10 sequences and 2 classes are needed. Without a split the split is 70/15/15 by seed
+(stratified for many-to-one); with one, its test sequences are the test set and validation is
+carved from train when no sequence is marked val (edgernn.data.user_split).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from edgernn.data.dataset import (
     three_way,
     token_dataset,
 )
+from edgernn.data.user_split import is_test, parse_split, require_test_labels, split_indices
 from edgernn.errors import InputError
 
 MIN_SEQUENCES = 10
@@ -54,8 +59,21 @@ CSV_HEADER = "sequence,step,label,f0,f1"
 MAX_TOKEN = 1 << 16
 
 
-def load_user_data(path: str | os.PathLike[str], seed: int = 0) -> Dataset:
-    """Read a user `.npz` or `.csv` (formats in the module docstring), validate it and split 70/15/15."""
+@dataclass(frozen=True, eq=False)
+class UserArrays:
+    """A file's contents before validation, as either reader gives them."""
+
+    x: Array
+    y: Array
+    lengths: Array | None
+    class_names: Array | None
+    split: Array | None  # raw values, parsed by user_split.parse_split
+    ids: list[str] | None = None  # CSV sequence ids, to name sequences in messages
+
+
+def load_user_data(path: str | os.PathLike[str], seed: int = 0, normalize: bool = True) -> Dataset:
+    """Read a user `.npz` or `.csv` (formats in the module docstring), validate it and split it:
+    by its own `split` if it has one, else 70/15/15 by seed."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"data file not found: {p}")
@@ -63,16 +81,16 @@ def load_user_data(path: str | os.PathLike[str], seed: int = 0) -> Dataset:
         raise InputError(f"not a file: {p}")
     suffix = p.suffix.lower()
     if suffix == ".npz":
-        x, y, lengths, class_names = _read_npz(p)
+        arrays = _read_npz(p)
     elif suffix == ".csv":
-        x, y, lengths, class_names = _read_csv(p)
+        arrays = _read_csv(p)
     else:
         raise InputError(f"{p.name}: unsupported extension {suffix or '(none)'!r}; use .npz or .csv")
-    return _user_dataset(p, x, y, lengths, class_names, seeded_rng(seed))
+    return _user_dataset(p, arrays, seeded_rng(seed), normalize)
 
 
-def _read_npz(p: Path) -> tuple[Array, Array, Array | None, Array | None]:
-    allowed = ("X", "y", "lengths", "class_names")
+def _read_npz(p: Path) -> UserArrays:
+    allowed = ("X", "y", "lengths", "class_names", "split")
     try:
         with p.open("rb") as f:
             magic = f.read(4)
@@ -99,7 +117,9 @@ def _read_npz(p: Path) -> tuple[Array, Array, Array | None, Array | None]:
         raise InputError(f"{p.name}: cannot read as .npz: {_oneline(e)}") from None
     if "class_names" in arrays and arrays["class_names"].dtype.kind not in "US":
         raise InputError(f"{p.name}: class_names must be an array of strings")
-    return arrays["X"], arrays["y"], arrays.get("lengths"), arrays.get("class_names")
+    return UserArrays(
+        arrays["X"], arrays["y"], arrays.get("lengths"), arrays.get("class_names"), arrays.get("split")
+    )
 
 
 @dataclass(frozen=True)
@@ -108,12 +128,14 @@ class LongCsv:
     features: list[list[list[float]]]  # per sequence, the feature rows in step order
     labels: list[list[str]]  # per sequence, the label of every step ([] when labels are ignored)
     per_step: bool  # labels come from `step_label`, not `label`
+    splits: list[str]  # per sequence, its `split` value ([] without the column or when ignored)
 
 
 def read_long_csv(p: Path, labels: str) -> LongCsv:
     """The documented long CSV format: one row per step, columns `sequence`, `step` (0..T-1 once
-    each), the features, and a label column `label` (per sequence) or `step_label` (per step).
-    labels: "required", or "ignored" (prediction: a label column may be there and is skipped).
+    each), the features, a label column `label` (per sequence) or `step_label` (per step), and
+    optionally `split` (per sequence).
+    labels: "required", or "ignored" (prediction: label and split columns may be there and are skipped).
     """
     try:
         with p.open(newline="", encoding="utf-8") as f:
@@ -137,12 +159,14 @@ def read_long_csv(p: Path, labels: str) -> LongCsv:
         )
     i_seq, i_step = header.index("sequence"), header.index("step")
     i_lab = header.index(label_cols[0]) if labels == "required" else -1
-    skip = {i_seq, i_step, *(header.index(c) for c in label_cols)}
+    i_split = header.index("split") if "split" in header and labels == "required" else -1
+    skip = {i_seq, i_step, *(header.index(c) for c in (*label_cols, "split") if c in header)}
     feat_cols = [i for i in range(len(header)) if i not in skip]
     if not feat_cols:
         raise InputError(f"{p.name}: no feature columns besides sequence, step and the labels")
 
     seqs: dict[str, dict[int, tuple[str, list[float]]]] = {}
+    split_of: dict[str, str] = {}
     for line_no, row in enumerate(rows[1:], start=2):
         if not row:
             continue
@@ -158,9 +182,15 @@ def read_long_csv(p: Path, labels: str) -> LongCsv:
                 feats.append(float(row[i]))
             except ValueError:
                 raise InputError(f"{p.name} line {line_no}: {header[i]} {row[i]!r} is not a number") from None
-        steps = seqs.setdefault(row[i_seq].strip(), {})
+        sid = row[i_seq].strip()
+        steps = seqs.setdefault(sid, {})
         if step in steps:
             raise InputError(f"{p.name} line {line_no}: step {step} repeated in sequence {row[i_seq]!r}")
+        if i_split >= 0 and split_of.setdefault(sid, row[i_split].strip()) != row[i_split].strip():
+            raise InputError(
+                f"{p.name} line {line_no}: split {row[i_split].strip()!r} differs from "
+                f"{split_of[sid]!r} on an earlier row of sequence {sid!r}; a sequence is in one split"
+            )
         steps[step] = (row[i_lab].strip() if i_lab >= 0 else "", feats)
     if not seqs:
         raise InputError(f"{p.name}: no data rows after the header")
@@ -173,13 +203,22 @@ def read_long_csv(p: Path, labels: str) -> LongCsv:
         feats_per_seq.append([f for _, f in ordered])
         labels_per_seq.append([lab for lab, _ in ordered])
     per_step = i_lab >= 0 and header[i_lab] == "step_label"
-    return LongCsv(ids, feats_per_seq, labels_per_seq if i_lab >= 0 else [], per_step)
+    splits = [split_of[sid] for sid in ids] if i_split >= 0 else []
+    return LongCsv(ids, feats_per_seq, labels_per_seq if i_lab >= 0 else [], per_step, splits)
 
 
-def _read_csv(p: Path) -> tuple[Array, Array, Array, Array | None]:
+def _read_csv(p: Path) -> UserArrays:
     data = read_long_csv(p, labels="required")
     feats_per_seq, raw_labels = data.features, data.labels
-    for sid, labels in zip(data.ids, raw_labels, strict=True):
+    for i, (sid, labels) in enumerate(zip(data.ids, raw_labels, strict=True)):
+        if "" in labels:
+            # An empty label would otherwise become a class of its own, named "".
+            if data.splits and is_test(data.splits[i]):
+                raise InputError(
+                    f"{p.name}: test sequence {sid!r} has no label; test sequences need their true "
+                    "labels to be scored"
+                )
+            raise InputError(f"{p.name}: sequence {sid!r} has an empty label")
         if not data.per_step and len(set(labels)) != 1:
             raise InputError(
                 f"{p.name}: sequence {sid!r} has several labels; per-step labels go in 'step_label'"
@@ -199,7 +238,8 @@ def _read_csv(p: Path) -> tuple[Array, Array, Array, Array | None]:
         y = pad_tokens([[to_id[s] for s in labels] for labels in raw_labels], IGNORE)
     else:
         y = np.array([to_id[labels[0]] for labels in raw_labels], dtype=np.int64)
-    return x, y, lengths, class_names
+    split = np.array(data.splits) if data.splits else None
+    return UserArrays(x, y, lengths, class_names, split, data.ids)
 
 
 def _is_int(s: str) -> bool:
@@ -221,10 +261,9 @@ def _as_int(a: Array, what: str, name: str) -> Array:
     raise InputError(f"{name}: {what} must be integers, got dtype {a.dtype}")
 
 
-def _user_dataset(
-    p: Path, x: Array, y: Array, lengths: Array | None, class_names: Array | None, rng: np.random.Generator
-) -> Dataset:
+def _user_dataset(p: Path, arrays: UserArrays, rng: np.random.Generator, normalize: bool = True) -> Dataset:
     name = p.name
+    x, y, lengths, class_names = arrays.x, arrays.y, arrays.lengths, arrays.class_names
     tokens = x.dtype.kind in "iu"
     if x.dtype.kind not in "iufb":
         raise InputError(f"{name}: X must be float features or integer tokens, got dtype {x.dtype}")
@@ -245,6 +284,9 @@ def _user_dataset(
         first = int(np.flatnonzero((lengths < 1) | (lengths > t_max))[0])
         raise InputError(f"{name}: lengths must be in 1..{t_max}; sequence {first} has {lengths[first]}")
     valid = step_mask(lengths, t_max)
+    codes = None if arrays.split is None else parse_split(arrays.split, n, name, arrays.ids)
+    if codes is not None:
+        require_test_labels(y, codes, valid, name)
 
     y = _as_int(y, "y", name)
     if y.ndim == 1:
@@ -285,12 +327,13 @@ def _user_dataset(
             first = int(np.argwhere(bad)[0, 0])
             raise InputError(f"{name}: X has {int(bad.sum())} NaN/Inf values, first in sequence {first}")
 
-    idx = three_way(n, 0.15, 0.15, rng, y if task == Task.MANY_TO_ONE else None)
+    strata = y if task == Task.MANY_TO_ONE else None
+    idx = three_way(n, 0.15, 0.15, rng, strata) if codes is None else split_indices(codes, rng, strata, name)
     parts = [(x[i], y[i], lengths[i]) for i in idx]
     source, licence = f"user file {p}", "user-supplied"
     if not tokens:
         # Padding may hold anything (NaN included); normalize() zeroes it.
-        return feature_dataset(p.stem, task, names, parts, source, licence)
+        return feature_dataset(p.stem, task, names, parts, source, licence, normalize)
     vocab = ("<pad>", *(str(i) for i in range(1, int(x.max()) + 1)))
     return token_dataset(p.stem, task, vocab, names, parts, source, licence)
 

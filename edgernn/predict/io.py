@@ -3,9 +3,10 @@
 --data takes the formats `edgernn train --data` documents (edgernn.data.user), with labels optional:
 
 - `.npz`: `X` float (N, T, I) raw features or integer (N, T) token ids, optional `lengths` (N,);
-  `y` and `class_names` may be present and are ignored.
+  `y`, `class_names` and `split` may be present and are ignored.
 - `.csv`, long format: `sequence`, `step` and feature columns; a `label` or `step_label` column
-  may be present and is ignored. For a token model, one integer column of token ids.
+  and a `split` column may be present and are ignored. For a token model, one integer column of
+  token ids.
 
 Records: one per sequence (many-to-one) with `sequence, predicted, class_name`, or one per valid
 step (many-to-many) with `sequence, step, predicted, class_name`. A one-to-many (generative) model
@@ -59,7 +60,7 @@ def read_sequences(path: str | os.PathLike[str]) -> tuple[list[str], list[np.nda
 
 
 def _read_npz(p: Path) -> tuple[list[str], list[np.ndarray]]:
-    allowed = ("X", "lengths", "y", "class_names")
+    allowed = ("X", "lengths", "y", "class_names", "split")
     try:
         with p.open("rb") as f:
             if f.read(4) != b"PK\x03\x04":
