@@ -98,6 +98,12 @@
 #define EDGERNN_TASK_MANY_TO_MANY 2 /* one output per step */
 #define EDGERNN_TASK_ONE_TO_MANY 3  /* generative: each output token is the next input */
 
+/* What a many-to-one head reads (edgernn.config.Readout). They differ for a bidirectional model
+ * only: its backward state after reading the whole sequence, or the top layer's output at the
+ * last step, whose backward half has read that step alone (torch's `output[:, -1]`). */
+#define EDGERNN_READOUT_FINAL_STATE 0 /* the final state, h_n */
+#define EDGERNN_READOUT_LAST_OUTPUT 1 /* the top layer's output at the last step; run() only */
+
 /* The contract's constants. */
 #define EDGERNN_Q_MAX 127          /* int8 operands are symmetric: -128 never occurs */
 #define EDGERNN_Z_MIN (-512)       /* z (scale 2^-7) is clamped to [-512, 511]: tanh on [-4, 4) */
@@ -145,7 +151,7 @@ typedef struct {
     int8_t num_layers;
     int8_t num_directions;        /* 2: bidirectional (no single step, only run) */
     int8_t task;                  /* EDGERNN_TASK_* */
-    int8_t reserved;              /* 0 */
+    int8_t readout;               /* EDGERNN_READOUT_* */
 } edgernn_model_t;
 
 /* The tanh table LUT[k] = round_half_away(127 * tanh((k - 512) / 128)), k = z + 512: the same
@@ -1175,7 +1181,13 @@ EDGERNN_INLINE int edgernn_run_any(const edgernn_model_t *m, int8_t *state, cons
         }
     }
     if (logits != NULL && !per_step) {
-        edgernn_logits(m, state, logits);
+        if (bidirectional && m->readout == EDGERNN_READOUT_LAST_OUTPUT) {
+            const size_t width = 2u * (size_t)m->hidden_size;
+            const int8_t *last = buf + ((size_t)m->num_layers * steps - 1u) * width;
+            edgernn_matvec_s8(m->head_w, last, m->head_b, m->num_classes, (int32_t)width, logits);
+        } else {
+            edgernn_logits(m, state, logits);
+        }
     }
     return EDGERNN_OK;
 }

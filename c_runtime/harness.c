@@ -227,8 +227,9 @@ int32_t eh_stream(const void *x, int64_t steps, int8_t *states, int32_t *logits)
 /* edgernn_classify on a state given as (L*D, H) bytes; returns the class, logits filled. */
 int32_t eh_classify(const int8_t *state, int32_t *logits)
 {
-    if (EH_M->num_directions == 2 && EH_M->task != EDGERNN_TASK_MANY_TO_ONE) {
-        return EDGERNN_ERR_MODEL; /* per-step bidirectional logits exist only inside a run */
+    if (EH_M->num_directions == 2 &&
+        (EH_M->task != EDGERNN_TASK_MANY_TO_ONE || EH_M->readout == EDGERNN_READOUT_LAST_OUTPUT)) {
+        return EDGERNN_ERR_MODEL; /* what the head reads exists only inside a run */
     }
     return edgernn_classify(EH_M, state, logits);
 }

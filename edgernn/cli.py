@@ -59,7 +59,8 @@ def main() -> None:
       edgernn train --dataset japanese_vowels   # -> export/japanese_vowels/checkpoint.pt
       edgernn export export/japanese_vowels     # -> model.onnx, model.int8.onnx, model.step..., model.h
       edgernn verify export/japanese_vowels     # torch = ORT (float); torch = ORT = C (int8), report.json
-      edgernn demo                              # all of the above for every bundled data set
+      edgernn import model.onnx --data d.npz --out export/mine   # a tanh RNN trained elsewhere
+      edgernn demo                              # all of the above for the four demo data sets
 
     Exit codes: 0 ok, 1 a verification check failed, 2 bad usage or input, 3 a compiler or
     emulator missing or failed, 4 internal error (a bug), 130 interrupted.
@@ -174,6 +175,82 @@ def train(
         f"(balanced {m['balanced_accuracy']:.4f}, {m['nll']:.3f} nats) "
         f"after {ckpt.meta['epochs_run']} epochs, best {ckpt.meta['best_epoch']}"
     )
+
+
+@main.command("import")
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option(
+    "--out", type=click.Path(file_okay=False), required=True, help="Directory to write the import into."
+)
+@click.option(
+    "--data",
+    "data_file",
+    type=click.Path(dir_okay=False),
+    help="Calibration data (.npz or .csv, the formats of `edgernn train --data`); its labels give accuracy.",
+)
+@click.option("--dataset", metavar="NAME", help="A bundled token data set as the calibration data instead.")
+@click.option(
+    "--task",
+    type=click.Choice(["auto", "many-to-many", "one-to-many"]),
+    default="auto",
+    show_default=True,
+    help="For a model with an output per step: a tagger (many-to-many) or a generator (one-to-many; "
+    "auto picks it when the model predicts its own input tokens).",
+)
+@click.option(
+    "--pad-to",
+    type=click.IntRange(1, 65535),
+    help="Read each sequence with pad steps after it up to this many (token 0 or zeros), as a model "
+    "trained on unpacked padded batches was measured. Default: each sequence at its own length.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@friendly
+def import_(
+    source: str,
+    out: str,
+    data_file: str | None,
+    dataset: str | None,
+    task: str,
+    pad_to: int | None,
+    quiet: bool,
+) -> None:
+    """Bring a tanh RNN trained elsewhere: SOURCE is a torch.export archive (.pt2) or an ONNX file
+    whose recurrent part is the RNN op. The structure is read from the graph (embedding -> RNN ->
+    readout -> linear head); the rebuilt model must reproduce SOURCE within 1e-5 on every data
+    sequence, fed one at a time at its own length, or nothing is written (exit 2). OUT then holds
+    what `edgernn train` writes: run `edgernn export OUT`, `verify`, `report` and `mcu` as usual."""
+    from edgernn.importer.api import import_model
+
+    generative = {"auto": None, "many-to-many": False, "one-to-many": True}[task]
+    if quiet:
+        result = import_model(
+            source, out, data_file, dataset=dataset, generative=generative, pad_to=pad_to or 0
+        )
+    else:
+        with click.progressbar(length=1, label="checking against the source", file=sys.stderr) as bar:
+
+            def tick(done: int, total: int) -> None:
+                bar.length = total
+                bar.update(done - bar.pos)
+
+            result = import_model(
+                source,
+                out,
+                data_file,
+                dataset=dataset,
+                generative=generative,
+                pad_to=pad_to or 0,
+                progress=tick,
+            )
+    m = result.metrics
+    click.echo(f"found {result.found.describe()}")
+    click.echo(
+        f"wrote {Path(out) / 'checkpoint.pt'}: matches the source within {result.proof.max_abs_diff:.1e} "
+        f"on {result.proof.n} sequences; test accuracy {m['float']['test_accuracy']:.4f} "
+        f"(source {m['source']['test_accuracy']:.4f})"
+    )
+    for line in result.warnings:
+        click.secho(f"warning: {line}", fg="yellow", err=True)
 
 
 @main.command()

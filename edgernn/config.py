@@ -20,11 +20,24 @@ class Task(StrEnum):
 
 TASKS: tuple[str, ...] = tuple(t.value for t in Task)
 
+
+class Readout(StrEnum):
+    """What a many-to-one head reads. The two differ only for a bidirectional model: its backward
+    direction's state after reading the whole sequence, or its output at the last step, which is
+    the backward cell's first step (what `output[:, -1]` reads in torch)."""
+
+    FINAL_STATE = "final-state"  # h_n: forward after the last valid step, backward after t = 0
+    LAST_OUTPUT = "last-output"  # the top layer's output at the last valid step
+
+
+READOUTS: tuple[str, ...] = tuple(r.value for r in Readout)
+
 # Generous ceilings: past them the generated C no longer fits any microcontroller we target and
 # the integer bounds (|acc| < 2^31) stop being provable for int8 operands.
 MAX_HIDDEN = 1024
 MAX_LAYERS = 8
 MAX_INPUT = 4096
+MAX_PAD = 65535
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,11 @@ class ModelConfig:
     vocab_size: int = 0
     embed_dim: int = 0
     dropout: float = 0.0
+    readout: Readout = Readout.FINAL_STATE  # many-to-one only; see Readout
+    # Many-to-one only: a sequence shorter than pad_to is read with pad steps after it (token 0,
+    # or an all-zero int8 input) up to pad_to steps, as a model trained on unpacked padded
+    # batches was measured. 0: every sequence is read at its own length.
+    pad_to: int = 0
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -57,6 +75,22 @@ class ModelConfig:
                 raise InputError(f"{name} must be an integer in 1..{hi}, got {value!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise InputError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.readout not in READOUTS:
+            raise InputError(f"readout must be one of {', '.join(READOUTS)}, not {self.readout!r}")
+        object.__setattr__(self, "readout", Readout(self.readout))
+        if self.readout is Readout.LAST_OUTPUT and (
+            self.task is not Task.MANY_TO_ONE or not self.bidirectional
+        ):
+            # Elsewhere the top layer's output at the last valid step is its final state already.
+            raise InputError("readout last-output is for bidirectional many-to-one models only")
+        if (
+            isinstance(self.pad_to, bool)
+            or not isinstance(self.pad_to, int)
+            or not 0 <= self.pad_to <= MAX_PAD
+        ):
+            raise InputError(f"pad_to must be an integer in 0..{MAX_PAD}, got {self.pad_to!r}")
+        if self.pad_to and self.task is not Task.MANY_TO_ONE:
+            raise InputError("pad_to is for many-to-one models only")
         if self.task is Task.ONE_TO_MANY:
             if self.bidirectional:
                 raise InputError("a one-to-many (generative) model cannot be bidirectional")
@@ -80,8 +114,19 @@ class ModelConfig:
     def tokens(self) -> bool:
         return self.vocab_size > 0
 
+    @property
+    def last_output(self) -> bool:
+        return self.readout is Readout.LAST_OUTPUT
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "task": self.task.value}  # plain JSON types, as checkpoints store them
+        """Plain JSON types, as checkpoints store them. The default readout and pad_to are left
+        out, so files written before they existed keep their bytes."""
+        d = {**asdict(self), "task": self.task.value, "readout": self.readout.value}
+        if self.readout is Readout.FINAL_STATE:
+            del d["readout"]
+        if not self.pad_to:
+            del d["pad_to"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:

@@ -155,8 +155,14 @@ def load_data(ref: dict[str, Any]) -> Dataset:
             raise InputError(f"cannot read the training data file {p}: {e.strerror or e}") from None
         if hashlib.sha256(data).hexdigest() != ref.get("sha256"):
             raise InputError(f"the training data file {p} changed since the checkpoint was trained")
-        return load_user_data(p, seed=seed)
-    return load_dataset(str(ref.get("name")), seed=seed)
+        return load_user_data(p, seed=seed, normalize=ref.get("normalize", True))
+    ds = load_dataset(str(ref.get("name")), seed=seed)
+    if ref.get("normalize", True) is False and ds.input_size:
+        # Bundled feature sets come normalised; a model trained elsewhere reads its own values.
+        raise InputError(
+            f"{ds.name} holds normalised features; give the data the model was trained on with --data"
+        )
+    return ds
 
 
 def train_to_dir(

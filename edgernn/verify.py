@@ -14,6 +14,8 @@ that has no manifest. Every failure is an EdgeRNNError with a one-line message, 
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import shlex
 import shutil
@@ -169,6 +171,27 @@ def generation_parity(qm: QuantizedModel, generators: dict[str, IntRunner]) -> l
     return rows
 
 
+def source_parity_row(
+    out: Path, model: torch.nn.Module, test: Any, imported: dict[str, Any]
+) -> dict[str, Any]:
+    """An imported model: the float model against the source's answers recorded at import."""
+    from edgernn.importer.api import SOURCE_OUTPUTS
+    from edgernn.importer.prove import source_parity
+
+    path = out / SOURCE_OUTPUTS
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise CheckFailed(
+            f"{path} is missing; it holds the source's answers (run edgernn import again)"
+        ) from None
+    if hashlib.sha256(data).hexdigest() != imported.get("outputs_sha256"):
+        raise CheckFailed(f"{path} is not the one edgernn import wrote (sha256 differs)")
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        outputs = z["outputs"]
+    return source_parity(model, test, outputs)  # type: ignore[arg-type]
+
+
 def c_compiler_available() -> bool:
     words = shlex.split(os.environ.get("CC") or "cc")
     return bool(words) and shutil.which(words[0]) is not None
@@ -195,6 +218,10 @@ def _verify_locked(out: Path, with_c: bool) -> Verification:
     f_logits = predict_logits(ckpt.model, test)
     f_metrics = task_metrics(f_logits, test.y, cfg.task, cfg.num_classes)
     parity = [float_parity(out, ckpt.model, test.x, test.lengths, qm)]
+
+    imported = ckpt.meta.get("import")
+    if imported is not None:
+        parity.insert(0, source_parity_row(out, ckpt.model, test, imported))
 
     xq = int8_inputs(qm, test)
     ref = int_forward(qm, xq, test.lengths)
@@ -234,7 +261,8 @@ def _verify_locked(out: Path, with_c: bool) -> Verification:
             "n_val": len(ds.val),
             "n_test": len(test),
         },
-        "metrics": {"float": f_metrics, "int8": i_metrics},
+        "metrics": {"float": f_metrics, "int8": i_metrics}
+        | ({"source": ckpt.meta["metrics"]["source"]} if imported is not None else {}),
         "parity": parity,
         "size": size_block(qm),
         "checkpoint_sha256": ckpt.sha256,

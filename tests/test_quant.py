@@ -17,7 +17,6 @@ from edgernn.contract.model import QuantizedModel
 from edgernn.contract.quantize import quantize_cell, quantize_inputs, quantize_model
 from edgernn.contract.reference import cell_step, input_accumulator, int_forward
 from edgernn.errors import InputError, QuantizationError
-from edgernn.train.model import from_torch
 from tests.conftest import padded_batch, random_model
 
 EXPORT = Path(__file__).resolve().parent.parent / "export" / "japanese_vowels" / "model.int8.json"
@@ -183,15 +182,3 @@ def test_padding_does_not_change_integer_results():
         assert torch.equal(full.h_n[:, i], alone.h_n[:, 0])
         assert torch.equal(full.logits[i, :n], alone.logits[0])
         assert not full.hidden[:, i, n:].any() and not full.logits[i, n:].any()
-
-
-def test_from_torch_wraps_a_plain_rnn_and_linear():
-    torch.manual_seed(0)
-    rnn = torch.nn.RNN(3, 6, num_layers=2, batch_first=True, bidirectional=True)
-    head = torch.nn.Linear(12, 4)
-    model = from_torch(rnn, head, "many-to-one")
-    x = torch.randn(2, 5, 3)
-    out, _ = rnn(x)
-    expect = head(torch.cat([out[:, -1, :6], out[:, 0, 6:]], dim=1))
-    got, _ = model(x, torch.tensor([5, 5]))
-    torch.testing.assert_close(got, expect)

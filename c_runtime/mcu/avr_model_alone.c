@@ -22,7 +22,7 @@ int main(void)
 #else
         (void)buf;
         (void)mcu_model_step(state, io);
-#endif
         mcu_model_logits(state, io);
+#endif
     }
 }

@@ -107,16 +107,17 @@ static void mcu_check_sequence(int32_t seq, const mcu_cursor_t *c, size_t steps)
         const mcu_input_t *in = mcu_input(x, steps * MCU_INPUT_WIDTH); /* in RAM (mcu_port.h) */
         int32_t rc;
         MCU_TIME_BEGIN();
-        rc = mcu_model_run(mcu_state.h, in, steps, mcu_buf, buf_bytes, MCU_PER_STEP ? mcu_logits : NULL);
+        /* The run's own logits: a bidirectional head may read what only the run has (the last
+         * output), so they are checked here rather than from the state afterwards. */
+        rc = mcu_model_run(mcu_state.h, in, steps, mcu_buf, buf_bytes, mcu_logits);
         MCU_TIME_END();
         if (rc != 0) {
             mcu_note(MCU_KIND_RC, seq, -1, rc);
         }
         /* The buffer is [layer][step][forward | backward][hidden], as the reference's hidden. */
         mcu_compare_s8(mcu_buf, want_h, buf_bytes, MCU_KIND_STATE, seq, -1);
-        if (MCU_PER_STEP) {
-            mcu_compare_s32(mcu_logits, want_logits, steps * MCU_CLASSES, seq, -1);
-        }
+        mcu_compare_s32(mcu_logits, want_logits, (MCU_PER_STEP ? steps : 1u) * MCU_CLASSES, seq,
+                        MCU_PER_STEP ? -1 : (int32_t)steps);
     }
     (void)t;
 #else
@@ -139,7 +140,7 @@ static void mcu_check_sequence(int32_t seq, const mcu_cursor_t *c, size_t steps)
 #endif
     mcu_compare_s8(mcu_state.h, &mcu_expect_hn[(size_t)seq * state_bytes], state_bytes, MCU_KIND_FINAL, seq,
                    (int32_t)steps);
-#if !MCU_BIDIRECTIONAL || !MCU_PER_STEP
+#if !MCU_BIDIRECTIONAL
     if (!MCU_PER_STEP) {
         mcu_model_logits(mcu_state.h, mcu_logits);
         mcu_compare_s32(mcu_logits, want_logits, MCU_CLASSES, seq, (int32_t)steps);
@@ -201,8 +202,7 @@ uint32_t mcu_stack_probe(void)
     mcu_model_init(mcu_state.h);
 #if MCU_BIDIRECTIONAL
     (void)mcu_model_run(mcu_state.h, mcu_input(&mcu_x[c.x], MCU_VEC_U32(&mcu_steps[0]) * MCU_INPUT_WIDTH),
-                        MCU_VEC_U32(&mcu_steps[0]), mcu_buf, sizeof mcu_buf,
-                        MCU_PER_STEP ? mcu_logits : NULL);
+                        MCU_VEC_U32(&mcu_steps[0]), mcu_buf, sizeof mcu_buf, mcu_logits);
 #else
     {
         size_t t;
@@ -211,7 +211,7 @@ uint32_t mcu_stack_probe(void)
         }
     }
 #endif
-#if !MCU_BIDIRECTIONAL || !MCU_PER_STEP
+#if !MCU_BIDIRECTIONAL
     mcu_model_logits(mcu_state.h, mcu_logits);
 #endif
     for (p = top - MCU_PAINT_BYTES / 4u; p < top && *p == MCU_PAINT_WORD; ++p) {

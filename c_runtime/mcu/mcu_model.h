@@ -16,10 +16,10 @@
 void mcu_model_init(int8_t *state);
 /* One time step of every layer: x is one int8 input vector, or one int32 token id. */
 int32_t mcu_model_step(int8_t *state, const void *x);
-/* A whole sequence (bidirectional models have no single step). */
+/* A whole sequence (bidirectional models have no single step; their logits come from the run). */
 int32_t mcu_model_run(int8_t *state, const void *x, size_t steps, int8_t *buf, size_t buf_bytes,
                       int32_t *logits);
-/* The head on the current state. */
+/* The head on the current state (unidirectional models). */
 void mcu_model_logits(const int8_t *state, int32_t *out);
 
 #endif /* EDGERNN_MCU_MODEL_H */

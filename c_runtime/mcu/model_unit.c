@@ -45,6 +45,11 @@ int32_t mcu_model_step(int8_t *state, const void *x)
     }
     return edgernn_step(&EDGERNN_MODEL, state, (const int8_t *)x, scratch);
 }
+
+void mcu_model_logits(const int8_t *state, int32_t *out)
+{
+    edgernn_logits(&EDGERNN_MODEL, state, out);
+}
 #else
 
 int32_t mcu_model_run(int8_t *state, const void *x, size_t steps, int8_t *buf, size_t buf_bytes,
@@ -61,8 +66,3 @@ int32_t mcu_model_run(int8_t *state, const void *x, size_t steps, int8_t *buf, s
     return edgernn_run(&EDGERNN_MODEL, state, (const int8_t *)x, steps, buf, buf_bytes, logits, scratch);
 }
 #endif
-
-void mcu_model_logits(const int8_t *state, int32_t *out)
-{
-    edgernn_logits(&EDGERNN_MODEL, state, out);
-}

@@ -135,7 +135,7 @@ def quantize_model(
     norm_std: np.ndarray | None = None,
     meta: ModelMeta | Mapping[str, Any] | None = None,
 ) -> QuantizedModel:
-    """Quantize an EdgeRNN (see `from_torch` for an nn.RNN + nn.Linear trained elsewhere)."""
+    """Quantize an EdgeRNN (`edgernn.import_model` brings one trained elsewhere)."""
     cfg = model.cfg
     rnn, head = model.rnn, model.head
     d = cfg.directions

@@ -20,6 +20,7 @@ import torch
 from edgernn.config import Task
 from edgernn.contract.constants import OFFSET_BITS, Z_MAX, Z_MIN
 from edgernn.contract.model import QuantCell, QuantizedModel
+from edgernn.pad import pad_torch
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ def int_forward(
     lengths = (
         torch.as_tensor(np.asarray(lengths)).long() if isinstance(lengths, np.ndarray) else lengths.long()
     )
+    x, lengths = pad_torch(cfg, x, lengths)
     b, steps = x.shape[0], x.shape[1]
     hsz, d = cfg.hidden_size, cfg.directions
     if h0 is None:
@@ -108,7 +110,8 @@ def int_forward(
     head_w = torch.from_numpy(qm.head_w.astype(np.int64))
     head_b = torch.from_numpy(qm.head_b.astype(np.int64))
     if cfg.task == Task.MANY_TO_ONE:
-        feat = torch.cat(finals[-d:], dim=1)
+        # Readout.LAST_OUTPUT: the top layer's output at the last valid step; else h_n's top.
+        feat = layer_in[torch.arange(b), lengths - 1] if cfg.last_output else torch.cat(finals[-d:], dim=1)
         logits = feat @ head_w.T + head_b
     else:
         logits = (layer_in @ head_w.T + head_b) * valid[:, :, None]

@@ -43,7 +43,11 @@ class DataSection(TypedDict):
 
 
 # "float" as a key: the functional form keeps it from shadowing the type in the class body.
-MetricsSection = TypedDict("MetricsSection", {"float": dict[str, float], "int8": dict[str, float]})  # noqa: UP013
+_Metrics = TypedDict("_Metrics", {"float": dict[str, float], "int8": dict[str, float]})  # noqa: UP013
+
+
+class MetricsSection(_Metrics, total=False):
+    source: dict[str, float]  # an imported model: the source model itself, same split
 
 
 class FloatParity(TypedDict):

@@ -188,6 +188,10 @@ def verify_table(report: dict[str, Any]) -> str:
         f"agreement {i.get('agreement_with_float', 0):.4f}   balanced (float/int8) "
         f"{f.get('balanced_accuracy', 0):.4f}/{i.get('balanced_accuracy', 0):.4f}",
     ]
+    if "source" in m:
+        lines.append(
+            f"  source model accuracy {m['source'].get('test_accuracy', 0):.4f} (the model imported)"
+        )
     if "nats_per_char" in f:
         lines.append(f"  nats/char float {f['nats_per_char']:.3f}   int8 {i.get('nats_per_char', 0):.3f}")
     lines += ["  " + r for r in parity_rows(report)]

@@ -7,6 +7,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from edgernn.config import ModelConfig, Task
+from edgernn.pad import pad_torch
 
 
 class EdgeRNN(nn.Module):
@@ -34,15 +35,20 @@ class EdgeRNN(nn.Module):
     def forward(
         self, x: torch.Tensor, lengths: torch.Tensor, h0: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        x, lengths = pad_torch(self.cfg, x, lengths)
         inp = self.embedding(x) if self.embedding is not None else x
         packed = pack_padded_sequence(inp, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, h_n = self.rnn(packed, h0)
-        if self.cfg.task == Task.MANY_TO_ONE:
+        if self.cfg.task == Task.MANY_TO_ONE and not self.cfg.last_output:
             # The top layer's forward state after the last valid step, and its backward state after
-            # reading the whole sequence (backward output at t=0) -- never output[:, -1].
+            # reading the whole sequence (backward output at t=0).
             top = h_n[-self.cfg.directions :]
             return self.head(torch.cat(list(top), dim=1)), h_n
         y, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        if self.cfg.task == Task.MANY_TO_ONE:
+            # Readout.LAST_OUTPUT: the top layer's output at each sequence's last valid step.
+            last = (lengths.to(y.device) - 1).clamp(min=0)
+            return self.head(y[torch.arange(y.shape[0]), last]), h_n
         return self.head(y), h_n
 
     def init_state(self, batch: int) -> torch.Tensor:
@@ -75,34 +81,3 @@ def generate(
             break
         out.append(token)
     return out
-
-
-def from_torch(rnn: nn.RNN, head: nn.Linear, task: str, embedding: nn.Embedding | None = None) -> EdgeRNN:
-    """Wrap an nn.RNN(tanh, batch_first=True) + nn.Linear (+ nn.Embedding) trained elsewhere, so it
-    can be quantized and exported like a model edgernn trained itself."""
-    from edgernn.errors import InputError
-
-    if rnn.mode != "RNN_TANH":
-        raise InputError(f"only tanh RNNs are supported, got {rnn.mode}")
-    if not rnn.batch_first or not rnn.bias:
-        raise InputError("the nn.RNN must use batch_first=True and bias=True")
-    d = 2 if rnn.bidirectional else 1
-    if head.in_features != d * rnn.hidden_size:
-        raise InputError(f"head takes {head.in_features} inputs, the RNN gives {d * rnn.hidden_size}")
-    cfg = ModelConfig(
-        task=task,  # type: ignore[arg-type]
-        input_size=rnn.input_size,
-        hidden_size=rnn.hidden_size,
-        num_classes=head.out_features,
-        num_layers=rnn.num_layers,
-        bidirectional=rnn.bidirectional,
-        vocab_size=embedding.num_embeddings if embedding is not None else 0,
-        embed_dim=embedding.embedding_dim if embedding is not None else 0,
-        dropout=float(rnn.dropout),
-    )
-    model = EdgeRNN(cfg)
-    model.rnn.load_state_dict(rnn.state_dict())
-    model.head.load_state_dict(head.state_dict())
-    if embedding is not None and model.embedding is not None:
-        model.embedding.load_state_dict(embedding.state_dict())
-    return model.eval()

@@ -275,6 +275,13 @@ def _macros(qm: QuantizedModel, up: str, sizes: dict[str, int]) -> str:
             )
         )
         groups.append(("Generation", gen))
+    if cfg.pad_to:
+        pad = [
+            (f"{up}_PAD_TO", f"{cfg.pad_to}u", "a sequence is read with pad steps after it up to this many")
+        ]
+        groups.append(
+            ("Pad steps (edgernn import --pad-to): as the model was trained on padded batches", pad)
+        )
     width = max(len(name) for _, rows in groups for name, _, _ in rows) + 1
     out = []
     for title, rows in groups:

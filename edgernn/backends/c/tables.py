@@ -172,7 +172,7 @@ def descriptor(qm: QuantizedModel, prefix: str, up: str) -> str:
         (f"{up}_NUM_LAYERS", "num_layers"),
         (f"{up}_NUM_DIRECTIONS", "num_directions"),
         (f"{up}_TASK", "task"),
-        ("0", "reserved"),
+        (f"EDGERNN_READOUT_{cfg.readout.replace('-', '_').upper()}", "readout"),
     ]
     width = max(len(v) for v, _ in fields) + 1
     body = "\n".join(f"    {(v + ',').ljust(width)} /* {c} */" for v, c in fields)

@@ -85,7 +85,9 @@ def wrappers(qm: QuantizedModel, p: str) -> str:
             f"    return {run_fn}({m}, {st_or_null}, {run_arg}, steps, buf, buf_bytes, logits, scratch);",
         )
     )
-    if not cfg.bidirectional or cfg.task == Task.MANY_TO_ONE:
+    # The head reads the state, except where what it reads exists only inside a run: per-step
+    # outputs of a bidirectional model, and the last output of one (Readout.LAST_OUTPUT).
+    if not cfg.bidirectional or (cfg.task == Task.MANY_TO_ONE and not cfg.last_output):
         out.append(
             _fn(
                 f"The head on the top layer's state: int32 logits at scale {up}_HEAD_SCALE.",
@@ -100,6 +102,8 @@ def wrappers(qm: QuantizedModel, p: str) -> str:
                 f"    return edgernn_classify({m}, {st}, logits);",
             )
         )
+    if cfg.pad_to:
+        out.append(_pad_wrapper(qm, p))
     if cfg.task == Task.ONE_TO_MANY:
         out.append(
             _fn(
@@ -129,6 +133,30 @@ def wrappers(qm: QuantizedModel, p: str) -> str:
     return "\n\n".join(out)
 
 
+def _pad_wrapper(qm: QuantizedModel, p: str) -> str:
+    """The pad steps of a pad_to model (edgernn.pad): after streaming, or into a run's input."""
+    cfg = qm.config
+    up = p.upper()
+    if not cfg.bidirectional:
+        body = f"        (void){p}_step_token(st, 0);" if cfg.tokens else f"        {p}_step(st, pad);"
+        zero = "" if cfg.tokens else f"    static const int8_t pad[{up}_INPUT_SIZE] = {{0}};\n"
+        return _fn(
+            f"After the last of `steps_taken` steps: the pad steps up to {up}_PAD_TO (token 0, or an\n"
+            " * all-zero input), as the model was measured on padded batches. Read the class after it.",
+            f"void {p}_finish({p}_state_t *st, size_t steps_taken)",
+            f"{zero}    size_t t;\n    for (t = steps_taken; t < {up}_PAD_TO; ++t) {{\n{body}\n    }}",
+        )
+    kind, width = ("int32_t *tokens", "1") if cfg.tokens else ("int8_t *x", f"{up}_INPUT_SIZE")
+    arg = "tokens" if cfg.tokens else "x"
+    return _fn(
+        f"Before {p}_run: zero the steps n .. {up}_PAD_TO - 1 of `{arg}` (which must hold that many) and\n"
+        f" * return the steps to run, max(n, {up}_PAD_TO), as the model was measured on padded batches.",
+        f"size_t {p}_pad({kind}, size_t n)",
+        f"    size_t i;\n    for (i = n * {width}; i < (size_t){up}_PAD_TO * {width}; ++i) {{\n"
+        f"        {arg}[i] = 0;\n    }}\n    return n > {up}_PAD_TO ? n : (size_t){up}_PAD_TO;",
+    )
+
+
 def usage(qm: QuantizedModel, p: str) -> str:
     cfg = qm.config
     up = p.upper()
@@ -142,6 +170,8 @@ def usage(qm: QuantizedModel, p: str) -> str:
     ]
     if cfg.bidirectional:
         arg = "tokens" if cfg.tokens else "x"
+        if cfg.pad_to:
+            lines += [f"    T = {p}_pad({arg}, n);                 // n steps, then pad steps up to PAD_TO"]
         lines += [
             f"    static int8_t buf[{up}_RUN_BUF_BYTES(T)];",
             f"    {p}_run(&st, {arg}, T, buf, sizeof buf, logits);   // whole sequence",
@@ -157,6 +187,9 @@ def usage(qm: QuantizedModel, p: str) -> str:
         lines.append(f"    n = {p}_generate(&st, start_token, out, max_len, seed);  // seed 0: greedy")
     elif not cfg.bidirectional:
         when = "after the last step" if cfg.task == Task.MANY_TO_ONE else "after any step"
+        if cfg.pad_to:
+            lines.append(f"    {p}_finish(&st, n);                  // after n steps: the pad steps")
+            when = "after finish"
         lines.append(f"    cls = {p}_classify(&st, logits);     // {when}")
     lines += [
         f"Code written for any model passes the descriptor &{p}_model to the prefix-free edgernn_*",

@@ -19,6 +19,7 @@ from edgernn.config import Task
 from edgernn.contract.model import QuantizedModel
 from edgernn.contract.reference import IntResult
 from edgernn.errors import InputError
+from edgernn.pad import pad_numpy
 
 
 def save_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> None:
@@ -192,9 +193,12 @@ def _run_steps_bidirectional(
             if layer == layers - 1:  # both top cells took their last step together at t = len-1
                 last_logits = np.where(valid[:, None], logits, last_logits)
         src = hidden[layer]
-    if cfg.task == Task.MANY_TO_ONE:
+    if cfg.task == Task.MANY_TO_ONE and not cfg.last_output:
         return _result(hidden, h, last_logits)
-    return _result(hidden, h, _bidirectional_head_pass(session, qm, xa, lens, h0, hidden))
+    per_step = _bidirectional_head_pass(session, qm, xa, lens, h0, hidden)
+    if cfg.task == Task.MANY_TO_ONE:  # Readout.LAST_OUTPUT: the logits at the last valid step
+        return _result(hidden, h, per_step[rows, lens - 1])
+    return _result(hidden, h, per_step)
 
 
 def _bidirectional_head_pass(
@@ -241,6 +245,7 @@ def run_steps(
     only selects, masks and reorders.
     """
     xa, lens, h = _prepare(qm, x, lengths, h0)
+    xa, lens = pad_numpy(qm.config, xa, lens)  # pad steps are steps of the step model
     if qm.config.bidirectional:
         return _run_steps_bidirectional(session, qm, xa, lens, h)
     return _run_steps_unidirectional(session, qm, xa, lens, h)

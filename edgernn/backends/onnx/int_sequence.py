@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from edgernn.backends.onnx.int_builder import (
     BOOL,
@@ -35,12 +35,12 @@ from edgernn.contract.bounds import check_bounds
 from edgernn.contract.model import QuantizedModel
 
 
-def _validity_mask(g: Graph, inp: str) -> str:
+def _validity_mask(g: Graph, inp: str, lengths: str) -> str:
     """valid[b, t, 0] = t < lengths[b]: bool (B, T, 1), scanned along axis 1 as (B, 1) per step."""
     steps = g.op("Gather", [g.op("Shape", [inp], "x_shape"), "one_i64"], "steps", axis=0)
     t = g.op("Range", ["zero_i64", steps, "one_i64"], "time_index")
     t_row = g.op("Unsqueeze", [t, "axes_0"], "time_row")  # (1, T)
-    len_col = g.op("Unsqueeze", ["lengths", "axes_1"], "lengths_col")  # (B, 1)
+    len_col = g.op("Unsqueeze", [lengths, "axes_1"], "lengths_col")  # (B, 1)
     return g.op("Unsqueeze", [g.op("Less", [t_row, len_col], "valid_bt"), "axes_2"], "valid")
 
 
@@ -63,14 +63,16 @@ def _scan_body(p: str, hidden: int) -> onnx.GraphProto:
     )
 
 
-def _run_direction(g: Graph, qm: QuantizedModel, layer: int, direction: int, inp: str) -> tuple[str, str]:
+def _run_direction(
+    g: Graph, qm: QuantizedModel, layer: int, direction: int, inp: str, lengths: str
+) -> tuple[str, str]:
     """One cell over the whole batch: returns (outputs int8 (B, T, H) in original time order,
     final state int32 (B, H))."""
     p = cell_name(layer, direction)
     cell = qm.cell(layer, direction)
     px = input_term(g, p, cell, inp)
     if direction == 1:  # reverse each sequence within its own length; padding stays in place
-        px = g.op("ReverseSequence", [px, "lengths"], f"{p}_px_rev", batch_axis=0, time_axis=1)
+        px = g.op("ReverseSequence", [px, lengths], f"{p}_px_rev", batch_axis=0, time_axis=1)
     index = g.const(f"{p}_state_index", layer * qm.config.directions + direction, np.int64)
     h_init = g.cast(g.op("Gather", ["h0", index], f"{p}_h0", axis=0), f"{p}_h0_i32", I32)
     h_last, ys = g.op_multi(
@@ -84,8 +86,23 @@ def _run_direction(g: Graph, qm: QuantizedModel, layer: int, direction: int, inp
     )
     y8 = g.cast(ys, f"{p}_y", I8)
     if direction == 1:
-        y8 = g.op("ReverseSequence", [y8, "lengths"], f"{p}_y_fwd_order", batch_axis=0, time_axis=1)
+        y8 = g.op("ReverseSequence", [y8, lengths], f"{p}_y_fwd_order", batch_axis=0, time_axis=1)
     return y8, h_last
+
+
+def _pad_steps(g: Graph, qm: QuantizedModel, x_name: str) -> tuple[str, str]:
+    """ModelConfig.pad_to (edgernn.pad): pad_to zero steps (token 0) after x, lengths raised to
+    pad_to. Returns the names of the padded x and lengths."""
+    pad_to = qm.config.pad_to
+    batch = g.op("Gather", [g.op("Shape", [x_name], "x_shape_pad"), "zero_i64"], "batch", axis=0)
+    batch_1 = g.op("Unsqueeze", [batch, "axes_0"], "batch_1")
+    tail = [pad_to] if qm.config.tokens else [pad_to, qm.config.input_size]
+    shape = g.op("Concat", [batch_1, g.const("pad_tail", tail, np.int64)], "pad_shape", axis=0)
+    zero = numpy_helper.from_array(np.zeros(1, np.int64 if qm.config.tokens else np.int8), "pad_value")
+    zeros = g.op("ConstantOfShape", [shape], "pad_steps", value=zero)
+    x_in = g.op("Concat", [x_name, zeros], f"{x_name}_padded", axis=1)
+    lengths = g.op("Max", ["lengths", g.const("pad_to", pad_to, np.int64)], "lengths_padded")
+    return x_in, lengths
 
 
 def build_sequence_model(qm: QuantizedModel) -> onnx.ModelProto:
@@ -95,12 +112,13 @@ def build_sequence_model(qm: QuantizedModel) -> onnx.ModelProto:
     dirs, hsz, layers = cfg.directions, cfg.hidden_size, cfg.num_layers
     g = new_graph(qm)
     x_name = "tokens" if cfg.tokens else "x"
-    valid = _validity_mask(g, x_name)
-    layer_in, layer_outs, finals = x_name, [], []
+    x_in, lengths = _pad_steps(g, qm, x_name) if cfg.pad_to else (x_name, "lengths")
+    valid = _validity_mask(g, x_in, lengths)
+    layer_in, layer_outs, finals = x_in, [], []
     for layer in range(layers):
         ys = []
         for direction in range(dirs):
-            y, h_last = _run_direction(g, qm, layer, direction, layer_in)
+            y, h_last = _run_direction(g, qm, layer, direction, layer_in, lengths)
             ys.append(y)
             finals.append(h_last)
         layer_in = g.op("Concat", ys, f"l{layer}_out", axis=2)  # (B, T, D*H) int8
@@ -108,7 +126,12 @@ def build_sequence_model(qm: QuantizedModel) -> onnx.ModelProto:
     g.op("Concat", layer_outs, "hidden", axis=0)
     stack_states(g, finals, "h_n")
     if cfg.task == Task.MANY_TO_ONE:
-        feat = g.op("Concat", finals[-dirs:], "head_in", axis=1)
+        if cfg.last_output:  # the top layer's output at each sequence's last valid step
+            last = g.op("Sub", [lengths, "one_i64"], "last_step")
+            index = g.op("Unsqueeze", [last, "axes_1"], "last_step_col")  # (B, 1)
+            feat = g.op("GatherND", [layer_in, index], "head_in", batch_dims=1)
+        else:
+            feat = g.op("Concat", finals[-dirs:], "head_in", axis=1)
         head(g, feat, "logits")
         logits_shape: list[int | str | None] = ["B", cfg.num_classes]
     else:

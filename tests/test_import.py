@@ -1,0 +1,530 @@
+"""`edgernn import`: models trained outside edgernn, from an nn.Module, a torch.export archive and
+an ONNX file, proven against the source and then through every backend.
+
+Each model is trained for real on a bundled data set (a few epochs: enough for weights that
+are not random, and predictions that mean something). The three sources of one model must give
+the same edgernn checkpoint weights; that checkpoint then goes through export and verify (ORT
+int8, the ORT step model, C) and, where a Cortex-M toolchain is present, an emulated Cortex-M4.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+from edgernn.cli import main
+from edgernn.config import Readout, Task
+from edgernn.data.bundled import load_dataset
+from edgernn.data.dataset import Dataset
+from edgernn.errors import InputError
+from edgernn.importer.api import import_model, load_source
+from edgernn.importer.prove import TOLERANCE, edgernn_answer, sequences
+from edgernn.pipeline import export_dir
+from edgernn.train.checkpoint import load_checkpoint
+from edgernn.verify import verify_dir
+
+pytestmark = pytest.mark.slow
+
+
+# ---------------------------------------------------------------------------------------------
+# Source models, written as their authors would
+
+
+class TutorialClassifier(nn.Module):
+    """The tutorial's classifier, verbatim: reads output[:, -1, :] of a 2-layer bidirectional RNN."""
+
+    def __init__(self, vocab: int, final_state: bool = False) -> None:
+        super().__init__()
+        self.final_state = final_state
+        self.embedding = nn.Embedding(vocab, 16, padding_idx=0)
+        self.rnn = nn.RNN(16, 32, num_layers=2, batch_first=True, dropout=0.3, bidirectional=True)
+        self.classifier = nn.Linear(64, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        output, h_n = self.rnn(self.embedding(x))
+        if self.final_state:
+            return self.classifier(torch.cat([h_n[-2], h_n[-1]], dim=1))
+        return self.classifier(output[:, -1, :])
+
+
+class Tagger(nn.Module):
+    """Many-to-many: a label at every step of a feature stream."""
+
+    def __init__(self, features: int, classes: int) -> None:
+        super().__init__()
+        self.rnn = nn.RNN(features, 24, batch_first=True)
+        self.out = nn.Linear(24, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.rnn(x)[0])
+
+
+class CharModel(nn.Module):
+    """One-to-many: a character model that takes and returns its state, as generators do."""
+
+    def __init__(self, vocab: int) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(vocab, 12)
+        self.rnn = nn.RNN(12, 48, batch_first=True)
+        self.head = nn.Linear(48, vocab)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y, h_n = self.rnn(self.emb(x), h)
+        return self.head(y), h_n
+
+
+class TimeFirstNoBias(nn.Module):
+    """batch_first=False, bias=False, 3 layers; reads the top layer's final state."""
+
+    def __init__(self, features: int, classes: int) -> None:
+        super().__init__()
+        self.rnn = nn.RNN(features, 20, num_layers=3, bias=False)
+        self.fc = nn.Linear(20, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (T, B, I)
+        _, h_n = self.rnn(x)
+        return self.fc(h_n[-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Training, as the author would (padded batches, no packing, clipping)
+
+
+def _train(model: nn.Module, ds: Dataset, epochs: int, forward: Any, per_step: bool) -> nn.Module:
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    x, y, lengths = torch.from_numpy(ds.train.x), torch.from_numpy(ds.train.y), ds.train.lengths
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(1))
+        for i in range(0, len(x), 64):
+            idx = order[i : i + 64]
+            steps = int(lengths[idx.numpy()].max())
+            out = forward(model, x[idx, :steps])
+            target = y[idx, :steps] if per_step else y[idx]
+            loss = nn.functional.cross_entropy(
+                out.reshape(-1, out.shape[-1]), target.reshape(-1), ignore_index=-100
+            )
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+    return model.eval()
+
+
+def _char_forward(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return m(x, torch.zeros(1, x.shape[0], 48))[0]
+
+
+def _time_first_forward(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return m(x.transpose(0, 1))
+
+
+def _npz(path: Path, ds: Dataset, n: int, steps: int) -> Path:
+    """Part of a bundled feature set as a user file, cropped for speed (its values are the raw
+    features the imported model was trained on)."""
+    parts = [ds.train, ds.val, ds.test]
+    x = np.concatenate([p.x[:n, :steps] for p in parts])
+    lengths = np.minimum(np.concatenate([p.lengths[:n] for p in parts]), steps)
+    y = np.concatenate([p.y[:n, :steps] if p.y.ndim == 2 else p.y[:n] for p in parts])
+    split = np.repeat(np.array(["train", "val", "test"]), [len(p.x[:n]) for p in parts])
+    np.savez(path, X=x, y=y, lengths=lengths, split=split)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# The three sources of one model
+
+
+def _sources(tmp: Path, model: nn.Module, example: tuple[torch.Tensor, ...]) -> dict[str, Any]:
+    ep = torch.export.export(model, example)
+    torch.export.save(ep, tmp / "model.pt2")
+    names = ["x", "h"][: len(example)]
+    axes = {"x": {0: "B", 1: "T"}} if not isinstance(model, TimeFirstNoBias) else {"x": {0: "T", 1: "B"}}
+    if len(example) > 1:
+        axes["h"] = {1: "B"}
+    torch.onnx.export(
+        model, example, str(tmp / "model.onnx"), dynamo=False, input_names=names, dynamic_axes=axes
+    )
+    return {"module": model, "pt2": tmp / "model.pt2", "onnx": tmp / "model.onnx"}
+
+
+def _import_all(
+    tmp: Path, model: nn.Module, example: tuple[torch.Tensor, ...], **data: Any
+) -> dict[str, Any]:
+    out = {}
+    for kind, src in _sources(tmp, model, example).items():
+        ex = example if kind == "module" else None
+        out[kind] = import_model(src, tmp / f"imp_{kind}", example=ex, **data)
+    return out
+
+
+def _same_weights(results: dict[str, Any]) -> None:
+    states = [load_checkpoint(r.out_dir).model.state_dict() for r in results.values()]
+    for other in states[1:]:
+        for k, v in states[0].items():
+            assert torch.equal(v, other[k]), k
+
+
+def _source_predictions_equal(result: Any, src: Any, split: Any) -> None:
+    """Float predictions of the imported model equal the source's on every test sequence."""
+    model = load_checkpoint(result.out_dir).model
+    for s in sequences(split):
+        want, got = src.run(s), edgernn_answer(model, s)
+        assert np.array_equal(want.argmax(-1), got.argmax(-1))
+        assert np.abs(want - got).max() <= TOLERANCE * max(1.0, float(np.abs(want).max()))
+
+
+def _export_and_verify(out: Path) -> dict[str, Any]:
+    export_dir(out, prefix="imported")
+    v = verify_dir(out)
+    rows = {(p["a"], p["b"]): p for p in v.report["parity"]}
+    assert v.passed, v.report["parity"]
+    src = rows["source-float", "torch-float"]
+    assert src["passed"] and src["tolerance"] == TOLERANCE and src["max_abs_diff"] <= TOLERANCE
+    for backend in ("ort-int8", "ort-int8-step", "c-int8"):
+        assert rows["torch-int8", backend]["mismatches"] == 0
+    assert "source" in v.report["metrics"]
+    return v.report
+
+
+def _cortex_m4(out: Path) -> None:
+    from test_mcu import _zig_path
+
+    from edgernn.targets.check import check_dir
+
+    _zig_path()
+    results = check_dir(out, ("cortex-m4",), ("zig",), max_sequences=60)
+    assert results and all(r.mismatches == 0 for r in results), [r.first_mismatch for r in results]
+
+
+# ---------------------------------------------------------------------------------------------
+# Tests
+
+
+@pytest.fixture(scope="module")
+def names_by_list() -> Dataset:
+    return load_dataset("names_by_list")
+
+
+@pytest.fixture(scope="module")
+def tutorial(names_by_list: Dataset) -> TutorialClassifier:
+    m = TutorialClassifier(len(names_by_list.vocab))
+    return _train(m, names_by_list, 3, lambda m, x: m(x), per_step=False)  # type: ignore[return-value]
+
+
+def test_tutorial_classifier_output_last_is_exported_faithfully(
+    tmp_path: Path, tutorial, names_by_list
+) -> None:
+    example = (torch.from_numpy(names_by_list.train.x[:2, :6]),)
+    results = _import_all(tmp_path, tutorial, example, dataset="names_by_list")
+    _same_weights(results)
+    for kind, r in results.items():
+        assert r.proof.max_abs_diff <= TOLERANCE, kind
+        assert load_checkpoint(r.out_dir).model.cfg.readout is Readout.LAST_OUTPUT
+        assert any("output[:, -1]" in w for w in r.warnings), kind
+        assert r.metrics["float"]["test_accuracy"] == r.metrics["source"]["test_accuracy"]
+    # Only the module and ONNX sources run padded batches: the padding effect is measured there.
+    padded = [w for w in results["module"].warnings if "depends on padding" in w]
+    assert padded and "on padded batches" in padded[0]
+    _source_predictions_equal(results["onnx"], load_source(tmp_path / "model.onnx"), names_by_list.test)
+    report = _export_and_verify(results["module"].out_dir)
+    assert report["config"]["readout"] == "last-output"
+    _cortex_m4(results["module"].out_dir)
+
+
+def test_tutorial_classifier_with_final_state_readout(tmp_path: Path, names_by_list) -> None:
+    m = TutorialClassifier(len(names_by_list.vocab), final_state=True)
+    m = _train(m, names_by_list, 2, lambda m, x: m(x), per_step=False)
+    results = _import_all(
+        tmp_path, m, (torch.from_numpy(names_by_list.train.x[:2, :6]),), dataset="names_by_list"
+    )
+    _same_weights(results)
+    for r in results.values():
+        assert load_checkpoint(r.out_dir).model.cfg.readout is Readout.FINAL_STATE
+        assert not any("output[:, -1]" in w for w in r.warnings)
+    _source_predictions_equal(results["module"], load_source(tmp_path / "model.pt2"), names_by_list.test)
+    _export_and_verify(results["onnx"].out_dir)
+
+
+def test_many_to_many_tagger(tmp_path: Path) -> None:
+    ds = load_dataset("basic_motions")
+    data = _npz(tmp_path / "motions.npz", ds, 24, 60)
+    m = _train(Tagger(6, 4), ds, 2, lambda m, x: m(x), per_step=True)
+    results = _import_all(tmp_path, m, (torch.from_numpy(ds.train.x[:2, :8]),), data=data)
+    _same_weights(results)
+    for r in results.values():
+        assert load_checkpoint(r.out_dir).model.cfg.task is Task.MANY_TO_MANY
+    from edgernn.pipeline import load_data
+
+    test = load_data(load_checkpoint(results["pt2"].out_dir).meta["data"]).test
+    _source_predictions_equal(results["pt2"], load_source(tmp_path / "model.onnx"), test)
+    _export_and_verify(results["pt2"].out_dir)
+    _cortex_m4(results["pt2"].out_dir)
+
+
+def test_character_generator_generates_the_same_text_everywhere(tmp_path: Path) -> None:
+    from edgernn.backends.registry import int_backends
+    from edgernn.contract.reference import int_generate
+    from edgernn.pipeline import load_quantized
+
+    ds = load_dataset("names")
+    vocab = len(ds.vocab)
+    m = _train(CharModel(vocab), ds, 2, _char_forward, per_step=True)
+    example = (torch.from_numpy(ds.train.x[:1, :5]), torch.zeros(1, 1, 48))
+    results = _import_all(tmp_path, m, example, dataset="names")
+    _same_weights(results)
+    out = results["onnx"].out_dir
+    assert load_checkpoint(out).model.cfg.task is Task.ONE_TO_MANY
+    _source_predictions_equal(results["onnx"], load_source(tmp_path / "model.pt2"), ds.test)
+    report = _export_and_verify(out)
+    _cortex_m4(out)
+    generation = [p for p in report["parity"] if p.get("what") == "greedy generation"]
+    assert {p["b"] for p in generation} >= {"ort-int8-step", "c-int8"}
+    assert all(p["passed"] and p["mismatches"] == 0 for p in generation)
+    qm = load_quantized(out)
+    start, end = qm.meta.start_token, qm.meta.end_token
+    assert start is not None and end is not None
+    assert any(b.generates for b in int_backends())
+    assert len(int_generate(qm, start, end, 12)) > 0
+
+
+def test_time_first_no_bias_three_layers(tmp_path: Path) -> None:
+    ds = load_dataset("japanese_vowels")
+    data = _npz(tmp_path / "vowels.npz", ds, 60, 29)
+    m = _train(TimeFirstNoBias(12, 9), ds, 3, _time_first_forward, per_step=False)
+    example = (torch.from_numpy(ds.train.x[:2, :7]).transpose(0, 1).contiguous(),)
+    results = _import_all(tmp_path, m, example, data=data)
+    _same_weights(results)
+    found = results["module"].found
+    assert (found.num_layers, found.batch_first, found.has_bias) == (3, False, False)
+    from edgernn.pipeline import load_data
+
+    test = load_data(load_checkpoint(results["module"].out_dir).meta["data"]).test
+    _source_predictions_equal(results["module"], load_source(tmp_path / "model.onnx"), test)
+    _export_and_verify(results["module"].out_dir)
+    _cortex_m4(results["module"].out_dir)
+
+
+# ---------------------------------------------------------------------------------------------
+# Refusals: one line, exit 2, nothing written
+
+
+class _Wrap(nn.Module):
+    def __init__(self, core: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.core, self.head = core, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.core(x)[0][:, -1])
+
+
+class _TwoRnns(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.RNN(12, 8, batch_first=True), nn.RNN(8, 8, batch_first=True)
+        self.head = nn.Linear(8, 9)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.b(self.a(x)[0])[0][:, -1])
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda: _Wrap(nn.GRU(12, 8, batch_first=True), nn.Linear(8, 9)),
+            "found GRU; edgernn exports tanh RNNs",
+        ),
+        (lambda: _Wrap(nn.LSTM(12, 8, batch_first=True), nn.Linear(8, 9)), "found LSTM"),
+        (lambda: _Wrap(nn.RNN(12, 8, nonlinearity="relu", batch_first=True), nn.Linear(8, 9)), "ReLU"),
+        (_TwoRnns, "found 2 RNNs"),
+        (
+            lambda: _Wrap(
+                nn.RNN(12, 8, batch_first=True), nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 9))
+            ),
+            "linear layers",
+        ),
+        (
+            lambda: _Wrap(nn.RNN(12, 8, batch_first=True), nn.Sequential(nn.Linear(8, 9), nn.LogSoftmax(-1))),
+            "log_softmax",
+        ),
+        (lambda: nn.Sequential(nn.Linear(12, 9)), "no RNN found"),
+    ],
+    ids=["gru", "lstm", "relu", "two-rnns", "mlp-head", "softmax", "no-rnn"],
+)
+def test_refusals_of_modules(tmp_path: Path, make: Any, message: str) -> None:
+    with pytest.raises(InputError, match=message.replace("(", r"\(")):
+        import_model(make().eval(), tmp_path / "out", dataset="names_by_list", example=torch.zeros(2, 5, 12))
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_refuses_a_corrupt_file_and_a_pickled_archive(tmp_path: Path, tutorial, names_by_list) -> None:
+    runner = CliRunner()
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x00garbage" * 10)
+    r = runner.invoke(main, ["import", str(bad), "--dataset", "names_by_list", "--out", str(tmp_path / "o1")])
+    assert r.exit_code == 2 and "not a readable ONNX file" in r.output
+    assert not (tmp_path / "o1").exists()
+    # A .pt2 whose sample inputs are a pickled object: torch.export.load would unpickle it.
+    ep = torch.export.export(tutorial, (torch.from_numpy(names_by_list.train.x[:2, :6]),))
+    torch.export.save(ep, tmp_path / "m.pt2")
+    import zipfile
+
+    evil = tmp_path / "evil.pt2"
+    with zipfile.ZipFile(tmp_path / "m.pt2") as src, zipfile.ZipFile(evil, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if "/data/sample_inputs/" in item.filename:
+                import io
+
+                buf = io.BytesIO()
+                torch.save(((Path("x"),), {}), buf)  # a PosixPath: not a weights-only type
+                data = buf.getvalue()
+            dst.writestr(item, data)
+    r = runner.invoke(
+        main, ["import", str(evil), "--dataset", "names_by_list", "--out", str(tmp_path / "o2")]
+    )
+    assert r.exit_code == 2 and "refused" in r.output and "pickled" in r.output, r.output
+    assert not (tmp_path / "o2").exists()
+    shutil.rmtree(tmp_path / "o2", ignore_errors=True)
+
+
+class _SwappedHalves(nn.Module):
+    """Reads h_n with its directions swapped: the shapes fit edgernn's readout, the values do not."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.RNN(12, 8, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(16, 9)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h_n = self.rnn(x)[1]
+        return self.head(torch.cat([h_n[1], h_n[0]], dim=1))
+
+
+def test_unfaithful_readout_is_refused(tmp_path: Path) -> None:
+    data = _npz(tmp_path / "vowels.npz", load_dataset("japanese_vowels"), 20, 29)
+    torch.manual_seed(0)
+    with pytest.raises(
+        InputError, match=r"refused: the rebuilt model does not reproduce the source: .* > 1e-05"
+    ):
+        import_model(_SwappedHalves().eval(), tmp_path / "out", data, example=torch.zeros(2, 5, 12))
+    assert not (tmp_path / "out").exists()
+
+
+def test_data_that_does_not_fit(tmp_path: Path, tutorial, names_by_list) -> None:
+    data = _npz(tmp_path / "vowels.npz", load_dataset("japanese_vowels"), 20, 29)
+    example = torch.from_numpy(names_by_list.train.x[:2, :6])
+    with pytest.raises(InputError, match="the model reads token ids; the data holds features"):
+        import_model(tutorial, tmp_path / "out", data, example=example)
+    wide = _Wrap(nn.RNN(6, 8, batch_first=True), nn.Linear(8, 9)).eval()
+    with pytest.raises(InputError, match="the model reads 6 features per step; the data has 12"):
+        import_model(wide, tmp_path / "out", data, example=torch.zeros(2, 5, 6))
+    assert not (tmp_path / "out").exists()
+
+
+class _UniClassifier(nn.Module):
+    """A unidirectional classifier trained, like the tutorial's, on unpacked padded batches."""
+
+    def __init__(self, vocab: int) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab, 8, padding_idx=0)
+        self.rnn = nn.RNN(8, 16, batch_first=True)
+        self.fc = nn.Linear(16, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.rnn(self.embedding(x))[0][:, -1])
+
+
+def test_pad_to_deploys_what_the_author_measured(tmp_path: Path, tutorial, names_by_list) -> None:
+    """--pad-to T: every backend reads a sequence with pad steps after it up to T, and then agrees
+    with the source on padded batches (the accuracy its author saw)."""
+    longest = int(names_by_list.test.lengths.max())
+    example = (torch.from_numpy(names_by_list.train.x[:2, :6]),)
+    r = import_model(tutorial, tmp_path / "padded", dataset="names_by_list", example=example, pad_to=longest)
+    effect = load_checkpoint(tmp_path / "padded").meta["import"]["padding"]
+    # The source on one padded batch (to the longest test sequence) = the source one sequence at a
+    # time padded to the same length = the export.
+    assert r.metrics["source"]["test_accuracy"] == pytest.approx(effect["padded_accuracy"])
+    assert r.metrics["float"]["test_accuracy"] == r.metrics["source"]["test_accuracy"]
+    assert effect["changed"] > 0  # the tutorial model answers differently without its pads
+    report = _export_and_verify(tmp_path / "padded")
+    assert report["config"]["pad_to"] == longest
+    header = (tmp_path / "padded" / "model.h").read_text()
+    assert "#define IMPORTED_PAD_TO" in header and "size_t imported_pad(int32_t *tokens, size_t n)" in header
+    _cortex_m4(tmp_path / "padded")
+
+
+def test_finish_runs_the_pad_steps_of_a_stream_in_c(tmp_path: Path, names_by_list) -> None:
+    """Firmware streams one token at a time, then PREFIX_finish(st, n) runs the pad steps: the class
+    it reads equals the integer reference's on every test sequence."""
+    import subprocess
+
+    from edgernn.backends.c.build import Compiler
+    from edgernn.contract.reference import int_forward
+    from edgernn.pipeline import load_quantized
+
+    m = _train(_UniClassifier(len(names_by_list.vocab)), names_by_list, 1, lambda m, x: m(x), per_step=False)
+    example = (torch.from_numpy(names_by_list.train.x[:2, :6]),)
+    import_model(m, tmp_path / "u", dataset="names_by_list", example=example, pad_to=12)
+    export_dir(tmp_path / "u", prefix="uni")
+    qm = load_quantized(tmp_path / "u")
+    test = names_by_list.test
+    n = 120
+    want = int_forward(qm, test.x[:n], test.lengths[:n]).logits.numpy()
+    rows = ",".join("{" + ",".join(str(int(v)) for v in row) + "}" for row in test.x[:n])
+    program = f"""
+#include <stdio.h>
+#define EDGERNN_IMPLEMENTATION
+#include "model.h"
+static const int32_t xs[{n}][{test.x.shape[1]}] = {{{rows}}};
+static const size_t lens[{n}] = {{{",".join(str(int(v)) for v in test.lengths[:n])}}};
+int main(void) {{
+    size_t i, t;
+    for (i = 0; i < {n}; ++i) {{
+        uni_state_t st;
+        int32_t logits[UNI_NUM_CLASSES];
+        uni_init(&st);
+        for (t = 0; t < lens[i]; ++t) {{
+            (void)uni_step_token(&st, xs[i][t]);
+        }}
+        uni_finish(&st, lens[i]);
+        (void)uni_classify(&st, logits);
+        printf("%ld %ld\\n", (long)logits[0], (long)logits[1]);
+    }}
+    return 0;
+}}
+"""
+    (tmp_path / "u" / "stream.c").write_text(program)
+    exe = tmp_path / "stream"
+    cc = Compiler.discover()
+    subprocess.run(
+        [
+            *cc.command,
+            "-std=c99",
+            "-O2",
+            "-I",
+            str(tmp_path / "u"),
+            str(tmp_path / "u" / "stream.c"),
+            "-o",
+            str(exe),
+        ],
+        check=True,
+    )
+    got = np.array(
+        [
+            [int(v) for v in line.split()]
+            for line in subprocess.run(
+                [str(exe)], capture_output=True, text=True, check=True
+            ).stdout.splitlines()
+        ]
+    )
+    assert np.array_equal(got, want)
