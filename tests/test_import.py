@@ -26,7 +26,7 @@ from edgernn.data.dataset import Dataset
 from edgernn.errors import InputError
 from edgernn.importer.api import import_model, load_source
 from edgernn.importer.prove import TOLERANCE, edgernn_answer, sequences
-from edgernn.pipeline import export_dir
+from edgernn.pipeline import export_dir, load_data
 from edgernn.train.checkpoint import load_checkpoint
 from edgernn.verify import verify_dir
 
@@ -224,7 +224,9 @@ def test_tutorial_classifier_output_last_is_exported_faithfully(
     tmp_path: Path, tutorial, names_by_list
 ) -> None:
     example = (torch.from_numpy(names_by_list.train.x[:2, :6]),)
-    results = _import_all(tmp_path, tutorial, example, dataset="names_by_list")
+    results = _import_all(
+        tmp_path, tutorial, example, data=_npz(tmp_path / "names.npz", names_by_list, 300, 12)
+    )
     _same_weights(results)
     for kind, r in results.items():
         assert r.proof.max_abs_diff <= TOLERANCE, kind
@@ -234,7 +236,8 @@ def test_tutorial_classifier_output_last_is_exported_faithfully(
     # Only the module and ONNX sources run padded batches: the padding effect is measured there.
     padded = [w for w in results["module"].warnings if "depends on padding" in w]
     assert padded and "on padded batches" in padded[0]
-    _source_predictions_equal(results["onnx"], load_source(tmp_path / "model.onnx"), names_by_list.test)
+    test = load_data(load_checkpoint(results["onnx"].out_dir).meta["data"]).test
+    _source_predictions_equal(results["onnx"], load_source(tmp_path / "model.onnx"), test)
     report = _export_and_verify(results["module"].out_dir)
     assert report["config"]["readout"] == "last-output"
     _cortex_m4(results["module"].out_dir)
@@ -244,13 +247,17 @@ def test_tutorial_classifier_with_final_state_readout(tmp_path: Path, names_by_l
     m = TutorialClassifier(len(names_by_list.vocab), final_state=True)
     m = _train(m, names_by_list, 2, lambda m, x: m(x), per_step=False)
     results = _import_all(
-        tmp_path, m, (torch.from_numpy(names_by_list.train.x[:2, :6]),), dataset="names_by_list"
+        tmp_path,
+        m,
+        (torch.from_numpy(names_by_list.train.x[:2, :6]),),
+        data=_npz(tmp_path / "names.npz", names_by_list, 300, 12),
     )
     _same_weights(results)
     for r in results.values():
         assert load_checkpoint(r.out_dir).model.cfg.readout is Readout.FINAL_STATE
         assert not any("output[:, -1]" in w for w in r.warnings)
-    _source_predictions_equal(results["module"], load_source(tmp_path / "model.pt2"), names_by_list.test)
+    test = load_data(load_checkpoint(results["module"].out_dir).meta["data"]).test
+    _source_predictions_equal(results["module"], load_source(tmp_path / "model.pt2"), test)
     _export_and_verify(results["onnx"].out_dir)
 
 
@@ -262,8 +269,6 @@ def test_many_to_many_tagger(tmp_path: Path) -> None:
     _same_weights(results)
     for r in results.values():
         assert load_checkpoint(r.out_dir).model.cfg.task is Task.MANY_TO_MANY
-    from edgernn.pipeline import load_data
-
     test = load_data(load_checkpoint(results["pt2"].out_dir).meta["data"]).test
     _source_predictions_equal(results["pt2"], load_source(tmp_path / "model.onnx"), test)
     _export_and_verify(results["pt2"].out_dir)
@@ -305,8 +310,6 @@ def test_time_first_no_bias_three_layers(tmp_path: Path) -> None:
     _same_weights(results)
     found = results["module"].found
     assert (found.num_layers, found.batch_first, found.has_bias) == (3, False, False)
-    from edgernn.pipeline import load_data
-
     test = load_data(load_checkpoint(results["module"].out_dir).meta["data"]).test
     _source_predictions_equal(results["module"], load_source(tmp_path / "model.onnx"), test)
     _export_and_verify(results["module"].out_dir)
