@@ -531,3 +531,23 @@ int main(void) {{
         ]
     )
     assert np.array_equal(got, want)
+
+
+class _LastBySize(nn.Module):
+    """Reads the last step as output[:, x.size(1) - 1], which torch.export bakes in as an index."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.RNN(12, 8, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(16, 9)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.rnn(x)[0][:, x.size(1) - 1])
+
+
+def test_last_step_read_by_index_is_found_by_what_it_computes(tmp_path: Path) -> None:
+    data = _npz(tmp_path / "vowels.npz", load_dataset("japanese_vowels"), 20, 29)
+    torch.manual_seed(0)
+    r = import_model(_LastBySize().eval(), tmp_path / "out", data, example=torch.zeros(2, 5, 12))
+    assert load_checkpoint(tmp_path / "out").model.cfg.readout is Readout.LAST_OUTPUT
+    assert r.proof.max_abs_diff <= TOLERANCE

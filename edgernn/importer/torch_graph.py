@@ -140,12 +140,12 @@ def _downstream(start: Node) -> list[Node]:
     return [n for n in start.graph.nodes if n in seen]
 
 
-def _reading(rnn: Node, head_in: Node, batch_first: bool) -> tuple[Reading, list[str]]:
-    """Which RNN output the head (or the graph output) reads, and the op names on the way."""
+def _reading(rnn: Node, head_in: Node) -> tuple[Reading, list[str]]:
+    """Which RNN output the head (or the graph output) reads, and the op names on the way. Of the
+    output sequence, a head input with a time axis reads every step; one without it reads one
+    step, which the proof must then find to be the last."""
     path: list[str] = []
     used: set[int] = set()
-    last = False
-    time_axis = 1 if batch_first else 0
     stack, seen = [head_in], set()
     while stack:
         n = stack.pop()
@@ -157,13 +157,13 @@ def _reading(rnn: Node, head_in: Node, batch_first: bool) -> tuple[Reading, list
             used.add(int(n.args[1]))  # type: ignore[arg-type]
             continue
         path.append(_short(name))
-        if name == "aten::select" and len(n.args) >= 3 and n.args[1] == time_axis and n.args[2] == -1:
-            last = True
         stack.extend(a for a in n.all_input_nodes if a is not rnn)
     if used == {1}:
         return Reading.FINAL_STATE, path
     if used == {0}:
-        return (Reading.LAST_OUTPUT if last else Reading.PER_STEP), path
+        val = head_in.meta.get("val")
+        per_step = val is not None and len(val.shape) == 3
+        return (Reading.PER_STEP if per_step else Reading.LAST_OUTPUT), path
     raise InputError("the head reads both the RNN's outputs and its final state; edgernn reads one of them")
 
 
@@ -255,10 +255,10 @@ def read_program(ep: ExportedProgram, kind: str) -> tuple[Found, str, int]:
         )
         if head_b is None:
             head_b = np.zeros(head_w.shape[0], np.float32)
-        reading, path = _reading(rnn, lin.args[0], bool(batch_first))  # type: ignore[arg-type]
+        reading, path = _reading(rnn, lin.args[0])  # type: ignore[arg-type]
     else:
         out = _output_node(ep, rnn)
-        reading, path = _reading(rnn, out, bool(batch_first))
+        reading, path = _reading(rnn, out)
     first = cells[0]
     x_shape = tuple(x_node.meta["val"].shape) if "val" in x_node.meta else None
     found = Found(

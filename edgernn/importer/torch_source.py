@@ -29,7 +29,7 @@ from edgernn.importer.torch_graph import output_index, program_inputs, read_prog
 
 def _one_sequence(seq: np.ndarray, time_axis: int, tokens: bool) -> torch.Tensor:
     t = torch.from_numpy(np.ascontiguousarray(seq, dtype=np.int64 if tokens else np.float32))
-    return t.unsqueeze(1 - time_axis if time_axis <= 1 else 0)
+    return t.unsqueeze(1 - time_axis)  # the batch axis, of size 1
 
 
 def _zero_state(found: Found, batch: int = 1) -> torch.Tensor:
