@@ -190,6 +190,22 @@ def train(
 )
 @click.option("--dataset", metavar="NAME", help="A bundled token data set as the calibration data instead.")
 @click.option(
+    "--input-range",
+    nargs=2,
+    type=float,
+    metavar="LOW HIGH",
+    help="No data at hand: calibrate on synthetic feature sequences, uniform in [LOW, HIGH] (the "
+    "range the model's inputs take on the device). Their labels, like those of a --data file "
+    "without labels, are the source's own answers: accuracy then means agreement with the source.",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(1, 100_000),
+    default=50,
+    show_default=True,
+    help="Steps of each synthetic sequence (--input-range).",
+)
+@click.option(
     "--task",
     type=click.Choice(["auto", "many-to-many", "one-to-many"]),
     default="auto",
@@ -210,6 +226,8 @@ def import_(
     out: str,
     data_file: str | None,
     dataset: str | None,
+    input_range: tuple[float, float] | None,
+    steps: int,
     task: str,
     pad_to: int | None,
     quiet: bool,
@@ -218,14 +236,21 @@ def import_(
     whose recurrent part is the RNN op. The structure is read from the graph (embedding -> RNN ->
     readout -> linear head); the rebuilt model must reproduce SOURCE within 1e-5 on every data
     sequence, fed one at a time at its own length, or nothing is written (exit 2). OUT then holds
-    what `edgernn train` writes: run `edgernn export OUT`, `verify`, `report` and `mcu` as usual."""
+    what `edgernn train` writes: run `edgernn export OUT`, `verify`, `report` and `mcu` as usual.
+
+    The calibration data is one of --data, --dataset or --input-range."""
     from edgernn.importer.api import import_model
 
     generative = {"auto": None, "many-to-many": False, "one-to-many": True}[task]
+    calibration: dict[str, Any] = {
+        "dataset": dataset,
+        "input_range": tuple(input_range) if input_range else None,
+        "steps": steps,
+        "generative": generative,
+        "pad_to": pad_to or 0,
+    }
     if quiet:
-        result = import_model(
-            source, out, data_file, dataset=dataset, generative=generative, pad_to=pad_to or 0
-        )
+        result = import_model(source, out, data_file, **calibration)
     else:
         with click.progressbar(length=1, label="checking against the source", file=sys.stderr) as bar:
 
@@ -233,15 +258,7 @@ def import_(
                 bar.length = total
                 bar.update(done - bar.pos)
 
-            result = import_model(
-                source,
-                out,
-                data_file,
-                dataset=dataset,
-                generative=generative,
-                pad_to=pad_to or 0,
-                progress=tick,
-            )
+            result = import_model(source, out, data_file, progress=tick, **calibration)
     m = result.metrics
     click.echo(f"found {result.found.describe()}")
     click.echo(
@@ -249,6 +266,10 @@ def import_(
         f"on {result.proof.n} sequences; test accuracy {m['float']['test_accuracy']:.4f} "
         f"(source {m['source']['test_accuracy']:.4f})"
     )
+    if result.labels == "source":
+        click.echo(
+            "labels: the source's own answers (no labels given): accuracy is agreement with the source"
+        )
     for line in result.warnings:
         click.secho(f"warning: {line}", fg="yellow", err=True)
 

@@ -551,3 +551,29 @@ def test_last_step_read_by_index_is_found_by_what_it_computes(tmp_path: Path) ->
     r = import_model(_LastBySize().eval(), tmp_path / "out", data, example=torch.zeros(2, 5, 12))
     assert load_checkpoint(tmp_path / "out").model.cfg.readout is Readout.LAST_OUTPUT
     assert r.proof.max_abs_diff <= TOLERANCE
+
+
+def test_without_labels_the_source_answers_stand_in(tmp_path: Path, names_by_list) -> None:
+    """An unlabelled --data file, and --input-range without any data: the source's own answers
+    are the labels, written into the import directory, and every backend still checks out."""
+    ds = load_dataset("japanese_vowels")
+    torch.manual_seed(3)
+    model = _Wrap(nn.RNN(12, 16, batch_first=True), nn.Linear(16, 9)).eval()
+    example = torch.zeros(2, 5, 12)
+    unlabelled = tmp_path / "unlabelled.npz"
+    np.savez(unlabelled, X=ds.test.x[:80], lengths=ds.test.lengths[:80])
+    r = import_model(model, tmp_path / "a", unlabelled, example=example)
+    assert r.labels == "source" and (tmp_path / "a" / "calibration.npz").exists()
+    assert r.metrics["source"]["test_accuracy"] == 1.0
+    report = _export_and_verify(tmp_path / "a")
+    assert report["metrics"]["int8"]["agreement_with_float"] > 0.9
+    r = import_model(model, tmp_path / "b", input_range=(-2.0, 2.0), steps=20, example=example)
+    assert r.labels == "source" and r.proof.n == 300
+    _export_and_verify(tmp_path / "b")
+    token_example = torch.from_numpy(names_by_list.train.x[:2, :6])
+    uni = _UniClassifier(len(names_by_list.vocab)).eval()
+    with pytest.raises(InputError, match="a token model needs --data or --dataset"):
+        import_model(uni, tmp_path / "c", input_range=(0.0, 1.0), example=token_example)
+    with pytest.raises(InputError, match="give the calibration data, one of"):
+        import_model(uni, tmp_path / "c", example=token_example)
+    assert not (tmp_path / "c").exists()

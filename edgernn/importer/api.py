@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,13 @@ from edgernn.artifacts import write_bytes
 from edgernn.config import Task
 from edgernn.data.dataset import Dataset
 from edgernn.errors import InputError
+from edgernn.importer.calibration import (
+    CALIBRATION,
+    has_labels,
+    labelled_by_source,
+    synthetic_sequences,
+    unlabelled_sequences,
+)
 from edgernn.importer.found import Found, Reading, task_of
 from edgernn.importer.padding import PaddingEffect, padding_effect
 from edgernn.importer.prove import TOLERANCE, Proof, all_sequences, prove, sequences
@@ -45,6 +53,7 @@ class Imported:
     proof: Proof
     metrics: dict[str, Any]  # "float" (edgernn float, test split) and "source" (the source itself)
     warnings: tuple[str, ...]
+    labels: str  # "data": the data's own labels; "source": the source's answers stood in for them
 
 
 def load_source(source: str | os.PathLike[str] | nn.Module, example: Any = None) -> Source:
@@ -128,21 +137,26 @@ def import_model(
     example: Any = None,
     *,
     dataset: str | None = None,
+    input_range: tuple[float, float] | None = None,
+    steps: int = 50,
     generative: bool | None = None,
     pad_to: int = 0,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> Imported:
     """Import `source` into `out_dir` (see the module docstring). `data` (a user `.npz`/`.csv`)
-    or `dataset` (a bundled name) is the calibration set and, with its labels, the accuracy set.
+    or `dataset` (a bundled name) is the calibration set and, with its labels, the accuracy set;
+    without labels, or with `input_range` (synthetic feature sequences of `steps` steps), the
+    source's own answers are the labels (edgernn.importer.calibration).
     `generative`: a token model whose per-step outputs predict the next token is one-to-many
     unless False (many-to-many). `pad_to`: deploy what a model trained on unpacked padded batches
     was measured on: each sequence read with pad steps after it up to pad_to steps (many-to-one;
     the default reads each sequence at its own length). Raises InputError, writing nothing, when
     the model cannot be exported faithfully."""
-    if (data is None) == (dataset is None):
+    if sum(v is not None for v in (data, dataset, input_range)) != 1:
         raise InputError(
-            "give the calibration data: a data file (--data FILE) or a bundled data set (--dataset NAME)"
+            "give the calibration data, one of: a data file (--data FILE, labels optional), a bundled "
+            "data set (--dataset NAME), or synthetic sequences (--input-range LOW HIGH)"
         )
     src = load_source(source, example)
     found = src.found
@@ -154,8 +168,21 @@ def import_model(
         raise InputError(
             f"--pad-to is for models with one answer per sequence; this one answers {found.reading.value}"
         )
-    ref = {**data_ref(dataset, data, seed), "normalize": False}
-    ds = load_data(ref)
+    calibration = _source_labelled(src, task, data, input_range, steps, seed, pad_to)
+    out = Path(out_dir)
+    with tempfile.TemporaryDirectory(prefix="edgernn-import-") as tmp:
+        if calibration is not None:  # read from a scratch copy, recorded where it will be written
+            scratch = Path(tmp) / CALIBRATION
+            scratch.write_bytes(calibration)
+            ds = load_data({**data_ref(None, scratch, seed), "normalize": False})
+            ref = {
+                **data_ref(None, scratch, seed),
+                "path": str((out / CALIBRATION).resolve()),
+                "normalize": False,
+            }
+        else:
+            ref = {**data_ref(dataset, data, seed), "normalize": False}
+            ds = load_data(ref)
     _check_data(found, ds, task)
     seqs = all_sequences(ds)
     tick = (lambda k: progress(k, len(seqs))) if progress is not None else None
@@ -163,7 +190,7 @@ def import_model(
     test_start = len(ds.train) + len(ds.val)
     test_answers = proof.source_outputs[test_start:]
     alone = test_answers if not pad_to else [src.run(s) for s in sequences(ds.test)]
-    effect = padding_effect(src, ds.test, task, alone)
+    effect = padding_effect(src, ds.test, task, alone, scored=calibration is None)
     notes = _warnings(found, effect, pad_to)
     metrics = {
         "float": evaluate(proof.model, ds.test),
@@ -173,12 +200,21 @@ def import_model(
     answers = _padded_answers(test_answers, ds)
     np.savez(buf, outputs=answers["outputs"], lengths=answers["lengths"])
     outputs_bytes = buf.getvalue()
+    provenance = dataset_meta(ds, ref)
+    if calibration is not None:
+        what = (
+            "synthetic sequences" if input_range is not None else f"the sequences of {Path(str(data)).name}"
+        )
+        provenance["dataset"] = Path(src.label).stem.lower()
+        provenance["source"] = f"{what}, labelled with the answers of {src.label}"
+        provenance["licence"] = "user-supplied"
     meta = {
-        **dataset_meta(ds, ref),
+        **provenance,
         "metrics": metrics,
         "edgernn_version": __version__,
         "import": {
             "source": src.label,
+            "labels": "source" if calibration is not None else "data",
             "kind": found.kind,
             "sha256": src.sha256,
             "structure": found.describe(),
@@ -192,16 +228,37 @@ def import_model(
             "outputs_sha256": hashlib.sha256(outputs_bytes).hexdigest(),
         },
     }
-    out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise InputError(f"cannot create {out}: {e.strerror or e}") from None
     with exclusive(out):
+        if calibration is not None:
+            write_bytes(out / CALIBRATION, calibration)
         write_bytes(out / SOURCE_OUTPUTS, outputs_bytes)
         save_checkpoint(out / CHECKPOINT_NAME, proof.model, meta)
     load_checkpoint(out)  # what was written reads back
-    return Imported(out, found, proof, metrics, notes)
+    return Imported(out, found, proof, metrics, notes, meta["import"]["labels"])
+
+
+def _source_labelled(
+    src: Source,
+    task: Task,
+    data: str | os.PathLike[str] | None,
+    input_range: tuple[float, float] | None,
+    steps: int,
+    seed: int,
+    pad_to: int,
+) -> bytes | None:
+    """The calibration set labelled by the source, when there are no true labels; else None."""
+    if input_range is not None:
+        if src.found.tokens:
+            raise InputError("--input-range makes feature sequences; a token model needs --data or --dataset")
+        seqs = synthetic_sequences(src.found.input_size, *input_range, steps, seed)
+        return labelled_by_source(src, seqs, task, pad_to)
+    if data is not None and not has_labels(Path(data)):
+        return labelled_by_source(src, unlabelled_sequences(Path(data)), task, pad_to)
+    return None
 
 
 def _source_metrics(answers: list[np.ndarray], ds: Dataset, task: Task) -> dict[str, float]:

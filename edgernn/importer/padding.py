@@ -52,11 +52,12 @@ class PaddingEffect:
 
 
 def padding_effect(
-    source: Source, split: Split, task: str, answers: list[np.ndarray]
+    source: Source, split: Split, task: str, answers: list[np.ndarray], scored: bool = True
 ) -> PaddingEffect | None:
     """Compare the source on the split as one batch padded to its longest sequence with its
     answers one sequence at a time (`answers`, in order). None when the source cannot take a padded batch
-    (a torch.export program runs at its traced length only)."""
+    (a torch.export program runs at its traced length only). scored=False: the labels are the
+    source's own answers, so only the changed predictions mean something."""
     if source.run_padded is None or len(split) == 0:
         return None
     longest = int(split.lengths.max())
@@ -72,4 +73,6 @@ def padding_effect(
     classes = padded.shape[-1]
     acc_pad = task_metrics(padded, y, task, classes)["test_accuracy"]
     acc_alone = task_metrics(alone, y, task, classes)["test_accuracy"]
+    if not scored:
+        return PaddingEffect(int((p_pad != p_alone).sum()), int(np.size(p_pad)), None, None)
     return PaddingEffect(int((p_pad != p_alone).sum()), int(np.size(p_pad)), acc_pad, acc_alone)

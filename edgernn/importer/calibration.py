@@ -1,0 +1,83 @@
+"""Calibration data without labels: an unlabelled `--data` file, or `--input-range` (synthetic).
+
+Quantization needs inputs, not labels; the reports need labels to score anything. Without true
+labels the import labels each sequence with the source's own answer (its argmax, per sequence or
+per step), so every accuracy the export reports is agreement with the source model: the question
+a converter must answer. The labelled set is written into the import directory
+(`calibration.npz`), where export and verify read it back; the checkpoint records that its
+labels are the source's (meta "labels": "source").
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from edgernn.config import Task
+from edgernn.data.dataset import IGNORE, seeded_rng
+from edgernn.errors import InputError
+from edgernn.importer.prove import padded_sequence
+from edgernn.importer.source import Source
+from edgernn.predict.io import read_sequences
+
+CALIBRATION = "calibration.npz"
+SYNTHETIC_SEQUENCES = 300  # enough for stable input scales; the proof runs the source on each
+
+
+def has_labels(path: Path) -> bool:
+    """Whether a --data file carries labels (`y` in an .npz; `label` or `step_label` in a .csv)."""
+    try:
+        if path.suffix.lower() == ".npz":
+            with zipfile.ZipFile(path) as z:
+                return "y.npy" in z.namelist()
+        with path.open(encoding="utf-8") as f:
+            header = {h.strip() for h in f.readline().split(",")}
+        return bool(header & {"label", "step_label"})
+    except (OSError, UnicodeDecodeError, zipfile.BadZipFile):
+        return True  # let the labelled reader give its own message for an unreadable file
+
+
+def synthetic_sequences(input_size: int, low: float, high: float, steps: int, seed: int) -> list[np.ndarray]:
+    """Uniform random features in [low, high], every sequence `steps` long, from the seed."""
+    if not low < high:
+        raise InputError(f"--input-range needs LOW < HIGH, got {low:g} {high:g}")
+    rng = seeded_rng(seed)
+    shape = (SYNTHETIC_SEQUENCES, steps, input_size)
+    return list(rng.uniform(low, high, shape).astype(np.float32))
+
+
+def labelled_by_source(source: Source, seqs: list[np.ndarray], task: Task, pad_to: int) -> bytes:
+    """An .npz (X, y, lengths, class_names) of `seqs` labelled with the source's answers."""
+    if len(seqs) == 0:
+        raise InputError("no calibration sequences")
+    tokens = seqs[0].ndim == 1
+    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+    t_max = int(lengths.max())
+    x = np.zeros((len(seqs), t_max, *seqs[0].shape[1:]), dtype=np.int64 if tokens else np.float32)
+    for i, s in enumerate(seqs):
+        x[i, : len(s)] = s
+    answers = [source.run(padded_sequence(s, pad_to)) for s in seqs]
+    if task == Task.MANY_TO_ONE:
+        y = np.array([int(np.argmax(a)) for a in answers], dtype=np.int64)
+    else:
+        y = np.full((len(seqs), t_max), IGNORE, dtype=np.int64)
+        for i, a in enumerate(answers):
+            y[i, : len(a)] = np.argmax(a, axis=-1)
+    classes = answers[0].shape[-1]
+    if len(np.unique(y[y != IGNORE])) < 2:
+        raise InputError(
+            f"the source gives one class on all {len(seqs)} calibration sequences, so they cannot stand "
+            "in for labels; give labelled data with --data"
+        )
+    buf = io.BytesIO()
+    names = np.array([str(c) for c in range(classes)])
+    np.savez(buf, X=x, y=y, lengths=lengths, class_names=names)
+    return buf.getvalue()
+
+
+def unlabelled_sequences(path: Path) -> list[np.ndarray]:
+    """The sequences of an unlabelled --data file, each at its own length."""
+    return read_sequences(path)[1]
