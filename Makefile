@@ -58,11 +58,21 @@ test: $(STAMP) system-deps mcu-tools
 
 # Measured speed of every backend (README "Benchmarks"): about a minute on 2 cores. matplotlib only
 # (the plot extra) draws the plots. BENCH_DIR=some/export to bench another export directory.
+# When the peer libraries' sources are there (PEERS=another/checkout to point elsewhere), model.h is
+# also measured beside CMSIS-NN and NNoM on the emulated microcontrollers, at its shape and over the
+# shape sweep: about four minutes more.
 BENCH_DIR ?= export/japanese_vowels
+PEERS ?= ../shared/peers
 bench: $(STAMP) system-deps
 	@[ -f $(BENCH_DIR)/model.h ] || [ "$(BENCH_DIR)" != export/japanese_vowels ] || { \
 	  $(VENV)/bin/edgernn train --dataset japanese_vowels --quiet --out $(BENCH_DIR) && $(VENV)/bin/edgernn export $(BENCH_DIR); }
-	$(VENV)/bin/edgernn bench $(BENCH_DIR)
+	$(VENV)/bin/edgernn bench $(BENCH_DIR) $(if $(wildcard $(PEERS)/cmsis-nn $(PEERS)/nnom),--peers $(PEERS) --sweep)
+
+# `edgernn train --auto` on each long bundled set, float and int8 test accuracy beside the UCR 1-NN
+# baselines (README "Accuracy on long sequences"). Up to ACCURACY_BUDGET minutes per set (3 sets).
+ACCURACY_BUDGET ?= 10
+bench-accuracy: $(STAMP)
+	$(PY) scripts/bench_accuracy.py --budget $(ACCURACY_BUDGET)
 
 mcu: $(STAMP) mcu-tools
 	@[ -f export/japanese_vowels/model.int8.json ] || { $(VENV)/bin/edgernn train --dataset japanese_vowels --quiet && $(VENV)/bin/edgernn export export/japanese_vowels; }

@@ -19,7 +19,7 @@ import click
 from edgernn import __version__
 from edgernn import packages as firmware_packages  # the package registry: --package's choices
 from edgernn import targets as mcu_targets  # the target registry: --target's choices
-from edgernn.errors import CheckFailed, EdgeRNNError
+from edgernn.errors import CheckFailed, EdgeRNNError, InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_ROOT = Path("export")
@@ -423,21 +423,36 @@ def demo(root: str, names: tuple[str, ...], quiet: bool) -> None:
     is_flag=True,
     help="Tiny repetitions and sizes: checks the machinery in seconds (numbers not for quoting).",
 )
+@click.option(
+    "--peers",
+    "peers_path",
+    type=click.Path(),
+    default=None,
+    help="Folder holding CMSIS-NN (cmsis-nn/) and NNoM (nnom/) sources: their RNN steps are built "
+    "and counted beside model.h on every microcontroller target (the zig and gcc toolchains of `mcu`).",
+)
+@click.option("--sweep", is_flag=True, help="With --peers: also model.h vs the peers over I x H shapes.")
 @friendly
-def bench(directory: str, quick: bool) -> None:
+def bench(directory: str, quick: bool, peers_path: str | None, sweep: bool) -> None:
     """Measure every backend of DIRECTORY side by side: streaming latency per step, whole-sequence
-    throughput, callgrind instructions per step, scaling with hidden size and length.
+    throughput, callgrind instructions per step, scaling with hidden size and length; with --peers,
+    model.h beside CMSIS-NN, NNoM and a naive loop on the emulated microcontrollers.
 
     Single-threaded everywhere. Writes DIRECTORY/bench.json, a "bench" summary in report.json and,
-    with matplotlib, bench_scaling.png. Takes about a minute (valgrind needed for instruction counts).
+    with matplotlib, bench_scaling.png (and bench_sweep.png). Takes about a minute (valgrind needed
+    for instruction counts); --peers adds about one, --sweep about three more.
     """
     from edgernn.bench import BENCH_JSON, markdown_tables, run_bench
-    from edgernn.report.plots import write_scaling_plot
+    from edgernn.bench.peers import PeerOptions
+    from edgernn.report.plots import write_scaling_plot, write_sweep_plot
 
-    result = run_bench(directory, quick=quick, echo=lambda msg: click.echo(msg, err=True))
+    if sweep and peers_path is None:
+        raise InputError("--sweep compares model.h with the peers: give --peers PATH too")
+    peers = PeerOptions(peers_path, sweep=sweep) if peers_path is not None else None
+    result = run_bench(directory, quick=quick, echo=lambda msg: click.echo(msg, err=True), peers=peers)
     click.echo(markdown_tables(result))
-    png = write_scaling_plot(directory, result)
-    plot = f" and {png}" if png else " (no plot: matplotlib is not installed)"
+    pngs = [p for p in (write_scaling_plot(directory, result), write_sweep_plot(directory, result)) if p]
+    plot = f" and {', '.join(map(str, pngs))}" if pngs else " (no plot: matplotlib is not installed)"
     click.echo(f"wrote {Path(directory) / BENCH_JSON}{plot} in {result['elapsed_s']:.0f} s")
 
 

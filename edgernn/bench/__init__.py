@@ -11,7 +11,10 @@ Runtime intra_op = inter_op = 1), so the ratios compare the code and not the thr
 * host instructions per step of the C step under callgrind (a standalone driver,
   c_runtime/bench/bench_driver.c; two step counts differenced so start-up and set-up cancel),
   and the Cortex-M figures of report.json's "mcu" section when `edgernn mcu` has run;
-* scaling with hidden size (random models) and with sequence length (the export's model).
+* scaling with hidden size (random models) and with sequence length (the export's model);
+* with `--peers PATH`: model.h beside CMSIS-NN, NNoM and a naive loop on every emulated
+  microcontroller, in instructions per MAC, each peer checked against a numpy port of its own
+  arithmetic, and (`--sweep`) the same over a grid of shapes (edgernn.bench.peers).
 
 The flow, one module per job:
 
@@ -21,6 +24,7 @@ The flow, one module per job:
       native             the C builds (-O2, -O3: ctypes harness + standalone driver), callgrind
       timing             interleaved, warmed-up blocks -> median / IQR / min-max (Settings)
       machine            what it all ran on
+      peers              the peer libraries on the microcontrollers (its own package)
     store                bench.json, and the summary in report.json
     markdown             the tables printed by `edgernn bench` and embedded in report.md
 """

@@ -157,6 +157,117 @@ def length_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _peer_cell(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "-"
+    return f"{row['insns_per_mac']:.2f}" + ("" if row["checked"] else " ✗")
+
+
+def _skipped_text(skipped: list[dict[str, str]]) -> str:
+    if not skipped:
+        return ""
+    items = []
+    for s in skipped:
+        where = "/".join(p for p in (s["target"], s["compiler"]) if p) or "every target"
+        items.append(f"{s['what'] or 'everything'} on {where}: {s['reason']}")
+    return "Not measured: " + "; ".join(items) + "."
+
+
+def peer_table(result: dict[str, Any]) -> str:
+    """model.h beside every peer at the model's shape, per target and compiler (insns/MAC)."""
+    comp = result.get("peer_comparison") or {}
+    if "ratios" not in comp:
+        return f"Peers: {comp.get('skipped', 'not measured (bench.json predates them)')}."
+    names = list(comp["what"])
+    shape = comp["shape"]
+    peers = {(r["target"], r["compiler"], r["name"]): r for r in result["peers"]}
+    own = {(r["target"], r["compiler"]): r for r in comp["edgernn"]}
+    lines = [
+        f"Instructions per MAC of one step at the model's shape ({shape['inputs']} → {shape['hidden']}, "
+        f"{shape['macs_per_step']:,} MACs), from the call's entry to its return on the same emulator "
+        f"(Unicorn, counted per block as `edgernn mcu` counts), same compilers and flags. model.h: "
+        f"{comp['edgernn_model']}, checked against the torch reference over {comp['edgernn_steps']} steps. "
+        f"Peers (sources: `{comp['source']}`): random weights at the shape, each checked bit for bit "
+        f"against a numpy port of its own arithmetic over {comp['peer_steps']} steps; ✗ = not checked, "
+        "never quoted.",
+        "",
+        "| target | compiler | model.h | " + " | ".join(names) + " | best peer | model.h ÷ best |",
+        "|---|---|---:|" + "---:|" * len(names) + "---|---:|",
+    ]
+    for r in comp["ratios"]:
+        key = (r["target"], r["compiler"])
+        mine = own.get(key)
+        cells = [_peer_cell(peers.get((*key, n))) for n in names]
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}×"
+        mine_text = (
+            "-" if mine is None else f"{mine['insns_per_mac']:.2f}" + (" ✗" if mine["mismatches"] else "")
+        )
+        lines.append(
+            f"| {r['target']} | {r['compiler']} | {mine_text} | {' | '.join(cells)} | "
+            f"{r['best_peer'] or '-'} | {ratio} |"
+        )
+    lines += [
+        "",
+        "Code bytes (model.h: the kept code of its object, kernels with the step, init and logits "
+        "calls; a peer: its step glue and the library functions it reaches; tables not included):",
+        "",
+        "| target | compiler | model.h | " + " | ".join(names) + " |",
+        "|---|---|---:|" + "---:|" * len(names),
+    ]
+    for r in comp["ratios"]:
+        key = (r["target"], r["compiler"])
+        mine = own.get(key)
+        cells = [_n(peers[(*key, n)]["code_bytes"]) if (*key, n) in peers else "-" for n in names]
+        mine_bytes = _n(mine["code_bytes"] if mine else None)
+        lines.append(f"| {r['target']} | {r['compiler']} | {mine_bytes} | {' | '.join(cells)} |")
+    lines += ["", *(f"- {n}: {what}" for n, what in comp["what"].items())]
+    skipped = _skipped_text(comp.get("skipped", []))
+    return "\n".join(lines + (["", skipped] if skipped else []))
+
+
+def sweep_table(result: dict[str, Any]) -> str:
+    """Per compiler: one row per shape, per target model.h / best peer insns/MAC and their ratio."""
+    sweep = result["sweep"]
+    rows = sweep["rows"]
+    targets = list(dict.fromkeys(r["target"] for r in rows))
+    parts = [
+        f"A random one-layer model at each shape through the codegen (checked over {sweep['edgernn_steps']} "
+        f"steps) beside every peer (checked over {sweep['peer_steps']}); each cell: model.h / best "
+        "checked peer instructions per MAC, and their ratio."
+    ]
+    for compiler in dict.fromkeys(r["compiler"].split()[0] for r in rows):
+        chosen = [r for r in rows if r["compiler"].split()[0] == compiler]
+        versions = ", ".join(dict.fromkeys(r["compiler"] for r in chosen))  # Arm's gcc and RISC-V's
+        by = {(r["inputs"], r["hidden"], r["target"]): r for r in chosen}
+        lines = [
+            f"{versions}:",
+            "",
+            "| I → H | MACs | " + " | ".join(targets) + " |",
+            "|---|---:|" + "---|" * len(targets),
+        ]
+        for i in sweep["inputs"]:
+            for h in sweep["hidden"]:
+                cells = []
+                for t in targets:
+                    r = by.get((i, h, t))
+                    if r is None or r["ratio"] is None:
+                        cells.append("-")
+                    else:
+                        cells.append(
+                            f"{r['edgernn_insns_per_mac']:.2f} / {r['best_peer_insns_per_mac']:.2f} "
+                            f"({r['ratio']:.2f}×)"
+                        )
+                lines.append(f"| {i} → {h} | {h * (i + h):,} | {' | '.join(cells)} |")
+        ranges = []
+        for t in targets:
+            ratios = [r["ratio"] for r in chosen if r["target"] == t and r["ratio"] is not None]
+            if ratios:
+                ranges.append(f"{t} {min(ratios):.2f}–{max(ratios):.2f}×")
+        lines += ["", "model.h ÷ best peer over the sweep: " + ", ".join(ranges) + "."]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
 def markdown_tables(result: dict[str, Any], level: str = "###") -> str:
     cfg = result["model"]["config"]
     sweep = result["scaling"]["hidden"]["config"]
@@ -177,5 +288,12 @@ def markdown_tables(result: dict[str, Any], level: str = "###") -> str:
         f"{level} Scaling with sequence length "
         f"({result['model']['dataset']} model, batch 1, one sequence of T steps)",
         length_table(result),
+        f"{level} Peers on the microcontrollers: model.h beside CMSIS-NN, NNoM and a naive loop",
+        peer_table(result),
     ]
+    if "sweep" in result:
+        parts += [
+            f"{level} Shape sweep on the microcontrollers: model.h vs the best peer",
+            sweep_table(result),
+        ]
     return "\n\n".join(parts) + "\n"

@@ -35,6 +35,9 @@ from edgernn.bench.native import (
     have_valgrind,
     insns_per_step,
 )
+from edgernn.bench.peers.ports import Shape
+from edgernn.bench.peers.sources import find_sources
+from edgernn.bench.peers.suite import PeerOptions, peer_suites
 from edgernn.bench.store import SCHEMA, mcu_rows, save_bench
 from edgernn.bench.timing import FULL, QUICK, Block, Settings, python_block, single_threaded, time_blocks
 from edgernn.bench.workloads import (
@@ -281,18 +284,25 @@ def length_scaling(ctx: Context, c: dict[str, CBuild], s: Settings) -> dict[str,
     return {"rows": rows}
 
 
+NO_PEERS = "no --peers PATH: `edgernn bench DIR --peers PATH` measures CMSIS-NN and NNoM beside model.h"
+
+
 def run_bench(
     out_dir: str | os.PathLike[str],
     quick: bool = False,
     save: bool = True,
     echo: Callable[[str], None] | None = None,
     settings: Settings | None = None,
+    peers: PeerOptions | None = None,
 ) -> dict[str, Any]:
-    """Measure everything for one export directory; write DIR/bench.json and report.json "bench"."""
+    """Measure everything for one export directory; write DIR/bench.json and report.json "bench".
+    peers: also the peer libraries beside model.h on the microcontroller targets (and the sweep)."""
     from edgernn.report.store import read_report
 
     say = echo or (lambda _msg: None)
     s = settings or (QUICK if quick else FULL)
+    if peers is not None:
+        find_sources(peers.path)  # a wrong PATH fails now, not after the timings
     ctx = load_context(out_dir)
     started = time.perf_counter()
     with single_threaded(), tempfile.TemporaryDirectory(prefix="edgernn-bench-") as tmp:
@@ -310,6 +320,12 @@ def run_bench(
         lengths = length_scaling(ctx, c, s)
         say(f"bench: scaling with hidden size {list(s.hidden_sizes)} (random models)")
         hidden = hidden_scaling(ctx, s, work / "sweep")
+        peer_results: dict[str, Any] = {"peers": [], "peer_comparison": {"skipped": NO_PEERS}}
+        if peers is not None:
+            sweep = [Shape(i, h) for i in s.sweep_inputs for h in s.sweep_hidden]
+            header = ctx.out_dir / HEADER
+            x, x_lengths = ctx.test.x_int, ctx.test.lengths
+            peer_results = peer_suites(peers, header, ctx.qm, x, x_lengths, sweep, work / "peers", say)
     result: dict[str, Any] = {
         "schema": SCHEMA,
         "quick": quick,
@@ -337,6 +353,7 @@ def run_bench(
         "callgrind": cg,
         "mcu": mcu_rows(read_report(ctx.out_dir)),
         "scaling": {"hidden": hidden, "length": lengths},
+        **peer_results,
         "elapsed_s": round(time.perf_counter() - started, 1),
     }
     if save:

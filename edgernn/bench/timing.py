@@ -28,11 +28,14 @@ class Settings:
     lengths: tuple[int, ...]
     callgrind_steps: int  # most steps between the two callgrind runs
     batches: tuple[int, ...] = (1, 64)
+    # the peers' shape sweep (`--peers PATH --sweep`): inputs x hidden
+    sweep_inputs: tuple[int, ...] = (1, 3, 6, 12, 40)
+    sweep_hidden: tuple[int, ...] = (16, 32, 64, 128)
 
 
 FULL = Settings(15, 0.04, 0.05, (16, 32, 64, 128, 256), (10, 30, 100, 300, 1000), 1024)
 # Smoke-test sizes: every code path, tiny repetitions; the numbers mean little.
-QUICK = Settings(3, 0.002, 0.002, (8, 16), (10, 40), 32, (1, 4))
+QUICK = Settings(3, 0.002, 0.002, (8, 16), (10, 40), 32, (1, 4), (3, 12), (16,))
 
 
 def summarize(samples_ns: Sequence[float], calls: int) -> dict[str, Any]:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 TRACE_PNG = "report_trace.png"
 SCALING_PNG = "bench_scaling.png"
+SWEEP_PNG = "bench_sweep.png"
 NO_PLOT_NOTE = "plots skipped: matplotlib is not installed (`pip install 'edgernn[plot]'`); text only"
 
 
@@ -120,6 +121,53 @@ def plot_scaling(plt: Any, bench: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
+
+
+def plot_sweep(plt: Any, bench: dict[str, Any], path: Path) -> None:
+    """The peers' shape sweep: per target, model.h (dots) and the best checked peer (crosses) in
+    instructions per MAC against MACs per step, one colour per compiler."""
+    rows = [r for r in bench["sweep"]["rows"] if r["ratio"] is not None]
+    targets = list(dict.fromkeys(r["target"] for r in rows))
+    compilers = list(dict.fromkeys(r["compiler"].split()[0] for r in rows))  # zig, gcc (any version)
+    fig, axes = plt.subplots(1, len(targets), figsize=(4 * len(targets), 4), squeeze=False)
+    for ax, target in zip(axes[0], targets, strict=True):
+        for k, compiler in enumerate(compilers):
+            mine = [r for r in rows if r["target"] == target and r["compiler"].split()[0] == compiler]
+            macs = [r["macs_per_step"] for r in mine]
+            ax.semilogx(
+                macs,
+                [r["edgernn_insns_per_mac"] for r in mine],
+                "o",
+                color=f"C{k}",
+                label=f"model.h, {compiler}",
+            )
+            ax.semilogx(
+                macs,
+                [r["best_peer_insns_per_mac"] for r in mine],
+                "x",
+                color=f"C{k}",
+                label=f"best peer, {compiler}",
+            )
+        ax.set_title(target)
+        ax.set_xlabel("MACs per step")
+        ax.set_ylim(bottom=0)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel("instructions per MAC (emulated)")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("model.h vs the best checked peer, I x H swept (random one-layer models)")
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def write_sweep_plot(out_dir: str | os.PathLike[str], bench: dict[str, Any]) -> Path | None:
+    """DIR/bench_sweep.png when the bench ran the sweep, or None (no sweep, no matplotlib)."""
+    plt = pyplot()
+    if plt is None or "sweep" not in bench:
+        return None
+    path = Path(out_dir) / SWEEP_PNG
+    plot_sweep(plt, bench, path)
+    return path
 
 
 def write_scaling_plot(out_dir: str | os.PathLike[str], bench: dict[str, Any]) -> Path | None:

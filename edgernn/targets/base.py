@@ -103,6 +103,14 @@ class Emulator(Protocol):
         """A global int32 of the image, by symbol name."""
         ...
 
+    def read_bytes(self, name: str, size: int) -> bytes:
+        """The first `size` bytes of a global of the image, by symbol name."""
+        ...
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        """Overwrite the start of a global of the image, by symbol name."""
+        ...
+
     def count_calls(self, function: str, name: str, args: Sequence[int] = ()) -> tuple[int, list[int]]:
         """Call `name`; its result and the instructions of each call it made to `function`."""
         ...

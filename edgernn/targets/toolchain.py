@@ -31,18 +31,20 @@ ZIG_HINT = "pip install 'edgernn[mcu]' (the ziglang wheel) for the pip-only path
 # and object so the linker drops what nothing calls. The target adds the flags that select its
 # core and ABI (CrossCompiler). zig keeps a frame pointer unless told: on Armv6-M that takes one
 # of the eight low registers.
-COMMON_FLAGS: tuple[str, ...] = (
+STRICT_WARNINGS: tuple[str, ...] = ("-Wall", "-Wextra", "-Werror")
+CODEGEN_FLAGS: tuple[str, ...] = (
     "-std=c99",
     "-O2",
-    "-Wall",
-    "-Wextra",
-    "-Werror",
     "-fno-unwind-tables",
     "-fno-asynchronous-unwind-tables",
     "-ffunction-sections",
     "-fdata-sections",
     "-fomit-frame-pointer",
 )
+COMMON_FLAGS: tuple[str, ...] = (*CODEGEN_FLAGS, *STRICT_WARNINGS)
+# What a check image keeps when linked with --gc-sections: its entry (zig images; gcc's is crt0's),
+# then the functions an emulator calls by name.
+HARNESS_ROOTS: tuple[str, ...] = ("mcu_check", "mcu_stack_probe")
 
 
 class ToolMissing(ToolchainError):
@@ -64,9 +66,10 @@ class Toolchain:
     name = ""
     hosted = False  # links a C runtime (crt0 + libc): its images boot, so a board can run them
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, roots: Sequence[str] = HARNESS_ROOTS) -> None:
         self.target = target
         self.spec: CrossCompiler = target.compilers[self.name]
+        self.roots = tuple(roots)  # HARNESS_ROOTS, or another image's entry and called functions
 
     @property
     def version(self) -> str:
@@ -80,12 +83,19 @@ class Toolchain:
         return ("-ffreestanding",)
 
     def compile(
-        self, source: Path, out: Path, defines: Sequence[str], includes: Sequence[Path], hosted: bool = False
+        self,
+        source: Path,
+        out: Path,
+        defines: Sequence[str],
+        includes: Sequence[Path],
+        hosted: bool = False,
+        strict: bool = True,
     ) -> Path:
         """defines: NAME or NAME=VALUE. hosted: the harness may use the C library (a hosted
-        toolchain's); the model never does."""
+        toolchain's); the model never does. strict=False: someone else's library (the benchmark's
+        peers), built with the same code-generation flags but its warnings silenced, not errors."""
         flags = (
-            *COMMON_FLAGS,
+            *(COMMON_FLAGS if strict else (*CODEGEN_FLAGS, "-w")),
             *self.spec.arch_flags,
             *self.spec.compile_flags,
             *self.lib_flags(hosted),
@@ -147,8 +157,8 @@ class ZigToolchain(Toolchain):
             *(() if needs_runtime else ("-nostdlib",)),
             f"-Wl,-T,{script}",
             "-Wl,--gc-sections",
-            "-Wl,--entry=mcu_check",
-            "-Wl,-u,mcu_stack_probe",
+            f"-Wl,--entry={self.roots[0]}",
+            *(f"-Wl,-u,{name}" for name in self.roots[1:]),
         )
         return self._run(Build(self.compiler(), tuple(objects), flags), out, "zig linking")
 
@@ -198,7 +208,7 @@ class GccToolchain(Toolchain):
             f"-Wl,--defsym=__ram_size={mem.ram_size:#x}",
             f"-Wl,--defsym=__stack_size={mem.stack_size:#x}",
             "-Wl,--gc-sections",
-            "-Wl,-u,mcu_stack_probe",
+            *(f"-Wl,-u,{name}" for name in self.roots),  # crt0 is the entry: keep every root
         )
         return self._run(Build(cc, tuple(objects), flags), out, f"{self.exe} linking")
 
@@ -216,11 +226,11 @@ TOOLCHAINS: dict[str, type[Toolchain]] = {t.name: t for t in (ZigToolchain, GccT
 COMPILERS = tuple(TOOLCHAINS)
 
 
-def toolchain(compiler: str, target: Target) -> Toolchain:
+def toolchain(compiler: str, target: Target, roots: Sequence[str] = HARNESS_ROOTS) -> Toolchain:
     if compiler not in TOOLCHAINS:
         raise InputError(f"unknown compiler {compiler!r}; choose from {', '.join(COMPILERS)}")
     if compiler not in target.compilers:
         raise InputError(
             f"{target.name} cannot be built with {compiler}; choose from {', '.join(target.compilers)}"
         )
-    return TOOLCHAINS[compiler](target)
+    return TOOLCHAINS[compiler](target, roots)

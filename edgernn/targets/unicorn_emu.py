@@ -117,6 +117,17 @@ class Machine:
         v = self.read_u32(name)
         return v - (1 << 32) if v >= 1 << 31 else v
 
+    def read_bytes(self, name: str, size: int) -> bytes:
+        return bytes(self.uc.mem_read(self.address(name), size))
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        """Overwrite the start of a global (the benchmark's peers take their weights this way);
+        refuses to run past the symbol's size."""
+        sym = self.elf.symbol(name)
+        if len(data) > sym.size:
+            raise ValueError(f"{len(data)} B do not fit {name} ({sym.size} B)")
+        self.uc.mem_write(self.address(name), data)
+
     def call(self, name: str, args: Sequence[int] = ()) -> int:
         """Call a function with integer arguments in the argument registers; returns the result register."""
         if len(args) > len(self._args):
