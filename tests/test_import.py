@@ -464,6 +464,14 @@ def test_pad_to_deploys_what_the_author_measured(tmp_path: Path, tutorial, names
     header = (tmp_path / "padded" / "model.h").read_text()
     assert "#define IMPORTED_PAD_TO" in header and "size_t imported_pad(int32_t *tokens, size_t n)" in header
     _cortex_m4(tmp_path / "padded")
+    # `predict` pads as the backends do: the C and the integer ONNX answers are the same records.
+    np.savez(tmp_path / "some.npz", X=names_by_list.test.x[:50], lengths=names_by_list.test.lengths[:50])
+    runner = CliRunner()
+    for backend in ("c", "onnx-int8"):
+        args = ["predict", str(tmp_path / "padded"), "--data", str(tmp_path / "some.npz"), "--backend", backend]
+        r = runner.invoke(main, [*args, "--out", str(tmp_path / f"{backend}.csv")])
+        assert r.exit_code == 0, r.output
+    assert (tmp_path / "c.csv").read_bytes() == (tmp_path / "onnx-int8.csv").read_bytes()
 
 
 def test_finish_runs_the_pad_steps_of_a_stream_in_c(tmp_path: Path, names_by_list) -> None:

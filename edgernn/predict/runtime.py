@@ -32,6 +32,7 @@ from edgernn.contract.model import QuantizedModel
 from edgernn.contract.quantize import quantize_inputs
 from edgernn.data.dataset import normalize
 from edgernn.errors import InputError
+from edgernn.pad import pad_numpy
 from edgernn.pipeline import FLOAT_ONNX, HEADER, INT_ONNX, QUANT_NAME, STEP_ONNX, load_quantized, shared
 
 BACKENDS: tuple[str, ...] = ("c", "onnx-int8", "onnx", "torch")
@@ -247,6 +248,11 @@ class Runtime:
                 "a bidirectional model cannot stream: its backward direction reads each sequence "
                 "from its end, so no answer exists before the whole sequence is in; use predict"
             )
+        if self.qm.config.pad_to:
+            raise InputError(
+                f"this model reads each sequence with pad steps after it (pad_to {self.qm.config.pad_to}), "
+                "so its answer exists only once the sequence has ended; use predict (in C: PREFIX_finish)"
+            )
         return Stream(self)
 
     def generate(
@@ -399,7 +405,8 @@ class _C(_Impl):
         return xq
 
     def run(self, rt: Runtime, x: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        q = self.cm.run(self._quantize(rt, x, lens), lens).logits.numpy()
+        # The pad steps of a pad_to model, appended as firmware appends them (edgernn.pad).
+        q = self.cm.run(*pad_numpy(rt.qm.config, self._quantize(rt, x, lens), lens)).logits.numpy()
         return rt.dequantize(q), q
 
     def step(
