@@ -7,13 +7,14 @@ STAMP := $(VENV)/.installed
 # torch first, pinned: these machines hold the CPU build of 2.13.0; an unpinned torch pulls CUDA.
 TORCH := torch==2.13.0
 # arduino-*, cmake, ninja-build: tests/test_packages.py builds the Arduino and CMake packages' examples.
+# qemu-user: tests/test_kernels.py runs the AArch64 NEON kernels under qemu-aarch64.
 APT_TEST_PACKAGES := clang valgrind libclang-rt-14-dev arduino-builder arduino-core-avr arduino-ctags \
-  cmake ninja-build
+  cmake ninja-build qemu-user
 APT_MCU_PACKAGES := gcc-arm-none-eabi picolibc-arm-none-eabi qemu-system-arm \
   gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc gcc-avr avr-libc simavr
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint typecheck bench mcu mcu-tools fuzz clean system-deps
+.PHONY: demo test lint typecheck bench bench-accuracy mcu mcu-tools fuzz clean system-deps
 
 $(STAMP): pyproject.toml
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)

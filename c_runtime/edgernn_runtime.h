@@ -46,7 +46,9 @@
  * EDGERNN_FLASH       on the definition and declaration of every table -- weights, biases,
  *                     multipliers, token tables, float input scales, the tanh table:
  *                     PROGMEM on AVR, where plain `const` data is copied into the 2 KB of RAM at
- *                     start-up; nothing elsewhere (a `const` object already stays in flash).
+ *                     start-up; word alignment on cores with the Armv7E-M DSP extension (at most 3
+ *                     bytes of padding a table); nothing elsewhere (a `const` object already
+ *                     stays in flash).
  * EDGERNN_READ_S8/S32/U32/F32(p)
  *                     one element of such a table at address p: avr-libc's pgm_read_byte/dword/
  *                     float (LPM) on AVR, a plain load elsewhere -- on Arm and x86 the generated
@@ -66,7 +68,11 @@
 #define EDGERNN_READ_F32(p) (pgm_read_float(p))
 #define EDGERNN_TABLES_IN_DATA 0
 #else
+#if defined(__GNUC__) && defined(__ARM_FEATURE_DSP)
+#define EDGERNN_FLASH __attribute__((aligned(4))) /* the DSP kernels read weights by LDRD (see EDGERNN_DSP) */
+#else
 #define EDGERNN_FLASH
+#endif
 #define EDGERNN_READ_S8(p) (*(p))
 #define EDGERNN_READ_S32(p) (*(p))
 #define EDGERNN_READ_U32(p) (*(p))
@@ -297,135 +303,341 @@ static inline void edgernn_zero_s8(int8_t *p, size_t n)
 #endif
 #endif
 
+/* EDGERNN_SIMD: the host matvec in SIMD intrinsics, chosen at compile time from what the compiler
+ * is told the CPU has; every model header still builds with plain C where neither is defined.
+ *   1  x86-64 SSE2 (every x86-64 CPU: the default flags), with SSE4.1's PMOVSXBW and AVX2's
+ *      256-bit lanes where the build enables them (-msse4.1, -mavx2, -march=native);
+ *   2  AArch64 NEON (every AArch64 CPU).
+ * The intrinsic headers are the compiler's own, freestanding: they need no libc. Define
+ * EDGERNN_NO_SIMD for the portable C, which stays the reference the SIMD is tested against. */
+#if defined(__GNUC__) && defined(__SSE2__) && defined(__x86_64__) && !defined(EDGERNN_NO_SIMD)
+#define EDGERNN_SIMD 1
+#include <immintrin.h>
+#elif defined(__GNUC__) && defined(__aarch64__) && defined(__ARM_NEON) && !defined(EDGERNN_NO_SIMD)
+#define EDGERNN_SIMD 2
+#include <arm_neon.h>
+#else
+#define EDGERNN_SIMD 0
+#endif
+
 /* ---------------------------------------------------------------------------------------------
  * Matrix-vector product
  */
 
 #if EDGERNN_DSP
-/* Two rows times 4k columns on the DSP extension: acc0 += w0 . x, acc1 += w1 . x, advancing all
- * three pointers. Per 4 columns: one word of x is split by SXTB16 into (x0, x2) and (x1, x3) as
- * signed halfwords, each row's word of weights likewise, and SMLAD adds both halfword products
- * to the accumulator in one instruction -- the integers are those of the plain loop, because
- * every product and partial sum is exact in int32 (|w x| <= 127^2, |sum| < 2^31 proven).
- * LDR of a word is allowed at any address on Armv7-M (unless the application sets
- * CCR.UNALIGN_TRP), so neither the weights nor x need alignment, and no memcpy is needed.
- * Written in assembly because no compiler was seen to emit SXTB16/SMLAD from C. */
-#define EDGERNN_DSP_4COLS(w0, w1, x)                                                                   \
-    "ldr    %[xe], [%[" x "]], #4\n\t"   /* x3 x2 x1 x0 */                                             \
-    "ldr    %[wa], [%[" w0 "]], #4\n\t"                                                                \
-    "ldr    %[wb], [%[" w1 "]], #4\n\t"                                                                \
-    "sxtb16 %[xo], %[xe], ror #8\n\t"    /* (x1, x3) */                                                \
-    "sxtb16 %[xe], %[xe]\n\t"            /* (x0, x2) */                                                \
-    "sxtb16 %[t], %[wa]\n\t"                                                                           \
-    "sxtb16 %[wa], %[wa], ror #8\n\t"                                                                  \
-    "smlad  %[a0], %[t], %[xe], %[a0]\n\t"                                                             \
-    "smlad  %[a0], %[wa], %[xo], %[a0]\n\t"                                                            \
-    "sxtb16 %[t], %[wb]\n\t"                                                                           \
-    "sxtb16 %[wb], %[wb], ror #8\n\t"                                                                  \
-    "smlad  %[a1], %[t], %[xe], %[a1]\n\t"                                                             \
-    "smlad  %[a1], %[wb], %[xo], %[a1]\n\t"
+/* On the DSP extension, SXTB16 splits a word x3 x2 x1 x0 into the signed halfwords (x0, x2) and,
+ * with ROR #8, (x1, x3); a word of weights likewise, and SMLAD adds both halfword products to an
+ * accumulator in one instruction: two MACs. The integers are those of the plain loop, because
+ * every product and partial sum is exact in int32 (|w x| <= 127 * 128, |sum| < 2^31 proven).
+ * Written in assembly because no compiler was seen to emit SXTB16/SMLAD from C.
+ *
+ * The state widened once per step: each word v3 v2 v1 v0 of the int8 vector becomes the two
+ * words SXTB16 makes of it, (v0, v2) and (v1, v3), so that every row of W_hh reads them with one
+ * LDRD instead of re-expanding them (LDR + two SXTB16 per four columns and four rows). The last
+ * n % 4 elements are padded with zeros. The widened copy is also what keeps the old state while
+ * the new one is written in place. out must be word-aligned (LDRD/STRD fault otherwise). */
+static inline void edgernn_widen_dsp(const int8_t *v, int32_t n, uint32_t *out)
+{
+    const int8_t *p = v;
+    uint32_t *q = out;
+    int32_t words = n >> 2;
+    uint32_t e, o;
+    if (words > 0) {
+        __asm__ volatile("1:\n\t"
+                         "ldr    %[e], [%[p]], #4\n\t"
+                         "sxtb16 %[o], %[e], ror #8\n\t"
+                         "sxtb16 %[e], %[e]\n\t"
+                         "strd   %[e], %[o], [%[q]], #8\n\t"
+                         "subs   %[n], %[n], #1\n\t"
+                         "bne    1b\n\t"
+                         : [p] "+r"(p), [q] "+r"(q), [n] "+r"(words), [e] "=&r"(e), [o] "=&r"(o)
+                         :
+                         : "cc", "memory");
+    }
+    if ((n & 3) != 0) {
+        uint32_t t = (uint8_t)p[0];
+        if ((n & 3) > 1) {
+            t |= (uint32_t)(uint8_t)p[1] << 8;
+        }
+        if ((n & 3) > 2) {
+            t |= (uint32_t)(uint8_t)p[2] << 16;
+        }
+        __asm__("sxtb16 %[o], %[t], ror #8\n\t"
+                "sxtb16 %[e], %[t]"
+                : [e] "=&r"(e), [o] "=&r"(o)
+                : [t] "r"(t));
+        q[0] = e;
+        q[1] = o;
+    }
+}
 
-/* One row's word of weights against the expanded x word: w is split by SXTB16 like x, and two
- * SMLADs add its four products to the row's accumulator. */
-#define EDGERNN_DSP_ROW(load, a)                                                                       \
-    load                                                                                               \
+/* The matvec kernels of a cell step on the DSP extension read W_ih and W_hh in the order the
+ * generated header stores them under EDGERNN_DSP (edgernn.backends.c.tables.dsp_order), where
+ * each block of four rows is one run of 4 * cols bytes:
+ *     for each group of four columns q:  row 0's word, row 1's, row 2's, row 3's   (16 bytes)
+ *     for each of the last cols % 4 columns c:  rows 0..3 of column c              (4 bytes)
+ * and the last rows % 4 rows follow, row-major. So the kernel walks one pointer, two LDRDs bring
+ * a column group's four words (the tables are word-aligned on these cores: EDGERNN_FLASH), and
+ * one SXTB16 pair per word feeds two SMLADs with x expanded once for the four rows: 16 MACs in 19
+ * instructions with a widened x, 21 with an int8 one. A last column is one word too: SXTB16
+ * splits it into (row 0, row 2) and (row 1, row 3), and SMLABB/SMLATB multiply the halves by the
+ * column's x.
+ *
+ * Every whole block runs in one assembly block, the loop over blocks included (from C, each
+ * block cost about 45 instructions of set-up and spills; here 18). The block's four sums stay in
+ * registers from the first column to the store; what the loop over blocks needs besides -- the
+ * out cursor, where the blocks end, x and the bias cursor -- lives in four words the code pushes
+ * below the stack pointer, because the thirteen registers a block uses are all the compilers
+ * can give when r7 is a frame pointer. They arrive in a0-a3 and are stored first. */
+#define EDGERNN_DSP4_BLOCKS(init, group, tail)                                                         \
+    "strd   %[a0], %[a1], [sp, #-16]!\n\t" /* out, end of the blocks */                                \
+    "strd   %[a2], %[a3], [sp, #8]\n\t"    /* x, bias */                                               \
+    "1:\n\t"                                                                                           \
+    "ldr    %[px], [sp, #8]\n\t" init                                                                  \
+    "lsrs   %[n], %[s], #3\n\t"                                                                        \
+    "beq    3f\n\t"                                                                                    \
+    "2:\n\t" group group                                                                               \
+    "subs   %[n], %[n], #1\n\t"                                                                        \
+    "bne    2b\n\t"                                                                                    \
+    "3:\n\t"                                                                                           \
+    "tst    %[s], #4\n\t"                                                                              \
+    "beq    4f\n\t" group                                                                              \
+    "4:\n\t" tail                                                                                      \
+    "ldr    %[t], [sp]\n\t"                                                                            \
+    "strd   %[a0], %[a1], [%[t]], #8\n\t"                                                              \
+    "strd   %[a2], %[a3], [%[t]], #8\n\t"                                                              \
+    "str    %[t], [sp]\n\t"                                                                            \
+    "ldr    %[t], [sp, #4]\n\t"                                                                        \
+    "cmp    %[p], %[t]\n\t"                                                                            \
+    "bne    1b\n\t"                                                                                    \
+    "add    sp, sp, #16\n\t"
+
+#define EDGERNN_DSP4_INIT_BIAS                                                                         \
+    "ldr    %[t], [sp, #12]\n\t"                                                                       \
+    "ldrd   %[a0], %[a1], [%[t]], #8\n\t"                                                              \
+    "ldrd   %[a2], %[a3], [%[t]], #8\n\t"                                                              \
+    "str    %[t], [sp, #12]\n\t"
+
+#define EDGERNN_DSP4_INIT_ZERO                                                                         \
+    "movs   %[a0], #0\n\t"                                                                             \
+    "movs   %[a1], #0\n\t"                                                                             \
+    "movs   %[a2], #0\n\t"                                                                             \
+    "movs   %[a3], #0\n\t"
+
+/* Two rows' words of one column group (one LDRD) against the expanded x in xe, xo. */
+#define EDGERNN_DSP4_ROW_PAIR(a, b)                                                                    \
+    "ldrd   %[w], %[u], [%[p]], #8\n\t"                                                                \
     "sxtb16 %[t], %[w]\n\t"                                                                            \
     "sxtb16 %[w], %[w], ror #8\n\t"                                                                    \
     "smlad  %[" a "], %[t], %[xe], %[" a "]\n\t"                                                       \
-    "smlad  %[" a "], %[w], %[xo], %[" a "]\n\t"
+    "smlad  %[" a "], %[w], %[xo], %[" a "]\n\t"                                                       \
+    "sxtb16 %[t], %[u]\n\t"                                                                            \
+    "sxtb16 %[u], %[u], ror #8\n\t"                                                                    \
+    "smlad  %[" b "], %[t], %[xe], %[" b "]\n\t"                                                       \
+    "smlad  %[" b "], %[u], %[xo], %[" b "]\n\t"
 
-/* Four rows times 4 columns: one x word, expanded once, feeds 16 MACs (23 instructions). Rows 0
- * and 2 are addressed by their own pointers, rows 1 and 3 at a register offset (s = cols) from
- * them, so the four rows need three registers and the block 13 in all: it still fits when r7 is
- * a frame pointer (-O0, -fno-omit-frame-pointer). */
-#define EDGERNN_DSP4_4COLS                                                                             \
+/* One column group against an int8 x: x3 x2 x1 x0 split into (x0, x2) and (x1, x3). */
+#define EDGERNN_DSP4_GROUP_S8                                                                          \
     "ldr    %[xe], [%[px]], #4\n\t"                                                                    \
     "sxtb16 %[xo], %[xe], ror #8\n\t"                                                                  \
-    "sxtb16 %[xe], %[xe]\n\t"                                                                          \
-    EDGERNN_DSP_ROW("ldr    %[w], [%[p0], %[s]]\n\t", "a1")                                             \
-    EDGERNN_DSP_ROW("ldr    %[w], [%[p0]], #4\n\t", "a0")                                               \
-    EDGERNN_DSP_ROW("ldr    %[w], [%[p2], %[s]]\n\t", "a3")                                             \
-    EDGERNN_DSP_ROW("ldr    %[w], [%[p2]], #4\n\t", "a2")
+    "sxtb16 %[xe], %[xe]\n\t" EDGERNN_DSP4_ROW_PAIR("a0", "a1") EDGERNN_DSP4_ROW_PAIR("a2", "a3")
 
-/* One pass of four rows: out[0..3] = bias[0..3] (or 0) + w_r . x, for rows w, w + cols,
- * w + 2 cols, w + 3 cols and cols a multiple of 4. Eight columns an iteration: 1.5 instructions
- * per MAC with the loop's SUBS/BNE, against 1.75 for two rows (the x word is expanded once per
- * four rows instead of per two). The accumulators are scalars, never an array, so that neither
- * compiler keeps them in memory between the set-up and the loop. */
-static inline void edgernn_dot4_dsp(const int8_t *w, const int8_t *x, const int32_t *bias, int32_t cols,
-                                                  int32_t *out)
+/* One column group against a widened x (edgernn_widen_dsp): one LDRD brings (x0, x2), (x1, x3). */
+#define EDGERNN_DSP4_GROUP_S16                                                                         \
+    "ldrd   %[xe], %[xo], [%[px]], #8\n\t" EDGERNN_DSP4_ROW_PAIR("a0", "a1") EDGERNN_DSP4_ROW_PAIR("a2", "a3")
+
+/* One of the last cols % 4 columns, its x (sign-extended) in xe. */
+#define EDGERNN_DSP4_LAST_COL                                                                          \
+    "ldr    %[w], [%[p]], #4\n\t"                                                                      \
+    "sxtb16 %[t], %[w]\n\t"         /* (row 0, row 2) */                                               \
+    "sxtb16 %[w], %[w], ror #8\n\t" /* (row 1, row 3) */                                               \
+    "smlabb %[a0], %[t], %[xe], %[a0]\n\t"                                                             \
+    "smlatb %[a2], %[t], %[xe], %[a2]\n\t"                                                             \
+    "smlabb %[a1], %[w], %[xe], %[a1]\n\t"                                                             \
+    "smlatb %[a3], %[w], %[xe], %[a3]\n\t"
+
+/* The last cols % 4 columns against an int8 x. */
+#define EDGERNN_DSP4_TAIL_S8                                                                           \
+    "ands   %[n], %[s], #3\n\t"                                                                        \
+    "beq    6f\n\t"                                                                                    \
+    "5:\n\t"                                                                                           \
+    "ldrsb  %[xe], [%[px]], #1\n\t" EDGERNN_DSP4_LAST_COL                                              \
+    "subs   %[n], %[n], #1\n\t"                                                                        \
+    "bne    5b\n\t"                                                                                    \
+    "6:\n\t"
+
+/* The last cols % 4 columns against a widened x: the elements 4q, 4q + 1 and 4q + 2 of the last
+ * pair of words lie at byte offsets 0, 4 and 2. */
+#define EDGERNN_DSP4_TAIL_S16                                                                          \
+    "ands   %[n], %[s], #3\n\t"                                                                        \
+    "beq    6f\n\t"                                                                                    \
+    "ldrsh  %[xe], [%[px]]\n\t" EDGERNN_DSP4_LAST_COL                                                  \
+    "cmp    %[n], #2\n\t"                                                                              \
+    "blo    6f\n\t"                                                                                    \
+    "ldrsh  %[xe], [%[px], #4]\n\t" EDGERNN_DSP4_LAST_COL                                              \
+    "beq    6f\n\t"                                                                                    \
+    "ldrsh  %[xe], [%[px], #2]\n\t" EDGERNN_DSP4_LAST_COL                                              \
+    "6:\n\t"
+
+/* out[r] = bias[r] + w_r . x for the first rows & ~3 rows (rows >= 4) of a matrix in the DSP
+ * order; returns the rows done. Every operand is early-clobber, "+&r" too: the cursors are
+ * written before s is last read, and clang gives an input the register of a "+r" operand when it
+ * can prove both hold the same value (seen with rows / 4 == cols). */
+static inline int32_t edgernn_blocks_s8_dsp(const int8_t *w, const int8_t *x, const int32_t *bias, int32_t rows,
+                                            int32_t cols, int32_t *out)
 {
-    const int8_t *p0 = w;
-    const int8_t *p2 = w + 2 * cols;
-    const int8_t *px = x;
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    int32_t n8 = cols >> 3;
-    uint32_t xe, xo, wv, t;
-    if (bias != NULL) {
-        a0 = bias[0];
-        a1 = bias[1];
-        a2 = bias[2];
-        a3 = bias[3];
-    }
-    if (n8 > 0) {
-        __asm__ volatile("1:\n\t" EDGERNN_DSP4_4COLS EDGERNN_DSP4_4COLS
-                         "subs   %[n], %[n], #1\n\t"
-                         "bne    1b\n\t"
-                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [p0] "+r"(p0),
-                           [p2] "+r"(p2), [px] "+r"(px), [n] "+r"(n8), [xe] "=&r"(xe), [xo] "=&r"(xo),
-                           [w] "=&r"(wv), [t] "=&r"(t)
-                         : [s] "r"(cols)
-                         : "cc", "memory");
-    }
-    if (cols & 4) {
-        __asm__ volatile(EDGERNN_DSP4_4COLS
-                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [p0] "+r"(p0),
-                           [p2] "+r"(p2), [px] "+r"(px), [xe] "=&r"(xe), [xo] "=&r"(xo), [w] "=&r"(wv),
-                           [t] "=&r"(t)
-                         : [s] "r"(cols)
-                         : "memory");
-    }
-    out[0] = a0;
-    out[1] = a1;
-    out[2] = a2;
-    out[3] = a3;
+    uint32_t a0 = (uint32_t)(uintptr_t)out, a2 = (uint32_t)(uintptr_t)x, a3 = (uint32_t)(uintptr_t)bias;
+    uint32_t a1 = (uint32_t)(uintptr_t)(w + (size_t)(rows & ~3) * (size_t)cols);
+    const int8_t *p = w;
+    const int8_t *px;
+    uint32_t n, xe, xo, wv, u, t;
+    __asm__ volatile(EDGERNN_DSP4_BLOCKS(EDGERNN_DSP4_INIT_BIAS, EDGERNN_DSP4_GROUP_S8, EDGERNN_DSP4_TAIL_S8)
+                     : [a0] "+&r"(a0), [a1] "+&r"(a1), [a2] "+&r"(a2), [a3] "+&r"(a3), [p] "+&r"(p),
+                       [px] "=&r"(px), [n] "=&r"(n), [xe] "=&r"(xe), [xo] "=&r"(xo), [w] "=&r"(wv),
+                       [u] "=&r"(u), [t] "=&r"(t)
+                     : [s] "r"(cols)
+                     : "cc", "memory");
+    return rows & ~3;
 }
 
-/* Two rows: the pair loop's kernel, for the shapes and last rows the four-row pass leaves. */
-static inline void edgernn_dot2_dsp(const int8_t **w0, const int8_t **w1, const int8_t **x, int32_t cols,
-                                                  int32_t *acc0, int32_t *acc1)
+/* out[r] = w_r . x for the first rows & ~3 rows (rows >= 4) of a matrix in the DSP order, x
+ * widened by edgernn_widen_dsp. */
+static inline int32_t edgernn_blocks_s16_dsp(const int8_t *w, const uint32_t *xw, int32_t rows, int32_t cols,
+                                             int32_t *out)
 {
-    const int8_t *p0 = *w0;
-    const int8_t *p1 = *w1;
-    const int8_t *px = *x;
-    int32_t a0 = *acc0;
-    int32_t a1 = *acc1;
-    int32_t n8 = cols >> 3;
-    uint32_t xe, xo, wa, wb, t;
-    if (n8 > 0) { /* eight columns per iteration: the loop's subs/bne are spread over 16 MACs */
-        __asm__ volatile("1:\n\t" EDGERNN_DSP_4COLS("p0", "p1", "px") EDGERNN_DSP_4COLS("p0", "p1", "px")
-                         "subs   %[n], %[n], #1\n\t"
-                         "bne    1b\n\t"
-                         : [a0] "+r"(a0), [a1] "+r"(a1), [p0] "+r"(p0), [p1] "+r"(p1), [px] "+r"(px),
-                           [n] "+r"(n8), [xe] "=&r"(xe), [xo] "=&r"(xo), [wa] "=&r"(wa), [wb] "=&r"(wb),
-                           [t] "=&r"(t)
-                         :
-                         : "cc", "memory");
-    }
-    if (cols & 4) {
-        __asm__ volatile(EDGERNN_DSP_4COLS("p0", "p1", "px")
-                         : [a0] "+r"(a0), [a1] "+r"(a1), [p0] "+r"(p0), [p1] "+r"(p1), [px] "+r"(px),
-                           [xe] "=&r"(xe), [xo] "=&r"(xo), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
-                         :
-                         : "memory");
-    }
-    *w0 = p0;
-    *w1 = p1;
-    *x = px;
-    *acc0 = a0;
-    *acc1 = a1;
+    uint32_t a0 = (uint32_t)(uintptr_t)out, a2 = (uint32_t)(uintptr_t)xw, a3 = 0;
+    uint32_t a1 = (uint32_t)(uintptr_t)(w + (size_t)(rows & ~3) * (size_t)cols);
+    const int8_t *p = w;
+    const int8_t *px;
+    uint32_t n, xe, xo, wv, u, t;
+    __asm__ volatile(EDGERNN_DSP4_BLOCKS(EDGERNN_DSP4_INIT_ZERO, EDGERNN_DSP4_GROUP_S16, EDGERNN_DSP4_TAIL_S16)
+                     : [a0] "+&r"(a0), [a1] "+&r"(a1), [a2] "+&r"(a2), [a3] "+&r"(a3), [p] "+&r"(p),
+                       [px] "=&r"(px), [n] "=&r"(n), [xe] "=&r"(xe), [xo] "=&r"(xo), [w] "=&r"(wv),
+                       [u] "=&r"(u), [t] "=&r"(t)
+                     : [s] "r"(cols)
+                     : "cc", "memory");
+    return rows & ~3;
 }
+
 #endif /* EDGERNN_DSP */
+
+#if EDGERNN_SIMD
+/* The host matvec: four rows a pass, each x vector loaded (and widened) once for the four, the
+ * four rows' lane sums reduced together at the end of the pass. Exact: every product fits the
+ * lanes it is formed in (|w x| <= 127 * 128; on NEON two of them summed in an int16 lane,
+ * <= 32,512), and every partial sum is a sum over a subset of a row, which the converter's bound
+ * |sum| < 2^31 covers. The last cols % 8 columns are one more pass over the row's last eight
+ * (masked); a row shorter than eight is plain C. */
+#if EDGERNN_SIMD == 1
+/* Eight int8 values at any address, sign-extended to eight int16 lanes. */
+static inline __m128i edgernn_load8_s16(const int8_t *p)
+{
+    const __m128i v = _mm_loadl_epi64((const __m128i *)(const void *)p);
+#if defined(__SSE4_1__)
+    return _mm_cvtepi8_epi16(v);
+#else /* SSE2: each byte into the high half of its 16-bit lane, then an arithmetic shift down */
+    return _mm_srai_epi16(_mm_unpacklo_epi8(v, v), 8);
+#endif
+}
+
+/* (sum of a's lanes, of b's, of c's, of d's) */
+static inline __m128i edgernn_sum4_s32(__m128i a, __m128i b, __m128i c, __m128i d)
+{
+    const __m128i ab = _mm_add_epi32(_mm_unpacklo_epi32(a, b), _mm_unpackhi_epi32(a, b));
+    const __m128i cd = _mm_add_epi32(_mm_unpacklo_epi32(c, d), _mm_unpackhi_epi32(c, d));
+    return _mm_add_epi32(_mm_unpacklo_epi64(ab, cd), _mm_unpackhi_epi64(ab, cd));
+}
+#endif
+
+/* out[k] = w_k . x for the four rows w + k cols, k = 0..3. */
+static inline void edgernn_dot4_simd(const int8_t *w, const int8_t *x, int32_t cols, int32_t *out)
+{
+    const size_t n = (size_t)cols;
+    int32_t c = 0;
+    int32_t k;
+#if EDGERNN_SIMD == 1
+    __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
+#if defined(__AVX2__)
+    __m256i b0 = _mm256_setzero_si256(), b1 = b0, b2 = b0, b3 = b0;
+    for (; c + 16 <= cols; c += 16) { /* 16 columns: one VPMADDWD per row */
+        const __m256i xv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(x + c)));
+#define EDGERNN_AVX2_ROW(b, row)                                                                       \
+    b = _mm256_add_epi32(                                                                              \
+        b, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(row + c))), xv))
+        EDGERNN_AVX2_ROW(b0, w);
+        EDGERNN_AVX2_ROW(b1, w + n);
+        EDGERNN_AVX2_ROW(b2, w + 2 * n);
+        EDGERNN_AVX2_ROW(b3, w + 3 * n);
+#undef EDGERNN_AVX2_ROW
+    }
+    a0 = _mm_add_epi32(_mm256_castsi256_si128(b0), _mm256_extracti128_si256(b0, 1));
+    a1 = _mm_add_epi32(_mm256_castsi256_si128(b1), _mm256_extracti128_si256(b1, 1));
+    a2 = _mm_add_epi32(_mm256_castsi256_si128(b2), _mm256_extracti128_si256(b2, 1));
+    a3 = _mm_add_epi32(_mm256_castsi256_si128(b3), _mm256_extracti128_si256(b3, 1));
+#endif
+    for (; c + 8 <= cols; c += 8) { /* 8 columns: one PMADDWD (4 pair sums) per row */
+        const __m128i xv = edgernn_load8_s16(x + c);
+        a0 = _mm_add_epi32(a0, _mm_madd_epi16(edgernn_load8_s16(w + c), xv));
+        a1 = _mm_add_epi32(a1, _mm_madd_epi16(edgernn_load8_s16(w + n + c), xv));
+        a2 = _mm_add_epi32(a2, _mm_madd_epi16(edgernn_load8_s16(w + 2 * n + c), xv));
+        a3 = _mm_add_epi32(a3, _mm_madd_epi16(edgernn_load8_s16(w + 3 * n + c), xv));
+    }
+    if (c < cols && cols >= 8) {
+        /* The last cols % 8 columns as one more pass over the last eight columns, with the x lanes
+         * already counted set to zero: every load stays inside its row. */
+        const __m128i lane = _mm_set_epi16(7, 6, 5, 4, 3, 2, 1, 0);
+        const __m128i keep = _mm_cmpgt_epi16(lane, _mm_set1_epi16((short)(7 - (cols - c))));
+        const __m128i xv = _mm_and_si128(edgernn_load8_s16(x + n - 8), keep);
+        a0 = _mm_add_epi32(a0, _mm_madd_epi16(edgernn_load8_s16(w + n - 8), xv));
+        a1 = _mm_add_epi32(a1, _mm_madd_epi16(edgernn_load8_s16(w + 2 * n - 8), xv));
+        a2 = _mm_add_epi32(a2, _mm_madd_epi16(edgernn_load8_s16(w + 3 * n - 8), xv));
+        a3 = _mm_add_epi32(a3, _mm_madd_epi16(edgernn_load8_s16(w + 4 * n - 8), xv));
+        c = cols;
+    }
+    _mm_storeu_si128((__m128i *)(void *)out, edgernn_sum4_s32(a0, a1, a2, a3));
+#else
+    int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
+    for (; c + 16 <= cols; c += 16) { /* 16 columns: 8 int16 pair sums per row, added into int32 */
+        const int8x16_t xv = vld1q_s8(x + c);
+        const int8x8_t xl = vget_low_s8(xv);
+#define EDGERNN_NEON_ROW(a, row)                                                                       \
+    do {                                                                                               \
+        const int8x16_t wv = vld1q_s8(row + c);                                                        \
+        a = vpadalq_s16(a, vmlal_high_s8(vmull_s8(vget_low_s8(wv), xl), wv, xv));                      \
+    } while (0)
+        EDGERNN_NEON_ROW(a0, w);
+        EDGERNN_NEON_ROW(a1, w + n);
+        EDGERNN_NEON_ROW(a2, w + 2 * n);
+        EDGERNN_NEON_ROW(a3, w + 3 * n);
+#undef EDGERNN_NEON_ROW
+    }
+    for (; c + 8 <= cols; c += 8) {
+        const int8x8_t xv = vld1_s8(x + c);
+        a0 = vpadalq_s16(a0, vmull_s8(vld1_s8(w + c), xv));
+        a1 = vpadalq_s16(a1, vmull_s8(vld1_s8(w + n + c), xv));
+        a2 = vpadalq_s16(a2, vmull_s8(vld1_s8(w + 2 * n + c), xv));
+        a3 = vpadalq_s16(a3, vmull_s8(vld1_s8(w + 3 * n + c), xv));
+    }
+    if (c < cols && cols >= 8) { /* as on x86: the last eight columns, the lanes counted zeroed */
+        const int8x8_t lane = vcreate_s8(0x0706050403020100u);
+        const int8x8_t xv = vand_s8(vld1_s8(x + n - 8),
+                                    vreinterpret_s8_u8(vcgt_s8(lane, vdup_n_s8((int8_t)(7 - (cols - c))))));
+        a0 = vpadalq_s16(a0, vmull_s8(vld1_s8(w + n - 8), xv));
+        a1 = vpadalq_s16(a1, vmull_s8(vld1_s8(w + 2 * n - 8), xv));
+        a2 = vpadalq_s16(a2, vmull_s8(vld1_s8(w + 3 * n - 8), xv));
+        a3 = vpadalq_s16(a3, vmull_s8(vld1_s8(w + 4 * n - 8), xv));
+        c = cols;
+    }
+    vst1q_s32(out, vpaddq_s32(vpaddq_s32(a0, a1), vpaddq_s32(a2, a3)));
+#endif
+    for (; c < cols; ++c) {
+        const int32_t xv = x[c];
+        for (k = 0; k < 4; ++k) {
+            out[k] += (int32_t)w[(size_t)k * n + (size_t)c] * xv;
+        }
+    }
+}
+#endif /* EDGERNN_SIMD */
 
 #if EDGERNN_V6M_ASM
 /* out[r] = bias[r] (or 0) + w_r . x over cols columns for `rows` (1 or 2: the rows left over by
@@ -583,12 +795,13 @@ static inline int32_t edgernn_dot3_passes_v6m(const int8_t *w, const int8_t *x, 
 /* out[r] = bias[r] + sum_c w[r][c] * x[c] for r < rows; bias may be NULL (no bias term).
  * rows >= 1 and cols >= 1 (every model dimension is at least 1).
  *
- * w is row-major [rows][cols]. The plain C takes rows two at a time so that every x[c] loaded
- * feeds two multiply-accumulates (1.5 loads per MAC instead of 2). On DSP cores, when cols is a
- * multiple of 4, rows go four at a time through edgernn_dot4_dsp (one expanded x word feeds 16
- * MACs); other shapes and the last rows % 4 rows take the pair loop, its columns four at a time
- * through edgernn_dot2_dsp and the last cols % 4 in C. On Armv6-M all whole three-row passes run
- * in one assembly loop (edgernn_dot3_passes_v6m), the last one or two rows in edgernn_dot_v6m.
+ * w is [rows][cols] as the generated header stores it: row-major, except on DSP cores, where the
+ * whole blocks of four rows are in the DSP order (edgernn_blocks_s8_dsp, which needs the bias:
+ * every matrix of four rows or more has one there -- W_ih and the head) and only the last
+ * rows % 4 rows are row-major. The plain C takes rows two at a time so that every x[c] loaded
+ * feeds two multiply-accumulates (1.5 loads per MAC instead of 2). On Armv6-M all whole three-row
+ * passes run in one assembly loop (edgernn_dot3_passes_v6m), the last one or two rows in
+ * edgernn_dot_v6m. On x86-64 and AArch64 rows go four at a time through edgernn_dot4_simd.
  * The accumulators are int32 and the loop holds no 64-bit arithmetic and no division: the
  * converter proves |sum| < 2^31 for every int8 input, so nothing wider is needed.
  *
@@ -608,14 +821,32 @@ static EDGERNN_NOINLINE void edgernn_matvec_s8(const int8_t *w, const int8_t *x,
         edgernn_dot_v6m(w + (size_t)r * (size_t)cols, x, (bias != NULL) ? bias + r : NULL, rows - r, cols,
                         out + r);
     }
+#elif EDGERNN_SIMD
+    for (r = 0; r + 3 < rows; r += 4) {
+        int32_t k;
+        edgernn_dot4_simd(w, x, cols, out + r);
+        if (bias != NULL) {
+            for (k = 0; k < 4; ++k) {
+                out[r + k] += bias[r + k];
+            }
+        }
+        w += 4 * (size_t)cols;
+    }
+    for (; r < rows; ++r) { /* the last rows % 4 rows */
+        const int8_t *xp = x;
+        int32_t acc = (bias != NULL) ? bias[r] : 0;
+        int32_t c = cols;
+        do {
+            acc += (int32_t)*w++ * *xp++;
+        } while (--c > 0);
+        out[r] = acc;
+    }
 #else
     r = 0;
 #if EDGERNN_DSP
-    if ((cols & 3) == 0) { /* four rows a pass (every model's sizes so far are multiples of 4) */
-        for (; r + 3 < rows; r += 4) {
-            edgernn_dot4_dsp(w, x, (bias != NULL) ? bias + r : NULL, cols, out + r);
-            w += 4 * cols;
-        }
+    if (rows >= 4) { /* the whole blocks of four rows, stored in the DSP order */
+        r = edgernn_blocks_s8_dsp(w, x, bias, rows, cols, out);
+        w += (size_t)r * (size_t)cols;
     }
 #endif
     for (; r + 1 < rows; r += 2) {
@@ -625,20 +856,11 @@ static EDGERNN_NOINLINE void edgernn_matvec_s8(const int8_t *w, const int8_t *x,
         int32_t acc0 = (bias != NULL) ? EDGERNN_READ_S32(&bias[r]) : 0;
         int32_t acc1 = (bias != NULL) ? EDGERNN_READ_S32(&bias[r + 1]) : 0;
         int32_t c = cols;
-#if EDGERNN_DSP
-        edgernn_dot2_dsp(&w0, &w1, &xp, cols, &acc0, &acc1);
-        for (c = cols & 3; c > 0; --c) { /* the last cols % 4 columns */
-            const int32_t xv = *xp++;
-            acc0 += EDGERNN_MUL_S8(EDGERNN_READ_S8(w0++), xv);
-            acc1 += EDGERNN_MUL_S8(EDGERNN_READ_S8(w1++), xv);
-        }
-#else
         do {
             const int32_t xv = *xp++;
             acc0 += EDGERNN_MUL_S8(EDGERNN_READ_S8(w0++), xv);
             acc1 += EDGERNN_MUL_S8(EDGERNN_READ_S8(w1++), xv);
         } while (--c > 0);
-#endif
         out[r] = acc0;
         out[r + 1] = acc1;
         w += 2 * cols;
@@ -797,6 +1019,38 @@ static inline int32_t edgernn_lut_index(int32_t k)
 #endif
 }
 
+/* One hidden unit's new state from its two accumulators and multipliers, when n >= 33 (the
+ * fast path of edgernn_tanh_requantize, which explains it): off_hi = 2^30 + 2^(n-33), s = n - 32,
+ * q_first = 2^(62-n) - 512. */
+static inline int8_t edgernn_tanh_fast(int32_t acc_x, int32_t m_x, int32_t acc_h, int32_t m_h, uint32_t off_hi,
+                                       uint32_t s, int32_t q_first)
+{
+    uint32_t lo;
+    const uint32_t hi = edgernn_requant_sum(acc_x, m_x, acc_h, m_h, off_hi, 0u, &lo);
+    const int32_t k = edgernn_lut_index((int32_t)(hi >> s) - q_first); /* z + 512 */
+    return EDGERNN_READ_S8(&edgernn_tanh_lut[k]);
+}
+
+/* The same for any shift 1 <= n <= 40 (the general path of edgernn_tanh_requantize). */
+static inline int8_t edgernn_tanh_general(int32_t acc_x, int32_t m_x, int32_t acc_h, int32_t m_h, uint32_t n)
+{
+    const uint32_t off_hi = (uint32_t)1 << (EDGERNN_OFFSET_BITS - 32);
+    const uint32_t off_lo = (uint32_t)1 << (n - 1u);
+    const uint64_t q_first = edgernn_shr64(off_hi, 0u, n) - (uint64_t)(-EDGERNN_Z_MIN);
+    uint32_t lo;
+    const uint32_t hi = edgernn_requant_sum(acc_x, m_x, acc_h, m_h, off_hi, off_lo, &lo);
+    const uint64_t q = edgernn_shr64(hi, lo, n);
+    uint32_t k; /* z + 512, clamped to the table */
+    if (q < q_first) {
+        k = 0;
+    } else if (q - q_first >= (uint64_t)EDGERNN_LUT_SIZE) {
+        k = EDGERNN_LUT_SIZE - 1;
+    } else {
+        k = (uint32_t)(q - q_first);
+    }
+    return EDGERNN_READ_S8(&edgernn_tanh_lut[k]);
+}
+
 /* h[j] = LUT[clamp(z[j])] for every hidden unit of the cell, from its two accumulators.
  *
  * v = acc_x M_x + acc_h M_h fits int64 with room (|acc| < 2^31 and M < 2^30, so |v| < 2^62;
@@ -828,35 +1082,17 @@ static inline void edgernn_tanh_requantize(const edgernn_cell_t *cell, const int
         /* q_first < 2^29 here, so q - q_first fits int32 (q = hi(V) >> s < 2^31 too). */
         const int32_t q_first = (int32_t)((uint32_t)1 << (EDGERNN_OFFSET_BITS - n)) + EDGERNN_Z_MIN;
         for (j = 0; j < hidden; ++j) {
-            uint32_t lo;
-            const uint32_t hi = edgernn_requant_sum(acc_x[j], EDGERNN_READ_S32(&m_x[j]), acc_h[j],
-                                                      EDGERNN_READ_S32(&m_h[j]), off_hi, 0u, &lo);
-            const int32_t k = edgernn_lut_index((int32_t)(hi >> s) - q_first); /* z + 512 */
-            const int8_t y = EDGERNN_READ_S8(&edgernn_tanh_lut[k]);
+            const int8_t y = edgernn_tanh_fast(acc_x[j], EDGERNN_READ_S32(&m_x[j]), acc_h[j],
+                                               EDGERNN_READ_S32(&m_h[j]), off_hi, s, q_first);
             h[j] = y;
             if (rec != NULL) {
                 rec[j] = y;
             }
         }
     } else {
-        const uint32_t off_hi = (uint32_t)1 << (EDGERNN_OFFSET_BITS - 32);
-        const uint32_t off_lo = (uint32_t)1 << (n - 1u);
-        const uint64_t q_first = edgernn_shr64(off_hi, 0u, n) - (uint64_t)(-EDGERNN_Z_MIN);
         for (j = 0; j < hidden; ++j) {
-            uint32_t lo;
-            const uint32_t hi = edgernn_requant_sum(acc_x[j], EDGERNN_READ_S32(&m_x[j]), acc_h[j],
-                                                      EDGERNN_READ_S32(&m_h[j]), off_hi, off_lo, &lo);
-            const uint64_t q = edgernn_shr64(hi, lo, n);
-            uint32_t k; /* z + 512, clamped to the table */
-            int8_t y;
-            if (q < q_first) {
-                k = 0;
-            } else if (q - q_first >= (uint64_t)EDGERNN_LUT_SIZE) {
-                k = EDGERNN_LUT_SIZE - 1;
-            } else {
-                k = (uint32_t)(q - q_first);
-            }
-            y = EDGERNN_READ_S8(&edgernn_tanh_lut[k]);
+            const int8_t y = edgernn_tanh_general(acc_x[j], EDGERNN_READ_S32(&m_x[j]), acc_h[j],
+                                                  EDGERNN_READ_S32(&m_h[j]), n);
             h[j] = y;
             if (rec != NULL) {
                 rec[j] = y;
@@ -864,6 +1100,29 @@ static inline void edgernn_tanh_requantize(const edgernn_cell_t *cell, const int
         }
     }
 }
+
+#if EDGERNN_DSP
+/* edgernn_cell_step's two products on the DSP extension, four rows a pass; the last rows % 4 rows
+ * in plain C (at every shape measured, H is a multiple of 4).
+ *
+ * The recurrent product first widens the old state into the upper half of the scratch
+ * (edgernn_widen_dsp: ceil(H / 4) pairs of words, at most H words), where every row reads it
+ * with one LDRD per four columns, and writes acc_h below it. The input product then writes acc_x
+ * over the widened state, which is no longer needed. */
+static inline void edgernn_recurrent_dsp(const int8_t *w, const int8_t *h, int32_t hidden, int32_t *acc_h,
+                                         uint32_t *hw)
+{
+    int32_t r = 0;
+    if (hidden >= 4) { /* else the widened state would not fit: ceil(hidden / 4) pairs > hidden words */
+        edgernn_widen_dsp(h, hidden, hw);
+        r = edgernn_blocks_s16_dsp(w, hw, hidden, hidden, acc_h);
+    }
+    if (r < hidden) { /* the last hidden % 4 rows */
+        edgernn_matvec_s8(w + (size_t)r * (size_t)hidden, h, NULL, hidden - r, hidden, acc_h + r);
+    }
+}
+
+#endif /* EDGERNN_DSP */
 
 /* One step of one cell, in place: the state h is read, then overwritten with the new state.
  *   x       the cell's int8 input [cell->input]; ignored (may be NULL) for a token cell.
@@ -878,7 +1137,11 @@ static EDGERNN_NOINLINE void edgernn_cell_step(const edgernn_cell_t *cell, const
     int32_t *acc_h = scratch;
     int32_t *acc_x = scratch + hidden;
     /* The recurrent product reads every old h[k]: it completes before any h[j] is replaced. */
+#if EDGERNN_DSP
+    edgernn_recurrent_dsp(cell->w_hh, h, hidden, acc_h, (uint32_t *)(void *)acc_x);
+#else
     edgernn_matvec_s8(cell->w_hh, h, NULL, hidden, hidden, acc_h);
+#endif
     if (cell->table != NULL) {
         /* W_ih E[token] + b was folded at conversion time: acc_x is one row of the table. */
         const int32_t *row = cell->table + (size_t)token * (size_t)hidden;

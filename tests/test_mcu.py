@@ -93,9 +93,10 @@ def test_default_model_bit_exact_on_m0plus_and_m4_zig_unicorn(jv_export):
     assert set(by) == {("cortex-m0plus", "plain"), ("cortex-m4", "dsp"), ("cortex-m4", "plain")}
     assert by["cortex-m4", "dsp"].sequences == 370
     # Deterministic (pinned zig and Unicorn): regression ceilings a little above what was measured
-    # (M0+ 5.85, M4 DSP 2.39, M4 plain C 3.86 instructions per MAC on 2026-11-25).
+    # (M0+ 5.85, M4 plain C 3.86 instructions per MAC on 2026-11-25; M4 DSP 1.90 since the
+    # four-row block kernels, issue 14, whose ceiling is 2.0).
     assert by["cortex-m4", "dsp"].insns_per_mac < by["cortex-m4", "plain"].insns_per_mac
-    assert by["cortex-m4", "dsp"].insns_per_mac <= 2.45
+    assert by["cortex-m4", "dsp"].insns_per_mac <= 1.95
     assert by["cortex-m0plus", "plain"].insns_per_mac <= 5.95
     # Flash: the tables plus at most 2 KB of code; RAM: state + stack, nothing static.
     for r in results:

@@ -32,12 +32,12 @@
 
 /* One model per prefix and translation unit: a second, different model with this prefix
  * stops the build here (the guard would otherwise drop it without a word). */
-#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 133399850
+#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 193303719
 #error "two different edgernn models use the C prefix japanese_vowels in one translation unit; regenerate one with another --prefix"
 #endif
 #ifndef JAPANESE_VOWELS_MODEL_H
 #define JAPANESE_VOWELS_MODEL_H
-#define JAPANESE_VOWELS_MODEL_ID 133399850 /* identifies this model (a hash of the header) */
+#define JAPANESE_VOWELS_MODEL_ID 193303719 /* identifies this model (a hash of the header) */
 
 /*
  * Usage (C99 or C++; no malloc, stdio, libm, memset, memcpy). In exactly one .c/.cpp file:
@@ -102,7 +102,9 @@
  * EDGERNN_FLASH       on the definition and declaration of every table -- weights, biases,
  *                     multipliers, token tables, float input scales, the tanh table:
  *                     PROGMEM on AVR, where plain `const` data is copied into the 2 KB of RAM at
- *                     start-up; nothing elsewhere (a `const` object already stays in flash).
+ *                     start-up; word alignment on cores with the Armv7E-M DSP extension (at most 3
+ *                     bytes of padding a table); nothing elsewhere (a `const` object already
+ *                     stays in flash).
  * EDGERNN_READ_S8/S32/U32/F32(p)
  *                     one element of such a table at address p: avr-libc's pgm_read_byte/dword/
  *                     float (LPM) on AVR, a plain load elsewhere -- on Arm and x86 the generated
@@ -122,7 +124,11 @@
 #define EDGERNN_READ_F32(p) (pgm_read_float(p))
 #define EDGERNN_TABLES_IN_DATA 0
 #else
+#if defined(__GNUC__) && defined(__ARM_FEATURE_DSP)
+#define EDGERNN_FLASH __attribute__((aligned(4))) /* the DSP kernels read weights by LDRD (see EDGERNN_DSP) */
+#else
 #define EDGERNN_FLASH
+#endif
 #define EDGERNN_READ_S8(p) (*(p))
 #define EDGERNN_READ_S32(p) (*(p))
 #define EDGERNN_READ_U32(p) (*(p))
@@ -153,6 +159,12 @@
 #define EDGERNN_TASK_MANY_TO_ONE 1  /* one output after the whole sequence */
 #define EDGERNN_TASK_MANY_TO_MANY 2 /* one output per step */
 #define EDGERNN_TASK_ONE_TO_MANY 3  /* generative: each output token is the next input */
+
+/* What a many-to-one head reads (edgernn.config.Readout). They differ for a bidirectional model
+ * only: its backward state after reading the whole sequence, or the top layer's output at the
+ * last step, whose backward half has read that step alone (torch's `output[:, -1]`). */
+#define EDGERNN_READOUT_FINAL_STATE 0 /* the final state, h_n */
+#define EDGERNN_READOUT_LAST_OUTPUT 1 /* the top layer's output at the last step; run() only */
 
 /* The contract's constants. */
 #define EDGERNN_Q_MAX 127          /* int8 operands are symmetric: -128 never occurs */
@@ -201,7 +213,7 @@ typedef struct {
     int8_t num_layers;
     int8_t num_directions;        /* 2: bidirectional (no single step, only run) */
     int8_t task;                  /* EDGERNN_TASK_* */
-    int8_t reserved;              /* 0 */
+    int8_t readout;               /* EDGERNN_READOUT_* */
 } edgernn_model_t;
 
 /* The tanh table LUT[k] = round_half_away(127 * tanh((k - 512) / 128)), k = z + 512: the same
@@ -347,135 +359,341 @@ static inline void edgernn_zero_s8(int8_t *p, size_t n)
 #endif
 #endif
 
+/* EDGERNN_SIMD: the host matvec in SIMD intrinsics, chosen at compile time from what the compiler
+ * is told the CPU has; every model header still builds with plain C where neither is defined.
+ *   1  x86-64 SSE2 (every x86-64 CPU: the default flags), with SSE4.1's PMOVSXBW and AVX2's
+ *      256-bit lanes where the build enables them (-msse4.1, -mavx2, -march=native);
+ *   2  AArch64 NEON (every AArch64 CPU).
+ * The intrinsic headers are the compiler's own, freestanding: they need no libc. Define
+ * EDGERNN_NO_SIMD for the portable C, which stays the reference the SIMD is tested against. */
+#if defined(__GNUC__) && defined(__SSE2__) && defined(__x86_64__) && !defined(EDGERNN_NO_SIMD)
+#define EDGERNN_SIMD 1
+#include <immintrin.h>
+#elif defined(__GNUC__) && defined(__aarch64__) && defined(__ARM_NEON) && !defined(EDGERNN_NO_SIMD)
+#define EDGERNN_SIMD 2
+#include <arm_neon.h>
+#else
+#define EDGERNN_SIMD 0
+#endif
+
 /* ---------------------------------------------------------------------------------------------
  * Matrix-vector product
  */
 
 #if EDGERNN_DSP
-/* Two rows times 4k columns on the DSP extension: acc0 += w0 . x, acc1 += w1 . x, advancing all
- * three pointers. Per 4 columns: one word of x is split by SXTB16 into (x0, x2) and (x1, x3) as
- * signed halfwords, each row's word of weights likewise, and SMLAD adds both halfword products
- * to the accumulator in one instruction -- the integers are those of the plain loop, because
- * every product and partial sum is exact in int32 (|w x| <= 127^2, |sum| < 2^31 proven).
- * LDR of a word is allowed at any address on Armv7-M (unless the application sets
- * CCR.UNALIGN_TRP), so neither the weights nor x need alignment, and no memcpy is needed.
- * Written in assembly because no compiler was seen to emit SXTB16/SMLAD from C. */
-#define EDGERNN_DSP_4COLS(w0, w1, x)                                                                   \
-    "ldr    %[xe], [%[" x "]], #4\n\t"   /* x3 x2 x1 x0 */                                             \
-    "ldr    %[wa], [%[" w0 "]], #4\n\t"                                                                \
-    "ldr    %[wb], [%[" w1 "]], #4\n\t"                                                                \
-    "sxtb16 %[xo], %[xe], ror #8\n\t"    /* (x1, x3) */                                                \
-    "sxtb16 %[xe], %[xe]\n\t"            /* (x0, x2) */                                                \
-    "sxtb16 %[t], %[wa]\n\t"                                                                           \
-    "sxtb16 %[wa], %[wa], ror #8\n\t"                                                                  \
-    "smlad  %[a0], %[t], %[xe], %[a0]\n\t"                                                             \
-    "smlad  %[a0], %[wa], %[xo], %[a0]\n\t"                                                            \
-    "sxtb16 %[t], %[wb]\n\t"                                                                           \
-    "sxtb16 %[wb], %[wb], ror #8\n\t"                                                                  \
-    "smlad  %[a1], %[t], %[xe], %[a1]\n\t"                                                             \
-    "smlad  %[a1], %[wb], %[xo], %[a1]\n\t"
+/* On the DSP extension, SXTB16 splits a word x3 x2 x1 x0 into the signed halfwords (x0, x2) and,
+ * with ROR #8, (x1, x3); a word of weights likewise, and SMLAD adds both halfword products to an
+ * accumulator in one instruction: two MACs. The integers are those of the plain loop, because
+ * every product and partial sum is exact in int32 (|w x| <= 127 * 128, |sum| < 2^31 proven).
+ * Written in assembly because no compiler was seen to emit SXTB16/SMLAD from C.
+ *
+ * The state widened once per step: each word v3 v2 v1 v0 of the int8 vector becomes the two
+ * words SXTB16 makes of it, (v0, v2) and (v1, v3), so that every row of W_hh reads them with one
+ * LDRD instead of re-expanding them (LDR + two SXTB16 per four columns and four rows). The last
+ * n % 4 elements are padded with zeros. The widened copy is also what keeps the old state while
+ * the new one is written in place. out must be word-aligned (LDRD/STRD fault otherwise). */
+static inline void edgernn_widen_dsp(const int8_t *v, int32_t n, uint32_t *out)
+{
+    const int8_t *p = v;
+    uint32_t *q = out;
+    int32_t words = n >> 2;
+    uint32_t e, o;
+    if (words > 0) {
+        __asm__ volatile("1:\n\t"
+                         "ldr    %[e], [%[p]], #4\n\t"
+                         "sxtb16 %[o], %[e], ror #8\n\t"
+                         "sxtb16 %[e], %[e]\n\t"
+                         "strd   %[e], %[o], [%[q]], #8\n\t"
+                         "subs   %[n], %[n], #1\n\t"
+                         "bne    1b\n\t"
+                         : [p] "+r"(p), [q] "+r"(q), [n] "+r"(words), [e] "=&r"(e), [o] "=&r"(o)
+                         :
+                         : "cc", "memory");
+    }
+    if ((n & 3) != 0) {
+        uint32_t t = (uint8_t)p[0];
+        if ((n & 3) > 1) {
+            t |= (uint32_t)(uint8_t)p[1] << 8;
+        }
+        if ((n & 3) > 2) {
+            t |= (uint32_t)(uint8_t)p[2] << 16;
+        }
+        __asm__("sxtb16 %[o], %[t], ror #8\n\t"
+                "sxtb16 %[e], %[t]"
+                : [e] "=&r"(e), [o] "=&r"(o)
+                : [t] "r"(t));
+        q[0] = e;
+        q[1] = o;
+    }
+}
 
-/* One row's word of weights against the expanded x word: w is split by SXTB16 like x, and two
- * SMLADs add its four products to the row's accumulator. */
-#define EDGERNN_DSP_ROW(load, a)                                                                       \
-    load                                                                                               \
+/* The matvec kernels of a cell step on the DSP extension read W_ih and W_hh in the order the
+ * generated header stores them under EDGERNN_DSP (edgernn.backends.c.tables.dsp_order), where
+ * each block of four rows is one run of 4 * cols bytes:
+ *     for each group of four columns q:  row 0's word, row 1's, row 2's, row 3's   (16 bytes)
+ *     for each of the last cols % 4 columns c:  rows 0..3 of column c              (4 bytes)
+ * and the last rows % 4 rows follow, row-major. So the kernel walks one pointer, two LDRDs bring
+ * a column group's four words (the tables are word-aligned on these cores: EDGERNN_FLASH), and
+ * one SXTB16 pair per word feeds two SMLADs with x expanded once for the four rows: 16 MACs in 19
+ * instructions with a widened x, 21 with an int8 one. A last column is one word too: SXTB16
+ * splits it into (row 0, row 2) and (row 1, row 3), and SMLABB/SMLATB multiply the halves by the
+ * column's x.
+ *
+ * Every whole block runs in one assembly block, the loop over blocks included (from C, each
+ * block cost about 45 instructions of set-up and spills; here 18). The block's four sums stay in
+ * registers from the first column to the store; what the loop over blocks needs besides -- the
+ * out cursor, where the blocks end, x and the bias cursor -- lives in four words the code pushes
+ * below the stack pointer, because the thirteen registers a block uses are all the compilers
+ * can give when r7 is a frame pointer. They arrive in a0-a3 and are stored first. */
+#define EDGERNN_DSP4_BLOCKS(init, group, tail)                                                         \
+    "strd   %[a0], %[a1], [sp, #-16]!\n\t" /* out, end of the blocks */                                \
+    "strd   %[a2], %[a3], [sp, #8]\n\t"    /* x, bias */                                               \
+    "1:\n\t"                                                                                           \
+    "ldr    %[px], [sp, #8]\n\t" init                                                                  \
+    "lsrs   %[n], %[s], #3\n\t"                                                                        \
+    "beq    3f\n\t"                                                                                    \
+    "2:\n\t" group group                                                                               \
+    "subs   %[n], %[n], #1\n\t"                                                                        \
+    "bne    2b\n\t"                                                                                    \
+    "3:\n\t"                                                                                           \
+    "tst    %[s], #4\n\t"                                                                              \
+    "beq    4f\n\t" group                                                                              \
+    "4:\n\t" tail                                                                                      \
+    "ldr    %[t], [sp]\n\t"                                                                            \
+    "strd   %[a0], %[a1], [%[t]], #8\n\t"                                                              \
+    "strd   %[a2], %[a3], [%[t]], #8\n\t"                                                              \
+    "str    %[t], [sp]\n\t"                                                                            \
+    "ldr    %[t], [sp, #4]\n\t"                                                                        \
+    "cmp    %[p], %[t]\n\t"                                                                            \
+    "bne    1b\n\t"                                                                                    \
+    "add    sp, sp, #16\n\t"
+
+#define EDGERNN_DSP4_INIT_BIAS                                                                         \
+    "ldr    %[t], [sp, #12]\n\t"                                                                       \
+    "ldrd   %[a0], %[a1], [%[t]], #8\n\t"                                                              \
+    "ldrd   %[a2], %[a3], [%[t]], #8\n\t"                                                              \
+    "str    %[t], [sp, #12]\n\t"
+
+#define EDGERNN_DSP4_INIT_ZERO                                                                         \
+    "movs   %[a0], #0\n\t"                                                                             \
+    "movs   %[a1], #0\n\t"                                                                             \
+    "movs   %[a2], #0\n\t"                                                                             \
+    "movs   %[a3], #0\n\t"
+
+/* Two rows' words of one column group (one LDRD) against the expanded x in xe, xo. */
+#define EDGERNN_DSP4_ROW_PAIR(a, b)                                                                    \
+    "ldrd   %[w], %[u], [%[p]], #8\n\t"                                                                \
     "sxtb16 %[t], %[w]\n\t"                                                                            \
     "sxtb16 %[w], %[w], ror #8\n\t"                                                                    \
     "smlad  %[" a "], %[t], %[xe], %[" a "]\n\t"                                                       \
-    "smlad  %[" a "], %[w], %[xo], %[" a "]\n\t"
+    "smlad  %[" a "], %[w], %[xo], %[" a "]\n\t"                                                       \
+    "sxtb16 %[t], %[u]\n\t"                                                                            \
+    "sxtb16 %[u], %[u], ror #8\n\t"                                                                    \
+    "smlad  %[" b "], %[t], %[xe], %[" b "]\n\t"                                                       \
+    "smlad  %[" b "], %[u], %[xo], %[" b "]\n\t"
 
-/* Four rows times 4 columns: one x word, expanded once, feeds 16 MACs (23 instructions). Rows 0
- * and 2 are addressed by their own pointers, rows 1 and 3 at a register offset (s = cols) from
- * them, so the four rows need three registers and the block 13 in all: it still fits when r7 is
- * a frame pointer (-O0, -fno-omit-frame-pointer). */
-#define EDGERNN_DSP4_4COLS                                                                             \
+/* One column group against an int8 x: x3 x2 x1 x0 split into (x0, x2) and (x1, x3). */
+#define EDGERNN_DSP4_GROUP_S8                                                                          \
     "ldr    %[xe], [%[px]], #4\n\t"                                                                    \
     "sxtb16 %[xo], %[xe], ror #8\n\t"                                                                  \
-    "sxtb16 %[xe], %[xe]\n\t"                                                                          \
-    EDGERNN_DSP_ROW("ldr    %[w], [%[p0], %[s]]\n\t", "a1")                                             \
-    EDGERNN_DSP_ROW("ldr    %[w], [%[p0]], #4\n\t", "a0")                                               \
-    EDGERNN_DSP_ROW("ldr    %[w], [%[p2], %[s]]\n\t", "a3")                                             \
-    EDGERNN_DSP_ROW("ldr    %[w], [%[p2]], #4\n\t", "a2")
+    "sxtb16 %[xe], %[xe]\n\t" EDGERNN_DSP4_ROW_PAIR("a0", "a1") EDGERNN_DSP4_ROW_PAIR("a2", "a3")
 
-/* One pass of four rows: out[0..3] = bias[0..3] (or 0) + w_r . x, for rows w, w + cols,
- * w + 2 cols, w + 3 cols and cols a multiple of 4. Eight columns an iteration: 1.5 instructions
- * per MAC with the loop's SUBS/BNE, against 1.75 for two rows (the x word is expanded once per
- * four rows instead of per two). The accumulators are scalars, never an array, so that neither
- * compiler keeps them in memory between the set-up and the loop. */
-static inline void edgernn_dot4_dsp(const int8_t *w, const int8_t *x, const int32_t *bias, int32_t cols,
-                                                  int32_t *out)
+/* One column group against a widened x (edgernn_widen_dsp): one LDRD brings (x0, x2), (x1, x3). */
+#define EDGERNN_DSP4_GROUP_S16                                                                         \
+    "ldrd   %[xe], %[xo], [%[px]], #8\n\t" EDGERNN_DSP4_ROW_PAIR("a0", "a1") EDGERNN_DSP4_ROW_PAIR("a2", "a3")
+
+/* One of the last cols % 4 columns, its x (sign-extended) in xe. */
+#define EDGERNN_DSP4_LAST_COL                                                                          \
+    "ldr    %[w], [%[p]], #4\n\t"                                                                      \
+    "sxtb16 %[t], %[w]\n\t"         /* (row 0, row 2) */                                               \
+    "sxtb16 %[w], %[w], ror #8\n\t" /* (row 1, row 3) */                                               \
+    "smlabb %[a0], %[t], %[xe], %[a0]\n\t"                                                             \
+    "smlatb %[a2], %[t], %[xe], %[a2]\n\t"                                                             \
+    "smlabb %[a1], %[w], %[xe], %[a1]\n\t"                                                             \
+    "smlatb %[a3], %[w], %[xe], %[a3]\n\t"
+
+/* The last cols % 4 columns against an int8 x. */
+#define EDGERNN_DSP4_TAIL_S8                                                                           \
+    "ands   %[n], %[s], #3\n\t"                                                                        \
+    "beq    6f\n\t"                                                                                    \
+    "5:\n\t"                                                                                           \
+    "ldrsb  %[xe], [%[px]], #1\n\t" EDGERNN_DSP4_LAST_COL                                              \
+    "subs   %[n], %[n], #1\n\t"                                                                        \
+    "bne    5b\n\t"                                                                                    \
+    "6:\n\t"
+
+/* The last cols % 4 columns against a widened x: the elements 4q, 4q + 1 and 4q + 2 of the last
+ * pair of words lie at byte offsets 0, 4 and 2. */
+#define EDGERNN_DSP4_TAIL_S16                                                                          \
+    "ands   %[n], %[s], #3\n\t"                                                                        \
+    "beq    6f\n\t"                                                                                    \
+    "ldrsh  %[xe], [%[px]]\n\t" EDGERNN_DSP4_LAST_COL                                                  \
+    "cmp    %[n], #2\n\t"                                                                              \
+    "blo    6f\n\t"                                                                                    \
+    "ldrsh  %[xe], [%[px], #4]\n\t" EDGERNN_DSP4_LAST_COL                                              \
+    "beq    6f\n\t"                                                                                    \
+    "ldrsh  %[xe], [%[px], #2]\n\t" EDGERNN_DSP4_LAST_COL                                              \
+    "6:\n\t"
+
+/* out[r] = bias[r] + w_r . x for the first rows & ~3 rows (rows >= 4) of a matrix in the DSP
+ * order; returns the rows done. Every operand is early-clobber, "+&r" too: the cursors are
+ * written before s is last read, and clang gives an input the register of a "+r" operand when it
+ * can prove both hold the same value (seen with rows / 4 == cols). */
+static inline int32_t edgernn_blocks_s8_dsp(const int8_t *w, const int8_t *x, const int32_t *bias, int32_t rows,
+                                            int32_t cols, int32_t *out)
 {
-    const int8_t *p0 = w;
-    const int8_t *p2 = w + 2 * cols;
-    const int8_t *px = x;
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    int32_t n8 = cols >> 3;
-    uint32_t xe, xo, wv, t;
-    if (bias != NULL) {
-        a0 = bias[0];
-        a1 = bias[1];
-        a2 = bias[2];
-        a3 = bias[3];
-    }
-    if (n8 > 0) {
-        __asm__ volatile("1:\n\t" EDGERNN_DSP4_4COLS EDGERNN_DSP4_4COLS
-                         "subs   %[n], %[n], #1\n\t"
-                         "bne    1b\n\t"
-                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [p0] "+r"(p0),
-                           [p2] "+r"(p2), [px] "+r"(px), [n] "+r"(n8), [xe] "=&r"(xe), [xo] "=&r"(xo),
-                           [w] "=&r"(wv), [t] "=&r"(t)
-                         : [s] "r"(cols)
-                         : "cc", "memory");
-    }
-    if (cols & 4) {
-        __asm__ volatile(EDGERNN_DSP4_4COLS
-                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [p0] "+r"(p0),
-                           [p2] "+r"(p2), [px] "+r"(px), [xe] "=&r"(xe), [xo] "=&r"(xo), [w] "=&r"(wv),
-                           [t] "=&r"(t)
-                         : [s] "r"(cols)
-                         : "memory");
-    }
-    out[0] = a0;
-    out[1] = a1;
-    out[2] = a2;
-    out[3] = a3;
+    uint32_t a0 = (uint32_t)(uintptr_t)out, a2 = (uint32_t)(uintptr_t)x, a3 = (uint32_t)(uintptr_t)bias;
+    uint32_t a1 = (uint32_t)(uintptr_t)(w + (size_t)(rows & ~3) * (size_t)cols);
+    const int8_t *p = w;
+    const int8_t *px;
+    uint32_t n, xe, xo, wv, u, t;
+    __asm__ volatile(EDGERNN_DSP4_BLOCKS(EDGERNN_DSP4_INIT_BIAS, EDGERNN_DSP4_GROUP_S8, EDGERNN_DSP4_TAIL_S8)
+                     : [a0] "+&r"(a0), [a1] "+&r"(a1), [a2] "+&r"(a2), [a3] "+&r"(a3), [p] "+&r"(p),
+                       [px] "=&r"(px), [n] "=&r"(n), [xe] "=&r"(xe), [xo] "=&r"(xo), [w] "=&r"(wv),
+                       [u] "=&r"(u), [t] "=&r"(t)
+                     : [s] "r"(cols)
+                     : "cc", "memory");
+    return rows & ~3;
 }
 
-/* Two rows: the pair loop's kernel, for the shapes and last rows the four-row pass leaves. */
-static inline void edgernn_dot2_dsp(const int8_t **w0, const int8_t **w1, const int8_t **x, int32_t cols,
-                                                  int32_t *acc0, int32_t *acc1)
+/* out[r] = w_r . x for the first rows & ~3 rows (rows >= 4) of a matrix in the DSP order, x
+ * widened by edgernn_widen_dsp. */
+static inline int32_t edgernn_blocks_s16_dsp(const int8_t *w, const uint32_t *xw, int32_t rows, int32_t cols,
+                                             int32_t *out)
 {
-    const int8_t *p0 = *w0;
-    const int8_t *p1 = *w1;
-    const int8_t *px = *x;
-    int32_t a0 = *acc0;
-    int32_t a1 = *acc1;
-    int32_t n8 = cols >> 3;
-    uint32_t xe, xo, wa, wb, t;
-    if (n8 > 0) { /* eight columns per iteration: the loop's subs/bne are spread over 16 MACs */
-        __asm__ volatile("1:\n\t" EDGERNN_DSP_4COLS("p0", "p1", "px") EDGERNN_DSP_4COLS("p0", "p1", "px")
-                         "subs   %[n], %[n], #1\n\t"
-                         "bne    1b\n\t"
-                         : [a0] "+r"(a0), [a1] "+r"(a1), [p0] "+r"(p0), [p1] "+r"(p1), [px] "+r"(px),
-                           [n] "+r"(n8), [xe] "=&r"(xe), [xo] "=&r"(xo), [wa] "=&r"(wa), [wb] "=&r"(wb),
-                           [t] "=&r"(t)
-                         :
-                         : "cc", "memory");
-    }
-    if (cols & 4) {
-        __asm__ volatile(EDGERNN_DSP_4COLS("p0", "p1", "px")
-                         : [a0] "+r"(a0), [a1] "+r"(a1), [p0] "+r"(p0), [p1] "+r"(p1), [px] "+r"(px),
-                           [xe] "=&r"(xe), [xo] "=&r"(xo), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
-                         :
-                         : "memory");
-    }
-    *w0 = p0;
-    *w1 = p1;
-    *x = px;
-    *acc0 = a0;
-    *acc1 = a1;
+    uint32_t a0 = (uint32_t)(uintptr_t)out, a2 = (uint32_t)(uintptr_t)xw, a3 = 0;
+    uint32_t a1 = (uint32_t)(uintptr_t)(w + (size_t)(rows & ~3) * (size_t)cols);
+    const int8_t *p = w;
+    const int8_t *px;
+    uint32_t n, xe, xo, wv, u, t;
+    __asm__ volatile(EDGERNN_DSP4_BLOCKS(EDGERNN_DSP4_INIT_ZERO, EDGERNN_DSP4_GROUP_S16, EDGERNN_DSP4_TAIL_S16)
+                     : [a0] "+&r"(a0), [a1] "+&r"(a1), [a2] "+&r"(a2), [a3] "+&r"(a3), [p] "+&r"(p),
+                       [px] "=&r"(px), [n] "=&r"(n), [xe] "=&r"(xe), [xo] "=&r"(xo), [w] "=&r"(wv),
+                       [u] "=&r"(u), [t] "=&r"(t)
+                     : [s] "r"(cols)
+                     : "cc", "memory");
+    return rows & ~3;
 }
+
 #endif /* EDGERNN_DSP */
+
+#if EDGERNN_SIMD
+/* The host matvec: four rows a pass, each x vector loaded (and widened) once for the four, the
+ * four rows' lane sums reduced together at the end of the pass. Exact: every product fits the
+ * lanes it is formed in (|w x| <= 127 * 128; on NEON two of them summed in an int16 lane,
+ * <= 32,512), and every partial sum is a sum over a subset of a row, which the converter's bound
+ * |sum| < 2^31 covers. The last cols % 8 columns are one more pass over the row's last eight
+ * (masked); a row shorter than eight is plain C. */
+#if EDGERNN_SIMD == 1
+/* Eight int8 values at any address, sign-extended to eight int16 lanes. */
+static inline __m128i edgernn_load8_s16(const int8_t *p)
+{
+    const __m128i v = _mm_loadl_epi64((const __m128i *)(const void *)p);
+#if defined(__SSE4_1__)
+    return _mm_cvtepi8_epi16(v);
+#else /* SSE2: each byte into the high half of its 16-bit lane, then an arithmetic shift down */
+    return _mm_srai_epi16(_mm_unpacklo_epi8(v, v), 8);
+#endif
+}
+
+/* (sum of a's lanes, of b's, of c's, of d's) */
+static inline __m128i edgernn_sum4_s32(__m128i a, __m128i b, __m128i c, __m128i d)
+{
+    const __m128i ab = _mm_add_epi32(_mm_unpacklo_epi32(a, b), _mm_unpackhi_epi32(a, b));
+    const __m128i cd = _mm_add_epi32(_mm_unpacklo_epi32(c, d), _mm_unpackhi_epi32(c, d));
+    return _mm_add_epi32(_mm_unpacklo_epi64(ab, cd), _mm_unpackhi_epi64(ab, cd));
+}
+#endif
+
+/* out[k] = w_k . x for the four rows w + k cols, k = 0..3. */
+static inline void edgernn_dot4_simd(const int8_t *w, const int8_t *x, int32_t cols, int32_t *out)
+{
+    const size_t n = (size_t)cols;
+    int32_t c = 0;
+    int32_t k;
+#if EDGERNN_SIMD == 1
+    __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
+#if defined(__AVX2__)
+    __m256i b0 = _mm256_setzero_si256(), b1 = b0, b2 = b0, b3 = b0;
+    for (; c + 16 <= cols; c += 16) { /* 16 columns: one VPMADDWD per row */
+        const __m256i xv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(x + c)));
+#define EDGERNN_AVX2_ROW(b, row)                                                                       \
+    b = _mm256_add_epi32(                                                                              \
+        b, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(row + c))), xv))
+        EDGERNN_AVX2_ROW(b0, w);
+        EDGERNN_AVX2_ROW(b1, w + n);
+        EDGERNN_AVX2_ROW(b2, w + 2 * n);
+        EDGERNN_AVX2_ROW(b3, w + 3 * n);
+#undef EDGERNN_AVX2_ROW
+    }
+    a0 = _mm_add_epi32(_mm256_castsi256_si128(b0), _mm256_extracti128_si256(b0, 1));
+    a1 = _mm_add_epi32(_mm256_castsi256_si128(b1), _mm256_extracti128_si256(b1, 1));
+    a2 = _mm_add_epi32(_mm256_castsi256_si128(b2), _mm256_extracti128_si256(b2, 1));
+    a3 = _mm_add_epi32(_mm256_castsi256_si128(b3), _mm256_extracti128_si256(b3, 1));
+#endif
+    for (; c + 8 <= cols; c += 8) { /* 8 columns: one PMADDWD (4 pair sums) per row */
+        const __m128i xv = edgernn_load8_s16(x + c);
+        a0 = _mm_add_epi32(a0, _mm_madd_epi16(edgernn_load8_s16(w + c), xv));
+        a1 = _mm_add_epi32(a1, _mm_madd_epi16(edgernn_load8_s16(w + n + c), xv));
+        a2 = _mm_add_epi32(a2, _mm_madd_epi16(edgernn_load8_s16(w + 2 * n + c), xv));
+        a3 = _mm_add_epi32(a3, _mm_madd_epi16(edgernn_load8_s16(w + 3 * n + c), xv));
+    }
+    if (c < cols && cols >= 8) {
+        /* The last cols % 8 columns as one more pass over the last eight columns, with the x lanes
+         * already counted set to zero: every load stays inside its row. */
+        const __m128i lane = _mm_set_epi16(7, 6, 5, 4, 3, 2, 1, 0);
+        const __m128i keep = _mm_cmpgt_epi16(lane, _mm_set1_epi16((short)(7 - (cols - c))));
+        const __m128i xv = _mm_and_si128(edgernn_load8_s16(x + n - 8), keep);
+        a0 = _mm_add_epi32(a0, _mm_madd_epi16(edgernn_load8_s16(w + n - 8), xv));
+        a1 = _mm_add_epi32(a1, _mm_madd_epi16(edgernn_load8_s16(w + 2 * n - 8), xv));
+        a2 = _mm_add_epi32(a2, _mm_madd_epi16(edgernn_load8_s16(w + 3 * n - 8), xv));
+        a3 = _mm_add_epi32(a3, _mm_madd_epi16(edgernn_load8_s16(w + 4 * n - 8), xv));
+        c = cols;
+    }
+    _mm_storeu_si128((__m128i *)(void *)out, edgernn_sum4_s32(a0, a1, a2, a3));
+#else
+    int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
+    for (; c + 16 <= cols; c += 16) { /* 16 columns: 8 int16 pair sums per row, added into int32 */
+        const int8x16_t xv = vld1q_s8(x + c);
+        const int8x8_t xl = vget_low_s8(xv);
+#define EDGERNN_NEON_ROW(a, row)                                                                       \
+    do {                                                                                               \
+        const int8x16_t wv = vld1q_s8(row + c);                                                        \
+        a = vpadalq_s16(a, vmlal_high_s8(vmull_s8(vget_low_s8(wv), xl), wv, xv));                      \
+    } while (0)
+        EDGERNN_NEON_ROW(a0, w);
+        EDGERNN_NEON_ROW(a1, w + n);
+        EDGERNN_NEON_ROW(a2, w + 2 * n);
+        EDGERNN_NEON_ROW(a3, w + 3 * n);
+#undef EDGERNN_NEON_ROW
+    }
+    for (; c + 8 <= cols; c += 8) {
+        const int8x8_t xv = vld1_s8(x + c);
+        a0 = vpadalq_s16(a0, vmull_s8(vld1_s8(w + c), xv));
+        a1 = vpadalq_s16(a1, vmull_s8(vld1_s8(w + n + c), xv));
+        a2 = vpadalq_s16(a2, vmull_s8(vld1_s8(w + 2 * n + c), xv));
+        a3 = vpadalq_s16(a3, vmull_s8(vld1_s8(w + 3 * n + c), xv));
+    }
+    if (c < cols && cols >= 8) { /* as on x86: the last eight columns, the lanes counted zeroed */
+        const int8x8_t lane = vcreate_s8(0x0706050403020100u);
+        const int8x8_t xv = vand_s8(vld1_s8(x + n - 8),
+                                    vreinterpret_s8_u8(vcgt_s8(lane, vdup_n_s8((int8_t)(7 - (cols - c))))));
+        a0 = vpadalq_s16(a0, vmull_s8(vld1_s8(w + n - 8), xv));
+        a1 = vpadalq_s16(a1, vmull_s8(vld1_s8(w + 2 * n - 8), xv));
+        a2 = vpadalq_s16(a2, vmull_s8(vld1_s8(w + 3 * n - 8), xv));
+        a3 = vpadalq_s16(a3, vmull_s8(vld1_s8(w + 4 * n - 8), xv));
+        c = cols;
+    }
+    vst1q_s32(out, vpaddq_s32(vpaddq_s32(a0, a1), vpaddq_s32(a2, a3)));
+#endif
+    for (; c < cols; ++c) {
+        const int32_t xv = x[c];
+        for (k = 0; k < 4; ++k) {
+            out[k] += (int32_t)w[(size_t)k * n + (size_t)c] * xv;
+        }
+    }
+}
+#endif /* EDGERNN_SIMD */
 
 #if EDGERNN_V6M_ASM
 /* out[r] = bias[r] (or 0) + w_r . x over cols columns for `rows` (1 or 2: the rows left over by
@@ -633,12 +851,13 @@ static inline int32_t edgernn_dot3_passes_v6m(const int8_t *w, const int8_t *x, 
 /* out[r] = bias[r] + sum_c w[r][c] * x[c] for r < rows; bias may be NULL (no bias term).
  * rows >= 1 and cols >= 1 (every model dimension is at least 1).
  *
- * w is row-major [rows][cols]. The plain C takes rows two at a time so that every x[c] loaded
- * feeds two multiply-accumulates (1.5 loads per MAC instead of 2). On DSP cores, when cols is a
- * multiple of 4, rows go four at a time through edgernn_dot4_dsp (one expanded x word feeds 16
- * MACs); other shapes and the last rows % 4 rows take the pair loop, its columns four at a time
- * through edgernn_dot2_dsp and the last cols % 4 in C. On Armv6-M all whole three-row passes run
- * in one assembly loop (edgernn_dot3_passes_v6m), the last one or two rows in edgernn_dot_v6m.
+ * w is [rows][cols] as the generated header stores it: row-major, except on DSP cores, where the
+ * whole blocks of four rows are in the DSP order (edgernn_blocks_s8_dsp, which needs the bias:
+ * every matrix of four rows or more has one there -- W_ih and the head) and only the last
+ * rows % 4 rows are row-major. The plain C takes rows two at a time so that every x[c] loaded
+ * feeds two multiply-accumulates (1.5 loads per MAC instead of 2). On Armv6-M all whole three-row
+ * passes run in one assembly loop (edgernn_dot3_passes_v6m), the last one or two rows in
+ * edgernn_dot_v6m. On x86-64 and AArch64 rows go four at a time through edgernn_dot4_simd.
  * The accumulators are int32 and the loop holds no 64-bit arithmetic and no division: the
  * converter proves |sum| < 2^31 for every int8 input, so nothing wider is needed.
  *
@@ -658,14 +877,32 @@ static EDGERNN_NOINLINE void edgernn_matvec_s8(const int8_t *w, const int8_t *x,
         edgernn_dot_v6m(w + (size_t)r * (size_t)cols, x, (bias != NULL) ? bias + r : NULL, rows - r, cols,
                         out + r);
     }
+#elif EDGERNN_SIMD
+    for (r = 0; r + 3 < rows; r += 4) {
+        int32_t k;
+        edgernn_dot4_simd(w, x, cols, out + r);
+        if (bias != NULL) {
+            for (k = 0; k < 4; ++k) {
+                out[r + k] += bias[r + k];
+            }
+        }
+        w += 4 * (size_t)cols;
+    }
+    for (; r < rows; ++r) { /* the last rows % 4 rows */
+        const int8_t *xp = x;
+        int32_t acc = (bias != NULL) ? bias[r] : 0;
+        int32_t c = cols;
+        do {
+            acc += (int32_t)*w++ * *xp++;
+        } while (--c > 0);
+        out[r] = acc;
+    }
 #else
     r = 0;
 #if EDGERNN_DSP
-    if ((cols & 3) == 0) { /* four rows a pass (every model's sizes so far are multiples of 4) */
-        for (; r + 3 < rows; r += 4) {
-            edgernn_dot4_dsp(w, x, (bias != NULL) ? bias + r : NULL, cols, out + r);
-            w += 4 * cols;
-        }
+    if (rows >= 4) { /* the whole blocks of four rows, stored in the DSP order */
+        r = edgernn_blocks_s8_dsp(w, x, bias, rows, cols, out);
+        w += (size_t)r * (size_t)cols;
     }
 #endif
     for (; r + 1 < rows; r += 2) {
@@ -675,20 +912,11 @@ static EDGERNN_NOINLINE void edgernn_matvec_s8(const int8_t *w, const int8_t *x,
         int32_t acc0 = (bias != NULL) ? EDGERNN_READ_S32(&bias[r]) : 0;
         int32_t acc1 = (bias != NULL) ? EDGERNN_READ_S32(&bias[r + 1]) : 0;
         int32_t c = cols;
-#if EDGERNN_DSP
-        edgernn_dot2_dsp(&w0, &w1, &xp, cols, &acc0, &acc1);
-        for (c = cols & 3; c > 0; --c) { /* the last cols % 4 columns */
-            const int32_t xv = *xp++;
-            acc0 += EDGERNN_MUL_S8(EDGERNN_READ_S8(w0++), xv);
-            acc1 += EDGERNN_MUL_S8(EDGERNN_READ_S8(w1++), xv);
-        }
-#else
         do {
             const int32_t xv = *xp++;
             acc0 += EDGERNN_MUL_S8(EDGERNN_READ_S8(w0++), xv);
             acc1 += EDGERNN_MUL_S8(EDGERNN_READ_S8(w1++), xv);
         } while (--c > 0);
-#endif
         out[r] = acc0;
         out[r + 1] = acc1;
         w += 2 * cols;
@@ -847,6 +1075,38 @@ static inline int32_t edgernn_lut_index(int32_t k)
 #endif
 }
 
+/* One hidden unit's new state from its two accumulators and multipliers, when n >= 33 (the
+ * fast path of edgernn_tanh_requantize, which explains it): off_hi = 2^30 + 2^(n-33), s = n - 32,
+ * q_first = 2^(62-n) - 512. */
+static inline int8_t edgernn_tanh_fast(int32_t acc_x, int32_t m_x, int32_t acc_h, int32_t m_h, uint32_t off_hi,
+                                       uint32_t s, int32_t q_first)
+{
+    uint32_t lo;
+    const uint32_t hi = edgernn_requant_sum(acc_x, m_x, acc_h, m_h, off_hi, 0u, &lo);
+    const int32_t k = edgernn_lut_index((int32_t)(hi >> s) - q_first); /* z + 512 */
+    return EDGERNN_READ_S8(&edgernn_tanh_lut[k]);
+}
+
+/* The same for any shift 1 <= n <= 40 (the general path of edgernn_tanh_requantize). */
+static inline int8_t edgernn_tanh_general(int32_t acc_x, int32_t m_x, int32_t acc_h, int32_t m_h, uint32_t n)
+{
+    const uint32_t off_hi = (uint32_t)1 << (EDGERNN_OFFSET_BITS - 32);
+    const uint32_t off_lo = (uint32_t)1 << (n - 1u);
+    const uint64_t q_first = edgernn_shr64(off_hi, 0u, n) - (uint64_t)(-EDGERNN_Z_MIN);
+    uint32_t lo;
+    const uint32_t hi = edgernn_requant_sum(acc_x, m_x, acc_h, m_h, off_hi, off_lo, &lo);
+    const uint64_t q = edgernn_shr64(hi, lo, n);
+    uint32_t k; /* z + 512, clamped to the table */
+    if (q < q_first) {
+        k = 0;
+    } else if (q - q_first >= (uint64_t)EDGERNN_LUT_SIZE) {
+        k = EDGERNN_LUT_SIZE - 1;
+    } else {
+        k = (uint32_t)(q - q_first);
+    }
+    return EDGERNN_READ_S8(&edgernn_tanh_lut[k]);
+}
+
 /* h[j] = LUT[clamp(z[j])] for every hidden unit of the cell, from its two accumulators.
  *
  * v = acc_x M_x + acc_h M_h fits int64 with room (|acc| < 2^31 and M < 2^30, so |v| < 2^62;
@@ -878,35 +1138,17 @@ static inline void edgernn_tanh_requantize(const edgernn_cell_t *cell, const int
         /* q_first < 2^29 here, so q - q_first fits int32 (q = hi(V) >> s < 2^31 too). */
         const int32_t q_first = (int32_t)((uint32_t)1 << (EDGERNN_OFFSET_BITS - n)) + EDGERNN_Z_MIN;
         for (j = 0; j < hidden; ++j) {
-            uint32_t lo;
-            const uint32_t hi = edgernn_requant_sum(acc_x[j], EDGERNN_READ_S32(&m_x[j]), acc_h[j],
-                                                      EDGERNN_READ_S32(&m_h[j]), off_hi, 0u, &lo);
-            const int32_t k = edgernn_lut_index((int32_t)(hi >> s) - q_first); /* z + 512 */
-            const int8_t y = EDGERNN_READ_S8(&edgernn_tanh_lut[k]);
+            const int8_t y = edgernn_tanh_fast(acc_x[j], EDGERNN_READ_S32(&m_x[j]), acc_h[j],
+                                               EDGERNN_READ_S32(&m_h[j]), off_hi, s, q_first);
             h[j] = y;
             if (rec != NULL) {
                 rec[j] = y;
             }
         }
     } else {
-        const uint32_t off_hi = (uint32_t)1 << (EDGERNN_OFFSET_BITS - 32);
-        const uint32_t off_lo = (uint32_t)1 << (n - 1u);
-        const uint64_t q_first = edgernn_shr64(off_hi, 0u, n) - (uint64_t)(-EDGERNN_Z_MIN);
         for (j = 0; j < hidden; ++j) {
-            uint32_t lo;
-            const uint32_t hi = edgernn_requant_sum(acc_x[j], EDGERNN_READ_S32(&m_x[j]), acc_h[j],
-                                                      EDGERNN_READ_S32(&m_h[j]), off_hi, off_lo, &lo);
-            const uint64_t q = edgernn_shr64(hi, lo, n);
-            uint32_t k; /* z + 512, clamped to the table */
-            int8_t y;
-            if (q < q_first) {
-                k = 0;
-            } else if (q - q_first >= (uint64_t)EDGERNN_LUT_SIZE) {
-                k = EDGERNN_LUT_SIZE - 1;
-            } else {
-                k = (uint32_t)(q - q_first);
-            }
-            y = EDGERNN_READ_S8(&edgernn_tanh_lut[k]);
+            const int8_t y = edgernn_tanh_general(acc_x[j], EDGERNN_READ_S32(&m_x[j]), acc_h[j],
+                                                  EDGERNN_READ_S32(&m_h[j]), n);
             h[j] = y;
             if (rec != NULL) {
                 rec[j] = y;
@@ -914,6 +1156,29 @@ static inline void edgernn_tanh_requantize(const edgernn_cell_t *cell, const int
         }
     }
 }
+
+#if EDGERNN_DSP
+/* edgernn_cell_step's two products on the DSP extension, four rows a pass; the last rows % 4 rows
+ * in plain C (at every shape measured, H is a multiple of 4).
+ *
+ * The recurrent product first widens the old state into the upper half of the scratch
+ * (edgernn_widen_dsp: ceil(H / 4) pairs of words, at most H words), where every row reads it
+ * with one LDRD per four columns, and writes acc_h below it. The input product then writes acc_x
+ * over the widened state, which is no longer needed. */
+static inline void edgernn_recurrent_dsp(const int8_t *w, const int8_t *h, int32_t hidden, int32_t *acc_h,
+                                         uint32_t *hw)
+{
+    int32_t r = 0;
+    if (hidden >= 4) { /* else the widened state would not fit: ceil(hidden / 4) pairs > hidden words */
+        edgernn_widen_dsp(h, hidden, hw);
+        r = edgernn_blocks_s16_dsp(w, hw, hidden, hidden, acc_h);
+    }
+    if (r < hidden) { /* the last hidden % 4 rows */
+        edgernn_matvec_s8(w + (size_t)r * (size_t)hidden, h, NULL, hidden - r, hidden, acc_h + r);
+    }
+}
+
+#endif /* EDGERNN_DSP */
 
 /* One step of one cell, in place: the state h is read, then overwritten with the new state.
  *   x       the cell's int8 input [cell->input]; ignored (may be NULL) for a token cell.
@@ -928,7 +1193,11 @@ static EDGERNN_NOINLINE void edgernn_cell_step(const edgernn_cell_t *cell, const
     int32_t *acc_h = scratch;
     int32_t *acc_x = scratch + hidden;
     /* The recurrent product reads every old h[k]: it completes before any h[j] is replaced. */
+#if EDGERNN_DSP
+    edgernn_recurrent_dsp(cell->w_hh, h, hidden, acc_h, (uint32_t *)(void *)acc_x);
+#else
     edgernn_matvec_s8(cell->w_hh, h, NULL, hidden, hidden, acc_h);
+#endif
     if (cell->table != NULL) {
         /* W_ih E[token] + b was folded at conversion time: acc_x is one row of the table. */
         const int32_t *row = cell->table + (size_t)token * (size_t)hidden;
@@ -1231,7 +1500,13 @@ EDGERNN_INLINE int edgernn_run_any(const edgernn_model_t *m, int8_t *state, cons
         }
     }
     if (logits != NULL && !per_step) {
-        edgernn_logits(m, state, logits);
+        if (bidirectional && m->readout == EDGERNN_READOUT_LAST_OUTPUT) {
+            const size_t width = 2u * (size_t)m->hidden_size;
+            const int8_t *last = buf + ((size_t)m->num_layers * steps - 1u) * width;
+            edgernn_matvec_s8(m->head_w, last, m->head_b, m->num_classes, (int32_t)width, logits);
+        } else {
+            edgernn_logits(m, state, logits);
+        }
     }
     return EDGERNN_OK;
 }
@@ -1463,7 +1738,7 @@ static const edgernn_model_t japanese_vowels_model = {
     JAPANESE_VOWELS_NUM_LAYERS,      /* num_layers */
     JAPANESE_VOWELS_NUM_DIRECTIONS,  /* num_directions */
     JAPANESE_VOWELS_TASK,            /* task */
-    0,                               /* reserved */
+    EDGERNN_READOUT_FINAL_STATE,     /* readout */
 };
 
 /* The all-zero state (what torch uses when no h0 is given). */
@@ -1523,6 +1798,40 @@ static inline float japanese_vowels_dequantize_logit(int32_t logit_q)
 
 /* W_ih, int8, row j at its own scale s_acc[j]; reads features (s_x folded into the columns) */
 EDGERNN_FLASH const int8_t japanese_vowels_l0_d0_w_ih[32][12] = {
+#if EDGERNN_DSP /* four-row blocks, see edgernn.backends.c.tables.dsp_order */
+    {  58,   33,  -12,   14, -127,    8,  -61,  -38,    2,  -17,   -3,  -13},
+    {-127,  106,   -2,   -8,  -16,   47,   25,  127,   58,   94,  -93, -103},
+    { -21,  -80,  -13,   82,  120,  -59,   94,  -37,   29,   -5,  -26,  -41},
+    {  90,   52,  -97,  100,  -50,   84,  -48, -127, -121,   -6,   86,   58},
+    { -74,   36,  -16,  -21,   66,   17, -127,   12,   59,   52,   58,   91},
+    { -49,  -19,  -74,  -39,  -50,    4,  127, -109,   79,   13,    4,   63},
+    { -39, -127,   80,  -24,   35, -127,   64,   96,   18,  -74,  -85,   69},
+    {  47,  126,   11,  -21,  -98,   41,   59,  -77,   50,   58,  -20,  -75},
+    {  80,   49,  -32,  -41,  -11,   47,  -26,   34,   30,   44,  -21,   67},
+    {  50,   21,  -17,  -13,   79,  127,  -52,  -95,  -36,   29,  104, -127},
+    {   3,   67,  -40,  -28,   17,   83,  -28,  110,  -96,  -56,   12,   11},
+    { -53,   30,   29,   24,   23, -127,  -34,    5,  127,   38,   85,   19},
+    {   3,  -38,   84,   14,  127,  -54,   51,   57,  -77,   14,   75,  -30},
+    { 102,  -27,  100,   37,  -81,  -21, -120, -127,  -12,   -1,  -83,   12},
+    { 127,   -1,  -66,  102,   22,  119, -114, -103,    3,  -34,   33,   -9},
+    {  31,  -20,  -13,  -34,   -8, -110,   46,   -7,  -38,  112,  -39,  127},
+    { -52,  -51,  -67,  -59, -106,  127,  -20,   50,  -98,  -30,   77,  -58},
+    { -21,   20,   87,   20,  -57,  -37, -127,  -44,   79,    5,   98,   -3},
+    {   7,  -40,   89,   34,  -43,  113,   68,  -66,  -22,   91,  -78,  -19},
+    { -27,  -56,   14,   -1, -127,   38,   35,  -16,   26, -127, -123,   32},
+    {  14,   73,   54,   -9,   81,  -98,  -99,  -40,   61,  -93,   71,   61},
+    { 127,  -43,  -31,   33,  -16,  -30,   22,   22,  -57,   -4,  -94,   44},
+    {  15,   39,  -75,   63,  -50,   -7,  -32,   61,   42, -127,  -91,    6},
+    { -10,  127,   24,   45,   -6, -127, -101,  -84,    6,   85,   33,   33},
+    {  35,   21, -127,   34, -127,  -56,  -13,   -1,   64, -127,  125,   14},
+    {  94,   78,   24,   12,   32,  -26,  -33,   53,   -8,  -69,  -47,   16},
+    { -49,   26, -114,  -74,   30,   58,  -89,  -32,  111,  -14,   -9,  -78},
+    {  68,  -17,  -80,  -33,  -55,  -80,  -27,   82,  127,   29,  -89,   18},
+    { 108,  127,   79,  113,  -90,  -38,  -76,   50,  -85,   14,  -75,   -9},
+    { -27,   34, -116,  -69,   -5,  -68,   46,  106,   26,  -34,  -50,  127},
+    {  19,  127,   96,  -55,  107,  127,  115,  124,  -17,   17,   15,  -31},
+    {  66,   98,  -94,  -40,    3,  -28, -123,   82,   52,    2,   78,  103},
+#else
     {  58,   33,  -12,   14,  -16,   47,   25,  127,   29,   -5,  -26,  -41},
     {-127,    8,  -61,  -38,   58,   94,  -93, -103,   90,   52,  -97,  100},
     {   2,  -17,   -3,  -13,  -21,  -80,  -13,   82,  -50,   84,  -48, -127},
@@ -1555,6 +1864,7 @@ EDGERNN_FLASH const int8_t japanese_vowels_l0_d0_w_ih[32][12] = {
     { -90,  -38,  -76,   50,   26,  -34,  -50,  127,   66,   98,  -94,  -40},
     { -85,   14,  -75,   -9,   19,  127,   96,  -55,    3,  -28, -123,   82},
     { -27,   34, -116,  -69,  107,  127,  115,  124,   52,    2,   78,  103},
+#endif
 };
 
 /* b_ih + b_hh at the scale of acc_x */
@@ -1567,6 +1877,72 @@ EDGERNN_FLASH const int32_t japanese_vowels_l0_d0_bias[32] = {
 
 /* W_hh, int8, row j at its own scale */
 EDGERNN_FLASH const int8_t japanese_vowels_l0_d0_w_hh[32][32] = {
+#if EDGERNN_DSP /* four-row blocks, see edgernn.backends.c.tables.dsp_order */
+    { 115,  -25,  113,   -3,  -71,   90,    7,   81,   11, -103,  104,   10,  -36,    4,  -51,  127,
+      -72,   35,   72,    9,   48,   -8,  -74,   46,   20,   68,   23,   91,  -17,  109,    2,   24},
+    {-113,  -68,  -43,   86,   31,  -78,  -33, -105,  -23,   33,  -88,   -8,   24,  -39,   -8,   28,
+       12,   81,  -41,   73,  -68,  -49,  -42,   12,  -38,    0,  -56,  -40,  -24,  -76,   86,  -32},
+    { -34,   -9,  -20,  106,  118,  -15,  -66,   -2,   37,   31,   19, -127,  -37,  -11,   40,  -14,
+       52,  -50,   84,  109,   10,  -39,   25, -127,  -53,   12,   34,   86,  -79,   24,   10,    9},
+    {  24,  -44,  -52,   34,  -32,   -9,   -3,   60,   45,   26,   -1,  -73,   55,  -28,  -20,   15,
+      127,   30, -118,  -28, -105,   83,   55,   24,   -5,   87,  -85,  -15,  -28,   10,   -2,  106},
+    { -65,   39,  -63,   71,    9,   42,  -17,   -1,   -2, -127,   48,   36,  -49,  -22,   -3,   -3,
+       48,  -22,  -30,  -50,  -26,  127,  -62,  -32,  -18, -102,   29,    2,   14,   -6,   51,  109},
+    {  13,   51,   51,  -70,   34,  -33,   -9,    3,  -26,   33,   34,   36,  -12,   24,   71,    8,
+      -80, -108,   19,  -19,  -33,  -18,  -16,   16,   32,   75,  -45,  -42,  -30,   49,   40, -114},
+    {  10,   -1,   63,   98,  -45,  -54,  -31,  -38,  -82,   97,   28,   22,  -21,  -30,   53, -127,
+      -20,  -90, -127,  -55,  -66,  101,  -29,   10,  -24,    3,   21,   84,  -60,  -22,   24,    0},
+    { -55,   -7,  -31,   -1,   42,   -8,    0,   38,  -48,  -27,  -60,   33,   50,  111,  -10,  -73,
+      -81,   -3,  103,   37,  -14,   14,    0,   88,   43,  -20,  -23,  -60,   12,  -32, -101,   48},
+    { -78,   48, -119,   49,  -54,   27,  -26,  127,  -11,   -8,  -23,   46,    4,  -27,  -26,  -41,
+       -1,   31,  -79,  -37,   49,   11,   98,  -59,  -36,   80,  -12,  -48,  -72,   62,    9,  -30},
+    {  20,    4,  101,  -37,  113,   50,   13,   24,   -9,  -30,  127,   81,   66,   43,   99,   61,
+       34,  -76,  -40,    3,   17,   -2,  -99,  -74,   -6,   20,   60,   25,  -24,   -9,  -63,   -4},
+    { -50,   74,  -95,  120,   17,   89,   -6,  -11,   -1,   13,  -78,   -7,  -10,   63,  -84,  -13,
+       11,  -58,   32,  -86,   21,    8,  -61,  -72,  -28,  -26,   30,  -43,  -33,   48,  -42,   -2},
+    { -36,  -13,   24,  127,   35,  -95,  -44,   32,   82,  -60,  -41,  119,   29,  -34,  -78,  127,
+      -27,   -9,  -26,   37,   17,  -16,  -28,   52,   16,   -5,  -34,   66,   17,  -43,   -1,   93},
+    {-103,   -1,  -17,  -80,   57,  -79,   56,  -71,   23,  -11,  -46,   54,   74,    8,   35,  -94,
+       73,   -1,  -13, -102,  -14,   28,  127,  -24,  -38,  -31,  -45,   27,   15,   10,  -37,  -12},
+    { 127,    1,  117,  -84,    2,   18,  -14,   14,   22,  -17,   37,   21,  -78,  -25,  -35,  -18,
+       21,   23,  -45,   10,   31,   41,  -14,   34,    7,   -4,  127,   -2,   69,   80,  -75,   19},
+    { -52,  -35,  -90,  -12,  -72,   60,  -13,   56,  -45,   28,  -39,    9,    6, -127,  -49,  124,
+      -33,   12,  -48,    4,   76,  -49,   47,   40,   27,  -75,   47,  -45,   20,   98,   47,  -22},
+    {  26,   -5,   46,   -3,    6,  -61,    9,    9,  -18,   15,   49,  -16,   -1,   30,  -11,   94,
+     -106, -102,   13,  -66,   59,  -11,  -16,  -42,   19,   34,  -29,    3,  -34,   55,    7,  -27},
+    { -83,   22,   37,  -13,   51,   -7,   34,    7,  -29,  -16,  127,    5,   37,  -12,   31,  -26,
+       49,   62,   65,   27,  -52,   22,   99,   49,  -59,  -88,   98,   13,   29, -101,   -9,  -22},
+    {  48,  -43,  -75,  -90,   56,   12,  126,    4,  -79,   49,  -47,  -87,  -36,  -68,  -13,  -86,
+       42,  -33,   -5,   37,  -50,  -54,   37,  -23,    4,   48,   15,  -16,  -18,   43,   18,   -3},
+    {  65,  -28,   53,  -45,  -68,   97,  -73,  -37,   15,   78,   68,   24,   -4,  -24,   45,  102,
+      -92,   -2,   36,   40,   98, -127,  -55,  -76,   30,  -93,   19,  -59,  127,  -66,   47,    0},
+    {  22,  -14,  -29,    4,  -32,  -58,  -39,   65,  -42,   19,  -41, -119,    6,   -1,   14,   15,
+       14,  -23,   27, -127,   66,  -53,   16,   76,   -4,   68,  -24,   48,    9,  -34,  -10,  -27},
+    {   5,  -74,   -9,   -1,   67,   66,  101, -111,    6,  -62,  -24,  -12,   -5,  -94,  -73,  -25,
+       -6,  -57,   39,   46,  -62,  127,   -5,   75,  -20,  -43,  -38,   -2,  -53,   -3,    4,  -78},
+    { -21,  -36,   43,    2,  -52, -111,  -63,  -75,  -19,  -98,    1,  -37,   27,   13,  -31,   61,
+      -43,   20,   78,   25,   50,   54,  -37,   57,   42,   24,  127,   48,   13,   85,  -94,   12},
+    { -46,   69,  -15,   32,   77, -123,   81, -102,  -58,  -16,   -7,   51,  -37,  -13,   30,  -37,
+      127,  -48,   90,  -12,  -89,  106,   78,   60,   77,  -24,   37,  -58,  -40,   37,  -58,   33},
+    { -40,   80,   37,  -17,   39,  -45,   29,  -29,  -57,   72,   52, -106,   -1, -127,    8,  -35,
+       23,   24,  -84,  -69,  -39,   76,   25,  -13,  -17,  -93,  -69,  -93,   30,  -88,   14,  -28},
+    { -44,  -41,  100, -123, -106,    0,  -23,   46,    3,   85,  -82,   23,   76,    3,   40,   19,
+      -73,  120,   16,  127,   67,  -98,  -46,   83,   16,    6,  -68,  -61,    8,   33,  -14,   14},
+    { -88,  -54,  -48,  112,   34,   46,   22,  -50,   55,   -7,  -14,   16,   28,  -87,   77,  118,
+       -6,  -28,  -14,  -17,  100,  -55,  127,  -72,  103,  -31,   81,  117, -117,   16,   66,  -34},
+    { -41,   -3,  -98,  -38,   82,   53,   56, -107,  -33,  -70,   18,  -37,    4,   16,  -40,   95,
+      -18,  -53,  -14,   19,  -71,  -35,  -20,    5,    7,   82,   83,  -35,   56,  101,   -6,   47},
+    {  84,   55, -110,   12,    2,  106,    5,  -98,  -99,  -12,  123,  -85,   35,  -88,  -84,  127,
+       57,   76,   39,  -78,    2,  -56,  -36, -120, -127, -115,  -65,  -96,   52,   71,   51,   87},
+    { -28,  -77,   51,   -3,    0,  -31,   65,   -2,  -26,   45,   22,  -88,   39,   20,  -19,   44,
+       34,  -45,   46,   94,  -73,   21,   36,   77,   99,   14,  -89,   49,   30,   44,  -44,  -27},
+    {  10,  -23,  123,  118,  -18,  -22,  -20,  -15,   39,   57,  -46,   12,   10,   13,  -13,    6,
+      -23,   24,  -27,  -86,  -28,   33,   10,  -51,  -90,  -76,   31,    9, -127,   33,   20,   61},
+    { -33,   37,  -12,  -79,   29,  -38,  -34, -127,   84,   63,  -17,  120,   -5,   31,   39,  -43,
+       25,  -62,   21,   71,    1,   49,   -3,    1,   26,  -21,  -12,  -95,   17,   -5,   19,   -3},
+    { 127,   41,  -91,   12,   67,   52,   -6,   -1,  -45,   92, -103,   42,   32,  -93, -101,   58,
+       23,   23,   13,  -43,  -19,   71,  -30,   13, -110,  -35,  127,   59,    4,   22,   46,   88},
+#else
     { 115,  -25,  113,   -3,  -72,   35,   72,    9, -113,  -68,  -43,   86,   12,   81,  -41,   73,
       -34,   -9,  -20,  106,   52,  -50,   84,  109,   24,  -44,  -52,   34,  127,   30, -118,  -28},
     { -71,   90,    7,   81,   48,   -8,  -74,   46,   31,  -78,  -33, -105,  -68,  -49,  -42,   12,
@@ -1631,6 +2007,7 @@ EDGERNN_FLASH const int8_t japanese_vowels_l0_d0_w_hh[32][32] = {
        84,   63,  -17,  120,   26,  -21,  -12,  -95,  -45,   92, -103,   42, -110,  -35,  127,   59},
     {  39,   20,  -19,   44,   30,   44,  -44,  -27,   10,   13,  -13,    6, -127,   33,   20,   61,
        -5,   31,   39,  -43,   17,   -5,   19,   -3,   32,  -93, -101,   58,    4,   22,   46,   88},
+#endif
 };
 
 /* M_x = round(s_acc / 2^-7 * 2^36) < 2^30: acc_x to z */
@@ -1653,6 +2030,26 @@ EDGERNN_FLASH const int32_t japanese_vowels_l0_d0_m_h[32] = {
 
 /* head weights, int8, one scale for the whole tensor (so integer argmax is exact); reads [top state] */
 EDGERNN_FLASH const int8_t japanese_vowels_head_w[9][32] = {
+#if EDGERNN_DSP /* four-row blocks, see edgernn.backends.c.tables.dsp_order */
+    {  49,   -5,  -85,  -51,  -38,   46,   34,   59,  -53,   35,   49,   53,  -68,   73, -110,  -27,
+      -40,  -91,   58,  -51,  -45,   77,  -38,   43,   88,  -64,   65,   68,   82,  -76,  -88,  -79},
+    {  95,   30,   68,   30,  -27,  -90,  -42,  -80,  -38,  114,  -43,  -68,   72,  -22,  -24,  -34,
+       64,   66,   54,    1,   -6,  -36,   55,   -8,  -47,  -42,  -82,  -36,   47,  -43,   -5,   22},
+    { -30,   48,  -41,   80,   69,  -45,   26,  -98,   80,   62,   39,  -12,   70,  -46,   -2,   76,
+       70,  -89,    1,   50,  -21,   99,    6,  -32,   -6,  -66,  -77,  -59,   -8,  -36,   27,  -32},
+    { -23,  -90,   67,   51,  -32,   46,   67,  -55,   -3,   42,  -67,  -84,  -65,   39,   91,  -49,
+       64,  -87,  -15,  -29,  -35,   56,  -46,  -46,   60,    9,   40,  -48, -100,  -68,   91,  -28},
+    {  20,   -7,   50,  -86,   68,  -46,    0,  -71,  -60,   75,  -79,   84,   70,  -10,   11,  -64,
+      -46,   62,   25,  -31,  -12,   -6,   59,  -52,   67,   55,  -59,   26,   -2,  -92,   37,   45},
+    { -34,   -8,   39,   56,  -36,  -32,  -81, -103,   31,   60,   71,   46,  -83,  -80,   -7,  -59,
+       22,   53, -124,   58,   45,   48,  -99,   67,   27,  -69,  -12,  -55,  -45,   61,   84,  -12},
+    {   3,  -28, -114,  -55,    3,  -80,   71,   53,  -82,   72,  -86,  -35,  -13,   -2,   64,   71,
+      -42,   54,  -20,   89,  -46,   36,   35,   87,  -30,  -58,  -84,  -26,  111,  -26,   62,  -64},
+    {  77,  -36,    2,   65,  -60,  -85,   70,  -57,   -2,   55,  -14,   56,   69,   44,  -50,   18,
+       49,   71,  -35,  -50,  -58,  -46,  -25,    4,   -9,  -60,   87,   89,   38,   66,    6,  -48},
+    {  50,  -72,   25,  127,  -10,   80,   53,   28,   16,   20,   53,   60, -115,   47,   29,  -49,
+      -66,   37,    1,  -84,  -49,  -46,  -54,   63,   37,  -81,  -69,   18,   15,   21,  -40,  124},
+#else
     {  49,   -5,  -85,  -51,  -40,  -91,   58,  -51,   95,   30,   68,   30,   64,   66,   54,    1,
       -30,   48,  -41,   80,   70,  -89,    1,   50,  -23,  -90,   67,   51,   64,  -87,  -15,  -29},
     { -38,   46,   34,   59,  -45,   77,  -38,   43,  -27,  -90,  -42,  -80,   -6,  -36,   55,   -8,
@@ -1671,6 +2068,7 @@ EDGERNN_FLASH const int8_t japanese_vowels_head_w[9][32] = {
       -13,   -2,   64,   71,  111,  -26,   62,  -64,   69,   44,  -50,   18,   38,   66,    6,  -48},
     {  50,  -72,   25,  127,  -10,   80,   53,   28,   16,   20,   53,   60, -115,   47,   29,  -49,
       -66,   37,    1,  -84,  -49,  -46,  -54,   63,   37,  -81,  -69,   18,   15,   21,  -40,  124},
+#endif
 };
 
 /* head bias at scale JAPANESE_VOWELS_HEAD_SCALE */

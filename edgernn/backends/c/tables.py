@@ -18,6 +18,43 @@ def _cell_name(prefix: str, index: int, directions: int) -> str:
     return f"{prefix}_l{index // directions}_d{index % directions}"
 
 
+def dsp_order(w: np.ndarray) -> np.ndarray:
+    """W [rows][cols] in the order the DSP kernels of edgernn_runtime.h read it (EDGERNN_DSP), same
+    shape and bytes: each whole block of four rows is, per group of four columns, the four rows'
+    words one after the other, then the last cols % 4 columns one after the other, each as its
+    four rows' bytes; the last rows % 4 rows stay row-major."""
+    rows, cols = w.shape
+    groups = cols // 4
+    parts = []
+    for b in range(0, rows - rows % 4, 4):
+        block = w[b : b + 4]
+        parts.append(block[:, : 4 * groups].reshape(4, groups, 4).transpose(1, 0, 2).ravel())
+        parts.append(block[:, 4 * groups :].T.ravel())
+    parts.append(w[rows - rows % 4 :].ravel())
+    return np.concatenate(parts).reshape(rows, cols)
+
+
+def _weights(name: str, w: np.ndarray, comment: str) -> str:
+    """A weight matrix: in the DSP kernels' order where EDGERNN_DSP, else row-major. One
+    table is compiled either way: flash holds the same bytes (plus at most 3 of alignment)."""
+    w = np.asarray(w, np.int8)
+    plain = c_array("int8_t", name, w, comment).splitlines()
+    dsp = c_array("int8_t", name, dsp_order(w), "").splitlines()
+    head, rows = plain[:2], plain[2:-1]
+    assert dsp[0] == plain[1], "the two layouts must declare the same table"
+    return "\n".join(
+        [
+            *head,
+            "#if EDGERNN_DSP /* four-row blocks, see edgernn.backends.c.tables.dsp_order */",
+            *dsp[1:-1],
+            "#else",
+            *rows,
+            "#endif",
+            "};",
+        ]
+    )
+
+
 def model_data(qm: QuantizedModel, prefix: str, up: str) -> ModelData:
     cfg = qm.config
     d = cfg.directions
@@ -42,11 +79,8 @@ def model_data(qm: QuantizedModel, prefix: str, up: str) -> ModelData:
         else:
             inp = "features (s_x folded into the columns)" if i < d else "the layer below's int8 states"
             blocks.append(
-                c_array(
-                    "int8_t",
-                    f"{name}_w_ih",
-                    np.asarray(cell.w_ih, np.int8),
-                    f"W_ih, int8, row j at its own scale s_acc[j]; reads {inp}",
+                _weights(
+                    f"{name}_w_ih", cell.w_ih, f"W_ih, int8, row j at its own scale s_acc[j]; reads {inp}"
                 )
             )
             blocks.append(
@@ -59,11 +93,7 @@ def model_data(qm: QuantizedModel, prefix: str, up: str) -> ModelData:
             )
             w_ih, bias, table = f"&{name}_w_ih[0][0]", f"{name}_bias", "NULL"
             size_terms += [f"sizeof {name}_w_ih", f"sizeof {name}_bias"]
-        blocks.append(
-            c_array(
-                "int8_t", f"{name}_w_hh", np.asarray(cell.w_hh, np.int8), "W_hh, int8, row j at its own scale"
-            )
-        )
+        blocks.append(_weights(f"{name}_w_hh", cell.w_hh, "W_hh, int8, row j at its own scale"))
         blocks.append(
             c_array(
                 "int32_t",
@@ -88,10 +118,9 @@ def model_data(qm: QuantizedModel, prefix: str, up: str) -> ModelData:
         )
     blocks.append("/* ---- Head ---- */")
     blocks.append(
-        c_array(
-            "int8_t",
+        _weights(
             f"{prefix}_head_w",
-            np.asarray(qm.head_w, np.int8),
+            qm.head_w,
             f"head weights, int8, one scale for the whole tensor (so integer argmax is exact); "
             f"reads [{'forward | backward' if d == 2 else 'top state'}]",
         )

@@ -1,0 +1,169 @@
+"""Issue 14: every kernel path of c_runtime/edgernn_runtime.h gives the integer reference's integers
+on shapes that exercise its edges -- I = 1, 3, 5 (input columns left over by 4- and 8-wide passes),
+H not a multiple of 4 (rows left over by 4-row blocks), H < 4 (no block at all) -- on every target
+that runs it:
+
+- host x86-64: SSE2 (the default flags), SSE4.1, AVX2, and the portable C (EDGERNN_NO_SIMD);
+- AArch64 NEON, cross-compiled with zig cc and run under qemu-aarch64 user mode;
+- Cortex-M4 and M33 (the DSP block kernels), M0+ (Armv6-M assembly), RISC-V and AVR (portable C).
+
+A missing tool skips, saying what installs it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_c import assert_same_as_reference, make_qm, random_h0, random_inputs
+from test_mcu import _assert_exact
+from test_mcu_avr import _avr_helper
+
+from edgernn.backends.c.codegen import c_runtime_dir, write_header
+from edgernn.backends.c.host import compile_model
+from edgernn.targets.check import check_header
+from edgernn.targets.vectors import build_vectors
+
+# (input, hidden): the 4-row blocks' leftover rows and columns, a model smaller than one block, the
+# default shape and the BasicMotions one.
+SHAPES = [(1, 4), (3, 13), (5, 7), (1, 1), (5, 2), (12, 32), (6, 32), (17, 33)]
+QEMU_HINT = "`make system-deps` (apt-get install qemu-user) installs it"
+
+
+def _model_and_inputs(inp: int, hidden: int, seed: int) -> tuple:
+    qm = make_qm("many-to-many", inp, hidden, layers=2, seed=seed, scale=2.0)
+    rng = np.random.default_rng(seed)
+    x = random_inputs(qm, rng, batch=3, steps=9)
+    return qm, x, np.array([9, 1, 6]), rng
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    m = re.search(r"^flags\s*:(.*)$", text, re.MULTILINE)
+    return set(m.group(1).split()) if m else set()
+
+
+HOST_VARIANTS = {
+    "sse2": ((), None),
+    "sse4.1": (("-msse4.1",), "sse4_1"),
+    "avx2": (("-mavx2",), "avx2"),
+    "portable": (("-DEDGERNN_NO_SIMD",), None),
+}
+
+
+@pytest.mark.parametrize("variant", list(HOST_VARIANTS))
+def test_host_simd_paths_are_bit_exact(tmp_path: Path, variant: str) -> None:
+    flags, cpu_flag = HOST_VARIANTS[variant]
+    if variant != "portable" and not re.match(r"x86_64|amd64", __import__("platform").machine().lower()):
+        pytest.skip("the SSE/AVX2 paths are x86-64's")
+    if cpu_flag is not None and cpu_flag not in _cpu_flags():
+        pytest.skip(f"this CPU has no {cpu_flag}")
+    for i, (inp, hidden) in enumerate(SHAPES):
+        qm, x, lengths, rng = _model_and_inputs(inp, hidden, i)
+        header = write_header(qm, tmp_path / f"m{i}.h", "m")
+        cm = compile_model(header, "m", tmp_path, extra_flags=flags)
+        assert_same_as_reference(qm, cm, x, lengths)
+        assert_same_as_reference(qm, cm, x, lengths, random_h0(qm, rng, 3))
+
+
+def test_neon_path_is_bit_exact_under_qemu_aarch64(tmp_path: Path) -> None:
+    """zig cc -target aarch64-linux-musl builds the MCU harness as a static Linux program (its
+    hosted main, MCU_SEMIHOST) with the NEON kernels; qemu-aarch64 runs it."""
+    if importlib.util.find_spec("ziglang") is None:
+        pytest.skip("zig missing; pip install -e '.[mcu]' installs it")
+    if shutil.which("qemu-aarch64") is None:
+        pytest.skip(f"qemu-aarch64 (user mode) missing; {QEMU_HINT}")
+    src = c_runtime_dir() / "mcu"
+    for i, (inp, hidden) in enumerate(SHAPES):
+        qm, x, lengths, _ = _model_and_inputs(inp, hidden, i)
+        work = tmp_path / f"m{i}"
+        work.mkdir()
+        header = write_header(qm, work / "model.h", "m")
+        vectors = build_vectors(qm, x, lengths)
+        (work / "vectors.h").write_text(vectors.text)
+        exe = work / "check"
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ziglang",
+                "cc",
+                "-target",
+                "aarch64-linux-musl",
+                "-O2",
+                "-std=c99",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-static",
+                f'-DEDGERNN_MODEL_HEADER="{header}"',
+                "-DEDGERNN_MODEL=m_model",
+                f"-DMCU_SCRATCH_WORDS={vectors.macros['MCU_SCRATCH_WORDS']}",
+                "-DMCU_BIDIRECTIONAL=0",
+                "-DMCU_SEMIHOST=1",
+                f"-I{work}",
+                f"-I{src}",
+                str(src / "model_unit.c"),
+                str(src / "harness.c"),
+                "-o",
+                str(exe),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=900,
+        )
+        run = subprocess.run(["qemu-aarch64", str(exe)], capture_output=True, text=True, timeout=120)
+        assert "mismatches=0 " in run.stdout and run.returncode == 0, (inp, hidden, run.stdout, run.stderr)
+
+
+def _zig_path() -> None:
+    for mod in ("ziglang", "unicorn", "capstone"):
+        if importlib.util.find_spec(mod) is None:
+            pytest.skip(f"pip-only path (zig + Unicorn): {mod} missing; pip install -e '.[mcu]' installs it")
+
+
+def _tools_for(target: str) -> None:
+    _zig_path()
+    if target == "avr":
+        for exe in ("avr-gcc", "simavr"):
+            if shutil.which(exe) is None:
+                pytest.skip(f"AVR path: {exe} missing; `make mcu-tools` installs it")
+
+
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m33", "cortex-m0plus", "riscv32imc", "avr"])
+def test_mcu_kernel_paths_are_bit_exact(tmp_path: Path, target: str) -> None:
+    _tools_for(target)
+    compiler = "gcc" if target == "avr" else "zig"
+    shapes = SHAPES if target != "avr" else [(1, 4), (3, 13), (5, 7)]  # AVR: one image a shape, slow
+    for i, (inp, hidden) in enumerate(shapes):
+        qm, x, lengths, _ = _model_and_inputs(inp, hidden, i)
+        header = write_header(qm, tmp_path / f"m{i}" / "model.h", "m")
+        results = check_header(header, qm, x, lengths, (target,), (compiler,), "auto", bench_sequences=1)
+        if target == "avr":  # libgcc's 64-bit helpers are expected there (c_runtime/mcu/README.md)
+            (r,) = results
+            assert r.mismatches == 0, (inp, hidden, r.first_mismatch)
+            assert all(_avr_helper(name) for name in r.undefined), r.undefined
+        else:
+            _assert_exact(results, f"{target} I={inp} H={hidden}")
+
+
+def test_m4_dsp_insns_per_mac_at_the_swept_shapes(tmp_path: Path) -> None:
+    """Issue 14's ceiling: <= 2.3 instructions per MAC on Cortex-M4 at every swept shape with H >= 32
+    (the zig and Unicorn wheels are pinned, so the counts are deterministic)."""
+    _zig_path()
+    for inp in (1, 3, 6, 12, 40):
+        qm = make_qm("many-to-one", inp, 32, seed=inp)
+        x = random_inputs(qm, np.random.default_rng(inp), batch=2, steps=5)
+        header = write_header(qm, tmp_path / f"i{inp}" / "model.h", "m")
+        (r,) = check_header(header, qm, x, np.array([5, 5]), ("cortex-m4",), ("zig",), "auto")
+        assert r.mismatches == 0 and r.kernel == "dsp"
+        assert r.insns_per_mac <= 2.3, (inp, r.insns_per_mac)
