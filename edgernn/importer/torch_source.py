@@ -95,17 +95,8 @@ def from_module(module: nn.Module, example: Any, sha256: str) -> Source:
     index = output_index(ep, found)
 
     @torch.no_grad()
-    def run(seq: np.ndarray) -> np.ndarray:
-        x = _one_sequence(seq, time_axis, found.tokens)
-        was = module.training
-        module.eval()
-        try:
-            return _answer(module(*_user_args(ep, x_name, found, x, time_axis)), index, found)
-        finally:
-            module.train(was)
-
-    @torch.no_grad()
     def run_padded(x: np.ndarray) -> np.ndarray:
+        """A batch in edgernn's layout (one sequence is a batch of one) through the module itself."""
         batch = torch.from_numpy(np.ascontiguousarray(x))
         batch = batch if time_axis == 1 else batch.transpose(0, 1)
         was = module.training
@@ -114,6 +105,9 @@ def from_module(module: nn.Module, example: Any, sha256: str) -> Source:
             return _batch_answer(module(*_user_args(ep, x_name, found, batch, time_axis)), index, found)
         finally:
             module.train(was)
+
+    def run(seq: np.ndarray) -> np.ndarray:
+        return run_padded(np.ascontiguousarray(seq, dtype=np.int64 if found.tokens else np.float32)[None])[0]
 
     return Source(found=found, run=run, label=type(module).__name__, sha256=sha256, run_padded=run_padded)
 
