@@ -475,7 +475,7 @@ def test_pad_to_deploys_what_the_author_measured(tmp_path: Path, tutorial, names
             "--backend",
             backend,
         ]
-        r = runner.invoke(main, [*args[:4], *args[4:], "--out", out])
+        r = runner.invoke(main, [*args, "--out", out])
         assert r.exit_code == 0, r.output
     assert (tmp_path / "c.csv").read_bytes() == (tmp_path / "onnx-int8.csv").read_bytes()
 
