@@ -237,6 +237,9 @@ static inline size_t edgernn_generate(const edgernn_model_t *m, int8_t *state, i
  * normalisation), then x * 1/s_x in float32, rounded half away from zero, saturated to +-127;
  * exactly edgernn.contract.quantize.quantize_inputs. A token model has no float input: no-op. */
 static inline void edgernn_quantize_input(const edgernn_model_t *m, const float *raw, int8_t *xq);
+/* The same for the first n features only: one sample of a framed model (its frame positions
+ * share the scales). */
+static inline void edgernn_quantize_features(const edgernn_model_t *m, const float *raw, int8_t *xq, int32_t n);
 
 /* An int32 logit as a float: logit_q * head_scale. */
 EDGERNN_INLINE float edgernn_dequantize_logit(const edgernn_model_t *m, int32_t logit_q);
@@ -1499,10 +1502,10 @@ static inline size_t edgernn_generate(const edgernn_model_t *m, int8_t *state, i
     return written;
 }
 
-static inline void edgernn_quantize_input(const edgernn_model_t *m, const float *raw, int8_t *xq)
+static inline void edgernn_quantize_features(const edgernn_model_t *m, const float *raw, int8_t *xq, int32_t n)
 {
     int32_t i;
-    for (i = 0; i < m->input_size; ++i) {
+    for (i = 0; i < n; ++i) {
         float value = raw[i];
         if (m->norm_mean != NULL) {
             /* (raw - mean) / std as two float32 operations, like numpy on float32 arrays. */
@@ -1511,6 +1514,11 @@ static inline void edgernn_quantize_input(const edgernn_model_t *m, const float 
         }
         xq[i] = edgernn_quantize_f32(value, EDGERNN_READ_F32(&m->input_inv_scale[i]));
     }
+}
+
+static inline void edgernn_quantize_input(const edgernn_model_t *m, const float *raw, int8_t *xq)
+{
+    edgernn_quantize_features(m, raw, xq, m->input_size);
 }
 
 EDGERNN_INLINE float edgernn_dequantize_logit(const edgernn_model_t *m, int32_t logit_q)

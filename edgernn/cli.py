@@ -106,6 +106,12 @@ def _out_dir(out: str | None, name: str) -> Path:
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help="Dropout between layers.")
 @click.option("--embed-dim", type=click.IntRange(1, 1024), help="Embedding size for token data.")
 @click.option(
+    "--frame",
+    type=click.IntRange(1, 1024),
+    help="Samples per RNN step (many-to-one feature data): K samples side by side make one step, so a "
+    "long sequence takes 1/K of the steps; the C header's PREFIX_push_sample still takes one sample.",
+)
+@click.option(
     "--epochs", type=click.IntRange(1, 100000), help="Maximum epochs (early stopping on validation)."
 )
 @click.option("--lr", type=click.FloatRange(0, 10, min_open=True), help="Adam learning rate.")
@@ -131,6 +137,7 @@ def train(
     bidirectional: bool | None,
     dropout: float | None,
     embed_dim: int | None,
+    frame: int | None,
     epochs: int | None,
     lr: float | None,
     batch_size: int | None,
@@ -158,6 +165,7 @@ def train(
         "bidirectional": bidirectional,
         "dropout": dropout,
         "embed_dim": embed_dim,
+        "frame": frame,
     }
     train_opts: dict[str, Any] = {
         "epochs": epochs,

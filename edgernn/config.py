@@ -38,6 +38,7 @@ MAX_HIDDEN = 1024
 MAX_LAYERS = 8
 MAX_INPUT = 4096
 MAX_PAD = 65535
+MAX_FRAME = 1024
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,9 @@ class ModelConfig:
     # or an all-zero int8 input) up to pad_to steps, as a model trained on unpacked padded
     # batches was measured. 0: every sequence is read at its own length.
     pad_to: int = 0
+    # Many-to-one feature models: each RNN step reads `frame` consecutive samples, so input_size
+    # is frame x the features of one sample (edgernn.frame); 1: one sample per step.
+    frame: int = 1
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -91,6 +95,17 @@ class ModelConfig:
             raise InputError(f"pad_to must be an integer in 0..{MAX_PAD}, got {self.pad_to!r}")
         if self.pad_to and self.task is not Task.MANY_TO_ONE:
             raise InputError("pad_to is for many-to-one models only")
+        if (
+            isinstance(self.frame, bool)
+            or not isinstance(self.frame, int)
+            or not 1 <= self.frame <= MAX_FRAME
+        ):
+            raise InputError(f"frame must be an integer in 1..{MAX_FRAME}, got {self.frame!r}")
+        if self.frame > 1:
+            if self.task is not Task.MANY_TO_ONE or self.tokens or self.pad_to:
+                raise InputError("frame > 1 is for many-to-one feature models (without pad_to)")
+            if self.input_size % self.frame:
+                raise InputError(f"input_size {self.input_size} is not a multiple of frame {self.frame}")
         if self.task is Task.ONE_TO_MANY:
             if self.bidirectional:
                 raise InputError("a one-to-many (generative) model cannot be bidirectional")
@@ -115,17 +130,24 @@ class ModelConfig:
         return self.vocab_size > 0
 
     @property
+    def sample_size(self) -> int:
+        """Features of one input sample: input_size is frame of them side by side."""
+        return self.input_size // self.frame
+
+    @property
     def last_output(self) -> bool:
         return self.readout is Readout.LAST_OUTPUT
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types, as checkpoints store them. The default readout and pad_to are left
-        out, so files written before they existed keep their bytes."""
+        """Plain JSON types, as checkpoints store them. The default readout, pad_to and frame are
+        left out, so files written before they existed keep their bytes."""
         d = {**asdict(self), "task": self.task.value, "readout": self.readout.value}
         if self.readout is Readout.FINAL_STATE:
             del d["readout"]
         if not self.pad_to:
             del d["pad_to"]
+        if self.frame == 1:
+            del d["frame"]
         return d
 
     @classmethod

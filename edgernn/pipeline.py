@@ -197,7 +197,7 @@ def train_to_dir(
 
 
 def int8_inputs(qm: QuantizedModel, split: Split) -> np.ndarray:
-    return split.x.astype(np.int64) if qm.config.tokens else quantize_inputs(split.x, qm.input_scale)
+    return split.x.astype(np.int64) if qm.config.tokens else quantize_inputs(split.x, qm.sample_scale)
 
 
 def int8_metrics(qm: QuantizedModel, split: Split) -> tuple[dict[str, float], np.ndarray]:

@@ -80,7 +80,7 @@ def float_parity(
     feed = x
     takes_raw = sess.get_modelmeta().custom_metadata_map.get("edgernn.input") == INPUT_RAW
     if takes_raw and qm is not None and qm.norm_mean.size and x.dtype.kind == "f":
-        std, mean = qm.norm_std.astype(np.float32), qm.norm_mean.astype(np.float32)
+        mean, std = (a.astype(np.float32) for a in qm.sample_norm)
         feed = (x.astype(np.float32) * std + mean).astype(np.float32)
     o_logits, o_hn = run_float(sess, feed, lengths, h0)
     ref_logits, ref_hn = t_logits.numpy(), t_hn.numpy()
@@ -118,12 +118,12 @@ def raw_parity(out: Path, qm: QuantizedModel, split: Any) -> dict[str, Any]:
     from edgernn.data.dataset import normalize
 
     x = np.asarray(split.x, dtype=np.float32)
-    if qm.norm_mean.size:
-        mean, std = qm.norm_mean.astype(np.float32), qm.norm_std.astype(np.float32)
+    mean, std = (a.astype(np.float32) for a in qm.sample_norm)
+    if mean.size:
         raw = (x * std + mean).astype(np.float32)
-        xq = quantize_inputs(normalize(raw, split.lengths, mean, std), qm.input_scale)
+        xq = quantize_inputs(normalize(raw, split.lengths, mean, std), qm.sample_scale)
     else:
-        raw, xq = x, quantize_inputs(x, qm.input_scale)
+        raw, xq = x, quantize_inputs(x, qm.sample_scale)
     ref = int_forward(qm, xq, split.lengths)
     got = run_raw_sequence(make_session(out / RAW_INT_ONNX), qm, raw, split.lengths)
     return int_parity("torch-int8", "ort-int8-raw", ref, got)

@@ -53,8 +53,8 @@ def random_workload(cfg: ModelConfig, qm: QuantizedModel, batch: int, steps: int
     if cfg.tokens:
         tok = rng.integers(1, cfg.vocab_size, size=(batch, steps)).astype(np.int64)
         return Workload(tok, tok, np.full(batch, steps, np.int64))
-    x = rng.normal(size=(batch, steps, cfg.input_size)).astype(np.float32)
-    return Workload(x, quantize_inputs(x, qm.input_scale), np.full(batch, steps, np.int64))
+    x = rng.normal(size=(batch, steps * cfg.frame, cfg.sample_size)).astype(np.float32)
+    return Workload(x, quantize_inputs(x, qm.sample_scale), np.full(batch, steps * cfg.frame, np.int64))
 
 
 def in_batches(w: Workload, batch: int, total: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

@@ -63,6 +63,17 @@ class QuantizedModel:
         if not isinstance(meta, ModelMeta):
             object.__setattr__(self, "meta", ModelMeta.from_dict(meta))
 
+    @property
+    def sample_scale(self) -> np.ndarray:
+        """The input scales of one sample (input_scale repeats them once per frame position)."""
+        return self.input_scale[: self.config.sample_size]
+
+    @property
+    def sample_norm(self) -> tuple[np.ndarray, np.ndarray]:
+        """The normalization (mean, std) of one sample's features; empty arrays when none."""
+        n = self.config.sample_size if self.norm_mean.size else 0
+        return self.norm_mean[:n], self.norm_std[:n]
+
     def cell(self, layer: int, direction: int) -> QuantCell:
         return self.cells[layer * self.config.directions + direction]
 

@@ -145,7 +145,11 @@ def quantize_model(
     else:
         if calib_x is None or calib_lengths is None:
             raise InputError("a feature-input model needs calibration data to set its input scales")
-        s_in = input_scales(np.asarray(calib_x, dtype=np.float32), np.asarray(calib_lengths))
+        # One scale per sample feature, the same at every position of a frame (edgernn.frame): a
+        # sample quantizes alone, before it is known where in its frame it lands.
+        s_in = np.tile(
+            input_scales(np.asarray(calib_x, dtype=np.float32), np.asarray(calib_lengths)), cfg.frame
+        )
     cells = []
     for layer in range(cfg.num_layers):
         for direction in range(d):
@@ -175,8 +179,12 @@ def quantize_model(
         head_b=head_b.astype(np.int32),
         head_scale=head_scale,
         input_scale=s_in,
-        norm_mean=np.zeros(0, np.float32) if norm_mean is None else np.asarray(norm_mean, np.float32),
-        norm_std=np.zeros(0, np.float32) if norm_std is None else np.asarray(norm_std, np.float32),
+        norm_mean=np.zeros(0, np.float32)
+        if norm_mean is None
+        else np.tile(np.asarray(norm_mean, np.float32), cfg.frame),
+        norm_std=np.zeros(0, np.float32)
+        if norm_std is None
+        else np.tile(np.asarray(norm_std, np.float32), cfg.frame),
         meta=ModelMeta.from_dict(meta or {}),
     )
     check_bounds(qm)

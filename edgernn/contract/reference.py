@@ -20,6 +20,7 @@ import torch
 from edgernn.config import Task
 from edgernn.contract.constants import OFFSET_BITS, Z_MAX, Z_MIN
 from edgernn.contract.model import QuantCell, QuantizedModel
+from edgernn.frame import frame_torch
 from edgernn.pad import pad_torch
 
 
@@ -69,12 +70,14 @@ def int_forward(
     lengths: torch.Tensor | np.ndarray,
     h0: torch.Tensor | np.ndarray | None = None,
 ) -> IntResult:
-    """Run whole (padded) sequences. x: int8 (B, T, I) or int64 tokens (B, T); lengths (B,)."""
+    """Run whole (padded) sequences. x: int8 samples (B, T, I) or int64 tokens (B, T); lengths (B,)
+    in samples. IntResult's time axis is in steps (T // frame)."""
     cfg = qm.config
     x = torch.as_tensor(np.asarray(x)) if isinstance(x, np.ndarray) else x
     lengths = (
         torch.as_tensor(np.asarray(lengths)).long() if isinstance(lengths, np.ndarray) else lengths.long()
     )
+    x, lengths = frame_torch(cfg, x, lengths)  # x in samples; the integers work on steps
     x, lengths = pad_torch(cfg, x, lengths)
     b, steps = x.shape[0], x.shape[1]
     hsz, d = cfg.hidden_size, cfg.directions

@@ -32,7 +32,7 @@ from edgernn.contract.model import QuantizedModel
 from edgernn.contract.quantize import quantize_inputs
 from edgernn.data.dataset import normalize
 from edgernn.errors import InputError
-from edgernn.pad import pad_numpy
+from edgernn.frame import steps_numpy
 from edgernn.pipeline import FLOAT_ONNX, HEADER, INT_ONNX, QUANT_NAME, STEP_ONNX, load_quantized, shared
 
 BACKENDS: tuple[str, ...] = ("c", "onnx-int8", "onnx", "torch")
@@ -202,8 +202,9 @@ class Runtime:
             )
 
     def _normalised(self, x: np.ndarray, lens: np.ndarray) -> np.ndarray:
-        if len(self.qm.norm_mean):
-            return normalize(x, lens, self.qm.norm_mean, self.qm.norm_std)
+        mean, std = self.qm.sample_norm
+        if len(mean):
+            return normalize(x, lens, mean, std)
         return x.astype(np.float32)
 
     def quantize(self, x: np.ndarray, lens: np.ndarray) -> np.ndarray:
@@ -211,7 +212,7 @@ class Runtime:
         token ids unchanged. Padding stays 0."""
         if self.tokens:
             return x.astype(np.int64)
-        return quantize_inputs(self._normalised(x, lens), self.qm.input_scale)
+        return quantize_inputs(self._normalised(x, lens), self.qm.sample_scale)
 
     # -- answers --------------------------------------------------------------------------------
 
@@ -247,6 +248,11 @@ class Runtime:
             raise InputError(
                 "a bidirectional model cannot stream: its backward direction reads each sequence "
                 "from its end, so no answer exists before the whole sequence is in; use predict"
+            )
+        if self.qm.config.frame > 1:
+            raise InputError(
+                f"this model steps once per {self.qm.config.frame} samples; stream it in C with "
+                "PREFIX_push_sample, or use predict on whole sequences"
             )
         if self.qm.config.pad_to:
             raise InputError(
@@ -406,7 +412,7 @@ class _C(_Impl):
 
     def run(self, rt: Runtime, x: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         # The pad steps of a pad_to model, appended as firmware appends them (edgernn.pad).
-        q = self.cm.run(*pad_numpy(rt.qm.config, self._quantize(rt, x, lens), lens)).logits.numpy()
+        q = self.cm.run(*steps_numpy(rt.qm.config, self._quantize(rt, x, lens), lens)).logits.numpy()
         return rt.dequantize(q), q
 
     def step(

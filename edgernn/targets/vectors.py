@@ -24,7 +24,7 @@ from edgernn.config import Task
 from edgernn.contract.model import QuantizedModel
 from edgernn.contract.reference import int_forward
 from edgernn.errors import InputError
-from edgernn.pad import pad_numpy
+from edgernn.frame import steps_numpy
 
 
 @dataclass(frozen=True)
@@ -97,8 +97,8 @@ def build_vectors(qm: QuantizedModel, x: np.ndarray, lengths: np.ndarray) -> Vec
     if len(lengths) == 0 or lengths.min() < 1:
         raise InputError("the MCU check needs at least one sequence, each at least one step long")
     ref = int_forward(qm, x, lengths)
-    # A pad_to model's pad steps are steps like any other on the device (PREFIX_finish runs them).
-    x, lengths = pad_numpy(cfg, np.asarray(x), lengths)
+    # The device runs steps: frames of samples, and a pad_to model's pad steps (PREFIX_finish).
+    x, lengths = steps_numpy(cfg, np.asarray(x), lengths)
     hidden = ref.hidden.numpy()  # (L, B, T, D*H)
     h_n = ref.h_n.numpy()  # (L*D, B, H)
     logits = ref.logits.numpy()

@@ -15,6 +15,7 @@ from torch import nn
 
 from edgernn.config import ModelConfig, Task, TrainConfig
 from edgernn.data.dataset import Dataset, Split
+from edgernn.errors import InputError
 from edgernn.metrics import IGNORE, task_metrics
 from edgernn.train.model import EdgeRNN
 
@@ -28,6 +29,7 @@ class ModelSpec:
     bidirectional: bool = False
     dropout: float = 0.0
     embed_dim: int = 16
+    frame: int = 1  # samples per step (edgernn.frame)
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,15 @@ DEFAULT_PRESET = Preset(ModelSpec(), TrainConfig())
 
 def model_config(ds: Dataset, spec: ModelSpec) -> ModelConfig:
     tokens = len(ds.vocab) > 0
+    if spec.frame > 1:
+        shortest = min(int(s.lengths.min()) for s in (ds.train, ds.val, ds.test) if len(s))
+        if spec.frame > shortest:
+            raise InputError(
+                f"--frame {spec.frame} is longer than the shortest sequence of {ds.name} ({shortest} samples)"
+            )
     return ModelConfig(
         task=ds.task,
-        input_size=spec.embed_dim if tokens else ds.input_size,
+        input_size=spec.embed_dim if tokens else ds.input_size * spec.frame,
         hidden_size=spec.hidden_size,
         num_classes=ds.num_classes,
         num_layers=spec.num_layers,
@@ -65,6 +73,7 @@ def model_config(ds: Dataset, spec: ModelSpec) -> ModelConfig:
         vocab_size=len(ds.vocab),
         embed_dim=spec.embed_dim if tokens else 0,
         dropout=spec.dropout,
+        frame=spec.frame,
     )
 
 

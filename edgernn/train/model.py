@@ -7,6 +7,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from edgernn.config import ModelConfig, Task
+from edgernn.frame import frame_torch
 from edgernn.pad import pad_torch
 
 
@@ -35,6 +36,14 @@ class EdgeRNN(nn.Module):
     def forward(
         self, x: torch.Tensor, lengths: torch.Tensor, h0: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: samples (B, T, I) or tokens (B, T); lengths in samples."""
+        x, lengths = frame_torch(self.cfg, x, lengths)
+        return self.forward_steps(x, lengths, h0)
+
+    def forward_steps(
+        self, x: torch.Tensor, lengths: torch.Tensor, h0: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same on steps as the RNN reads them (samples already framed, edgernn.frame)."""
         x, lengths = pad_torch(self.cfg, x, lengths)
         inp = self.embedding(x) if self.embedding is not None else x
         packed = pack_padded_sequence(inp, lengths.cpu(), batch_first=True, enforce_sorted=False)

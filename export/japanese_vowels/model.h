@@ -32,12 +32,12 @@
 
 /* One model per prefix and translation unit: a second, different model with this prefix
  * stops the build here (the guard would otherwise drop it without a word). */
-#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 193303719
+#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 68604072
 #error "two different edgernn models use the C prefix japanese_vowels in one translation unit; regenerate one with another --prefix"
 #endif
 #ifndef JAPANESE_VOWELS_MODEL_H
 #define JAPANESE_VOWELS_MODEL_H
-#define JAPANESE_VOWELS_MODEL_ID 193303719 /* identifies this model (a hash of the header) */
+#define JAPANESE_VOWELS_MODEL_ID 68604072 /* identifies this model (a hash of the header) */
 
 /*
  * Usage (C99 or C++; no malloc, stdio, libm, memset, memcpy). In exactly one .c/.cpp file:
@@ -293,6 +293,9 @@ static inline size_t edgernn_generate(const edgernn_model_t *m, int8_t *state, i
  * normalisation), then x * 1/s_x in float32, rounded half away from zero, saturated to +-127;
  * exactly edgernn.contract.quantize.quantize_inputs. A token model has no float input: no-op. */
 static inline void edgernn_quantize_input(const edgernn_model_t *m, const float *raw, int8_t *xq);
+/* The same for the first n features only: one sample of a framed model (its frame positions
+ * share the scales). */
+static inline void edgernn_quantize_features(const edgernn_model_t *m, const float *raw, int8_t *xq, int32_t n);
 
 /* An int32 logit as a float: logit_q * head_scale. */
 EDGERNN_INLINE float edgernn_dequantize_logit(const edgernn_model_t *m, int32_t logit_q);
@@ -1555,10 +1558,10 @@ static inline size_t edgernn_generate(const edgernn_model_t *m, int8_t *state, i
     return written;
 }
 
-static inline void edgernn_quantize_input(const edgernn_model_t *m, const float *raw, int8_t *xq)
+static inline void edgernn_quantize_features(const edgernn_model_t *m, const float *raw, int8_t *xq, int32_t n)
 {
     int32_t i;
-    for (i = 0; i < m->input_size; ++i) {
+    for (i = 0; i < n; ++i) {
         float value = raw[i];
         if (m->norm_mean != NULL) {
             /* (raw - mean) / std as two float32 operations, like numpy on float32 arrays. */
@@ -1567,6 +1570,11 @@ static inline void edgernn_quantize_input(const edgernn_model_t *m, const float 
         }
         xq[i] = edgernn_quantize_f32(value, EDGERNN_READ_F32(&m->input_inv_scale[i]));
     }
+}
+
+static inline void edgernn_quantize_input(const edgernn_model_t *m, const float *raw, int8_t *xq)
+{
+    edgernn_quantize_features(m, raw, xq, m->input_size);
 }
 
 EDGERNN_INLINE float edgernn_dequantize_logit(const edgernn_model_t *m, int32_t logit_q)

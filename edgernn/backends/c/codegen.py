@@ -147,7 +147,7 @@ def model_sizes(qm: QuantizedModel) -> dict[str, int]:
     return {
         "weight": weight,
         "lut": LUT_SIZE,
-        "state": cfg.num_layers * d * h,
+        "state": cfg.num_layers * d * h + frame_buffer_bytes(qm),
         "scratch": 4 * 2 * h,
         "macs": macs,
         "head_macs": cfg.num_classes * d * h,
@@ -275,6 +275,16 @@ def _macros(qm: QuantizedModel, up: str, sizes: dict[str, int]) -> str:
             )
         )
         groups.append(("Generation", gen))
+    if cfg.frame > 1:
+        frame = [
+            (f"{up}_FRAME", str(cfg.frame), "samples per step: PREFIX_push_sample steps every FRAME samples"),
+            (
+                f"{up}_SAMPLE_SIZE",
+                str(cfg.sample_size),
+                "int8 features per sample (INPUT_SIZE = FRAME x this)",
+            ),
+        ]
+        groups.append(("Framing (edgernn train --frame): samples grouped into steps", frame))
     if cfg.pad_to:
         pad = [
             (f"{up}_PAD_TO", f"{cfg.pad_to}u", "a sequence is read with pad steps after it up to this many")
@@ -291,6 +301,16 @@ def _macros(qm: QuantizedModel, up: str, sizes: dict[str, int]) -> str:
             out.append(f"{line.ljust(max(width + 24, len(line) + 1))}/* {comment} */" if comment else line)
         out.append("")
     return "\n".join(out).rstrip("\n")
+
+
+def frame_buffer_bytes(qm: QuantizedModel) -> int:
+    """RAM a framed model's state adds: the frame being filled and its uint16 fill count, with
+    the struct's padding (PREFIX_state_t: h, then frame, then filled)."""
+    cfg = qm.config
+    if cfg.frame == 1:
+        return 0
+    used = cfg.num_layers * cfg.directions * cfg.hidden_size + cfg.input_size
+    return cfg.input_size + used % 2 + 2
 
 
 def generate_header(qm: QuantizedModel, prefix: str = "edgernn_model") -> str:

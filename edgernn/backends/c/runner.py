@@ -11,28 +11,29 @@ from edgernn.backends.c.host import CModel, compile_model
 from edgernn.backends.registry import IntBackend, register
 from edgernn.contract.model import QuantizedModel
 from edgernn.contract.reference import IntResult
-from edgernn.pad import pad_numpy
+from edgernn.frame import steps_numpy
 from edgernn.pipeline import HEADER
 
 
 @dataclass
-class _Padded:
-    """A pad_to model: the pad steps appended to each sequence before PREFIX_run, as firmware
-    appends them (PREFIX_pad before a run, PREFIX_finish after streaming)."""
+class _Stepped:
+    """A model whose steps are not its input samples one for one (frame, pad_to): each sequence
+    is made into steps before PREFIX_run, as firmware does (a sample buffer of whole frames,
+    PREFIX_push_sample; PREFIX_pad before a run, PREFIX_finish after streaming)."""
 
     model: CModel
     qm: QuantizedModel
 
     def run(self, x: np.ndarray, lengths: np.ndarray) -> IntResult:
-        return self.model.run(*pad_numpy(self.qm.config, np.asarray(x), np.asarray(lengths)))
+        return self.model.run(*steps_numpy(self.qm.config, np.asarray(x), np.asarray(lengths)))
 
     def generate(self, start: int, end: int, max_len: int) -> list[int]:
         return self.model.generate(start, end, max_len)
 
 
-def _open(out: Path, qm: QuantizedModel, work: Path) -> CModel | _Padded:
+def _open(out: Path, qm: QuantizedModel, work: Path) -> CModel | _Stepped:
     model = compile_model(out / HEADER, qm.meta.c_prefix or "edgernn_model", work)
-    return _Padded(model, qm) if qm.config.pad_to else model
+    return _Stepped(model, qm) if qm.config.pad_to or qm.config.frame > 1 else model
 
 
 register(IntBackend("c-int8", _open, order=30, needs_c_compiler=True, generates=True))

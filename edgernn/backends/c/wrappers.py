@@ -23,6 +23,18 @@ def _scratch(up: str, generate: bool = False) -> str:
 
 def state_type(qm: QuantizedModel, p: str) -> str:
     up = p.upper()
+    if qm.config.frame > 1:
+        return (
+            f"/* The stream's state: {up}_STATE_BYTES bytes of RAM, owned by the caller. h as below; frame\n"
+            f" * holds the samples of the step being filled ({p}_push_sample), `filled` of them.\n"
+            " * h[layer * DIRECTIONS + direction] is that layer and direction's hidden state (int8 at scale\n"
+            " * 1/127), in the order of torch's h_n. The functions keep no other state. */\n"
+            "typedef struct {\n"
+            f"    int8_t h[{up}_NUM_LAYERS * {up}_NUM_DIRECTIONS][{up}_HIDDEN_SIZE];\n"
+            f"    int8_t frame[{up}_INPUT_SIZE];\n"
+            "    uint16_t filled;\n"
+            f"}} {p}_state_t;"
+        )
     return (
         f"/* The recurrent state: {up}_STATE_BYTES bytes of RAM, owned by the caller.\n"
         " * h[layer * DIRECTIONS + direction] is that layer and direction's hidden state (int8 at scale\n"
@@ -45,11 +57,12 @@ def wrappers(qm: QuantizedModel, p: str) -> str:
     st_or_null = "(int8_t *)(void *)st"
     inp = "const int32_t *tokens" if cfg.tokens else "const int8_t *x"
     run_fn, run_arg = ("edgernn_run_tokens", "tokens") if cfg.tokens else ("edgernn_run", "x")
+    reset = "\n    st->filled = 0;" if cfg.frame > 1 else ""
     out = [
         _fn(
             "The all-zero state (what torch uses when no h0 is given).",
             f"void {p}_init({p}_state_t *st)",
-            f"    edgernn_init({m}, {st});",
+            f"    edgernn_init({m}, {st});{reset}",
         )
     ]
     if not cfg.bidirectional and not cfg.tokens:
@@ -102,6 +115,8 @@ def wrappers(qm: QuantizedModel, p: str) -> str:
                 f"    return edgernn_classify({m}, {st}, logits);",
             )
         )
+    if cfg.frame > 1:
+        out += _frame_wrappers(p)
     if cfg.pad_to:
         out.append(_pad_wrapper(qm, p))
     if cfg.task == Task.ONE_TO_MANY:
@@ -131,6 +146,36 @@ def wrappers(qm: QuantizedModel, p: str) -> str:
         )
     )
     return "\n\n".join(out)
+
+
+def _frame_wrappers(p: str) -> list[str]:
+    """A framed model's streaming calls: one sample at a time, a step every FRAME samples."""
+    up = p.upper()
+    return [
+        _fn(
+            f"Buffers one sample in *st and, when {up}_FRAME samples are in, runs one step on them.\n"
+            " * Returns 1 when it stepped (the class may be read then), else 0. A sequence's last samples\n"
+            " * that do not fill a frame are never stepped on, as in training (edgernn.frame).",
+            f"int {p}_push_sample({p}_state_t *st, const int8_t sample[{up}_SAMPLE_SIZE])",
+            f"    int8_t *slot = &st->frame[(size_t)st->filled * {up}_SAMPLE_SIZE];\n"
+            "    int32_t i;\n"
+            f"    for (i = 0; i < {up}_SAMPLE_SIZE; ++i) {{\n"
+            "        slot[i] = sample[i];\n"
+            "    }\n"
+            f"    if (++st->filled < {up}_FRAME) {{\n"
+            "        return 0;\n"
+            "    }\n"
+            "    st->filled = 0;\n"
+            f"    {p}_step(st, st->frame);\n"
+            "    return 1;",
+        ),
+        _fn(
+            "One sample of floats to int8 (normalisation and scales of edgernn_quantize_input; every\n"
+            " * position of a frame shares them).",
+            f"void {p}_quantize_sample(const float raw[{up}_SAMPLE_SIZE], int8_t xq[{up}_SAMPLE_SIZE])",
+            f"    edgernn_quantize_features(&{p}_model, raw, xq, {up}_SAMPLE_SIZE);",
+        ),
+    ]
 
 
 def _pad_wrapper(qm: QuantizedModel, p: str) -> str:
@@ -178,6 +223,11 @@ def usage(qm: QuantizedModel, p: str) -> str:
         ]
     elif cfg.tokens:
         lines += [f"    {p}_step_token(&st, token);          // once per input token"]
+    elif cfg.frame > 1:
+        lines += [
+            f"    {p}_quantize_sample(sample_f32, s);  // or produce int8 samples directly",
+            f"    if ({p}_push_sample(&st, s)) {{ ... }} // once per sample; a step every FRAME samples",
+        ]
     else:
         lines += [
             f"    {p}_quantize_input(sample_f32, x);   // or produce int8 x directly",

@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+from torch import nn
 
 from edgernn.artifacts import write_bytes
 from edgernn.config import Task
@@ -63,9 +64,12 @@ def float_onnx_bytes(model: EdgeRNN, qm: QuantizedModel | None = None) -> bytes:
     seq_axes = {0: "batch", 1: "time"}
     out_axes = {0: "batch"} if cfg.task == Task.MANY_TO_ONE else seq_axes
     buf = io.BytesIO()
+    # A framed model is traced on steps; the framing front (Shape, Slice, Reshape) goes in front
+    # afterwards, so no sequence length is baked into the trace.
+    traced: nn.Module = _Steps(model) if cfg.frame > 1 else model
     with _quiet_native_stderr():
         torch.onnx.export(
-            model,
+            traced,
             (x, lengths, h0),
             buf,  # type: ignore[arg-type]  # file objects are accepted at run time
             dynamo=False,
@@ -84,12 +88,47 @@ def float_onnx_bytes(model: EdgeRNN, qm: QuantizedModel | None = None) -> bytes:
     proto = onnx.load_from_string(buf.getvalue())
     proto.producer_name = "edgernn"
     proto.producer_version = ""
+    if cfg.frame > 1:
+        _prepend_framing(proto, model)
     if qm is not None:
         from edgernn.backends.onnx.raw_input import raw_float_model
 
         proto = raw_float_model(proto, qm)
     onnx.checker.check_model(proto, full_check=True)
     return proto.SerializeToString()
+
+
+class _Steps(nn.Module):
+    """The model on steps (EdgeRNN.forward_steps), for tracing a framed model."""
+
+    def __init__(self, model: EdgeRNN) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor, h0: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.forward_steps(x, lengths, h0)
+
+
+def _prepend_framing(proto: onnx.ModelProto, model: EdgeRNN) -> None:
+    """The framing front (backends/onnx/framing.py) in front of a graph traced on steps: x and
+    lengths become samples again."""
+    from edgernn.backends.onnx.framing import frame_front
+    from edgernn.backends.onnx.int_builder import Graph
+    from edgernn.backends.onnx.raw_input import rename_reads
+
+    g = Graph()
+    x_steps, lengths_steps = frame_front(g, model.cfg, "x", "lengths")
+    graph = proto.graph
+    rename_reads(graph, "x", x_steps)
+    rename_reads(graph, "lengths", lengths_steps)
+    nodes = [*g.nodes, *graph.node]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(g.initializers)
+    (x_info,) = [i for i in graph.input if i.name == "x"]
+    x_info.type.tensor_type.shape.dim[2].dim_value = model.cfg.sample_size
 
 
 def export_float_onnx(model: EdgeRNN, path: str | os.PathLike[str], qm: QuantizedModel | None = None) -> None:

@@ -19,7 +19,7 @@ from edgernn.config import Task
 from edgernn.contract.model import QuantizedModel
 from edgernn.contract.reference import IntResult
 from edgernn.errors import InputError
-from edgernn.pad import pad_numpy
+from edgernn.frame import steps_numpy
 
 
 def save_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> None:
@@ -56,8 +56,8 @@ def _prepare(
     in 1..T, h0 int8 (L*D, B, H) (zeros when None)."""
     cfg = qm.config
     xa, lens = _np(x), _np(lengths)
-    rank, want = (2, "(B, T)") if cfg.tokens else (3, f"(B, T, {cfg.input_size})")
-    if xa.ndim != rank or (not cfg.tokens and xa.shape[2] != cfg.input_size):
+    rank, want = (2, "(B, T)") if cfg.tokens else (3, f"(B, T, {cfg.sample_size})")
+    if xa.ndim != rank or (not cfg.tokens and xa.shape[2] != cfg.sample_size):
         raise InputError(f"x must have shape {want}, got {xa.shape}")
     if not (np.issubdtype(xa.dtype, np.integer) and np.issubdtype(lens.dtype, np.integer)):
         raise InputError("the integer graphs take integer x and lengths (quantize float inputs first)")
@@ -111,8 +111,8 @@ def run_raw_sequence(session: Any, qm: QuantizedModel, raw: np.ndarray, lengths:
     same shapes and dtypes as `int_forward`."""
     cfg = qm.config
     xa, lens = np.ascontiguousarray(raw, dtype=np.float32), np.asarray(lengths, dtype=np.int64)
-    if xa.ndim != 3 or xa.shape[2] != cfg.input_size:
-        raise InputError(f"raw x must have shape (B, T, {cfg.input_size}), got {xa.shape}")
+    if xa.ndim != 3 or xa.shape[2] != cfg.sample_size:
+        raise InputError(f"raw x must have shape (B, T, {cfg.sample_size}), got {xa.shape}")
     h0 = np.zeros((cfg.num_layers * cfg.directions, xa.shape[0], cfg.hidden_size), dtype=np.int8)
     logits, h_n, hidden = session.run(["logits", "h_n", "hidden"], {"x": xa, "lengths": lens, "h0": h0})
     return _result(hidden, h_n, logits)
@@ -245,7 +245,7 @@ def run_steps(
     only selects, masks and reorders.
     """
     xa, lens, h = _prepare(qm, x, lengths, h0)
-    xa, lens = pad_numpy(qm.config, xa, lens)  # pad steps are steps of the step model
+    xa, lens = steps_numpy(qm.config, xa, lens)  # one call per step: frames, and pad steps
     if qm.config.bidirectional:
         return _run_steps_bidirectional(session, qm, xa, lens, h)
     return _run_steps_unidirectional(session, qm, xa, lens, h)

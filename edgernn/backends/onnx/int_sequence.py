@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from edgernn.backends.onnx.framing import frame_front
 from edgernn.backends.onnx.int_builder import (
     BOOL,
     I8,
@@ -112,7 +113,10 @@ def build_sequence_model(qm: QuantizedModel) -> onnx.ModelProto:
     dirs, hsz, layers = cfg.directions, cfg.hidden_size, cfg.num_layers
     g = new_graph(qm)
     x_name = "tokens" if cfg.tokens else "x"
-    x_in, lengths = _pad_steps(g, qm, x_name) if cfg.pad_to else (x_name, "lengths")
+    if cfg.frame > 1:  # samples in: the steps are frames of them (edgernn.frame)
+        x_in, lengths = frame_front(g, cfg, x_name, "lengths")
+    else:
+        x_in, lengths = _pad_steps(g, qm, x_name) if cfg.pad_to else (x_name, "lengths")
     valid = _validity_mask(g, x_in, lengths)
     layer_in, layer_outs, finals = x_in, [], []
     for layer in range(layers):
@@ -141,12 +145,12 @@ def build_sequence_model(qm: QuantizedModel) -> onnx.ModelProto:
     x_info = (
         tensor_info("tokens", I64, ["B", "T"])
         if cfg.tokens
-        else tensor_info("x", I8, ["B", "T", cfg.input_size])
+        else tensor_info("x", I8, ["B", "T", cfg.sample_size])
     )
     inputs = [x_info, tensor_info("lengths", I64, ["B"]), tensor_info("h0", I8, [layers * dirs, "B", hsz])]
     outputs = [
         tensor_info("logits", I32, logits_shape),
         tensor_info("h_n", I8, [layers * dirs, "B", hsz]),
-        tensor_info("hidden", I8, [layers, "B", "T", dirs * hsz]),
+        tensor_info("hidden", I8, [layers, "B", "T" if cfg.frame == 1 else "steps", dirs * hsz]),
     ]
     return finish(qm, g, "edgernn_int8_sequence", inputs, outputs, describe(qm, "sequence"))

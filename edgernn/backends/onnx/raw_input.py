@@ -49,7 +49,7 @@ F32 = TensorProto.FLOAT
 RAW_INPUT = "x"  # the raw graphs' feature input keeps the name of the graphs they wrap
 
 
-def _rename_reads(graph: onnx.GraphProto, old: str, new: str) -> None:
+def rename_reads(graph: onnx.GraphProto, old: str, new: str) -> None:
     """Every node that reads `old` (in sub-graphs too) reads `new` instead."""
     for node in graph.node:
         for i, name in enumerate(node.input):
@@ -57,21 +57,24 @@ def _rename_reads(graph: onnx.GraphProto, old: str, new: str) -> None:
                 node.input[i] = new
         for attr in node.attribute:
             if attr.type == onnx.AttributeProto.GRAPH:
-                _rename_reads(attr.g, old, new)
+                rename_reads(attr.g, old, new)
 
 
-def _normalize(g: Graph, qm: QuantizedModel, src: str) -> str:
-    """(x - mean) / std as two float32 ops, like the C wrapper and numpy; none without a norm."""
-    if qm.norm_mean.size == 0:
+def _normalize(g: Graph, qm: QuantizedModel, src: str, samples: bool) -> str:
+    """(x - mean) / std as two float32 ops, like the C wrapper and numpy; none without a norm.
+    samples: src holds samples (a framed model's sequence graphs), else whole steps."""
+    mean_values, std_values = qm.sample_norm if samples else (qm.norm_mean, qm.norm_std)
+    if mean_values.size == 0:
         return src
-    mean = g.const("raw_norm_mean", qm.norm_mean.astype(np.float32))
-    std = g.const("raw_norm_std", qm.norm_std.astype(np.float32))
+    mean = g.const("raw_norm_mean", mean_values.astype(np.float32))
+    std = g.const("raw_norm_std", std_values.astype(np.float32))
     return g.op("Div", [g.op("Sub", [src, mean], "raw_centred"), std], "raw_normalized")
 
 
-def _quantize(g: Graph, qm: QuantizedModel, src: str, dst: str) -> str:
+def _quantize(g: Graph, qm: QuantizedModel, src: str, dst: str, samples: bool) -> str:
     """The float -> int8 rule (module docstring), float32 `src` -> int8 `dst`."""
-    inv = (np.float32(1.0) / np.asarray(qm.input_scale, dtype=np.float32)).astype(np.float32)
+    scale = qm.sample_scale if samples else qm.input_scale
+    inv = (np.float32(1.0) / np.asarray(scale, dtype=np.float32)).astype(np.float32)
     g.const("raw_inv_scale", inv)
     for name, value in (("raw_zero", 0.0), ("raw_half", 0.5), ("raw_q_min", -Q_MAX), ("raw_q_max", Q_MAX)):
         g.const(name, np.array(value, np.float32))
@@ -95,7 +98,7 @@ def _prepend(model: onnx.ModelProto, g: Graph, read_as: str) -> None:
     clash = taken & ({t.name for t in g.initializers} | {n for node in g.nodes for n in node.output})
     if clash:
         raise AssertionError(f"raw-input names already used in the graph: {sorted(clash)}")
-    _rename_reads(graph, RAW_INPUT, read_as)
+    rename_reads(graph, RAW_INPUT, read_as)
     nodes = [*g.nodes, *graph.node]
     del graph.node[:]
     graph.node.extend(nodes)
@@ -107,7 +110,8 @@ def _int_raw(base: onnx.ModelProto, qm: QuantizedModel, kind: str) -> onnx.Model
     model.CopyFrom(base)
     if not qm.config.tokens:
         g = Graph()
-        _quantize(g, qm, _normalize(g, qm, RAW_INPUT), "x_q")
+        samples = kind == GRAPH_INT_SEQUENCE
+        _quantize(g, qm, _normalize(g, qm, RAW_INPUT, samples), "x_q", samples)
         _prepend(model, g, "x_q")
         (x_info,) = [i for i in model.graph.input if i.name == RAW_INPUT]
         x_info.type.tensor_type.elem_type = F32
@@ -139,7 +143,7 @@ def raw_float_model(float_model: onnx.ModelProto, qm: QuantizedModel) -> onnx.Mo
     model.CopyFrom(float_model)
     if not qm.config.tokens and qm.norm_mean.size:
         g = Graph()
-        normalized = _normalize(g, qm, RAW_INPUT)
+        normalized = _normalize(g, qm, RAW_INPUT, samples=True)
         _prepend(model, g, normalized)
     set_props(model, model_props(qm, GRAPH_FLOAT, INPUT_RAW))
     onnx.checker.check_model(model, full_check=True)

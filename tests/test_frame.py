@@ -1,0 +1,132 @@
+"""--frame K: K samples side by side make one RNN step, on every backend (edgernn.frame).
+
+A framed model is trained for real on a long bundled set (ArrowHead, 251 samples), exported and
+checked: torch float = ORT float, and the torch integer reference = ORT (sequence, step, raw) = C
+= an emulated Cortex-M, integer for integer. Firmware streams one sample at a time through
+PREFIX_push_sample; over a 10,000-sample stream every state it steps to equals the reference's.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgernn.cli import main
+from edgernn.config import ModelConfig, TrainConfig
+from edgernn.contract.reference import int_forward
+from edgernn.errors import InputError
+from edgernn.pipeline import export_dir, load_quantized, train_to_dir
+from edgernn.train.loop import ModelSpec
+from edgernn.verify import verify_dir
+
+FRAME = 10
+
+
+@pytest.fixture(scope="module")
+def framed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("framed")
+    spec = ModelSpec(hidden_size=16, frame=FRAME)
+    train_to_dir(out, dataset="arrowhead", spec=spec, tc=TrainConfig(epochs=4, lr=5e-3), progress=False)
+    export_dir(out, prefix="ah")
+    return out
+
+
+def test_framed_model_is_bit_exact_on_every_backend(framed: Path) -> None:
+    v = verify_dir(framed)
+    assert v.passed, v.report["parity"]
+    rows = {p["b"]: p for p in v.report["parity"]}
+    for backend in ("ort-int8", "ort-int8-step", "c-int8", "ort-int8-raw"):
+        assert rows[backend]["mismatches"] == 0 and rows[backend]["n"] > 0
+    qm = load_quantized(framed)
+    assert qm.config.frame == FRAME and qm.config.input_size == FRAME * qm.config.sample_size
+    # One scale per sample feature, the same at every position of a frame.
+    assert np.array_equal(qm.input_scale, np.tile(qm.sample_scale, FRAME))
+
+
+@pytest.mark.slow
+def test_framed_model_on_emulated_cortex_m(framed: Path) -> None:
+    from test_mcu import _assert_exact, _zig_path
+
+    from edgernn.targets.check import check_dir
+
+    _zig_path()
+    results = check_dir(framed, ("cortex-m0plus", "cortex-m4"), ("zig",), max_sequences=20)
+    _assert_exact(results, "zig+unicorn")
+    header = (framed / "model.h").read_text()
+    assert "#define AH_FRAME" in header and "int ah_push_sample(ah_state_t *st" in header
+    # RAM counts the frame being filled: state = h + one frame of int8 samples + the fill count.
+    assert all(r.state_bytes == 16 + FRAME + 2 for r in results)
+
+
+def test_push_sample_streams_10000_samples(framed: Path, tmp_path: Path) -> None:
+    """One sample at a time: a step every FRAME samples, each state equal to the reference's."""
+    from edgernn.backends.c.build import Compiler
+
+    qm = load_quantized(framed)
+    n = 10_000
+    rng = np.random.default_rng(0)
+    samples = rng.integers(-127, 128, size=(n, qm.config.sample_size)).astype(np.int8)
+    ref = int_forward(qm, samples[None], np.array([n]))
+    want = ref.hidden.numpy()[0, 0]  # (n // FRAME, H)
+    values = ",".join(str(int(v)) for v in samples.reshape(-1))
+    program = f"""
+#include <stdio.h>
+#define EDGERNN_IMPLEMENTATION
+#include "model.h"
+static const int8_t samples[{n}][AH_SAMPLE_SIZE] = {{{values}}};
+int main(void) {{
+    ah_state_t st;
+    int32_t logits[AH_NUM_CLASSES];
+    size_t i, j, steps = 0;
+    ah_init(&st);
+    for (i = 0; i < {n}; ++i) {{
+        if (ah_push_sample(&st, samples[i])) {{
+            ++steps;
+            for (j = 0; j < AH_HIDDEN_SIZE; ++j) {{
+                printf("%d ", st.h[0][j]);
+            }}
+            printf("\\n");
+        }}
+    }}
+    (void)ah_classify(&st, logits);
+    printf("logits");
+    for (j = 0; j < AH_NUM_CLASSES; ++j) {{
+        printf(" %ld", (long)logits[j]);
+    }}
+    printf("\\n");
+    return steps == {n // FRAME} ? 0 : 1;
+}}
+"""
+    src = tmp_path / "stream.c"
+    src.write_text(program)
+    exe = tmp_path / "stream"
+    cc = Compiler.discover()
+    subprocess.run([*cc.command, "-std=c99", "-O2", f"-I{framed}", str(src), "-o", str(exe)], check=True)
+    lines = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.splitlines()
+    got = np.array([[int(v) for v in line.split()] for line in lines[:-1]])
+    assert got.shape == want.shape and np.array_equal(got, want)
+    logits = [int(v) for v in lines[-1].split()[1:]]
+    assert logits == ref.logits.numpy()[0].tolist()
+
+
+def test_bad_frame_values_are_one_line_errors(tmp_path: Path) -> None:
+    runner = CliRunner()
+    for bad, says in (("0", "Invalid value for '--frame'"), ("-3", "Invalid value for '--frame'")):
+        r = runner.invoke(
+            main, ["train", "--dataset", "arrowhead", "--frame", bad, "--out", str(tmp_path / "x")]
+        )
+        assert r.exit_code == 2 and says in r.output, r.output
+    r = runner.invoke(
+        main, ["train", "--dataset", "arrowhead", "--frame", "300", "--out", str(tmp_path / "x")]
+    )
+    assert r.exit_code == 2
+    assert "--frame 300 is longer than the shortest sequence of arrowhead (251 samples)" in r.output
+    assert not (tmp_path / "x" / "checkpoint.pt").exists()
+    with pytest.raises(InputError, match="many-to-one feature models"):
+        ModelConfig("many-to-many", 12, 8, 3, frame=2)
+    with pytest.raises(InputError, match="not a multiple of frame"):
+        ModelConfig("many-to-one", 12, 8, 3, frame=5)
