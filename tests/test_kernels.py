@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from test_mcu_avr import _avr_helper
 
 from edgernn.backends.c.codegen import c_runtime_dir, write_header
 from edgernn.backends.c.host import compile_model
+from edgernn.contract.bounds import narrow_requant
 from edgernn.targets.check import check_header
 from edgernn.targets.vectors import build_vectors
 
@@ -154,6 +156,34 @@ def test_mcu_kernel_paths_are_bit_exact(tmp_path: Path, target: str) -> None:
             assert all(_avr_helper(name) for name in r.undefined), r.undefined
         else:
             _assert_exact(results, f"{target} I={inp} H={hidden}")
+
+
+def test_m0plus_wide_requantization_is_bit_exact(tmp_path: Path) -> None:
+    """The Armv6-M 64-bit requantization, for cells whose bounds do not allow the 32-bit one
+    (narrow = 0: a shift below 21, or accumulators too large): forced here by clearing the flag
+    that the generator set, on the same shapes as the other kernel paths."""
+    _tools_for("cortex-m0plus")
+    for i, (inp, hidden) in enumerate(SHAPES):
+        qm, x, lengths, _ = _model_and_inputs(inp, hidden, i)
+        assert all(narrow_requant(c) for c in qm.cells)  # else the narrow path goes untested above
+        header = write_header(qm, tmp_path / f"m{i}" / "model.h", "m")
+        text = header.read_text(encoding="utf-8")
+        wide = re.sub(r", 1\},\n", ", 0},\n", text)
+        assert wide.count(", 0},\n") == len(qm.cells)
+        header.write_text(wide, encoding="utf-8")
+        results = check_header(
+            header, qm, x, lengths, ("cortex-m0plus",), ("zig",), "auto", bench_sequences=1
+        )
+        _assert_exact(results, f"cortex-m0plus wide requantization I={inp} H={hidden}")
+
+
+def test_narrow_requant_refuses_what_int32_cannot_hold() -> None:
+    qm, _, _, _ = _model_and_inputs(12, 32, 0)
+    cell = qm.cells[0]
+    assert narrow_requant(cell)
+    assert not narrow_requant(replace(cell, shift=20))  # 2^(n-1) is no multiple of 2^20
+    big = replace(cell, bias=np.full_like(cell.bias, 2**21))  # |acc_x| + |acc_h| >= 2^21
+    assert not narrow_requant(big)
 
 
 def test_m4_dsp_insns_per_mac_at_the_swept_shapes(tmp_path: Path) -> None:

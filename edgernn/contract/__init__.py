@@ -8,7 +8,7 @@
 - `reference`: the torch integer reference that every backend must match bit for bit.
 """
 
-from edgernn.contract.bounds import cell_bounds, check_bounds
+from edgernn.contract.bounds import cell_bounds, check_bounds, narrow_requant
 from edgernn.contract.constants import (
     ACC_LIMIT,
     LUT_SIZE,
@@ -63,6 +63,7 @@ __all__ = [
     "input_scales",
     "int_forward",
     "int_generate",
+    "narrow_requant",
     "quantize_cell",
     "quantize_inputs",
     "quantize_model",

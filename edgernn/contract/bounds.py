@@ -12,24 +12,62 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgernn.contract.constants import ACC_LIMIT, M_LIMIT, MAX_SHIFT, Q_MAX, V_LIMIT
+from edgernn.contract.constants import ACC_LIMIT, M_LIMIT, MAX_SHIFT, Q_MAX, V_LIMIT, Z_MIN
 from edgernn.errors import QuantizationError
 
 if TYPE_CHECKING:
     from edgernn.contract.model import QuantCell, QuantizedModel
 
 
-def cell_bounds(cell: QuantCell) -> tuple[int, int, int]:
-    """Worst case over every int8 input and state: (max |acc_x|, max |acc_h|, max |v|)."""
+def _unit_bounds(cell: QuantCell) -> tuple[np.ndarray, np.ndarray]:
+    """Per hidden unit, the worst case over every int8 input and state: (max |acc_x|, max |acc_h|)."""
     if cell.table is not None:
         acc_x = np.abs(cell.table.astype(np.int64)).max(axis=0)
     else:
         acc_x = np.abs(cell.w_ih.astype(np.int64)).sum(axis=1) * Q_MAX + np.abs(cell.bias.astype(np.int64))
-    acc_h = np.abs(cell.w_hh.astype(np.int64)).sum(axis=1) * Q_MAX
+    return acc_x, np.abs(cell.w_hh.astype(np.int64)).sum(axis=1) * Q_MAX
+
+
+def cell_bounds(cell: QuantCell) -> tuple[int, int, int]:
+    """Worst case over every int8 input and state: (max |acc_x|, max |acc_h|, max |v|)."""
+    acc_x, acc_h = _unit_bounds(cell)
     # Python ints: the product of two int64 bounds may itself overflow int64.
     terms = zip(acc_x, cell.m_x, acc_h, cell.m_h, strict=True)
     v = max(int(a) * int(mx) + int(b) * int(mh) for a, mx, b, mh in terms)
     return int(acc_x.max(initial=0)), int(acc_h.max(initial=0)), v
+
+
+# The narrow requantization (C on Armv6-M, EDGERNN_V6M_ASM): each multiplier in three 10-bit
+# chunks, M = m2 2^20 + m1 2^10 + m0, every product and sum an int32.
+NARROW_CHUNK_BITS = 10
+NARROW_MIN_SHIFT = 2 * NARROW_CHUNK_BITS + 1  # 2^(n-1) is then a multiple of 2^20
+
+
+def narrow_requant(cell: QuantCell) -> bool:
+    """True if, for every int8 input and state, floor(v / 2^20) of v = acc_x M_x + acc_h M_h is
+    computed exactly in int32 arithmetic from the multipliers' 10-bit chunks (as the C runtime's
+    Armv6-M requantization does, without any 64-bit sum), and n >= 21 so that the rounding offset
+    2^(n-1) is a multiple of 2^20. Per hidden unit, with A = max|acc_x| + max|acc_h|:
+
+        Q0 = acc_x m0_x + acc_h m0_h, Q1 = acc_x m1_x + acc_h m1_h    |Q0|, |Q1| <= 1023 A
+        Q1 + floor(Q0 / 2^10)                                          |.| <= 1024 A < 2^31
+        V = acc_x m2_x + acc_h m2_h + floor((Q1 + floor(Q0 / 2^10)) / 2^10)
+        t = V + 2^(n-21) + 512 2^(n-20) (z + 512, scaled)              |V| + 2^(n-21) + 2^(n-11) < 2^31
+    """
+    if cell.shift < NARROW_MIN_SHIFT:
+        return False
+    acc_x, acc_h = _unit_bounds(cell)
+    top = 2 * NARROW_CHUNK_BITS
+    limit = 1 << 31
+    offsets = (1 << (cell.shift - NARROW_MIN_SHIFT)) + (-Z_MIN << (cell.shift - top))
+    for a, mx, b, mh in zip(acc_x, cell.m_x, acc_h, cell.m_h, strict=True):
+        a, b = int(a), int(b)
+        if (a + b) << NARROW_CHUNK_BITS >= limit:
+            return False
+        high = a * (int(mx) >> top) + b * (int(mh) >> top)
+        if high + a + b + offsets >= limit:
+            return False
+    return True
 
 
 def check_bounds(qm: QuantizedModel) -> None:

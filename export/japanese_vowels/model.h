@@ -32,12 +32,12 @@
 
 /* One model per prefix and translation unit: a second, different model with this prefix
  * stops the build here (the guard would otherwise drop it without a word). */
-#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 68604072
+#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 245635542
 #error "two different edgernn models use the C prefix japanese_vowels in one translation unit; regenerate one with another --prefix"
 #endif
 #ifndef JAPANESE_VOWELS_MODEL_H
 #define JAPANESE_VOWELS_MODEL_H
-#define JAPANESE_VOWELS_MODEL_ID 68604072 /* identifies this model (a hash of the header) */
+#define JAPANESE_VOWELS_MODEL_ID 245635542 /* identifies this model (a hash of the header) */
 
 /*
  * Usage (C99 or C++; no malloc, stdio, libm, memset, memcpy). In exactly one .c/.cpp file:
@@ -95,7 +95,7 @@
 
 /* Bumped whenever a kernel's behaviour, the descriptor or a signature changes; model headers
  * check it. */
-#define EDGERNN_RUNTIME_VERSION 2
+#define EDGERNN_RUNTIME_VERSION 3
 
 /* Where the tables live, and how the code reads them: one storage/read pair.
  *
@@ -188,7 +188,11 @@ typedef struct {
     const int32_t *m_h;   /* [hidden], M_h = round(s_whh / (127 s_z) * 2^n) < 2^30 */
     int32_t input;        /* int8 features read per step (0 for a token cell) */
     int32_t hidden;       /* hidden units */
-    int32_t shift;        /* n, 1..40: v is scaled by 2^-n */
+    int16_t shift;        /* n, 1..40: v is scaled by 2^-n */
+    int16_t narrow;       /* 1 if the generator proved the 32-bit requantization exact for every
+                             input and state (edgernn.contract.bounds.narrow_requant; used on
+                             Armv6-M, see edgernn_requant_narrow_v6m), else 0. Both int16: the
+                             descriptor keeps its size (AVR keeps descriptors in RAM) */
 } edgernn_cell_t;
 
 /* A whole model: what the prefix-free API needs to run it. Each model header defines one,
@@ -344,8 +348,10 @@ static inline void edgernn_zero_s8(int8_t *p, size_t n)
 
 /* EDGERNN_V6M_ASM: the Armv6-M matvec loop in assembly (GCC and clang). From C, both compilers
  * spill the accumulators of a row pair to the stack inside the column loop on this 8-low-register
- * core (clang: 9.8 instructions per MAC measured); the loops below keep three rows' sums in
- * r8-r10 and cost about 3.7. Define EDGERNN_NO_V6M_ASM for the C loop. */
+ * core (clang: 9.8 instructions per MAC measured); the loops below keep four rows' sums in
+ * r8-r11 and cost about 3.6. The same switch selects the 32-bit requantization of a cell whose
+ * `narrow` flag is set (edgernn_requant_narrow_v6m). Define EDGERNN_NO_V6M_ASM for the C loop
+ * and the 64-bit requantization. */
 #if defined(__GNUC__) && defined(__ARM_ARCH_ISA_THUMB) && defined(__ARM_ARCH_PROFILE) && \
     __ARM_ARCH_ISA_THUMB == 1 && __ARM_ARCH_PROFILE == 'M' && !defined(EDGERNN_NO_V6M_ASM)
 #define EDGERNN_V6M_ASM 1
@@ -700,7 +706,8 @@ static inline void edgernn_dot4_simd(const int8_t *w, const int8_t *x, int32_t c
 
 #if EDGERNN_V6M_ASM
 /* out[r] = bias[r] (or 0) + w_r . x over cols columns for `rows` (1 or 2: the rows left over by
- * the three-row passes below) consecutive rows of w, on Armv6-M.
+ * a matrix of fewer than four rows) consecutive rows of w, on Armv6-M. Not inlined: its named
+ * high registers would make every edgernn_matvec_s8 call save and restore them (GCC).
  * Each LDRSB is register-offset (the only signed byte load Thumb-1 has), so all pointers sit at
  * their rows' ends and one index climbs from -cols to 0: its ADDS sets the flags for BNE. Every
  * x[c] loaded feeds all the rows; the sums live in r8 and r9 (ADD rd, rm reaches them), named
@@ -712,8 +719,8 @@ static inline void edgernn_dot4_simd(const int8_t *w, const int8_t *x, int32_t c
     "muls   %[t], %[xv], %[t]\n\t"                                                                    \
     "add    " a ", %[t]\n\t"
 
-static inline void edgernn_dot_v6m(const int8_t *w, const int8_t *x, const int32_t *bias, int32_t rows,
-                                                 int32_t cols, int32_t *out)
+static EDGERNN_NOINLINE void edgernn_dot_v6m(const int8_t *w, const int8_t *x, const int32_t *bias, int32_t rows,
+                                             int32_t cols, int32_t *out)
 {
     const int8_t *x_end = x + cols;
     const int8_t *w0_end = w + cols;
@@ -751,103 +758,108 @@ static inline void edgernn_dot_v6m(const int8_t *w, const int8_t *x, const int32
     out[0] = xv;
 }
 
-/* The three-row loop of edgernn_dot_v6m with the loop over passes in the assembly too: from C, each
- * pass cost ~55 instructions of set-up (pointers, bias tests, spills of the high registers); here
- * it costs about 25. out[r] = bias[r] (or 0) + w_r . x for the first rows - rows % 3 rows; returns
- * rows % 3, counted down by the loop itself (a division is a library call on Armv6-M).
- * Registers: the sums in r8-r10 and, across passes, the bias cursor in r11, out in r12 and the
- * rows left in lr (clobbered by name, so the compilers save them); the seven low registers hold
- * the row-end pointers, x, the index and two temporaries -- all eight low ones would collide with
- * a frame pointer in r7. cols needs no register: it is w1 - w0. bias, rows and out arrive in i,
- * xv and t and are moved up first. An odd column count enters the two-column loop at its second
- * half, so one loop serves both parities. */
-#define EDGERNN_V6M_PASSES(init)                                                                       \
-    ".syntax unified\n\t"                                                                              \
-    "mov    r11, %[i]\n\t" /* bias */                                                                  \
-    "mov    lr, %[xv]\n\t" /* rows left */                                                             \
-    "mov    r12, %[t]\n\t" /* out */                                                                   \
-    "2:\n\t"                                                                                           \
-    "subs   %[t], %[w1], %[w0]\n\t" /* cols */                                                         \
-    "adds   %[w2], %[w1], %[t]\n\t" /* the row ends: w0, w0 + cols, w0 + 2 cols */                    \
-    "negs   %[i], %[t]\n\t" init                                                                       \
-    "lsls   %[t], %[i], #31\n\t" /* cols odd: start with the loop's second column */                   \
-    "bne    3f\n\t"                                                                                    \
-    "1:\n\t" EDGERNN_V6M_3ROWS_HI "adds   %[i], #1\n\t"                                                \
-    "3:\n\t" EDGERNN_V6M_3ROWS_HI "adds   %[i], #1\n\t"                                                \
-    "bne    1b\n\t"                                                                                    \
-    "mov    %[xv], r12\n\t"                                                                            \
-    "mov    %[t], r8\n\t"                                                                              \
-    "str    %[t], [%[xv], #0]\n\t"                                                                     \
-    "mov    %[t], r9\n\t"                                                                              \
-    "str    %[t], [%[xv], #4]\n\t"                                                                     \
-    "mov    %[t], r10\n\t"                                                                             \
-    "str    %[t], [%[xv], #8]\n\t"                                                                     \
-    "adds   %[xv], #12\n\t"                                                                            \
-    "mov    r12, %[xv]\n\t"                                                                            \
-    "subs   %[t], %[w1], %[w0]\n\t"                                                                    \
-    "adds   %[w0], %[w2], %[t]\n\t" /* the next pass's row 0 ends cols after this row 2 */             \
-    "adds   %[w1], %[w0], %[t]\n\t"                                                                    \
-    "mov    %[t], lr\n\t"                                                                              \
-    "subs   %[t], #3\n\t"                                                                              \
-    "mov    lr, %[t]\n\t"                                                                              \
-    "cmp    %[t], #3\n\t"                                                                              \
-    "bhs    2b\n\t"                                                                                    \
-    "mov    %[xv], lr\n\t" /* the rows left over: 0, 1 or 2 */
+#define EDGERNN_V6M_4ROWS                                                                           \
+    "ldrsb  r3, [r1, r2]\n\t"                                                                          \
+    "ldrsb  r4, [r0, r2]\n\t"                                                                          \
+    "muls   r4, r3, r4\n\t"                                                                            \
+    "add    r8, r4\n\t"                                                                                \
+    "ldrsb  r4, [r5, r2]\n\t"                                                                          \
+    "muls   r4, r3, r4\n\t"                                                                            \
+    "add    r9, r4\n\t"                                                                                \
+    "ldrsb  r4, [r6, r2]\n\t"                                                                          \
+    "muls   r4, r3, r4\n\t"                                                                            \
+    "add    r10, r4\n\t"                                                                               \
+    "ldrsb  r4, [r7, r2]\n\t"                                                                          \
+    "muls   r4, r3, r4\n\t"                                                                            \
+    "add    r11, r4\n\t"
 
-#define EDGERNN_V6M_INIT_ZERO                                                                          \
-    "movs   %[t], #0\n\t"                                                                              \
-    "mov    r8, %[t]\n\t"                                                                              \
-    "mov    r9, %[t]\n\t"                                                                              \
-    "mov    r10, %[t]\n\t"
-
-#define EDGERNN_V6M_INIT_BIAS                                                                          \
-    "mov    %[xv], r11\n\t"                                                                            \
-    "ldr    %[t], [%[xv], #0]\n\t"                                                                     \
-    "mov    r8, %[t]\n\t"                                                                              \
-    "ldr    %[t], [%[xv], #4]\n\t"                                                                     \
-    "mov    r9, %[t]\n\t"                                                                              \
-    "ldr    %[t], [%[xv], #8]\n\t"                                                                     \
-    "mov    r10, %[t]\n\t"                                                                             \
-    "adds   %[xv], #12\n\t"                                                                            \
-    "mov    r11, %[xv]\n\t"
-
-#define EDGERNN_V6M_3ROWS_HI                                                                           \
-    "ldrsb  %[xv], [%[x], %[i]]\n\t"                                                                   \
-    "ldrsb  %[t], [%[w0], %[i]]\n\t"                                                                   \
-    "muls   %[t], %[xv], %[t]\n\t"                                                                     \
-    "add    r8, %[t]\n\t"                                                                              \
-    "ldrsb  %[t], [%[w1], %[i]]\n\t"                                                                   \
-    "muls   %[t], %[xv], %[t]\n\t"                                                                     \
-    "add    r9, %[t]\n\t"                                                                              \
-    "ldrsb  %[t], [%[w2], %[i]]\n\t"                                                                   \
-    "muls   %[t], %[xv], %[t]\n\t"                                                                     \
-    "add    r10, %[t]\n\t"
-
-/* rows >= 3, cols >= 1; bias may be NULL. */
-static inline int32_t edgernn_dot3_passes_v6m(const int8_t *w, const int8_t *x, const int32_t *bias,
-                                                            int32_t rows, int32_t cols, int32_t *out)
+/* out[r] = bias[r] (or 0) + w_r . x for rows = 4 p rows (p >= 1), four rows a pass, the loop over
+ * passes in the assembly too: from C, each pass cost ~55 instructions of set-up (pointers, bias
+ * tests, spills of the high registers); here it costs about 35. Naked, so that it may use all
+ * eight low registers (an inline-assembly block may not take r7 where it is a frame pointer):
+ * four row-end pointers, x, the index, the loaded x[c] and a product; the four sums in r8-r11.
+ * Across passes bias rides in lr, out in r12, cols and the rows left on the stack. An odd column
+ * count enters the two-column loop at its second half, so one loop serves both parities.
+ * Arguments (AAPCS): r0 w, r1 x, r2 bias or NULL, r3 rows, [sp] cols >= 1, [sp + 4] out. */
+#define EDGERNN_ARG __attribute__((unused)) /* read by the assembly only */
+__attribute__((naked, noinline, unused)) static void
+edgernn_dot4_passes_v6m(EDGERNN_ARG const int8_t *w, EDGERNN_ARG const int8_t *x, EDGERNN_ARG const int32_t *bias,
+                        EDGERNN_ARG int32_t rows, EDGERNN_ARG int32_t cols, EDGERNN_ARG int32_t *out)
 {
-    const int8_t *x_end = x + cols;
-    const int8_t *w0 = w + cols;
-    const int8_t *w1 = w0 + cols;
-    const int8_t *w2;
-    int32_t i = (int32_t)(uintptr_t)bias;
-    int32_t xv = rows;
-    int32_t t = (int32_t)(uintptr_t)out;
-    if (bias != NULL) {
-        __asm__ volatile(EDGERNN_V6M_PASSES(EDGERNN_V6M_INIT_BIAS)
-                         : [i] "+l"(i), [xv] "+l"(xv), [t] "+l"(t), [w0] "+l"(w0), [w1] "+l"(w1),
-                           [w2] "=&l"(w2)
-                         : [x] "l"(x_end)
-                         : "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory");
-    } else {
-        __asm__ volatile(EDGERNN_V6M_PASSES(EDGERNN_V6M_INIT_ZERO)
-                         : [i] "+l"(i), [xv] "+l"(xv), [t] "+l"(t), [w0] "+l"(w0), [w1] "+l"(w1),
-                           [w2] "=&l"(w2)
-                         : [x] "l"(x_end)
-                         : "r8", "r9", "r10", "r11", "r12", "lr", "cc", "memory");
-    }
-    return xv;
+    __asm__ volatile(".syntax unified\n\t"
+                     "push   {r4, r5, r6, r7, lr}\n\t"
+                     "mov    r4, r8\n\t"
+                     "mov    r5, r9\n\t"
+                     "mov    r6, r10\n\t"
+                     "mov    r7, r11\n\t"
+                     "push   {r4, r5, r6, r7}\n\t"
+                     "ldr    r4, [sp, #36]\n\t" /* cols */
+                     "ldr    r5, [sp, #40]\n\t" /* out */
+                     "sub    sp, #12\n\t"
+                     "str    r4, [sp, #0]\n\t"
+                     "negs   r6, r4\n\t"        /* the column loop's entry: (-cols) % 4 column */
+                     "movs   r7, #3\n\t"        /* blocks of 28 bytes past its start, so that */
+                     "ands   r6, r7\n\t"        /* the index reaches 0 at a block's end */
+                     "movs   r7, #28\n\t"
+                     "muls   r6, r7, r6\n\t"
+                     "adr    r7, 1f\n\t"
+                     "adds   r6, r6, r7\n\t"
+                     "adds   r6, #1\n\t" /* a Thumb address for BX */
+                     "str    r6, [sp, #8]\n\t"
+                     "mov    r12, r5\n\t"
+                     "mov    lr, r2\n\t"
+                     "adds   r1, r1, r4\n\t" /* x end */
+                     "lsls   r3, r3, #2\n\t"
+                     "adds   r3, r5, r3\n\t"
+                     "str    r3, [sp, #4]\n\t" /* out end */
+                     "adds   r0, r0, r4\n\t" /* row 0's end */
+                     "2:\n\t"
+                     "mov    r3, lr\n\t"
+                     "cmp    r3, #0\n\t"
+                     "beq    4f\n\t"
+                     "ldmia  r3!, {r4, r5, r6, r7}\n\t" /* the row pointers are set below */
+                     "mov    lr, r3\n\t"
+                     "b      5f\n\t"
+                     "4:\n\t"
+                     "movs   r4, #0\n\t"
+                     "movs   r5, #0\n\t"
+                     "movs   r6, #0\n\t"
+                     "movs   r7, #0\n\t"
+                     "5:\n\t"
+                     "mov    r8, r4\n\t"
+                     "mov    r9, r5\n\t"
+                     "mov    r10, r6\n\t"
+                     "mov    r11, r7\n\t"
+                     "ldr    r4, [sp, #0]\n\t"
+                     "adds   r5, r0, r4\n\t" /* the row ends: w0, w0 + cols, ... */
+                     "adds   r6, r5, r4\n\t"
+                     "adds   r7, r6, r4\n\t"
+                     "negs   r2, r4\n\t"
+                     "ldr    r4, [sp, #8]\n\t"
+                     "bx     r4\n\t"
+                     ".p2align 2\n\t" /* for ADR; never executed: BX jumps over the padding */
+                     "1:\n\t" EDGERNN_V6M_4ROWS "adds   r2, #1\n\t" EDGERNN_V6M_4ROWS "adds   r2, #1\n\t"
+                     EDGERNN_V6M_4ROWS "adds   r2, #1\n\t" EDGERNN_V6M_4ROWS "adds   r2, #1\n\t"
+                     "bne    1b\n\t"
+                     "ldr    r4, [sp, #0]\n\t"
+                     "adds   r0, r7, r4\n\t" /* the next pass's row 0 ends cols after this row 3 */
+                     "mov    r3, r12\n\t"
+                     "mov    r4, r8\n\t"
+                     "mov    r5, r9\n\t"
+                     "mov    r6, r10\n\t"
+                     "mov    r7, r11\n\t"
+                     "stmia  r3!, {r4, r5, r6, r7}\n\t"
+                     "mov    r12, r3\n\t"
+                     "ldr    r4, [sp, #4]\n\t"
+                     "cmp    r3, r4\n\t"
+                     "bne    2b\n\t"
+                     "add    sp, #12\n\t"
+                     "pop    {r4, r5, r6, r7}\n\t"
+                     "mov    r8, r4\n\t"
+                     "mov    r9, r5\n\t"
+                     "mov    r10, r6\n\t"
+                     "mov    r11, r7\n\t"
+                     "pop    {r4, r5, r6, r7, pc}\n\t");
 }
 #endif /* EDGERNN_V6M_ASM */
 
@@ -858,27 +870,42 @@ static inline int32_t edgernn_dot3_passes_v6m(const int8_t *w, const int8_t *x, 
  * whole blocks of four rows are in the DSP order (edgernn_blocks_s8_dsp, which needs the bias:
  * every matrix of four rows or more has one there -- W_ih and the head) and only the last
  * rows % 4 rows are row-major. The plain C takes rows two at a time so that every x[c] loaded
- * feeds two multiply-accumulates (1.5 loads per MAC instead of 2). On Armv6-M all whole three-row
- * passes run in one assembly loop (edgernn_dot3_passes_v6m), the last one or two rows in
+ * feeds two multiply-accumulates (1.5 loads per MAC instead of 2). On Armv6-M all whole four-row
+ * passes run in one assembly function (edgernn_dot4_passes_v6m), and the last rows % 4 rows in one
+ * more pass over the last four rows; a matrix of fewer than four rows goes through
  * edgernn_dot_v6m. On x86-64 and AArch64 rows go four at a time through edgernn_dot4_simd.
  * The accumulators are int32 and the loop holds no 64-bit arithmetic and no division: the
  * converter proves |sum| < 2^31 for every int8 input, so nothing wider is needed.
  *
  * The column loops count down and test at the end on purpose: with a plain for loop the compiler
  * must also handle cols == 0, and clang -O3 versions the code for it -- where out[] is all zeros
- * -- into a memset call, which a bare-metal image may not have. */
-static EDGERNN_NOINLINE void edgernn_matvec_s8(const int8_t *w, const int8_t *x, const int32_t *bias,
+ * -- into a memset call, which a bare-metal image may not have.
+ * On Armv6-M the function is only the choice between two assembly calls: inlined, so that a cell
+ * step calls them directly (a second call frame cost ~20 instructions a matrix). */
+#if EDGERNN_V6M_ASM
+#define EDGERNN_MATVEC_LINKAGE EDGERNN_INLINE
+#else
+#define EDGERNN_MATVEC_LINKAGE static EDGERNN_NOINLINE
+#endif
+EDGERNN_MATVEC_LINKAGE void edgernn_matvec_s8(const int8_t *w, const int8_t *x, const int32_t *bias,
                                                int32_t rows, int32_t cols, int32_t *out)
 {
     int32_t r;
 #if EDGERNN_V6M_ASM
-    r = 0;
-    if (rows >= 3) { /* all whole three-row passes in one call */
-        r = rows - edgernn_dot3_passes_v6m(w, x, bias, rows, cols, out);
+    if (rows >= 4) {
+        r = rows & ~(int32_t)3;
+        edgernn_dot4_passes_v6m(w, x, bias, r, cols, out);
+        if (r < rows) { /* the last rows % 4 rows: one more pass over the last four, recomputing
+                           4 - rows % 4 rows already done (same sums) rather than a second loop */
+            r = rows - 4;
+            edgernn_dot4_passes_v6m(w + (size_t)r * (size_t)cols, x, (bias != NULL) ? bias + r : NULL, 4, cols,
+                                    out + r);
+        }
+        return;
     }
-    if (r < rows) { /* the last one or two rows */
-        edgernn_dot_v6m(w + (size_t)r * (size_t)cols, x, (bias != NULL) ? bias + r : NULL, rows - r, cols,
-                        out + r);
+    for (r = 0; r < rows; r += 2) { /* a matrix of one to three rows */
+        edgernn_dot_v6m(w + (size_t)r * (size_t)cols, x, (bias != NULL) ? bias + r : NULL,
+                        (rows - r >= 2) ? 2 : 1, cols, out + r);
     }
 #elif EDGERNN_SIMD
     for (r = 0; r + 3 < rows; r += 4) {
@@ -1049,6 +1076,52 @@ static inline uint32_t edgernn_requant_sum(int32_t a, int32_t m, int32_t b, int3
 }
 #endif
 
+#if EDGERNN_V6M_ASM
+/* floor(v / 2^20) of v = a M + b K in 32-bit arithmetic only, for a cell whose `narrow` flag is
+ * set: the generator proved (edgernn.contract.bounds.narrow_requant) that every sum below fits
+ * int32 for every input and state. Each multiplier is cut into 10-bit chunks,
+ * M = m2 2^20 + m1 2^10 + m0 (M < 2^30), so that
+ *     v = 2^20 (a m2 + b k2) + 2^10 (a m1 + b k1) + (a m0 + b k0) = 2^20 P + 2^10 Q1 + Q0
+ * and floor(v / 2^20) = P + floor((Q1 + floor(Q0 / 2^10)) / 2^10), floors of floors being exact.
+ * Equal chunks keep the most models exact: |Q0|, |Q1| < 2^10 (|a| + |b|) fit for accumulators up
+ * to 2^21 (H = 128 reaches 2^20.4), and P for |v| up to 2^51 (|z| up to 2^11 at n = 40). Six
+ * 32 x 32 -> 32 MULS and 23 instructions, where the 64-bit sum costs 36 and more work after it.
+ * ASRS is floor division by a power of two here: this is assembly, not C. */
+static inline int32_t edgernn_requant_narrow_v6m(int32_t a, int32_t m, int32_t b, int32_t k)
+{
+    uint32_t ra = (uint32_t)a, rm = (uint32_t)m, rb = (uint32_t)b, rk = (uint32_t)k;
+    uint32_t p, q;
+    __asm__(".syntax unified\n\t"
+            "lsrs  %[p], %[m], #20\n\t"
+            "muls  %[p], %[a], %[p]\n\t" /* a m2 */
+            "lsls  %[q], %[m], #12\n\t"
+            "lsrs  %[q], %[q], #22\n\t"
+            "muls  %[q], %[a], %[q]\n\t" /* a m1 */
+            "lsls  %[m], %[m], #22\n\t"
+            "lsrs  %[m], %[m], #22\n\t"
+            "muls  %[m], %[a], %[m]\n\t" /* a m0 */
+            "lsrs  %[a], %[k], #20\n\t"
+            "muls  %[a], %[b], %[a]\n\t"
+            "adds  %[p], %[p], %[a]\n\t" /* P = a m2 + b k2 */
+            "lsls  %[a], %[k], #12\n\t"
+            "lsrs  %[a], %[a], #22\n\t"
+            "muls  %[a], %[b], %[a]\n\t"
+            "adds  %[q], %[q], %[a]\n\t" /* Q1 = a m1 + b k1 */
+            "lsls  %[k], %[k], #22\n\t"
+            "lsrs  %[k], %[k], #22\n\t"
+            "muls  %[k], %[b], %[k]\n\t"
+            "adds  %[m], %[m], %[k]\n\t" /* Q0 = a m0 + b k0 */
+            "asrs  %[m], %[m], #10\n\t"
+            "adds  %[q], %[q], %[m]\n\t"
+            "asrs  %[q], %[q], #10\n\t"
+            "adds  %[p], %[p], %[q]\n\t"
+            : [a] "+l"(ra), [m] "+l"(rm), [b] "+l"(rb), [k] "+l"(rk), [p] "=&l"(p), [q] "=&l"(q)
+            :
+            : "cc");
+    return (int32_t)p;
+}
+#endif
+
 /* hi:lo >> n for 1 <= n <= 63 from 32-bit shifts (a variable 64-bit shift is a library call on
  * Armv6-M). */
 static inline uint64_t edgernn_shr64(uint32_t hi, uint32_t lo, uint32_t n)
@@ -1135,6 +1208,31 @@ static inline void edgernn_tanh_requantize(const edgernn_cell_t *cell, const int
     const int32_t *m_h = cell->m_h;
     const int32_t hidden = cell->hidden;
     int32_t j;
+#if EDGERNN_V6M_ASM
+    if (cell->narrow) {
+        /* V = floor(v / 2^20) from edgernn_requant_narrow_v6m; n >= 21, so 2^(n-1) is a multiple of
+         * 2^20 and z = floor((V + 2^(n-21)) / 2^s) with s = n - 20. With the table's offset folded
+         * in, t = V + 2^(n-21) + 512 2^s is z + 512 scaled by 2^s; the generator proved
+         * |V| + 2^(n-21) + 512 2^s < 2^31, so t as an int32 never wraps and is negative exactly
+         * when z < -512. Computed in unsigned arithmetic (no negative number is shifted): t >> s
+         * is z + 512 when it is at most 1023; above, t is either negative (its unsigned value is
+         * at least 2^31, so t >> s >= 2^11) or z > 511. */
+        const uint32_t s = n - 20u;
+        const uint32_t c = ((uint32_t)1 << (n - 21u)) + ((uint32_t)(-EDGERNN_Z_MIN) << s);
+        for (j = 0; j < hidden; ++j) {
+            const uint32_t t = (uint32_t)edgernn_requant_narrow_v6m(acc_x[j], m_x[j], acc_h[j], m_h[j]) + c;
+            uint32_t k = t >> s;
+            if (__builtin_expect(k > (uint32_t)(EDGERNN_LUT_SIZE - 1), 0)) { /* z saturates: rare */
+                k = (t >= 0x80000000u) ? 0u : (uint32_t)(EDGERNN_LUT_SIZE - 1);
+            }
+            h[j] = edgernn_tanh_lut[k];
+            if (rec != NULL) {
+                rec[j] = edgernn_tanh_lut[k];
+            }
+        }
+        return;
+    }
+#endif
     if (n >= 33u) {
         const uint32_t off_hi = ((uint32_t)1 << (EDGERNN_OFFSET_BITS - 32)) + ((uint32_t)1 << (n - 33u));
         const uint32_t s = n - 32u;
@@ -1663,7 +1761,7 @@ EDGERNN_FLASH const int8_t edgernn_tanh_lut[EDGERNN_LUT_SIZE] = {
 
 #endif /* EDGERNN_IMPLEMENTATION */
 
-#if EDGERNN_RUNTIME_VERSION != 2
+#if EDGERNN_RUNTIME_VERSION != 3
 #error "model headers from different edgernn versions in one translation unit"
 #endif
 
@@ -1722,8 +1820,8 @@ extern EDGERNN_FLASH const float japanese_vowels_norm_std[12];
  * includes the header (36 bytes a cell), so a compiler folds the shapes into the code; not a
  * table (no EDGERNN_FLASH): its pointers lead to the tables, read through EDGERNN_READ_*. */
 static const edgernn_cell_t japanese_vowels_cells[JAPANESE_VOWELS_NUM_LAYERS * JAPANESE_VOWELS_NUM_DIRECTIONS] = {
-    /* w_ih, w_hh, bias, table, m_x, m_h, input, hidden, shift */
-    {&japanese_vowels_l0_d0_w_ih[0][0], &japanese_vowels_l0_d0_w_hh[0][0], japanese_vowels_l0_d0_bias, NULL, japanese_vowels_l0_d0_m_x, japanese_vowels_l0_d0_m_h, 12, 32, 36},
+    /* w_ih, w_hh, bias, table, m_x, m_h, input, hidden, shift, narrow (bounds.narrow_requant) */
+    {&japanese_vowels_l0_d0_w_ih[0][0], &japanese_vowels_l0_d0_w_hh[0][0], japanese_vowels_l0_d0_bias, NULL, japanese_vowels_l0_d0_m_x, japanese_vowels_l0_d0_m_h, 12, 32, 36, 1},
 };
 
 /* The model for the prefix-free edgernn_* API. Static in every file (52 bytes where it is not

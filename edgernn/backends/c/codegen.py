@@ -33,7 +33,7 @@ from edgernn.contract.model import QuantizedModel
 from edgernn.errors import InputError, InternalError
 
 RUNTIME_HEADER = "edgernn_runtime.h"
-RUNTIME_VERSION = 2  # must equal EDGERNN_RUNTIME_VERSION in the runtime header
+RUNTIME_VERSION = 3  # must equal EDGERNN_RUNTIME_VERSION in the runtime header
 MAX_PREFIX_LEN = 32  # the longest generated name adds ~20 characters; C99 guarantees 63 significant
 
 # Keywords of C11 and C++20: a prefix must be usable from either language.

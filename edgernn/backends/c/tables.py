@@ -11,6 +11,7 @@ import numpy as np
 
 from edgernn.backends.c.literals import FLASH, c_array, float_array
 from edgernn.config import Task
+from edgernn.contract.bounds import narrow_requant
 from edgernn.contract.model import QuantizedModel
 
 
@@ -114,7 +115,7 @@ def model_data(qm: QuantizedModel, prefix: str, up: str) -> ModelData:
         inp_size = 0 if cell.table is not None else cell.w_ih.shape[1]
         descriptors.append(
             f"    {{{w_ih}, &{name}_w_hh[0][0], {bias}, {table}, {name}_m_x, {name}_m_h, "
-            f"{inp_size}, {cell.hidden}, {cell.shift}}},"
+            f"{inp_size}, {cell.hidden}, {cell.shift}, {int(narrow_requant(cell))}}},"
         )
     blocks.append("/* ---- Head ---- */")
     blocks.append(
@@ -152,7 +153,7 @@ def model_data(qm: QuantizedModel, prefix: str, up: str) -> ModelData:
         " * includes the header (36 bytes a cell), so a compiler folds the shapes into the code; not a\n"
         " * table (no EDGERNN_FLASH): its pointers lead to the tables, read through EDGERNN_READ_*. */\n"
         f"static const edgernn_cell_t {prefix}_cells[{up}_NUM_LAYERS * {up}_NUM_DIRECTIONS] = {{\n"
-        "    /* w_ih, w_hh, bias, table, m_x, m_h, input, hidden, shift */\n"
+        "    /* w_ih, w_hh, bias, table, m_x, m_h, input, hidden, shift, narrow (bounds.narrow_requant) */\n"
         + "\n".join(descriptors)
         + "\n};"
     )
