@@ -126,6 +126,23 @@ def _out_dir(out: str | None, name: str) -> Path:
     show_default=True,
     help="Seeds the split, the init and the batches: same seed, same checkpoint.",
 )
+@click.option(
+    "--auto",
+    is_flag=True,
+    help="Search frame, hidden size, init and learning rate on the validation split (docs/training.md).",
+)
+@click.option(
+    "--budget",
+    type=click.FloatRange(0, min_open=True),
+    metavar="MINUTES",
+    help="With --auto: start no candidate that would end past this [default: 10].",
+)
+@click.option(
+    "--max-flash",
+    type=click.IntRange(1),
+    metavar="BYTES",
+    help="With --auto: only models whose model.h needs at most this flash (weights + 1,024 B LUT).",
+)
 @click.option("--out", type=click.Path(file_okay=False), help="Output directory [default: export/<dataset>].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @friendly
@@ -143,18 +160,29 @@ def train(
     batch_size: int | None,
     clip: float | None,
     seed: int,
+    auto: bool,
+    budget: float | None,
+    max_flash: int | None,
     out: str | None,
     quiet: bool,
 ) -> None:
-    """Train a float model and write OUT/checkpoint.pt (config, data set, normalization, metrics)."""
+    """Train a float model and write OUT/checkpoint.pt (config, data set, normalization, metrics).
+
+    With --auto, a small search on the validation split picks frame, hidden size, init and
+    learning rate; the checkpoint and report.md list every candidate's validation score."""
     from dataclasses import replace
 
     from edgernn.data.bundled import DEFAULT_DATASET
-    from edgernn.pipeline import train_to_dir
+    from edgernn.pipeline import auto_train_to_dir, train_to_dir
+    from edgernn.train.auto import DEFAULT_BUDGET_MINUTES
     from edgernn.train.loop import DEFAULT_PRESET, PRESETS
 
     if dataset and data_file:
         raise click.UsageError("give --dataset or --data, not both")
+    if auto and (hidden is not None or lr is not None or frame is not None):
+        raise click.UsageError("--auto chooses --frame, --hidden and --lr itself; leave them out")
+    if not auto and (budget is not None or max_flash is not None):
+        raise click.UsageError("--budget and --max-flash go with --auto")
     if data_file is not None and not Path(data_file).exists():
         raise click.BadParameter(f"{data_file} does not exist", param_hint="--data")
     name = Path(data_file).stem if data_file else (dataset or DEFAULT_DATASET)
@@ -176,7 +204,20 @@ def train(
     spec = replace(preset.model, **{k: v for k, v in model_opts.items() if v is not None})
     tc = replace(preset.train, seed=seed, **{k: v for k, v in train_opts.items() if v is not None})
     out_dir = _out_dir(out, name)
-    ckpt = train_to_dir(out_dir, None if data_file else name, data_file, spec, tc, progress=not quiet)
+    source = None if data_file else name
+    if auto:
+        ckpt = auto_train_to_dir(
+            out_dir,
+            source,
+            data_file,
+            spec,
+            tc,
+            budget or DEFAULT_BUDGET_MINUTES,
+            max_flash,
+            log=lambda line: None if quiet else click.echo(line, err=True),
+        )
+    else:
+        ckpt = train_to_dir(out_dir, source, data_file, spec, tc, progress=not quiet)
     m = ckpt.meta["metrics"]["float"]
     click.echo(
         f"wrote {out_dir / 'checkpoint.pt'}: test accuracy {m['test_accuracy']:.4f} "
@@ -416,7 +457,7 @@ def mcu(
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @friendly
 def demo(root: str, names: tuple[str, ...], quiet: bool) -> None:
-    """Train, export and verify every bundled data set, then print one summary table."""
+    """Train, export and verify the four demo data sets (or --dataset ones), then one summary table."""
     from edgernn.demo import run_demo
 
     ok = run_demo(Path(root), names or None, progress=not quiet, echo=click.echo)

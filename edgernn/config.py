@@ -162,9 +162,19 @@ class ModelConfig:
             raise InputError(f"malformed model config: {e}") from None
 
 
+# How the recurrent weights W_hh start (edgernn.train.recipe; docs/training.md): torch's uniform
+# default, a random orthogonal matrix, or the identity (IRNN, Le et al. 2015), biases zero.
+INITS: tuple[str, ...] = ("torch", "orthogonal", "identity")
+# The learning rate over the epochs: constant, or cosine annealing after the warm-up.
+SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run. Same seed + same machine + same data = identical checkpoint."""
+    """One training run. Same seed + same machine + same data = identical checkpoint.
+
+    The defaults of init, warmup_epochs and schedule are the plain recipe the short bundled sets
+    were tuned with; DEFAULT_PRESET (edgernn.train.loop) sets the long-sequence recipe."""
 
     epochs: int = 60
     lr: float = 3e-3
@@ -173,6 +183,21 @@ class TrainConfig:
     clip_grad_norm: float = 1.0
     patience: int = 15
     weight_decay: float = 0.0
+    init: str = "torch"
+    warmup_epochs: int = 0  # the lr rises linearly to lr over these epochs (fewer if epochs is less)
+    schedule: str = "constant"
+
+    def __post_init__(self) -> None:
+        if self.init not in INITS:
+            raise InputError(f"init must be one of {', '.join(INITS)}, not {self.init!r}")
+        if self.schedule not in SCHEDULES:
+            raise InputError(f"schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
+        if (
+            isinstance(self.warmup_epochs, bool)
+            or not isinstance(self.warmup_epochs, int)
+            or self.warmup_epochs < 0
+        ):
+            raise InputError(f"warmup_epochs must be a non-negative integer, got {self.warmup_epochs!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

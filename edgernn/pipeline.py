@@ -15,7 +15,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +25,7 @@ import numpy as np
 
 from edgernn import __version__
 from edgernn.artifacts import TMP_SUFFIX, write_text
-from edgernn.config import TrainConfig
+from edgernn.config import ModelConfig, TrainConfig
 from edgernn.contract.meta import ModelMeta
 from edgernn.contract.model import QuantizedModel
 from edgernn.contract.quantize import quantize_inputs, quantize_model
@@ -36,6 +36,7 @@ from edgernn.data.user import load_user_data
 from edgernn.errors import InputError
 from edgernn.manifest import MANIFEST, write_manifest
 from edgernn.metrics import task_metrics
+from edgernn.train.auto import DEFAULT_BUDGET_MINUTES, auto_train
 from edgernn.train.checkpoint import (
     CHECKPOINT_NAME,
     Checkpoint,
@@ -43,7 +44,8 @@ from edgernn.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from edgernn.train.loop import ModelSpec, dataset_meta, model_config, train
+from edgernn.train.loop import ModelSpec, TrainResult, dataset_meta, model_config, train
+from edgernn.train.model import EdgeRNN
 
 QUANT_NAME = "model.int8.json"
 FLOAT_ONNX = "model.onnx"
@@ -184,16 +186,65 @@ def train_to_dir(
     out = Path(out_dir)
     with exclusive(out):
         result = train(ds, cfg, tc, progress=progress)
-        meta = {
-            **dataset_meta(ds, ref),
-            "train": tc.to_dict(),
-            "metrics": {"float": result.metrics["test"], "val": result.metrics["val"]},
-            "best_epoch": result.best_epoch,
-            "epochs_run": len(result.history),
-            "edgernn_version": __version__,
-        }
-        save_checkpoint(out / CHECKPOINT_NAME, result.model, meta)
+        _save_trained(out, ds, ref, tc, result)
     return load_checkpoint(out)
+
+
+def auto_train_to_dir(
+    out_dir: str | os.PathLike[str],
+    dataset: str | None = None,
+    data_file: str | os.PathLike[str] | None = None,
+    spec: ModelSpec | None = None,
+    tc: TrainConfig | None = None,
+    budget_minutes: float = DEFAULT_BUDGET_MINUTES,
+    max_flash: int | None = None,
+    log: Callable[[str], None] = lambda _: None,
+) -> Checkpoint:
+    """`train_to_dir` with the search of edgernn.train.auto choosing hidden size, init and lr;
+    the checkpoint records every candidate under meta["auto"]."""
+    from edgernn.train.loop import DEFAULT_PRESET, PRESETS
+
+    ref = data_ref(dataset, data_file, (tc or TrainConfig()).seed)
+    ds = load_data(ref)
+    preset = PRESETS.get(ds.name, DEFAULT_PRESET)
+    out = Path(out_dir)
+    with exclusive(out):
+        found = auto_train(
+            ds, spec or preset.model, tc or preset.train, flash_bytes, budget_minutes, max_flash, log
+        )
+        _save_trained(out, ds, ref, found.tc, found.result, {"auto": found.meta()})
+    return load_checkpoint(out)
+
+
+def flash_bytes(ds: Dataset, cfg: ModelConfig) -> int:
+    """Flash model.h needs for a model of this shape (weights + the 1,024 B tanh LUT), counted as
+    the C backend counts it: an untrained model is quantized, which sizes every table exactly."""
+    from edgernn.backends.c.codegen import model_sizes
+
+    n = min(len(ds.train), 4)
+    qm = quantize_model(EdgeRNN(cfg), ds.train.x[:n], ds.train.lengths[:n], ds.norm_mean, ds.norm_std)
+    sizes = model_sizes(qm)
+    return sizes["weight"] + sizes["lut"]
+
+
+def _save_trained(
+    out: Path,
+    ds: Dataset,
+    ref: dict[str, Any],
+    tc: TrainConfig,
+    result: TrainResult,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    meta = {
+        **dataset_meta(ds, ref),
+        "train": tc.to_dict(),
+        "metrics": {"float": result.metrics["test"], "val": result.metrics["val"]},
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "edgernn_version": __version__,
+        **(extra or {}),
+    }
+    save_checkpoint(out / CHECKPOINT_NAME, result.model, meta)
 
 
 def int8_inputs(qm: QuantizedModel, split: Split) -> np.ndarray:

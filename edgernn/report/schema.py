@@ -96,6 +96,9 @@ class TrainSection(TypedDict, total=False):
     clip_grad_norm: float
     patience: int
     weight_decay: float
+    init: str
+    warmup_epochs: int
+    schedule: str
 
 
 class _McuRowRequired(TypedDict):

@@ -18,6 +18,7 @@ from edgernn.data.dataset import Dataset, Split
 from edgernn.errors import InputError
 from edgernn.metrics import IGNORE, task_metrics
 from edgernn.train.model import EdgeRNN
+from edgernn.train.recipe import init_recurrent, lr_factor
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,12 @@ PRESETS: dict[str, Preset] = {
         TrainConfig(epochs=30, lr=5e-3, batch_size=64, patience=6),
     ),
 }
-DEFAULT_PRESET = Preset(ModelSpec(), TrainConfig())
+# Everything else (your own data, the long bundled sets): the long-sequence recipe of
+# docs/training.md. Orthogonal W_hh, a warm-up then cosine decay, and room for it to run.
+DEFAULT_PRESET = Preset(
+    ModelSpec(),
+    TrainConfig(epochs=200, patience=40, init="orthogonal", warmup_epochs=10, schedule="cosine"),
+)
 
 
 def model_config(ds: Dataset, spec: ModelSpec) -> ModelConfig:
@@ -140,6 +146,7 @@ def train(ds: Dataset, cfg: ModelConfig, tc: TrainConfig, progress: bool = True)
 def _train(ds: Dataset, cfg: ModelConfig, tc: TrainConfig, progress: bool) -> TrainResult:
     seed_everything(tc.seed)
     model = EdgeRNN(cfg)
+    init_recurrent(model.rnn, tc.init)
     opt = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     x, y, lengths = tensors(ds.train)
     gen = torch.Generator().manual_seed(tc.seed)
@@ -153,6 +160,8 @@ def _train(ds: Dataset, cfg: ModelConfig, tc: TrainConfig, progress: bool) -> Tr
         item_show_func=lambda _: f"val loss {best_loss:.3f}" if history else "",
     ) as bar:
         for epoch in bar:
+            for group in opt.param_groups:
+                group["lr"] = tc.lr * lr_factor(epoch, tc)
             model.train()
             order = torch.randperm(len(x), generator=gen)
             total = 0.0

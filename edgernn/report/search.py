@@ -1,0 +1,40 @@
+"""report.md's "Model search" section: every candidate `edgernn train --auto` tried."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def search_section(meta: dict[str, Any]) -> str | None:
+    """The candidates in the order they ran, the chosen one in bold; None without --auto."""
+    auto = meta.get("auto")
+    if not auto:
+        return None
+    rows = []
+    for i, c in enumerate(auto["candidates"]):
+        trained = c["status"] == "trained"
+        cells = [
+            str(i + 1),
+            str(c.get("frame", 1)),
+            str(c["hidden_size"]),
+            c["init"],
+            f"{c['lr']:g}",
+            f"{c['flash_bytes']:,}",
+            f"{c['val_accuracy']:.4f}" if trained else "-",
+            f"{c['val_nll']:.4f}" if trained else "-",
+            str(c["epochs_run"]) if trained else c["status"],
+        ]
+        rows.append([f"**{v}**" for v in cells] if i == auto["chosen"] else cells)
+    head = ["#", "frame", "hidden", "init", "lr", "flash (B)", "val accuracy", "val loss", "epochs"]
+    table = "\n".join(
+        "| " + " | ".join(r) + " |"
+        for r in [head, ["---:", "---:", "---:", "---", "---:", "---:", "---:", "---:", "---:"], *rows]
+    )
+    limits = f"budget {auto['budget_minutes']:g} min" + (
+        f", at most {auto['max_flash']:,} B of flash" if auto.get("max_flash") else ""
+    )
+    stop = " The budget stopped the search early." if auto.get("stopped_by_budget") else ""
+    return (
+        f"`edgernn train --auto` ({limits}) chose candidate {auto['chosen'] + 1} by validation "
+        f"accuracy, then validation loss; the test split played no part.{stop}\n\n{table}"
+    )
