@@ -62,6 +62,9 @@ class ModelConfig:
     # Many-to-one feature models: each RNN step reads `frame` consecutive samples, so input_size
     # is frame x the features of one sample (edgernn.frame); 1: one sample per step.
     frame: int = 1
+    # Many-to-one, unidirectional, final-state readout: the RNN reads each sequence from its last
+    # step to its first (an ONNX RNN with direction=reverse; edgernn.frame.reverse_*).
+    reverse: bool = False
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -106,6 +109,16 @@ class ModelConfig:
                 raise InputError("frame > 1 is for many-to-one feature models (without pad_to)")
             if self.input_size % self.frame:
                 raise InputError(f"input_size {self.input_size} is not a multiple of frame {self.frame}")
+        if not isinstance(self.reverse, bool):
+            raise InputError(f"reverse must be true or false, got {self.reverse!r}")
+        if self.reverse and (
+            self.task is not Task.MANY_TO_ONE
+            or self.bidirectional
+            or self.readout is not Readout.FINAL_STATE
+            or self.pad_to
+            or self.frame > 1
+        ):
+            raise InputError("reverse is for unidirectional many-to-one models read at their final state")
         if self.task is Task.ONE_TO_MANY:
             if self.bidirectional:
                 raise InputError("a one-to-many (generative) model cannot be bidirectional")
@@ -139,8 +152,8 @@ class ModelConfig:
         return self.readout is Readout.LAST_OUTPUT
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types, as checkpoints store them. The default readout, pad_to and frame are
-        left out, so files written before they existed keep their bytes."""
+        """Plain JSON types, as checkpoints store them. The default readout, pad_to, frame and
+        reverse are left out, so files written before they existed keep their bytes."""
         d = {**asdict(self), "task": self.task.value, "readout": self.readout.value}
         if self.readout is Readout.FINAL_STATE:
             del d["readout"]
@@ -148,6 +161,8 @@ class ModelConfig:
             del d["pad_to"]
         if self.frame == 1:
             del d["frame"]
+        if not self.reverse:
+            del d["reverse"]
         return d
 
     @classmethod

@@ -1,4 +1,5 @@
-"""Samples grouped into steps (ModelConfig.frame): the one definition every backend follows.
+"""Samples grouped into steps (ModelConfig.frame), and a reverse model's sequences reversed
+(ModelConfig.reverse): the one definition every backend follows.
 
 A model with frame K reads a sequence of n samples of I features as n // K steps of K * I
 features: step t is samples tK .. tK + K - 1 side by side, in time order. The last n mod K
@@ -47,7 +48,31 @@ def frame_numpy(cfg: ModelConfig, x: np.ndarray, lengths: np.ndarray) -> tuple[n
     return framed, np.asarray(lengths) // k
 
 
+def reverse_torch(cfg: ModelConfig, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """ModelConfig.reverse: each sequence reversed within its own length; padding stays put."""
+    if not cfg.reverse:
+        return x
+    t = torch.arange(x.shape[1])[None, :]
+    lens = lengths.long()[:, None]
+    index = torch.where(t < lens, lens - 1 - t, t)
+    if x.dim() == 3:
+        index = index[:, :, None].expand(-1, -1, x.shape[2])
+    return torch.gather(x, 1, index)
+
+
+def reverse_numpy(cfg: ModelConfig, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The same on numpy arrays."""
+    if not cfg.reverse:
+        return x
+    out = np.array(x, copy=True)
+    for i, n in enumerate(np.asarray(lengths).tolist()):
+        out[i, :n] = x[i, :n][::-1]
+    return out
+
+
 def steps_numpy(cfg: ModelConfig, x: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """What a model's RNN reads, from what its user gives: samples framed (frame), then the pad
-    steps appended (edgernn.pad). The drivers that feed steps (the step graph, C, the MCU) call it."""
-    return pad_numpy(cfg, *frame_numpy(cfg, x, lengths))
+    """What a model's RNN reads, from what its user gives: samples framed (frame), the pad steps
+    appended (edgernn.pad), a reverse model's sequences reversed. The drivers that feed steps (the
+    step graph, C, the MCU) call it."""
+    x, lengths = pad_numpy(cfg, *frame_numpy(cfg, x, lengths))
+    return reverse_numpy(cfg, x, lengths), lengths

@@ -172,6 +172,8 @@ CASES = {
     "sequence-lens": {"with_lengths": True},
     "initial-h": {"with_h0": True},
     "tokens": {"tokens": True},
+    "reverse": {"direction": "reverse"},
+    "reverse-layout-1": {"direction": "reverse", "layout": 1},
 }
 
 
@@ -199,6 +201,7 @@ def test_graph_matches_the_numpy_definition_and_imports(tmp_path: Path, case: st
     assert result.proof.max_abs_diff <= TOLERANCE
     cfg = load_checkpoint(tmp_path / "out").model.cfg
     assert cfg.bidirectional == (direction == "bidirectional") and cfg.readout is Readout.FINAL_STATE
+    assert cfg.reverse == (direction == "reverse")
 
 
 def test_bare_rnn_op_outputs_are_the_hidden_states(tmp_path: Path) -> None:
@@ -231,9 +234,8 @@ def test_final_state_output_without_head(tmp_path: Path) -> None:
     [
         ({"attrs": {"activations": ["Relu"]}}, "activation relu; edgernn exports tanh RNNs"),
         ({"attrs": {"clip": 3.0}}, "clips its cell input"),
-        ({"direction": "reverse"}, "direction=reverse"),
     ],
-    ids=["relu", "clip", "reverse"],
+    ids=["relu", "clip"],
 )
 def test_unsupported_attributes_are_refused(tmp_path: Path, kw: dict[str, object], message: str) -> None:
     model, _ = rnn_graph(**kw)  # type: ignore[arg-type]
@@ -257,3 +259,31 @@ def test_lstm_and_gru_ops_are_refused(tmp_path: Path) -> None:
         path = _save(tmp_path, helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]))
         with pytest.raises(InputError, match=f"found {op}; edgernn exports tanh RNNs"):
             import_model(path, tmp_path / "out", _data(tmp_path / "d.npz"))
+
+
+def test_reverse_model_through_every_backend(tmp_path: Path) -> None:
+    """direction=reverse: every backend reads each sequence from its end, integer for integer."""
+    from edgernn.pipeline import export_dir
+    from edgernn.verify import verify_dir
+
+    model, _ = rnn_graph(direction="reverse", with_lengths=True)
+    result = import_model(_save(tmp_path, model), tmp_path / "out", _data(tmp_path / "d.npz"))
+    assert "reverse" in result.found.describe()
+    export_dir(tmp_path / "out", prefix="rev")
+    v = verify_dir(tmp_path / "out")
+    assert v.passed, v.report["parity"]
+    assert {p["b"] for p in v.report["parity"]} >= {"torch-float", "ort-int8", "ort-int8-step", "c-int8"}
+    header = (tmp_path / "out" / "model.h").read_text()
+    assert "void rev_reverse(int8_t *x, size_t n)" in header and "void rev_step(" not in header
+    from test_mcu import _assert_exact, _zig_path
+
+    from edgernn.targets.check import check_dir
+
+    _zig_path()
+    _assert_exact(check_dir(tmp_path / "out", ("cortex-m0plus", "cortex-m4"), ("zig",)), "zig+unicorn")
+
+
+def test_reverse_model_read_per_step_is_refused(tmp_path: Path) -> None:
+    model, _ = rnn_graph(direction="reverse", output="Y", head=False)
+    with pytest.raises(InputError, match="a reverse-only RNN is exported read at its final state"):
+        import_model(_save(tmp_path, model), tmp_path / "out", _data(tmp_path / "d.npz", per_step=True))

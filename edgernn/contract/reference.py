@@ -20,7 +20,7 @@ import torch
 from edgernn.config import Task
 from edgernn.contract.constants import OFFSET_BITS, Z_MAX, Z_MIN
 from edgernn.contract.model import QuantCell, QuantizedModel
-from edgernn.frame import frame_torch
+from edgernn.frame import frame_torch, reverse_torch
 from edgernn.pad import pad_torch
 
 
@@ -79,6 +79,7 @@ def int_forward(
     )
     x, lengths = frame_torch(cfg, x, lengths)  # x in samples; the integers work on steps
     x, lengths = pad_torch(cfg, x, lengths)
+    x = reverse_torch(cfg, x, lengths)
     b, steps = x.shape[0], x.shape[1]
     hsz, d = cfg.hidden_size, cfg.directions
     if h0 is None:

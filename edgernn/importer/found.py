@@ -56,6 +56,7 @@ class Found:
     head_b: np.ndarray | None = None  # (C,)
     state_input: bool = False  # the source takes an initial state (fed zeros, as a device starts)
     traced_length: int | None = None  # a torch.export source only runs at this many steps
+    reverse: bool = False  # one direction, reading each sequence from its end (ONNX direction=reverse)
     ops: tuple[str, ...] = field(default=())  # the ops between the RNN and the output, for messages
 
     @property
@@ -78,6 +79,7 @@ class Found:
             parts.append(f"Embedding({self.embedding.shape[0]}, {self.embedding.shape[1]}{pad})")
         rnn = f"RNN({self.input_size}, {self.hidden_size}, layers={self.num_layers}"
         rnn += ", bidirectional" if self.bidirectional else ""
+        rnn += ", reverse" if self.reverse else ""
         rnn += "" if self.has_bias else ", bias=False"
         parts.append(rnn + f", batch_first={self.batch_first})")
         parts.append(self.reading.value)
@@ -106,6 +108,11 @@ def readouts_for(found: Found) -> tuple[Readout, ...]:
 def build_model(found: Found, task: Task, readout: Readout, pad_to: int = 0) -> EdgeRNN:
     """The edgernn float model with the source's weights (zeros for absent biases, an identity
     head when the source has none)."""
+    if found.reverse and (task is not Task.MANY_TO_ONE or found.reading is not Reading.FINAL_STATE or pad_to):
+        reads = found.reading.value + (" with --pad-to" if pad_to else "")
+        raise InputError(
+            f"a reverse-only RNN is exported read at its final state (Y_h); this one reads {reads}"
+        )
     width = found.directions * found.hidden_size
     cfg = ModelConfig(
         task=task,
@@ -118,6 +125,7 @@ def build_model(found: Found, task: Task, readout: Readout, pad_to: int = 0) -> 
         embed_dim=0 if found.embedding is None else int(found.embedding.shape[1]),
         readout=readout,
         pad_to=pad_to,
+        reverse=found.reverse,
     )
     model = EdgeRNN(cfg)
     state: dict[str, torch.Tensor] = {}

@@ -75,10 +75,6 @@ def _refuse_unsupported(node: onnx.NodeProto, index: int) -> None:
         raise InputError(f"RNN {index} uses activation {other}; edgernn exports tanh RNNs")
     if _attr(node, "clip") is not None:
         raise InputError(f"RNN {index} clips its cell input (attribute clip); edgernn does not")
-    if _attr(node, "direction", "forward") == "reverse":
-        raise InputError(
-            f"RNN {index} runs in reverse only (direction=reverse); edgernn runs forward or both directions"
-        )
 
 
 def _walk_back(g: _Graph, name: str) -> tuple[str, list[onnx.NodeProto]]:
@@ -224,6 +220,7 @@ def read_graph(model: onnx.ModelProto) -> tuple[Found, Roles]:
     if len(directions) != 1 or len(layouts) != 1:
         raise InputError("the RNN layers differ in direction or layout; edgernn needs one for the stack")
     bidirectional = directions == {"bidirectional"}
+    reverse = directions == {"reverse"}
     dirs = 2 if bidirectional else 1
     cells: list[CellWeights] = []
     biased = []
@@ -286,6 +283,7 @@ def read_graph(model: onnx.ModelProto) -> tuple[Found, Roles]:
         head_w=head_w,
         head_b=head_b,
         state_input="h0" in roles,
+        reverse=reverse,
         ops=tuple(n.op_type for n in after if n.op_type in _VIEWS),
     )
     return found, Roles(roles, time_axis, layout, answer, tuple(computed))

@@ -249,6 +249,11 @@ class Runtime:
                 "a bidirectional model cannot stream: its backward direction reads each sequence "
                 "from its end, so no answer exists before the whole sequence is in; use predict"
             )
+        if self.qm.config.reverse:
+            raise InputError(
+                "this model reads each sequence from its last step to its first, so no answer exists "
+                "before the whole sequence is in; use predict"
+            )
         if self.qm.config.frame > 1:
             raise InputError(
                 f"this model steps once per {self.qm.config.frame} samples; stream it in C with "

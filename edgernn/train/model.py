@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from edgernn.config import ModelConfig, Task
-from edgernn.frame import frame_torch
+from edgernn.frame import frame_torch, reverse_torch
 from edgernn.pad import pad_torch
 
 
@@ -38,7 +38,7 @@ class EdgeRNN(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """x: samples (B, T, I) or tokens (B, T); lengths in samples."""
         x, lengths = frame_torch(self.cfg, x, lengths)
-        return self.forward_steps(x, lengths, h0)
+        return self.forward_steps(reverse_torch(self.cfg, x, lengths), lengths, h0)
 
     def forward_steps(
         self, x: torch.Tensor, lengths: torch.Tensor, h0: torch.Tensor | None = None

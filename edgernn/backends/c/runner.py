@@ -17,9 +17,10 @@ from edgernn.pipeline import HEADER
 
 @dataclass
 class _Stepped:
-    """A model whose steps are not its input samples one for one (frame, pad_to): each sequence
-    is made into steps before PREFIX_run, as firmware does (a sample buffer of whole frames,
-    PREFIX_push_sample; PREFIX_pad before a run, PREFIX_finish after streaming)."""
+    """A model whose steps are not its input samples one for one, in order (frame, pad_to,
+    reverse): each sequence is made into steps before PREFIX_run, as firmware does (a sample
+    buffer of whole frames, PREFIX_push_sample; PREFIX_pad before a run, PREFIX_finish after
+    streaming; PREFIX_reverse before a run)."""
 
     model: CModel
     qm: QuantizedModel
@@ -33,7 +34,8 @@ class _Stepped:
 
 def _open(out: Path, qm: QuantizedModel, work: Path) -> CModel | _Stepped:
     model = compile_model(out / HEADER, qm.meta.c_prefix or "edgernn_model", work)
-    return _Stepped(model, qm) if qm.config.pad_to or qm.config.frame > 1 else model
+    cfg = qm.config
+    return _Stepped(model, qm) if cfg.pad_to or cfg.frame > 1 or cfg.reverse else model
 
 
 register(IntBackend("c-int8", _open, order=30, needs_c_compiler=True, generates=True))

@@ -65,7 +65,8 @@ def wrappers(qm: QuantizedModel, p: str) -> str:
             f"    edgernn_init({m}, {st});{reset}",
         )
     ]
-    if not cfg.bidirectional and not cfg.tokens:
+    # A reverse model reads a sequence from its end: no step in time order, only run.
+    if not cfg.bidirectional and not cfg.reverse and not cfg.tokens:
         out.append(
             _fn(
                 f"One time step of every layer; x is one int8 input vector ({p}_quantize_input makes one\n"
@@ -74,7 +75,7 @@ def wrappers(qm: QuantizedModel, p: str) -> str:
                 f"{_scratch(up)}\n    (void)edgernn_step({m}, {st}, x, scratch);",
             )
         )
-    if not cfg.bidirectional and cfg.tokens:
+    if not cfg.bidirectional and not cfg.reverse and cfg.tokens:
         out.append(
             _fn(
                 f"One time step reading token id `token`. Returns EDGERNN_OK, or EDGERNN_ERR_TOKEN (state\n"
@@ -119,6 +120,8 @@ def wrappers(qm: QuantizedModel, p: str) -> str:
         out += _frame_wrappers(p)
     if cfg.pad_to:
         out.append(_pad_wrapper(qm, p))
+    if cfg.reverse:
+        out.append(_reverse_wrapper(qm, p))
     if cfg.task == Task.ONE_TO_MANY:
         out.append(
             _fn(
@@ -176,6 +179,25 @@ def _frame_wrappers(p: str) -> list[str]:
             f"    edgernn_quantize_features(&{p}_model, raw, xq, {up}_SAMPLE_SIZE);",
         ),
     ]
+
+
+def _reverse_wrapper(qm: QuantizedModel, p: str) -> str:
+    """A reverse model reads a sequence from its end: the steps of a run, reversed in place."""
+    up = p.upper()
+    kind, width, arg = (
+        ("int32_t *tokens", "1", "tokens") if qm.config.tokens else ("int8_t *x", f"{up}_INPUT_SIZE", "x")
+    )
+    elem = "int32_t" if qm.config.tokens else "int8_t"
+    return _fn(
+        f"Before {p}_run: reverses the n steps of `{arg}` in place. The model reads a sequence from its\n"
+        " * last step to its first (an RNN with direction=reverse), so it needs the whole sequence.",
+        f"void {p}_reverse({kind}, size_t n)",
+        f"    size_t a, b, i;\n    for (a = 0, b = n; a + 1 < b; ++a) {{\n        --b;\n"
+        f"        for (i = 0; i < (size_t){width}; ++i) {{\n"
+        f"            const {elem} t = {arg}[a * {width} + i];\n"
+        f"            {arg}[a * {width} + i] = {arg}[b * {width} + i];\n"
+        f"            {arg}[b * {width} + i] = t;\n        }}\n    }}",
+    )
 
 
 def _pad_wrapper(qm: QuantizedModel, p: str) -> str:

@@ -66,7 +66,7 @@ def float_onnx_bytes(model: EdgeRNN, qm: QuantizedModel | None = None) -> bytes:
     buf = io.BytesIO()
     # A framed model is traced on steps; the framing front (Shape, Slice, Reshape) goes in front
     # afterwards, so no sequence length is baked into the trace.
-    traced: nn.Module = _Steps(model) if cfg.frame > 1 else model
+    traced: nn.Module = _Steps(model) if cfg.frame > 1 or cfg.reverse else model
     with _quiet_native_stderr():
         torch.onnx.export(
             traced,
@@ -88,8 +88,8 @@ def float_onnx_bytes(model: EdgeRNN, qm: QuantizedModel | None = None) -> bytes:
     proto = onnx.load_from_string(buf.getvalue())
     proto.producer_name = "edgernn"
     proto.producer_version = ""
-    if cfg.frame > 1:
-        _prepend_framing(proto, model)
+    if cfg.frame > 1 or cfg.reverse:
+        _prepend_input_rules(proto, model)
     if qm is not None:
         from edgernn.backends.onnx.raw_input import raw_float_model
 
@@ -111,24 +111,33 @@ class _Steps(nn.Module):
         return self.model.forward_steps(x, lengths, h0)
 
 
-def _prepend_framing(proto: onnx.ModelProto, model: EdgeRNN) -> None:
-    """The framing front (backends/onnx/framing.py) in front of a graph traced on steps: x and
-    lengths become samples again."""
+def _prepend_input_rules(proto: onnx.ModelProto, model: EdgeRNN) -> None:
+    """The framing front (backends/onnx/framing.py) and a reverse model's ReverseSequence in
+    front of a graph traced on steps: x and lengths become what the user gives again."""
     from edgernn.backends.onnx.framing import frame_front
     from edgernn.backends.onnx.int_builder import Graph
     from edgernn.backends.onnx.raw_input import rename_reads
 
     g = Graph()
-    x_steps, lengths_steps = frame_front(g, model.cfg, "x", "lengths")
+    name = input_name(model)
+    if model.cfg.frame > 1:
+        x_steps, lengths_steps = frame_front(g, model.cfg, name, "lengths")
+    else:
+        x_steps, lengths_steps = name, "lengths"
+    if model.cfg.reverse:
+        x_steps = g.op(
+            "ReverseSequence", [x_steps, lengths_steps], f"{name}_reversed", batch_axis=0, time_axis=1
+        )
     graph = proto.graph
-    rename_reads(graph, "x", x_steps)
+    rename_reads(graph, name, x_steps)
     rename_reads(graph, "lengths", lengths_steps)
     nodes = [*g.nodes, *graph.node]
     del graph.node[:]
     graph.node.extend(nodes)
     graph.initializer.extend(g.initializers)
-    (x_info,) = [i for i in graph.input if i.name == "x"]
-    x_info.type.tensor_type.shape.dim[2].dim_value = model.cfg.sample_size
+    if model.cfg.frame > 1:
+        (x_info,) = [i for i in graph.input if i.name == name]
+        x_info.type.tensor_type.shape.dim[2].dim_value = model.cfg.sample_size
 
 
 def export_float_onnx(model: EdgeRNN, path: str | os.PathLike[str], qm: QuantizedModel | None = None) -> None:

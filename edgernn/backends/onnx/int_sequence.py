@@ -117,6 +117,8 @@ def build_sequence_model(qm: QuantizedModel) -> onnx.ModelProto:
         x_in, lengths = frame_front(g, cfg, x_name, "lengths")
     else:
         x_in, lengths = _pad_steps(g, qm, x_name) if cfg.pad_to else (x_name, "lengths")
+    if cfg.reverse:  # each sequence read from its end (edgernn.frame.reverse_*)
+        x_in = g.op("ReverseSequence", [x_in, lengths], "x_reversed", batch_axis=0, time_axis=1)
     valid = _validity_mask(g, x_in, lengths)
     layer_in, layer_outs, finals = x_in, [], []
     for layer in range(layers):
