@@ -258,6 +258,7 @@ def test_tutorial_classifier_with_final_state_readout(tmp_path: Path, names_by_l
     test = load_data(load_checkpoint(results["module"].out_dir).meta["data"]).test
     _source_predictions_equal(results["module"], load_source(tmp_path / "model.pt2"), test)
     _export_and_verify(results["onnx"].out_dir)
+    _cortex_m4(results["onnx"].out_dir)
 
 
 def test_many_to_many_tagger(tmp_path: Path) -> None:
