@@ -237,7 +237,12 @@ def train(
     type=click.Path(dir_okay=False),
     help="Calibration data (.npz or .csv, the formats of `edgernn train --data`); its labels give accuracy.",
 )
-@click.option("--dataset", metavar="NAME", help="A bundled token data set as the calibration data instead.")
+@click.option(
+    "--dataset",
+    metavar="NAME",
+    help="A bundled data set as the calibration data instead (a token set: the feature sets are stored "
+    "normalised, not as a model trained elsewhere reads them).",
+)
 @click.option(
     "--input-range",
     nargs=2,
@@ -250,9 +255,7 @@ def train(
 @click.option(
     "--steps",
     type=click.IntRange(1, 100_000),
-    default=50,
-    show_default=True,
-    help="Steps of each synthetic sequence (--input-range).",
+    help="With --input-range: the synthetic sequences are 1 to this many steps long [default: 50].",
 )
 @click.option(
     "--task",
@@ -276,7 +279,7 @@ def import_(
     data_file: str | None,
     dataset: str | None,
     input_range: tuple[float, float] | None,
-    steps: int,
+    steps: int | None,
     task: str,
     pad_to: int | None,
     quiet: bool,
@@ -290,11 +293,13 @@ def import_(
     The calibration data is one of --data, --dataset or --input-range."""
     from edgernn.importer.api import import_model
 
+    if steps is not None and input_range is None:
+        raise click.UsageError("--steps goes with --input-range")
     generative = {"auto": None, "many-to-many": False, "one-to-many": True}[task]
     calibration: dict[str, Any] = {
         "dataset": dataset,
         "input_range": tuple(input_range) if input_range else None,
-        "steps": steps,
+        "steps": steps or 50,
         "generative": generative,
         "pad_to": pad_to or 0,
     }

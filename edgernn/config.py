@@ -105,8 +105,11 @@ class ModelConfig:
         ):
             raise InputError(f"frame must be an integer in 1..{MAX_FRAME}, got {self.frame!r}")
         if self.frame > 1:
-            if self.task is not Task.MANY_TO_ONE or self.tokens or self.pad_to:
-                raise InputError("frame > 1 is for many-to-one feature models (without pad_to)")
+            if self.task is not Task.MANY_TO_ONE or self.tokens or self.pad_to or self.bidirectional:
+                # PREFIX_push_sample streams one sample at a time: a bidirectional model cannot.
+                raise InputError(
+                    "frame > 1 is for unidirectional many-to-one feature models (without pad_to)"
+                )
             if self.input_size % self.frame:
                 raise InputError(f"input_size {self.input_size} is not a multiple of frame {self.frame}")
         if not isinstance(self.reverse, bool):

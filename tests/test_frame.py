@@ -130,3 +130,27 @@ def test_bad_frame_values_are_one_line_errors(tmp_path: Path) -> None:
         ModelConfig("many-to-many", 12, 8, 3, frame=2)
     with pytest.raises(InputError, match="not a multiple of frame"):
         ModelConfig("many-to-one", 12, 8, 3, frame=5)
+
+
+def test_predict_reads_samples_on_every_backend(framed: Path, tmp_path: Path) -> None:
+    """`edgernn predict` on raw samples: the two integer backends give the same records, and the
+    float backends agree with each other."""
+    from edgernn.data.bundled import load_dataset
+
+    test = load_dataset("arrowhead").test
+    np.savez(tmp_path / "some.npz", X=test.x[:20], lengths=test.lengths[:20])
+    runner = CliRunner()
+    out = {}
+    for backend in ("c", "onnx-int8", "torch", "onnx"):
+        path = tmp_path / f"{backend}.csv"
+        args = ["predict", str(framed), "--data", str(tmp_path / "some.npz"), "--backend", backend]
+        r = runner.invoke(main, [*args, "--out", str(path)])
+        assert r.exit_code == 0, r.output
+        out[backend] = path.read_text()
+    assert out["c"] == out["onnx-int8"] and out["torch"] == out["onnx"]
+    assert out["c"].count("\n") == 21
+
+
+def test_bidirectional_framing_is_refused() -> None:
+    with pytest.raises(InputError, match="unidirectional many-to-one feature models"):
+        ModelConfig("many-to-one", 12, 8, 3, bidirectional=True, frame=2)

@@ -592,3 +592,54 @@ def test_without_labels_the_source_answers_stand_in(tmp_path: Path, names_by_lis
     with pytest.raises(InputError, match="give the calibration data, one of"):
         import_model(uni, tmp_path / "c", example=token_example)
     assert not (tmp_path / "c").exists()
+
+
+class _TimeFirstInside(nn.Module):
+    """Takes (B, T, I) and answers (B, T, C), with a time-first RNN inside."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.RNN(12, 8)
+        self.out = nn.Linear(8, 9)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.rnn(x.transpose(0, 1))[0]).transpose(0, 1)
+
+
+class _ReshapedState(nn.Module):
+    """Reads h_n as h.transpose(0, 1).reshape(h.size(0), -1): torch.onnx writes a Shape node."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.RNN(12, 8, batch_first=True, bidirectional=True)
+        self.fc = nn.Linear(16, 9)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.rnn(x)[1]
+        return self.fc(h.transpose(0, 1).reshape(x.size(0), -1))
+
+
+def test_layouts_and_shape_nodes_between_the_parts(tmp_path: Path) -> None:
+    """A per-step answer keeps the input's layout whatever the RNN inside uses; the Shape node
+    torch.onnx writes for a dynamic reshape is not a layer of the head."""
+    ds = load_dataset("japanese_vowels")
+    torch.manual_seed(0)
+    x = ds.test.x[:40]
+    np.savez(tmp_path / "steps.npz", X=x, lengths=ds.test.lengths[:40])
+    r = import_model(
+        _TimeFirstInside().eval(), tmp_path / "a", tmp_path / "steps.npz", example=torch.zeros(2, 5, 12)
+    )
+    assert load_checkpoint(tmp_path / "a").model.cfg.task is Task.MANY_TO_MANY
+    assert r.proof.max_abs_diff <= TOLERANCE
+    model = _ReshapedState().eval()
+    example = torch.zeros(2, 5, 12)
+    torch.onnx.export(
+        model,
+        (example,),
+        str(tmp_path / "m.onnx"),
+        dynamo=False,
+        input_names=["x"],
+        dynamic_axes={"x": {0: "B", 1: "T"}},
+    )
+    r = import_model(tmp_path / "m.onnx", tmp_path / "b", tmp_path / "steps.npz")
+    assert r.proof.max_abs_diff <= TOLERANCE

@@ -160,6 +160,9 @@ def import_model(
         )
     src = load_source(source, example)
     found = src.found
+    if generative is not None and found.reading is not Reading.PER_STEP:
+        once = f"this model answers once per sequence ({found.reading.value})"
+        raise InputError(f"--task tells a tagger from a generator; {once}")
     if generative is None:
         vocab = found.embedding.shape[0] if found.embedding is not None else -1
         generative = found.reading is Reading.PER_STEP and found.outputs == vocab

@@ -41,12 +41,13 @@ def has_labels(path: Path) -> bool:
 
 
 def synthetic_sequences(input_size: int, low: float, high: float, steps: int, seed: int) -> list[np.ndarray]:
-    """Uniform random features in [low, high], every sequence `steps` long, from the seed."""
+    """Uniform random features in [low, high], of lengths 1..steps, from the seed. The lengths
+    vary so that the proof and the padding check see more than one length."""
     if not low < high:
         raise InputError(f"--input-range needs LOW < HIGH, got {low:g} {high:g}")
     rng = seeded_rng(seed)
-    shape = (SYNTHETIC_SEQUENCES, steps, input_size)
-    return list(rng.uniform(low, high, shape).astype(np.float32))
+    lengths = rng.integers(1, steps + 1, SYNTHETIC_SEQUENCES)
+    return [rng.uniform(low, high, (int(n), input_size)).astype(np.float32) for n in lengths]
 
 
 def labelled_by_source(source: Source, seqs: list[np.ndarray], task: Task, pad_to: int) -> bytes:

@@ -27,8 +27,8 @@ _VIEWS = {
     "Transpose", "Reshape", "Squeeze", "Unsqueeze", "Gather", "Slice", "Flatten", "Identity",
     "Dropout", "Concat", "Cast", "Split",
 }  # fmt: skip
-# Ops that only compute shapes and constants: they feed the parts but are not on the data path.
-_SHAPE_OPS = {"Shape", "Constant", "ConstantOfShape", "Range", "Size"}
+# Ops that read only a tensor's shape: what they feed carries none of its values.
+_SHAPE_OPS = {"Shape", "Size"}
 
 
 def _attr(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
@@ -112,10 +112,14 @@ def _cells(g: _Graph, node: onnx.NodeProto, dirs: int) -> tuple[list[CellWeights
 
 
 def _downstream(g: _Graph, start: list[str]) -> list[onnx.NodeProto]:
+    """The nodes that compute from `start`'s values; shape computations (a `Shape` of a tensor
+    feeding a `Reshape`) carry no values of it and are not followed."""
     seen: list[onnx.NodeProto] = []
     stack = list(start)
     while stack:
         for n in g.consumers.get(stack.pop(), []):
+            if n.op_type in _SHAPE_OPS:
+                continue
             if n not in seen:
                 seen.append(n)
                 stack.extend(o for o in n.output if o)
@@ -290,12 +294,14 @@ def read_graph(model: onnx.ModelProto) -> tuple[Found, Roles]:
 
 
 def _ancestors(g: _Graph, name: str) -> set[str]:
-    """Every tensor `name` is computed from."""
+    """Every tensor whose values `name` is computed from."""
     seen: set[str] = set()
     stack = [name]
     while stack:
         node = g.data_producer(stack.pop())
-        for i in node.input if node is not None else ():
+        if node is None or node.op_type in _SHAPE_OPS:  # a shape carries no values
+            continue
+        for i in node.input:
             if i and i not in seen:
                 seen.add(i)
                 stack.append(i)
@@ -399,7 +405,7 @@ def from_onnx(path: Path, data: bytes, sha256: str) -> Source:
     probe = run_padded(_probe(found, 3))
     per_step = probe.ndim == 3
     if per_step and found.reading is not Reading.FINAL_STATE:
-        found = _with_reading(found, Reading.PER_STEP)
+        found = replace(found, reading=Reading.PER_STEP)
     return Source(found=found, run=run, label=path.name, sha256=sha256, run_padded=run_padded)
 
 
@@ -407,10 +413,6 @@ def _probe(found: Found, steps: int) -> np.ndarray:
     if found.tokens:
         return np.ones((1, steps), np.int64)
     return np.full((1, steps, found.input_size), 0.25, np.float32)
-
-
-def _with_reading(found: Found, reading: Reading) -> Found:
-    return replace(found, reading=reading)
 
 
 def _layout(value: np.ndarray, how: Roles, name: str, model: onnx.ModelProto) -> np.ndarray:

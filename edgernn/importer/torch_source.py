@@ -36,8 +36,10 @@ def _zero_state(found: Found, batch: int = 1) -> torch.Tensor:
     return torch.zeros(found.num_layers * found.directions, batch, found.hidden_size)
 
 
-def _batch_answer(out: Any, index: int, found: Found) -> np.ndarray:
-    """The model's answers in edgernn's layout: (N, T, C) per step, (N, C) per sequence."""
+def _batch_answer(out: Any, index: int, found: Found, time_axis: int) -> np.ndarray:
+    """The model's answers in edgernn's layout: (N, T, C) per step, (N, C) per sequence. A
+    per-step answer keeps time where the model's input has it (time_axis), whatever the RNN
+    inside does."""
     value = out[index] if isinstance(out, (tuple, list)) else out
     if not isinstance(value, torch.Tensor):
         raise InputError(f"the model returned {type(value).__name__}, not a tensor")
@@ -47,15 +49,15 @@ def _batch_answer(out: Any, index: int, found: Found) -> np.ndarray:
             raise InputError(
                 f"a per-step output of shape {tuple(a.shape)}; expected 3 axes (batch, time, values)"
             )
-        return a if found.batch_first else a.transpose(1, 0, 2)
+        return a if time_axis == 1 else a.transpose(1, 0, 2)
     if a.ndim != 2:
         raise InputError(f"a per-sequence output of shape {tuple(a.shape)}; expected (batch, values)")
     return a
 
 
-def _answer(out: Any, index: int, found: Found) -> np.ndarray:
+def _answer(out: Any, index: int, found: Found, time_axis: int) -> np.ndarray:
     """The model's answer for one sequence: (T, C) per step, (C,) per sequence."""
-    return _batch_answer(out, index, found)[0]
+    return _batch_answer(out, index, found, time_axis)[0]
 
 
 def _user_args(
@@ -102,7 +104,9 @@ def from_module(module: nn.Module, example: Any, sha256: str) -> Source:
         was = module.training
         module.eval()
         try:
-            return _batch_answer(module(*_user_args(ep, x_name, found, batch, time_axis)), index, found)
+            return _batch_answer(
+                module(*_user_args(ep, x_name, found, batch, time_axis)), index, found, time_axis
+            )
         finally:
             module.train(was)
 
@@ -177,7 +181,7 @@ def from_pt2(path: Path, sha256: str) -> Source:
         x = _one_sequence(seq, time_axis, found.tokens)
         user = iter(_user_args(ep, x_name, found, x, time_axis))
         if tuple(x.shape) == traced_shape:  # the program's own shape: run it with its guards
-            return _answer(guarded(*_user_args(ep, x_name, found, x, time_axis)), index, found)
+            return _answer(guarded(*_user_args(ep, x_name, found, x, time_axis)), index, found, time_axis)
         args = [next(user) if s.kind == InputKind.USER_INPUT else inputs.tensors[s.arg.name] for s in specs]
         try:
             flat = interpreter.run(*args)
@@ -187,6 +191,6 @@ def from_pt2(path: Path, sha256: str) -> Source:
                 f"it was traced at {found.traced_length}"
             ) from None
         flat = flat if isinstance(flat, (tuple, list)) else (flat,)
-        return _answer([flat[i] for i in outputs], index, found)
+        return _answer([flat[i] for i in outputs], index, found, time_axis)
 
     return Source(found=found, run=run, label=path.name, sha256=sha256)

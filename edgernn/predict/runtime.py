@@ -128,7 +128,7 @@ class Runtime:
         cfg = self.qm.config
         self.task = Task(cfg.task)
         self.tokens = bool(cfg.tokens)
-        self.input_size = int(cfg.input_size)
+        self.input_size = int(cfg.sample_size)  # features of one sample (a step reads frame of them)
         self.vocab: tuple[str, ...] = tuple(self.qm.meta.vocab or ())
         names = tuple(self.qm.meta.class_names or ())
         if self.task == Task.ONE_TO_MANY and len(self.vocab) == cfg.num_classes:
@@ -411,7 +411,14 @@ class _C(_Impl):
     def _quantize(self, rt: Runtime, x: np.ndarray, lens: np.ndarray) -> np.ndarray:
         if rt.tokens:
             return x.astype(np.int64)
-        xq = self.cm.quantize(x)  # the header's own float wrapper: normalise, scale, round, saturate
+        # The header's own float wrapper (normalise, scale, round, saturate), over rows of one step.
+        # A framed model's step is `frame` samples whose positions share the scales, so samples
+        # laid end to end quantize as whole steps do.
+        width = rt.qm.config.input_size
+        flat = np.ascontiguousarray(x, dtype=np.float32).reshape(-1)
+        rows = np.zeros(-(-flat.size // width) * width, np.float32)
+        rows[: flat.size] = flat
+        xq = self.cm.quantize(rows.reshape(-1, width)).reshape(-1)[: flat.size].reshape(x.shape)
         xq[np.arange(x.shape[1])[None, :] >= lens[:, None]] = 0
         return xq
 

@@ -239,7 +239,7 @@ def auto_train(
     if budget_minutes <= 0:
         raise InputError(f"the budget must be positive, got {budget_minutes!r} minutes")
     s = _Search(ds, spec, tc, flash_of, budget_minutes * 60.0, max_flash, log)
-    allowed = frames(ds)
+    allowed = frames(ds) if not spec.bidirectional else (1,)  # framing streams: unidirectional only
     # A frame the caller chose is the base; frame 1 (the ModelSpec default) means "not chosen".
     f0 = spec.frame if spec.frame > 1 and spec.frame in allowed else base_frame(ds, allowed)
     h0 = base_hidden(s, f0, tc.init, tc.lr)

@@ -235,7 +235,13 @@ def usage(qm: QuantizedModel, p: str) -> str:
         f"    static {p}_state_t st;               // {up}_STATE_BYTES of RAM, caller-owned",
         f"    {p}_init(&st);",
     ]
-    if cfg.bidirectional:
+    if cfg.reverse:
+        arg = "tokens" if cfg.tokens else "x"
+        lines += [
+            f"    {p}_reverse({arg}, n);                // the model reads a sequence from its end",
+            f"    {p}_run(&st, {arg}, n, NULL, 0, logits);   // whole sequence; logits = the class scores",
+        ]
+    elif cfg.bidirectional:
         arg = "tokens" if cfg.tokens else "x"
         if cfg.pad_to:
             lines += [f"    T = {p}_pad({arg}, n);                 // n steps, then pad steps up to PAD_TO"]
@@ -257,7 +263,7 @@ def usage(qm: QuantizedModel, p: str) -> str:
         ]
     if cfg.task == Task.ONE_TO_MANY:
         lines.append(f"    n = {p}_generate(&st, start_token, out, max_len, seed);  // seed 0: greedy")
-    elif not cfg.bidirectional:
+    elif not cfg.bidirectional and not cfg.reverse:
         when = "after the last step" if cfg.task == Task.MANY_TO_ONE else "after any step"
         if cfg.pad_to:
             lines.append(f"    {p}_finish(&st, n);                  // after n steps: the pad steps")
