@@ -72,14 +72,16 @@ class ModelConfig:
         object.__setattr__(self, "task", Task(self.task))  # a plain "many-to-one" becomes the member
         if self.vocab_size and (self.embed_dim < 1 or self.input_size != self.embed_dim):
             raise InputError("a token model needs embed_dim >= 1 and input_size == embed_dim")
-        for name, value, hi in (
-            ("input_size", self.input_size, MAX_INPUT),
-            ("hidden_size", self.hidden_size, MAX_HIDDEN),
-            ("num_layers", self.num_layers, MAX_LAYERS),
-            ("num_classes", self.num_classes, 1 << 16),
+        for name, value, lo, hi in (
+            ("input_size", self.input_size, 1, MAX_INPUT),
+            ("hidden_size", self.hidden_size, 1, MAX_HIDDEN),
+            ("num_layers", self.num_layers, 1, MAX_LAYERS),
+            ("num_classes", self.num_classes, 1, 1 << 16),
+            ("pad_to", self.pad_to, 0, MAX_PAD),
+            ("frame", self.frame, 1, MAX_FRAME),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
-                raise InputError(f"{name} must be an integer in 1..{hi}, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise InputError(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise InputError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.readout not in READOUTS:
@@ -90,20 +92,8 @@ class ModelConfig:
         ):
             # Elsewhere the top layer's output at the last valid step is its final state already.
             raise InputError("readout last-output is for bidirectional many-to-one models only")
-        if (
-            isinstance(self.pad_to, bool)
-            or not isinstance(self.pad_to, int)
-            or not 0 <= self.pad_to <= MAX_PAD
-        ):
-            raise InputError(f"pad_to must be an integer in 0..{MAX_PAD}, got {self.pad_to!r}")
         if self.pad_to and self.task is not Task.MANY_TO_ONE:
             raise InputError("pad_to is for many-to-one models only")
-        if (
-            isinstance(self.frame, bool)
-            or not isinstance(self.frame, int)
-            or not 1 <= self.frame <= MAX_FRAME
-        ):
-            raise InputError(f"frame must be an integer in 1..{MAX_FRAME}, got {self.frame!r}")
         if self.frame > 1:
             if self.task is not Task.MANY_TO_ONE or self.tokens or self.pad_to or self.bidirectional:
                 # PREFIX_push_sample streams one sample at a time: a bidirectional model cannot.
