@@ -14,7 +14,7 @@ import torch
 
 from edgernn.config import ModelConfig
 from edgernn.errors import InputError
-from edgernn.pad import pad_numpy
+from edgernn.pad import pad_numpy, pad_torch
 
 
 def frame_torch(
@@ -76,3 +76,12 @@ def steps_numpy(cfg: ModelConfig, x: np.ndarray, lengths: np.ndarray) -> tuple[n
     step graph, C, the MCU) call it."""
     x, lengths = pad_numpy(cfg, *frame_numpy(cfg, x, lengths))
     return reverse_numpy(cfg, x, lengths), lengths
+
+
+def steps_torch(
+    cfg: ModelConfig, x: torch.Tensor, lengths: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """steps_numpy on tensors: what the RNN reads (the float model's own path, for diagnostics
+    that call its nn.RNN directly)."""
+    x, lengths = pad_torch(cfg, *frame_torch(cfg, x, lengths))
+    return reverse_torch(cfg, x, lengths), lengths

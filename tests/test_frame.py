@@ -154,3 +154,20 @@ def test_predict_reads_samples_on_every_backend(framed: Path, tmp_path: Path) ->
 def test_bidirectional_framing_is_refused() -> None:
     with pytest.raises(InputError, match="unidirectional many-to-one feature models"):
         ModelConfig("many-to-one", 12, 8, 3, bidirectional=True, frame=2)
+
+
+def test_bench_and_report_of_a_framed_model(framed: Path, tmp_path: Path) -> None:
+    """bench times one step as one frame on every backend; report's trace reads the frames."""
+    import shutil
+
+    from edgernn.bench import run_bench
+    from edgernn.report.markdown import write_report_md
+    from edgernn.report.store import record_verification
+
+    d = tmp_path / "copy"
+    shutil.copytree(framed, d)
+    record_verification(d, verify_dir(d))
+    result = run_bench(d, quick=True)
+    assert result["elapsed_s"] > 0
+    written = write_report_md(d, plots=False)
+    assert (d / "report.md").exists() and written.files

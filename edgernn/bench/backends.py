@@ -18,7 +18,7 @@ from edgernn.train.model import EdgeRNN
 def torch_step(model: EdgeRNN, pool: list[np.ndarray]) -> Callable[[], object]:
     """EdgeRNN.forward on one step (T=1) with the state carried: what the edgernn model gives you."""
     xs = itertools.cycle([torch.from_numpy(p) for p in pool])
-    one = torch.ones(1, dtype=torch.int64)
+    one = torch.full((1,), pool[0].shape[1], dtype=torch.int64)  # one step: `frame` samples
     h = model.init_state(1)
 
     def step() -> object:
@@ -38,7 +38,8 @@ def torch_bare_step(model: EdgeRNN, pool: list[np.ndarray]) -> Callable[[], obje
     def step() -> object:
         nonlocal h
         x = next(xs)
-        y, h = model.rnn(emb(x) if emb is not None else x, h)
+        x = emb(x) if emb is not None else x.reshape(1, 1, -1)  # a framed step: K samples in one
+        y, h = model.rnn(x, h)
         return model.head(y[:, -1])
 
     return step
@@ -47,7 +48,7 @@ def torch_bare_step(model: EdgeRNN, pool: list[np.ndarray]) -> Callable[[], obje
 def ort_float_step(sess: Any, pool: list[np.ndarray], state_shape: tuple[int, ...]) -> Callable[[], object]:
     name = sess.get_inputs()[0].name
     xs = itertools.cycle(pool)
-    one = np.ones(1, dtype=np.int64)
+    one = np.full(1, pool[0].shape[1], dtype=np.int64)  # one step: `frame` samples
     h = np.zeros(state_shape, dtype=np.float32)
 
     def step() -> object:
@@ -92,9 +93,11 @@ def sequence_fns(
     rows: int,
     hidden: int,
     to_raw: Callable[[np.ndarray], np.ndarray] = lambda x: x,
+    as_steps: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] = lambda x, n: (x, n),
 ) -> dict[str, Callable[[], object]]:
     """Whole padded batches, cycled: one callable per backend, each call = one batch. `to_raw`
-    turns the normalized float batch into what model.onnx takes (raw features), before timing."""
+    turns the normalized float batch into what model.onnx takes (raw features), `as_steps` the
+    int8 batch into the steps PREFIX_run reads (edgernn.frame.steps_numpy), before timing."""
     f_name, i_name = f_sess.get_inputs()[0].name, i_sess.get_inputs()[0].name
     t_batches = [(torch.from_numpy(xf), torch.from_numpy(lens)) for xf, _, lens in batches]
     f_feeds = [
@@ -105,11 +108,12 @@ def sequence_fns(
         {i_name: xi, "lengths": lens, "h0": np.zeros((rows, len(lens), hidden), np.int8)}
         for _, xi, lens in batches
     ]
-    t_it, f_it, i_it, c_it = (itertools.cycle(v) for v in (t_batches, f_feeds, i_feeds, batches))
+    c_batches = [as_steps(xi, lens) for _, xi, lens in batches]
+    t_it, f_it, i_it, c_it = (itertools.cycle(v) for v in (t_batches, f_feeds, i_feeds, c_batches))
     record = c_model.info["directions"] == 2  # a bidirectional run needs its buffer
 
     def c_run() -> object:
-        _, xi, lens = next(c_it)
+        xi, lens = next(c_it)
         return c_model.run(xi, lens, record=record)
 
     return {

@@ -52,6 +52,7 @@ from edgernn.bench.workloads import (
 from edgernn.config import ModelConfig, Task
 from edgernn.contract.model import QuantizedModel
 from edgernn.errors import InputError
+from edgernn.frame import steps_numpy
 from edgernn.pipeline import FLOAT_ONNX, HEADER, INT_ONNX, STEP_ONNX, load_data, load_quantized
 from edgernn.synthetic import random_quantized
 from edgernn.train.checkpoint import load_checkpoint
@@ -79,6 +80,10 @@ class Context:
     def to_raw(self, x: np.ndarray) -> np.ndarray:
         """Normalized float inputs -> the raw features model.onnx takes (it normalizes inside)."""
         return raw_features(self.qm, x)
+
+    def as_steps(self, x: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """An int8 batch as PREFIX_run reads it: framed, padded, reversed (edgernn.frame)."""
+        return steps_numpy(self.qm.config, x, lengths)
 
     def raw(self, pool: list[np.ndarray]) -> list[np.ndarray]:
         return [self.to_raw(x) for x in pool]
@@ -114,7 +119,7 @@ def streaming_latency(ctx: Context, c: dict[str, CBuild], s: Settings) -> dict[s
 
     if ctx.cfg.bidirectional:
         return {"skipped": "a bidirectional model has no streaming step (its backward pass needs the end)"}
-    floats, ints = step_pool(ctx.test, ctx.cfg.tokens)
+    floats, ints = step_pool(ctx.test, ctx.cfg.tokens, ctx.cfg.frame)
     state = (ctx.rows, 1, ctx.cfg.hidden_size)
     blocks: dict[str, Block] = {
         "torch-float": python_block(torch_step(ctx.model, floats), inference=True),
@@ -154,7 +159,15 @@ def throughput(ctx: Context, c: dict[str, CBuild], s: Settings) -> dict[str, Any
         batches = in_batches(ctx.test, batch, total)
         n_batches[batch] = len(batches)
         fns = sequence_fns(
-            ctx.model, f_sess, i_sess, c["O2"].model, batches, ctx.rows, ctx.cfg.hidden_size, ctx.to_raw
+            ctx.model,
+            f_sess,
+            i_sess,
+            c["O2"].model,
+            batches,
+            ctx.rows,
+            ctx.cfg.hidden_size,
+            ctx.to_raw,
+            ctx.as_steps,
         )
         for name, fn in fns.items():
             blocks[(name, batch)] = python_block(fn, inference=name.startswith("torch"))
@@ -240,7 +253,7 @@ def hidden_scaling(ctx: Context, s: Settings, workdir: Path) -> dict[str, Any]:
             insns = insns_per_step(b.driver, "step", callgrind_steps(sizes["macs"], s)) if cg else None
             row[f"insns_{name}"] = insns
             row[f"insns_per_mac_{name}"] = insns / sizes["macs"] if insns is not None else None
-        floats, ints = step_pool(random_workload(cfg, qm, 1, POOL_STEPS), cfg.tokens)
+        floats, ints = step_pool(random_workload(cfg, qm, 1, POOL_STEPS), cfg.tokens, cfg.frame)
         blocks: dict[str, Block] = {f"c_{name}": b.model.bench_step_ns for name, b in builds.items()}
         step_model = make_session(build_step_model(qm))
         blocks["ort_int8_step"] = python_block(ort_int8_step(step_model, ints, (1, 1, hidden)))
@@ -269,7 +282,15 @@ def length_scaling(ctx: Context, c: dict[str, CBuild], s: Settings) -> dict[str,
         w = random_workload(ctx.cfg, ctx.qm, 1, steps)
         batches = in_batches(w, 1, 1)
         fns = sequence_fns(
-            ctx.model, f_sess, i_sess, c["O2"].model, batches, ctx.rows, ctx.cfg.hidden_size, ctx.to_raw
+            ctx.model,
+            f_sess,
+            i_sess,
+            c["O2"].model,
+            batches,
+            ctx.rows,
+            ctx.cfg.hidden_size,
+            ctx.to_raw,
+            ctx.as_steps,
         )
         blocks = {name: python_block(fn, inference=name.startswith("torch")) for name, fn in fns.items()}
         for name, b in c.items():

@@ -27,9 +27,9 @@ class Workload:
 def raw_features(qm: QuantizedModel, x: np.ndarray) -> np.ndarray:
     """What model.onnx takes: the raw features `x * std + mean` (float32) of normalized `x` (the
     graph normalizes them again); token ids and models without normalization unchanged."""
-    if qm.config.tokens or qm.norm_mean.size == 0:
+    mean, std = (a.astype(np.float32) for a in qm.sample_norm)
+    if qm.config.tokens or mean.size == 0:
         return x
-    std, mean = qm.norm_std.astype(np.float32), qm.norm_mean.astype(np.float32)
     return np.ascontiguousarray((x.astype(np.float32) * std + mean).astype(np.float32))
 
 
@@ -38,12 +38,16 @@ def split_workload(qm: QuantizedModel, split: Any) -> Workload:
     return Workload(np.asarray(x), np.asarray(int8_inputs(qm, split)), split.lengths.astype(np.int64))
 
 
-def step_pool(w: Workload, tokens: bool) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """POOL_STEPS consecutive valid steps of the test sequences: float (1, 1, I) and int (1, I)."""
-    idx = [(i, t) for i in range(len(w.lengths)) for t in range(int(w.lengths[i]))][:POOL_STEPS]
-    floats = [np.ascontiguousarray(w.x_float[i : i + 1, t : t + 1]) for i, t in idx]
-    ints = [np.ascontiguousarray(w.x_int[i, t : t + 1] if tokens else w.x_int[i : i + 1, t]) for i, t in idx]
-    return floats, ints
+def step_pool(w: Workload, tokens: bool, frame: int = 1) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """POOL_STEPS consecutive valid steps of the test sequences: float (1, K, I) samples, what
+    one step of the whole-sequence graphs reads, and int (1, K * I), one step of the step graph
+    and of C (K = frame: a framed model's step is K samples side by side)."""
+    idx = [(i, t) for i in range(len(w.lengths)) for t in range(0, int(w.lengths[i]) - frame + 1, frame)]
+    idx = idx[:POOL_STEPS]
+    floats = [np.ascontiguousarray(w.x_float[i : i + 1, t : t + frame]) for i, t in idx]
+    if tokens:
+        return floats, [np.ascontiguousarray(w.x_int[i, t : t + 1]) for i, t in idx]
+    return floats, [np.ascontiguousarray(w.x_int[i : i + 1, t : t + frame].reshape(1, -1)) for i, t in idx]
 
 
 def random_workload(cfg: ModelConfig, qm: QuantizedModel, batch: int, steps: int, seed: int = 0) -> Workload:

@@ -20,8 +20,7 @@ import torch
 from edgernn.config import Task
 from edgernn.contract.constants import OFFSET_BITS, Z_MAX, Z_MIN
 from edgernn.contract.model import QuantCell, QuantizedModel
-from edgernn.frame import frame_torch, reverse_torch
-from edgernn.pad import pad_torch
+from edgernn.frame import steps_torch
 
 
 @dataclass(frozen=True)
@@ -77,9 +76,7 @@ def int_forward(
     lengths = (
         torch.as_tensor(np.asarray(lengths)).long() if isinstance(lengths, np.ndarray) else lengths.long()
     )
-    x, lengths = frame_torch(cfg, x, lengths)  # x in samples; the integers work on steps
-    x, lengths = pad_torch(cfg, x, lengths)
-    x = reverse_torch(cfg, x, lengths)
+    x, lengths = steps_torch(cfg, x, lengths)  # samples in; the integers work on steps
     b, steps = x.shape[0], x.shape[1]
     hsz, d = cfg.hidden_size, cfg.directions
     if h0 is None:

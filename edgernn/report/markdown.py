@@ -27,6 +27,7 @@ from edgernn.config import Task
 from edgernn.contract.model import QuantizedModel
 from edgernn.contract.reference import int_forward, int_generate
 from edgernn.errors import InputError
+from edgernn.frame import steps_torch
 from edgernn.metrics import IGNORE, confusion, predictions
 from edgernn.pipeline import (
     FLOAT_ONNX,
@@ -82,7 +83,8 @@ def hidden_trace(model: Any, qm: QuantizedModel, split: Any, index: int | None =
     steps = int(split.lengths[index])
     x = split.x[index : index + 1, :steps]
     with torch.no_grad():
-        xt = torch.from_numpy(np.ascontiguousarray(x))
+        # The steps the RNN reads (framed, padded, reversed as the model says), as int_forward does.
+        xt, _ = steps_torch(qm.config, torch.from_numpy(np.ascontiguousarray(x)), torch.tensor([steps]))
         inp = model.embedding(xt) if model.embedding is not None else xt.float()
         out, _ = model.rnn(inp)
     xq = int8_inputs(qm, split)[index : index + 1, :steps]
