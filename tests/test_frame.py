@@ -171,3 +171,32 @@ def test_bench_and_report_of_a_framed_model(framed: Path, tmp_path: Path) -> Non
     assert result["elapsed_s"] > 0
     written = write_report_md(d, plots=False)
     assert (d / "report.md").exists() and written.files
+
+
+def test_firmware_package_demo_of_a_framed_model(framed: Path, tmp_path: Path) -> None:
+    """The packages' demo runs the model's steps (whole frames) through PREFIX_run and prints the
+    integer reference's class."""
+    from edgernn.packages import packaged_model, platformio
+
+    m = packaged_model(framed)
+    assert m.whole_sequence and m.demo.shape[1] == FRAME * load_quantized(framed).config.sample_size
+    root = tmp_path / "pkg"
+    for rel, data in platformio.build(m).items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    src, exe = root / m.name / "src", tmp_path / "demo"
+    main_c = root / m.name / "examples" / "stream" / "main.c"
+    cmd = [
+        "cc",
+        "-std=c99",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        f"-I{src}",
+        str(src / f"{m.name}.c"),
+        str(main_c),
+        "-o",
+    ]
+    subprocess.run([*cmd, str(exe)], check=True, timeout=120)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True, timeout=30).stdout
+    assert out.startswith(f"{m.name} class={m.expected_class} "), out

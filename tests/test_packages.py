@@ -446,7 +446,7 @@ def test_the_demo_runs_every_model_shape(tmp_path: Path, task: str, bi: bool, vo
         dataset="random",
         task=task,
         tokens=bool(vocab),
-        bidirectional=bi,
+        whole_sequence=bi,
         licence="none",
         class_names=(),
         demo=seq,

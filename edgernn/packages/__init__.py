@@ -43,6 +43,7 @@ def packaged_model(out_dir: str | os.PathLike[str]) -> PackagedModel:
     """Read an export (model.h, model.int8.json, the checkpoint's data set) into a PackagedModel."""
     from edgernn.contract.reference import int_forward
     from edgernn.errors import InputError
+    from edgernn.frame import steps_numpy
     from edgernn.pipeline import HEADER, default_prefix, int8_inputs, load_data, load_quantized
     from edgernn.train.checkpoint import load_checkpoint
 
@@ -56,10 +57,12 @@ def packaged_model(out_dir: str | os.PathLike[str]) -> PackagedModel:
     ds = load_data(ckpt.meta.get("data", {}))
     meta = qm.meta
     name = meta.c_prefix or default_prefix(str(meta.dataset or "model"))
-    steps = min(int(ds.test.lengths[0]), MAX_DEMO_STEPS)
+    cfg = qm.config
+    steps = min(int(ds.test.lengths[0]), MAX_DEMO_STEPS * cfg.frame)
     seq = int8_inputs(qm, ds.test)[0, :steps]
     logits = int_forward(qm, seq[None], np.asarray([steps], dtype=np.int64)).logits.numpy()
     last = logits[0, steps - 1] if logits.ndim == 3 else logits[0]
+    run_x, run_steps = steps_numpy(cfg, seq[None], np.asarray([steps], dtype=np.int64))
     return PackagedModel(
         name=name,
         header=header.decode("utf-8"),
@@ -68,10 +71,10 @@ def packaged_model(out_dir: str | os.PathLike[str]) -> PackagedModel:
         dataset=str(meta.dataset or name),
         task=str(qm.config.task.value if hasattr(qm.config.task, "value") else qm.config.task),
         tokens=bool(qm.config.tokens),
-        bidirectional=bool(qm.config.bidirectional),
+        whole_sequence=bool(cfg.bidirectional or cfg.frame > 1 or cfg.pad_to or cfg.reverse),
         licence=str(meta.licence or "see the data set's licence"),
         class_names=tuple(meta.class_names or ()),
-        demo=np.asarray(seq, dtype=np.int64),
+        demo=np.asarray(run_x[0, : int(run_steps[0])], dtype=np.int64),
         expected_class=int(np.argmax(last)),
     )
 

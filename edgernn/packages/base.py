@@ -39,10 +39,12 @@ class PackagedModel:
     dataset: str
     task: str
     tokens: bool
-    bidirectional: bool
+    # The demo runs PREFIX_run on the whole sequence (a bidirectional, framed, padded or reversed
+    # model: `demo` is then the steps the run reads); else it streams PREFIX_step.
+    whole_sequence: bool
     licence: str
     class_names: tuple[str, ...]
-    demo: np.ndarray  # the bundled sequence: int8 features (steps, inputs) or token ids (steps,)
+    demo: np.ndarray  # the bundled sequence's steps: int8 (steps, INPUT_SIZE) or token ids (steps,)
     expected_class: int  # the integer reference's class for it (last step for per-step tasks)
 
     @property
@@ -102,7 +104,7 @@ def demo_c(m: PackagedModel) -> str:
     lines.append("static int32_t demo_class(void)")
     lines.append("{")
     lines.append(f"    static {p}_state_t st;")
-    if not m.bidirectional:
+    if not m.whole_sequence:
         lines += [f"    int32_t logits[{up}_NUM_CLASSES];", "    size_t t;"]
         if not m.tokens:
             lines += [f"    int8_t x[{up}_INPUT_SIZE];", "    size_t i;"]
