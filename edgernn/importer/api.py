@@ -146,7 +146,7 @@ def import_model(
 ) -> Imported:
     """Import `source` into `out_dir` (see the module docstring). `data` (a user `.npz`/`.csv`)
     or `dataset` (a bundled name) is the calibration set and, with its labels, the accuracy set;
-    without labels, or with `input_range` (synthetic feature sequences of `steps` steps), the
+    without labels, or with `input_range` (synthetic feature sequences of 1..`steps` steps), the
     source's own answers are the labels (edgernn.importer.calibration).
     `generative`: a token model whose per-step outputs predict the next token is one-to-many
     unless False (many-to-many). `pad_to`: deploy what a model trained on unpacked padded batches
