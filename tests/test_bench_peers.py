@@ -96,7 +96,9 @@ def test_missing_or_invalid_peers_path_is_a_usage_error(tmp_path):
     (tmp_path / "nnom").mkdir()  # a library folder without its sources is not a library
     with pytest.raises(InputError, match="holds neither"):
         find_sources(tmp_path)
-    assert "lacks inc, port, src/backends/nnom_local.c" in str(PeerSources(tmp_path).absent("nnom"))
+    assert "lacks inc, port, src/backends/nnom_local.c" in str(
+        PeerSources(tmp_path, str(tmp_path)).absent("nnom")
+    )
 
 
 # ---------------------------------------------------------------------------------------------

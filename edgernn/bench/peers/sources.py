@@ -20,7 +20,8 @@ LIBRARIES = ("cmsis-nn", "nnom")
 
 @dataclass(frozen=True)
 class PeerSources:
-    root: Path
+    root: Path  # resolved: the compilers run from other directories
+    given: str  # as the user gave it, for bench.json: no absolute path of this machine recorded
 
     def library(self, name: str) -> Path:
         return self.root / name
@@ -40,7 +41,7 @@ def find_sources(path: str | os.PathLike[str]) -> PeerSources:
     root = Path(path).expanduser()
     if not root.is_dir():
         raise InputError(f"--peers {path}: no such folder; point it at a folder holding cmsis-nn/ and nnom/")
-    sources = PeerSources(root.resolve())
+    sources = PeerSources(root.resolve(), str(path))
     if all(sources.absent(name) for name in LIBRARIES):
         raise InputError(
             f"--peers {path}: holds neither a CMSIS-NN (cmsis-nn/) nor an NNoM (nnom/) source tree "

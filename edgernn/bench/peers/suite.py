@@ -137,7 +137,7 @@ def model_comparison(lab: PeerLab, shape: Shape, subject: Subject) -> dict[str, 
     return {
         "peers": [r.to_json() for _, _, rows in measured for r in rows],
         "peer_comparison": {
-            "source": str(lab.sources.root),
+            "source": lab.sources.given,
             "shape": {"inputs": shape.inputs, "hidden": shape.hidden, "macs_per_step": shape.macs},
             "edgernn_model": subject.what,
             "edgernn": [edgernn_json(e) for _, e, _ in measured if e is not None],
