@@ -81,6 +81,27 @@ class Context:
         """Normalized float inputs -> the raw features model.onnx takes (it normalizes inside)."""
         return raw_features(self.qm, x)
 
+    def sequence_fns(
+        self,
+        f_sess: Any,
+        i_sess: Any,
+        c: dict[str, CBuild],
+        batches: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    ) -> dict[str, Callable[[], object]]:
+        """Every backend over whole padded batches of this export (bench.backends.sequence_fns)."""
+        cfg = self.cfg
+        return sequence_fns(
+            self.model,
+            f_sess,
+            i_sess,
+            c["O2"].model,
+            batches,
+            self.rows,
+            cfg.hidden_size,
+            self.to_raw,
+            self.as_steps,
+        )
+
     def as_steps(self, x: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """An int8 batch as PREFIX_run reads it: framed, padded, reversed (edgernn.frame)."""
         return steps_numpy(self.qm.config, x, lengths)
@@ -158,17 +179,7 @@ def throughput(ctx: Context, c: dict[str, CBuild], s: Settings) -> dict[str, Any
     for batch in (b for b in s.batches if b <= total):
         batches = in_batches(ctx.test, batch, total)
         n_batches[batch] = len(batches)
-        fns = sequence_fns(
-            ctx.model,
-            f_sess,
-            i_sess,
-            c["O2"].model,
-            batches,
-            ctx.rows,
-            ctx.cfg.hidden_size,
-            ctx.to_raw,
-            ctx.as_steps,
-        )
+        fns = ctx.sequence_fns(f_sess, i_sess, c, batches)
         for name, fn in fns.items():
             blocks[(name, batch)] = python_block(fn, inference=name.startswith("torch"))
     for name, b in c.items():
@@ -281,17 +292,7 @@ def length_scaling(ctx: Context, c: dict[str, CBuild], s: Settings) -> dict[str,
     for steps in s.lengths:
         w = random_workload(ctx.cfg, ctx.qm, 1, steps)
         batches = in_batches(w, 1, 1)
-        fns = sequence_fns(
-            ctx.model,
-            f_sess,
-            i_sess,
-            c["O2"].model,
-            batches,
-            ctx.rows,
-            ctx.cfg.hidden_size,
-            ctx.to_raw,
-            ctx.as_steps,
-        )
+        fns = ctx.sequence_fns(f_sess, i_sess, c, batches)
         blocks = {name: python_block(fn, inference=name.startswith("torch")) for name, fn in fns.items()}
         for name, b in c.items():
             blocks[f"c-native-{name}"] = driver_block(b.driver, steps)  # already per step
