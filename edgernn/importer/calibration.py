@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edgernn.config import Task
-from edgernn.data.dataset import IGNORE, seeded_rng
+from edgernn.data.dataset import IGNORE, PAD, pad_features, pad_tokens, seeded_rng
 from edgernn.errors import InputError
 from edgernn.importer.prove import padded_sequence
 from edgernn.importer.source import Source
@@ -54,12 +54,12 @@ def labelled_by_source(source: Source, seqs: list[np.ndarray], task: Task, pad_t
     """An .npz (X, y, lengths, class_names) of `seqs` labelled with the source's answers."""
     if len(seqs) == 0:
         raise InputError("no calibration sequences")
-    tokens = seqs[0].ndim == 1
-    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+    if seqs[0].ndim == 1:  # token ids, 0 after each sequence (PAD)
+        x = pad_tokens([s.tolist() for s in seqs], PAD)
+        lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+    else:
+        x, lengths = pad_features(seqs)
     t_max = int(lengths.max())
-    x = np.zeros((len(seqs), t_max, *seqs[0].shape[1:]), dtype=np.int64 if tokens else np.float32)
-    for i, s in enumerate(seqs):
-        x[i, : len(s)] = s
     answers = [source.run(padded_sequence(s, pad_to)) for s in seqs]
     if task == Task.MANY_TO_ONE:
         y = np.array([int(np.argmax(a)) for a in answers], dtype=np.int64)
