@@ -314,8 +314,9 @@ static inline void edgernn_zero_s8(int8_t *p, size_t n)
 
 /* EDGERNN_SIMD: the host matvec in SIMD intrinsics, chosen at compile time from what the compiler
  * is told the CPU has; every model header still builds with plain C where neither is defined.
- *   1  x86-64 SSE2 (every x86-64 CPU: the default flags), with SSE4.1's PMOVSXBW and AVX2's
- *      256-bit lanes where the build enables them (-msse4.1, -mavx2, -march=native);
+ *   1  x86-64 SSE2 (every x86-64 CPU: the default flags), with SSE4.1's PMOVSXBW where the
+ *      build enables it (-msse4.1, -mavx2, -march=native; 256-bit lanes measured no faster at
+ *      these row lengths, so AVX2 builds run the same 128-bit code);
  *   2  AArch64 NEON (every AArch64 CPU).
  * The intrinsic headers are the compiler's own, freestanding: they need no libc. Define
  * EDGERNN_NO_SIMD for the portable C, which stays the reference the SIMD is tested against. */
@@ -531,21 +532,63 @@ static inline int32_t edgernn_blocks_s16_dsp(const int8_t *w, const uint32_t *xw
 #endif /* EDGERNN_DSP */
 
 #if EDGERNN_SIMD
-/* The host matvec: four rows a pass, each x vector loaded (and widened) once for the four, the
- * four rows' lane sums reduced together at the end of the pass. Exact: every product fits the
- * lanes it is formed in (|w x| <= 127 * 128; on NEON two of them summed in an int16 lane,
- * <= 32,512), and every partial sum is a sum over a subset of a row, which the converter's bound
- * |sum| < 2^31 covers. The last cols % 8 columns are one more pass over the row's last eight
- * (masked); a row shorter than eight is plain C. */
+/* The host matvec, four rows a pass. Exact: every product fits the lanes it is formed in
+ * (|w x| <= 127 * 128; on NEON two of them summed in an int16 lane, <= 32,512; PMADDWD sums two
+ * into an int32 lane), and every partial sum is a sum over a subset of a row, which the
+ * converter's bound |sum| < 2^31 covers. */
 #if EDGERNN_SIMD == 1
+/* x86-64. x is widened to int16 once per call, before the rows (widening it again for every four
+ * rows cost as much as the products at the default shape), in pieces of EDGERNN_SSE_PIECE
+ * columns. A row is then its own loads, widening and PMADDWDs: 16 columns a group; then, for the
+ * last cols % 16 columns, an 8-column group and one more group of the row's last eight columns
+ * with the x lanes already counted set to zero, so that every load stays inside its row. Rows
+ * shorter than eight columns are plain C.
+ *
+ * Widening the weights is the inner loop's cost. SSE4.1 sign-extends them as it loads them
+ * (PMOVSXBW). SSE2 cannot; unpacking a byte into the high half of a zeroed 16-bit lane is one
+ * shuffle and makes it w 2^8 exactly, where sign-extending needs a shuffle and a shift, and the
+ * shifts compete with PMADDWD for the same two execution ports (measured: the shift version was
+ * no faster for having fewer instructions). So on SSE2 the sums are 2^8 times too large until
+ * the end of the piece, which shifts them back (exactly: they are multiples of 2^8). They fit:
+ * |w| <= 127 and |x| <= 128, so a piece's scaled sum is at most 2^8 * 512 * 16,256 < 2^31. */
+#define EDGERNN_SSE_PIECE 512 /* columns widened ahead: 1 KiB of stack, on hosts only */
+#if defined(__SSE4_1__)
+#define EDGERNN_SSE_SCALE 0 /* log2 of the factor the weights carry */
+#else
+#define EDGERNN_SSE_SCALE 8
+#endif
+
 /* Eight int8 values at any address, sign-extended to eight int16 lanes. */
 static inline __m128i edgernn_load8_s16(const int8_t *p)
 {
     const __m128i v = _mm_loadl_epi64((const __m128i *)(const void *)p);
 #if defined(__SSE4_1__)
     return _mm_cvtepi8_epi16(v);
-#else /* SSE2: each byte into the high half of its 16-bit lane, then an arithmetic shift down */
+#else /* each byte into the high half of its 16-bit lane, then an arithmetic shift down */
     return _mm_srai_epi16(_mm_unpacklo_epi8(v, v), 8);
+#endif
+}
+
+/* Eight weights at any address as eight int16 lanes, times 2^EDGERNN_SSE_SCALE. */
+static inline __m128i edgernn_load8_w16(const int8_t *p)
+{
+#if defined(__SSE4_1__)
+    return edgernn_load8_s16(p);
+#else
+    return _mm_unpacklo_epi8(_mm_setzero_si128(), _mm_loadl_epi64((const __m128i *)(const void *)p));
+#endif
+}
+
+/* Sixteen weights at any address as two vectors of eight int16 lanes, likewise. */
+static inline void edgernn_load16_w16(const int8_t *p, __m128i *lo, __m128i *hi)
+{
+#if defined(__SSE4_1__)
+    *lo = edgernn_load8_s16(p);
+    *hi = edgernn_load8_s16(p + 8);
+#else
+    const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    *lo = _mm_unpacklo_epi8(_mm_setzero_si128(), v);
+    *hi = _mm_unpackhi_epi8(_mm_setzero_si128(), v);
 #endif
 }
 
@@ -556,55 +599,82 @@ static inline __m128i edgernn_sum4_s32(__m128i a, __m128i b, __m128i c, __m128i 
     const __m128i cd = _mm_add_epi32(_mm_unpacklo_epi32(c, d), _mm_unpackhi_epi32(c, d));
     return _mm_add_epi32(_mm_unpacklo_epi64(ab, cd), _mm_unpackhi_epi64(ab, cd));
 }
-#endif
 
-/* out[k] = w_k . x for the four rows w + k cols, k = 0..3. */
-static inline void edgernn_dot4_simd(const int8_t *w, const int8_t *x, int32_t cols, int32_t *out)
+/* out[r] = bias[r] + w_r . x for the first rows & ~3 rows; cols >= 8. */
+static inline void edgernn_blocks_sse(const int8_t *w, const int8_t *x, const int32_t *bias, int32_t rows,
+                                      int32_t cols, int32_t *out)
+{
+    const size_t n = (size_t)cols;
+    __m128i xw[EDGERNN_SSE_PIECE / 8];
+    int32_t c0;
+    for (c0 = 0; c0 < cols; c0 += EDGERNN_SSE_PIECE) {
+        const int32_t c1 = (cols - c0 > EDGERNN_SSE_PIECE) ? c0 + EDGERNN_SSE_PIECE : cols;
+        const int32_t groups = (c1 - c0) >> 4;
+        const size_t c8 = (size_t)(c0 + 16 * groups); /* the 8-column group, if 8 columns are left */
+        const int32_t has8 = (c1 - (int32_t)c8) >= 8;
+        const int32_t rest = (c1 - (int32_t)c8) & 7; /* counted by the row's last eight columns */
+        const size_t ct = (size_t)c1 - 8;
+        __m128i x8 = _mm_setzero_si128(), xt = x8;
+        int32_t g, r;
+        for (g = 0; g < 2 * groups; ++g) {
+            xw[g] = edgernn_load8_s16(x + c0 + 8 * g);
+        }
+        if (has8) {
+            x8 = edgernn_load8_s16(x + c8);
+        }
+        if (rest != 0) {
+            const __m128i lane = _mm_set_epi16(7, 6, 5, 4, 3, 2, 1, 0);
+            xt = _mm_and_si128(edgernn_load8_s16(x + ct), _mm_cmpgt_epi16(lane, _mm_set1_epi16((short)(7 - rest))));
+        }
+        for (r = 0; r + 3 < rows; r += 4) {
+            const int8_t *p = w + (size_t)r * n;
+            __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0, sums;
+            for (g = 0; g < groups; ++g) {
+                const size_t c = (size_t)(c0 + 16 * g);
+#define EDGERNN_SSE_ROW16(a, row)                                                                      \
+    do {                                                                                               \
+        __m128i lo, hi;                                                                                \
+        edgernn_load16_w16((row) + c, &lo, &hi);                                                       \
+        a = _mm_add_epi32(a, _mm_add_epi32(_mm_madd_epi16(lo, xw[2 * g]), _mm_madd_epi16(hi, xw[2 * g + 1]))); \
+    } while (0)
+                EDGERNN_SSE_ROW16(a0, p);
+                EDGERNN_SSE_ROW16(a1, p + n);
+                EDGERNN_SSE_ROW16(a2, p + 2 * n);
+                EDGERNN_SSE_ROW16(a3, p + 3 * n);
+#undef EDGERNN_SSE_ROW16
+            }
+            if (has8) {
+                a0 = _mm_add_epi32(a0, _mm_madd_epi16(edgernn_load8_w16(p + c8), x8));
+                a1 = _mm_add_epi32(a1, _mm_madd_epi16(edgernn_load8_w16(p + n + c8), x8));
+                a2 = _mm_add_epi32(a2, _mm_madd_epi16(edgernn_load8_w16(p + 2 * n + c8), x8));
+                a3 = _mm_add_epi32(a3, _mm_madd_epi16(edgernn_load8_w16(p + 3 * n + c8), x8));
+            }
+            if (rest != 0) {
+                a0 = _mm_add_epi32(a0, _mm_madd_epi16(edgernn_load8_w16(p + ct), xt));
+                a1 = _mm_add_epi32(a1, _mm_madd_epi16(edgernn_load8_w16(p + n + ct), xt));
+                a2 = _mm_add_epi32(a2, _mm_madd_epi16(edgernn_load8_w16(p + 2 * n + ct), xt));
+                a3 = _mm_add_epi32(a3, _mm_madd_epi16(edgernn_load8_w16(p + 3 * n + ct), xt));
+            }
+            sums = _mm_srai_epi32(edgernn_sum4_s32(a0, a1, a2, a3), EDGERNN_SSE_SCALE);
+            if (c0 > 0) { /* a later piece of a long row: add to what the earlier ones wrote */
+                sums = _mm_add_epi32(sums, _mm_loadu_si128((const __m128i *)(const void *)(out + r)));
+            } else if (bias != NULL) {
+                sums = _mm_add_epi32(sums, _mm_loadu_si128((const __m128i *)(const void *)(bias + r)));
+            }
+            _mm_storeu_si128((__m128i *)(void *)(out + r), sums);
+        }
+    }
+}
+#else
+/* AArch64: out[k] = bias[k] + w_k . x for the four rows w + k cols, k = 0..3; bias may be NULL.
+ * The last cols % 8 columns are one more pass over the row's last eight (masked); a row shorter
+ * than eight is plain C. */
+static inline void edgernn_dot4_neon(const int8_t *w, const int8_t *x, int32_t cols, const int32_t *bias,
+                                     int32_t *out)
 {
     const size_t n = (size_t)cols;
     int32_t c = 0;
     int32_t k;
-#if EDGERNN_SIMD == 1
-    __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
-#if defined(__AVX2__)
-    __m256i b0 = _mm256_setzero_si256(), b1 = b0, b2 = b0, b3 = b0;
-    for (; c + 16 <= cols; c += 16) { /* 16 columns: one VPMADDWD per row */
-        const __m256i xv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(x + c)));
-#define EDGERNN_AVX2_ROW(b, row)                                                                       \
-    b = _mm256_add_epi32(                                                                              \
-        b, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(row + c))), xv))
-        EDGERNN_AVX2_ROW(b0, w);
-        EDGERNN_AVX2_ROW(b1, w + n);
-        EDGERNN_AVX2_ROW(b2, w + 2 * n);
-        EDGERNN_AVX2_ROW(b3, w + 3 * n);
-#undef EDGERNN_AVX2_ROW
-    }
-    a0 = _mm_add_epi32(_mm256_castsi256_si128(b0), _mm256_extracti128_si256(b0, 1));
-    a1 = _mm_add_epi32(_mm256_castsi256_si128(b1), _mm256_extracti128_si256(b1, 1));
-    a2 = _mm_add_epi32(_mm256_castsi256_si128(b2), _mm256_extracti128_si256(b2, 1));
-    a3 = _mm_add_epi32(_mm256_castsi256_si128(b3), _mm256_extracti128_si256(b3, 1));
-#endif
-    for (; c + 8 <= cols; c += 8) { /* 8 columns: one PMADDWD (4 pair sums) per row */
-        const __m128i xv = edgernn_load8_s16(x + c);
-        a0 = _mm_add_epi32(a0, _mm_madd_epi16(edgernn_load8_s16(w + c), xv));
-        a1 = _mm_add_epi32(a1, _mm_madd_epi16(edgernn_load8_s16(w + n + c), xv));
-        a2 = _mm_add_epi32(a2, _mm_madd_epi16(edgernn_load8_s16(w + 2 * n + c), xv));
-        a3 = _mm_add_epi32(a3, _mm_madd_epi16(edgernn_load8_s16(w + 3 * n + c), xv));
-    }
-    if (c < cols && cols >= 8) {
-        /* The last cols % 8 columns as one more pass over the last eight columns, with the x lanes
-         * already counted set to zero: every load stays inside its row. */
-        const __m128i lane = _mm_set_epi16(7, 6, 5, 4, 3, 2, 1, 0);
-        const __m128i keep = _mm_cmpgt_epi16(lane, _mm_set1_epi16((short)(7 - (cols - c))));
-        const __m128i xv = _mm_and_si128(edgernn_load8_s16(x + n - 8), keep);
-        a0 = _mm_add_epi32(a0, _mm_madd_epi16(edgernn_load8_s16(w + n - 8), xv));
-        a1 = _mm_add_epi32(a1, _mm_madd_epi16(edgernn_load8_s16(w + 2 * n - 8), xv));
-        a2 = _mm_add_epi32(a2, _mm_madd_epi16(edgernn_load8_s16(w + 3 * n - 8), xv));
-        a3 = _mm_add_epi32(a3, _mm_madd_epi16(edgernn_load8_s16(w + 4 * n - 8), xv));
-        c = cols;
-    }
-    _mm_storeu_si128((__m128i *)(void *)out, edgernn_sum4_s32(a0, a1, a2, a3));
-#else
     int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
     for (; c + 16 <= cols; c += 16) { /* 16 columns: 8 int16 pair sums per row, added into int32 */
         const int8x16_t xv = vld1q_s8(x + c);
@@ -627,7 +697,7 @@ static inline void edgernn_dot4_simd(const int8_t *w, const int8_t *x, int32_t c
         a2 = vpadalq_s16(a2, vmull_s8(vld1_s8(w + 2 * n + c), xv));
         a3 = vpadalq_s16(a3, vmull_s8(vld1_s8(w + 3 * n + c), xv));
     }
-    if (c < cols && cols >= 8) { /* as on x86: the last eight columns, the lanes counted zeroed */
+    if (c < cols && cols >= 8) { /* the last eight columns, the lanes counted zeroed */
         const int8x8_t lane = vcreate_s8(0x0706050403020100u);
         const int8x8_t xv = vand_s8(vld1_s8(x + n - 8),
                                     vreinterpret_s8_u8(vcgt_s8(lane, vdup_n_s8((int8_t)(7 - (cols - c))))));
@@ -637,8 +707,13 @@ static inline void edgernn_dot4_simd(const int8_t *w, const int8_t *x, int32_t c
         a3 = vpadalq_s16(a3, vmull_s8(vld1_s8(w + 4 * n - 8), xv));
         c = cols;
     }
-    vst1q_s32(out, vpaddq_s32(vpaddq_s32(a0, a1), vpaddq_s32(a2, a3)));
-#endif
+    {
+        int32x4_t sums = vpaddq_s32(vpaddq_s32(a0, a1), vpaddq_s32(a2, a3));
+        if (bias != NULL) {
+            sums = vaddq_s32(sums, vld1q_s32(bias));
+        }
+        vst1q_s32(out, sums);
+    }
     for (; c < cols; ++c) {
         const int32_t xv = x[c];
         for (k = 0; k < 4; ++k) {
@@ -646,6 +721,7 @@ static inline void edgernn_dot4_simd(const int8_t *w, const int8_t *x, int32_t c
         }
     }
 }
+#endif
 #endif /* EDGERNN_SIMD */
 
 #if EDGERNN_V6M_ASM
@@ -817,7 +893,8 @@ edgernn_dot4_passes_v6m(EDGERNN_ARG const int8_t *w, EDGERNN_ARG const int8_t *x
  * feeds two multiply-accumulates (1.5 loads per MAC instead of 2). On Armv6-M all whole four-row
  * passes run in one assembly function (edgernn_dot4_passes_v6m), and the last rows % 4 rows in one
  * more pass over the last four rows; a matrix of fewer than four rows goes through
- * edgernn_dot_v6m. On x86-64 and AArch64 rows go four at a time through edgernn_dot4_simd.
+ * edgernn_dot_v6m. On x86-64 and AArch64 rows go four at a time through edgernn_blocks_sse and
+ * edgernn_dot4_neon.
  * The accumulators are int32 and the loop holds no 64-bit arithmetic and no division: the
  * converter proves |sum| < 2^31 for every int8 input, so nothing wider is needed.
  *
@@ -852,16 +929,19 @@ EDGERNN_MATVEC_LINKAGE void edgernn_matvec_s8(const int8_t *w, const int8_t *x, 
                         (rows - r >= 2) ? 2 : 1, cols, out + r);
     }
 #elif EDGERNN_SIMD
-    for (r = 0; r + 3 < rows; r += 4) {
-        int32_t k;
-        edgernn_dot4_simd(w, x, cols, out + r);
-        if (bias != NULL) {
-            for (k = 0; k < 4; ++k) {
-                out[r + k] += bias[r + k];
-            }
-        }
+    r = 0;
+#if EDGERNN_SIMD == 1
+    if (cols >= 8) {
+        r = rows & ~(int32_t)3;
+        edgernn_blocks_sse(w, x, bias, rows, cols, out);
+        w += (size_t)r * (size_t)cols;
+    }
+#else
+    for (; r + 3 < rows; r += 4) {
+        edgernn_dot4_neon(w, x, cols, (bias != NULL) ? bias + r : NULL, out + r);
         w += 4 * (size_t)cols;
     }
+#endif
     for (; r < rows; ++r) { /* the last rows % 4 rows */
         const int8_t *xp = x;
         int32_t acc = (bias != NULL) ? bias[r] : 0;

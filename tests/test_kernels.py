@@ -35,6 +35,9 @@ from edgernn.targets.vectors import build_vectors
 # (input, hidden): the 4-row blocks' leftover rows and columns, a model smaller than one block, the
 # default shape and the BasicMotions one.
 SHAPES = [(1, 4), (3, 13), (5, 7), (1, 1), (5, 2), (12, 32), (6, 32), (17, 33)]
+# Host only: a row of 16- and 8-column groups with no leftover columns, and rows longer than one
+# piece of x widened ahead (EDGERNN_SSE_PIECE = 512), which the SSE2 path also rescales per piece.
+HOST_SHAPES = SHAPES + [(24, 8), (601, 5)]
 QEMU_HINT = "`make system-deps` (apt-get install qemu-user) installs it"
 
 
@@ -69,7 +72,7 @@ def test_host_simd_paths_are_bit_exact(tmp_path: Path, variant: str) -> None:
         pytest.skip("the SSE/AVX2 paths are x86-64's")
     if cpu_flag is not None and cpu_flag not in _cpu_flags():
         pytest.skip(f"this CPU has no {cpu_flag}")
-    for i, (inp, hidden) in enumerate(SHAPES):
+    for i, (inp, hidden) in enumerate(HOST_SHAPES):
         qm, x, lengths, rng = _model_and_inputs(inp, hidden, i)
         header = write_header(qm, tmp_path / f"m{i}.h", "m")
         cm = compile_model(header, "m", tmp_path, extra_flags=flags)
