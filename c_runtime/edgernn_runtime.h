@@ -122,7 +122,8 @@
 #define EDGERNN_SCRATCH_WORDS(hidden) (2 * (hidden))
 #define EDGERNN_GENERATE_SCRATCH_WORDS(hidden, classes) (2 * (hidden) + (classes))
 
-/* One layer and direction of the RNN, as the generated header lays it out in flash. */
+/* One layer and direction of the RNN, as the generated header lays it out in flash. On the DSP
+ * cores most feature cells are one stream instead, their pointers leading into it (EDGERNN_DSP_STREAM). */
 typedef struct {
     const int8_t *w_ih;   /* [hidden][input], row j at its own scale; NULL for a token cell */
     const int8_t *w_hh;   /* [hidden][hidden], row j at its own scale */
@@ -527,6 +528,137 @@ static inline int32_t edgernn_blocks_s16_dsp(const int8_t *w, const uint32_t *xw
                      : [s] "r"(cols)
                      : "cc", "memory");
     return rows & ~3;
+}
+
+/* ---- The fused cell step (a feature cell stored as one stream) ----
+ *
+ * At small H the separate passes cost more than their MACs: at I = 1, H = 16, of ~840
+ * instructions a step, the input product took ~150 (a call, and per block of four rows the same
+ * bias, loop and store overhead as the recurrent one for a single column) and the requantization
+ * ~230 (per unit four loads and three of loop). So one pass over the blocks does all of a block:
+ *     X  acc_x = bias + W_ih x             (a0-a3, then four words below the stack pointer)
+ *     R  acc_h = W_hh h, h widened         (a0-a3)
+ *     Q  h[j] = LUT[clamp(z_j)] for the block's four units, from acc_x, acc_h in registers
+ * reading everything it needs, in that order, from one pointer: the generator stores such a cell
+ * as one stream (edgernn.backends.c.tables.dsp_stream), per block
+ *     the 4 biases (4 words), W_ih and W_hh in the DSP order, (M_x, M_h) of each row (8 words),
+ * so no pass keeps a cursor of its own. The new state is written in place: R reads the widened
+ * copy of the old one. 148 instructions a block at I = 1, H = 16 (X 21, R 85, Q 42).
+ *
+ * Q is edgernn_tanh_fast's arithmetic, for n >= 33 only (the generator streams no other cell): with
+ * s = n - 32, z + 512 = floor((hi + 2^(s-1)) / 2^s) + 512 = (hi + c) ASR s, c = 2^(s-1) + 512 2^s,
+ * where hi is the high word of the signed 64-bit v = acc_x M_x + acc_h M_h (SMULL + SMLAL): the
+ * rounding term 2^(n-1) = 2^(s-1) 2^32 has no low word, and ASR is the floor (this is assembly).
+ * USAT #10 clamps to [0, 1023], the table's range. Every value is edgernn_tanh_fast's.
+ *
+ * R's first column group starts the sums with SMUAD (no zeroing), so R walks the remaining
+ * H - 4 columns. Both column counts live in one register, s = (H - 4) << 16 | I (I <= 2047:
+ * EDGERNN_DSP_STREAM_MAX_INPUT), each tested with immediates that Thumb-2 encodes. The other
+ * values the loop needs are in twelve bytes pushed below the stack pointer, with the four acc_x:
+ *     [0] x  [4] widened h  [8] c  [12] s  [16] LUT  [20] h cursor  [24] end of the blocks
+ *     [32..44] acc_x of the block's four rows
+ * They arrive in a0-a3, n, xe, xo and are stored first. */
+#define EDGERNN_DSP_STREAM_MAX_INPUT 2047 /* 11 bits: X's eight-column loop count is s & 0x7F8 */
+#define EDGERNN_DSP_STREAM_MIN_SHIFT 33   /* the rounding term 2^(n-1) lies in the high word */
+#define EDGERNN_DSP_STREAM_MAX_SHIFT 40   /* every shift the contract allows: c < 2^18 */
+
+/* Whether the generator stored the cell as one stream: edgernn.backends.c.tables.dsp_stream_cell,
+ * the same test. Such a cell's descriptor points at the stream (w_hh) and, for the last hidden % 4
+ * rows, at their bias, M_x, M_h and W_ih in it (their W_hh rows follow their M_h, row-major). */
+#define EDGERNN_DSP_STREAM(cell)                                                                       \
+    ((cell)->table == NULL && (cell)->hidden >= 4 && (cell)->shift >= EDGERNN_DSP_STREAM_MIN_SHIFT &&   \
+     (cell)->shift <= EDGERNN_DSP_STREAM_MAX_SHIFT && (cell)->input <= EDGERNN_DSP_STREAM_MAX_INPUT)
+
+/* The first column group of R: SMUAD starts each row's sum. */
+#define EDGERNN_DSP4_FIRST_PAIR(a, b)                                                                  \
+    "ldrd   %[w], %[u], [%[p]], #8\n\t"                                                                \
+    "sxtb16 %[t], %[w]\n\t"                                                                            \
+    "sxtb16 %[w], %[w], ror #8\n\t"                                                                    \
+    "smuad  %[" a "], %[t], %[xe]\n\t"                                                                 \
+    "smlad  %[" a "], %[w], %[xo], %[" a "]\n\t"                                                       \
+    "sxtb16 %[t], %[u]\n\t"                                                                            \
+    "sxtb16 %[u], %[u], ror #8\n\t"                                                                    \
+    "smuad  %[" b "], %[t], %[xe]\n\t"                                                                 \
+    "smlad  %[" b "], %[u], %[xo], %[" b "]\n\t"
+
+/* Unit i of the block (acc_h in a, acc_x at [sp, #off]) to its int8 state, through the table;
+ * xe = c, xo = s, px = LUT, n = the h cursor. */
+#define EDGERNN_DSP4_UNIT(a, off)                                                                      \
+    "ldr    %[w], [sp, #" off "]\n\t"                                                                  \
+    "ldrd   %[t], %[u], [%[p]], #8\n\t" /* M_x, M_h */                                                 \
+    "smull  %[w], %[t], %[w], %[t]\n\t"                                                                \
+    "smlal  %[w], %[t], %[" a "], %[u]\n\t" /* t = hi(v) */                                            \
+    "add    %[t], %[t], %[xe]\n\t"                                                                     \
+    "asr    %[t], %[t], %[xo]\n\t"                                                                     \
+    "usat   %[t], #10, %[t]\n\t"                                                                       \
+    "ldrb   %[t], [%[px], %[t]]\n\t"                                                                   \
+    "strb   %[t], [%[n]], #1\n\t"
+
+#define EDGERNN_DSP_STREAM_BLOCKS                                                                      \
+    "strd   %[a0], %[a1], [sp, #-48]!\n\t" /* x, widened h */                                          \
+    "strd   %[a2], %[a3], [sp, #8]\n\t"    /* c, s */                                                  \
+    "strd   %[n], %[xe], [sp, #16]\n\t"    /* LUT, h */                                                \
+    "str    %[xo], [sp, #24]\n\t"          /* end of the blocks */                                     \
+    "1:\n\t" /* X: acc_x = bias + W_ih x */                                                            \
+    "ldrd   %[a0], %[a1], [%[p]], #8\n\t"                                                              \
+    "ldrd   %[a2], %[a3], [%[p]], #8\n\t"                                                              \
+    "ldr    %[px], [sp]\n\t"                                                                           \
+    "ands   %[n], %[s], #0x7F8\n\t"                                                                    \
+    "beq    3f\n\t"                                                                                    \
+    "2:\n\t" EDGERNN_DSP4_GROUP_S8 EDGERNN_DSP4_GROUP_S8                                               \
+    "subs   %[n], %[n], #8\n\t"                                                                        \
+    "bne    2b\n\t"                                                                                    \
+    "3:\n\t"                                                                                           \
+    "tst    %[s], #4\n\t"                                                                              \
+    "beq    4f\n\t" EDGERNN_DSP4_GROUP_S8 "4:\n\t" EDGERNN_DSP4_TAIL_S8                                \
+    "strd   %[a0], %[a1], [sp, #32]\n\t"                                                               \
+    "strd   %[a2], %[a3], [sp, #40]\n\t"                                                               \
+    /* R: acc_h = W_hh h, the first group apart */                                                     \
+    "ldr    %[px], [sp, #4]\n\t"                                                                       \
+    "ldrd   %[xe], %[xo], [%[px]], #8\n\t" EDGERNN_DSP4_FIRST_PAIR("a0", "a1")                         \
+        EDGERNN_DSP4_FIRST_PAIR("a2", "a3") "lsrs   %[n], %[s], #19\n\t"                               \
+    "beq    8f\n\t"                                                                                    \
+    "7:\n\t" EDGERNN_DSP4_GROUP_S16 EDGERNN_DSP4_GROUP_S16                                             \
+    "subs   %[n], %[n], #1\n\t"                                                                        \
+    "bne    7b\n\t"                                                                                    \
+    "8:\n\t"                                                                                           \
+    "tst    %[s], #0x40000\n\t"                                                                        \
+    "beq    9f\n\t" EDGERNN_DSP4_GROUP_S16 "9:\n\t" /* the last H % 4 columns (EDGERNN_DSP4_TAIL_S16) */ \
+    "ands   %[n], %[s], #0x30000\n\t"                                                                  \
+    "beq    10f\n\t"                                                                                   \
+    "ldrsh  %[xe], [%[px]]\n\t" EDGERNN_DSP4_LAST_COL "cmp    %[n], #0x20000\n\t"                      \
+    "blo    10f\n\t"                                                                                   \
+    "ldrsh  %[xe], [%[px], #4]\n\t" EDGERNN_DSP4_LAST_COL "beq    10f\n\t"                             \
+    "ldrsh  %[xe], [%[px], #2]\n\t" EDGERNN_DSP4_LAST_COL "10:\n\t" /* Q */                           \
+    "ldrd   %[xe], %[xo], [sp, #8]\n\t"                                                                \
+    "ldrd   %[px], %[n], [sp, #16]\n\t" EDGERNN_DSP4_UNIT("a0", "32") EDGERNN_DSP4_UNIT("a1", "36")    \
+        EDGERNN_DSP4_UNIT("a2", "40") EDGERNN_DSP4_UNIT("a3", "44") "str    %[n], [sp, #20]\n\t"       \
+    "ldr    %[t], [sp, #24]\n\t"                                                                       \
+    "cmp    %[p], %[t]\n\t"                                                                            \
+    "bne    1b\n\t"                                                                                    \
+    "add    sp, sp, #48\n\t"
+
+/* The first hidden & ~3 units of a streamed cell (EDGERNN_DSP_STREAM): h[j] for j < hidden & ~3
+ * from x and the old state, widened in hw (edgernn_widen_dsp). Operands as edgernn_blocks_s8_dsp. */
+static inline void edgernn_stream_blocks_dsp(const int32_t *stream, const int8_t *x, const uint32_t *hw,
+                                             int32_t input, int32_t hidden, uint32_t shift, int8_t *h)
+{
+    const uint32_t s = shift - 32u;
+    uint32_t a0 = (uint32_t)(uintptr_t)x, a1 = (uint32_t)(uintptr_t)hw;
+    uint32_t a2 = ((uint32_t)1 << (s - 1u)) + ((uint32_t)(-EDGERNN_Z_MIN) << s), a3 = s;
+    uint32_t n = (uint32_t)(uintptr_t)edgernn_tanh_lut, xe = (uint32_t)(uintptr_t)h;
+    /* a block is 4 (bias) + input + hidden (W_ih, W_hh) + 8 (M_x, M_h) words */
+    uint32_t xo = (uint32_t)(uintptr_t)(stream + (size_t)(hidden >> 2) * (size_t)(input + hidden + 12));
+    const int32_t *p = stream;
+    const int8_t *px;
+    uint32_t wv, u, t;
+    const uint32_t counts = ((uint32_t)(hidden - 4) << 16) | (uint32_t)input;
+    __asm__ volatile(EDGERNN_DSP_STREAM_BLOCKS
+                     : [a0] "+&r"(a0), [a1] "+&r"(a1), [a2] "+&r"(a2), [a3] "+&r"(a3), [p] "+&r"(p),
+                       [px] "=&r"(px), [n] "+&r"(n), [xe] "+&r"(xe), [xo] "+&r"(xo), [w] "=&r"(wv),
+                       [u] "=&r"(u), [t] "=&r"(t)
+                     : [s] "r"(counts)
+                     : "cc", "memory");
 }
 
 #endif /* EDGERNN_DSP */
@@ -1283,8 +1415,8 @@ static inline void edgernn_tanh_requantize(const edgernn_cell_t *cell, const int
 }
 
 #if EDGERNN_DSP
-/* edgernn_cell_step's two products on the DSP extension, four rows a pass; the last rows % 4 rows
- * in plain C (at every shape measured, H is a multiple of 4).
+/* edgernn_cell_step's two products on the DSP extension for a cell not streamed (a token cell, or a
+ * shift below 33), four rows a pass; the last rows % 4 rows in plain C.
  *
  * The recurrent product first widens the old state into the upper half of the scratch
  * (edgernn_widen_dsp: ceil(H / 4) pairs of words, at most H words), where every row reads it
@@ -1303,6 +1435,41 @@ static inline void edgernn_recurrent_dsp(const int8_t *w, const int8_t *h, int32
     }
 }
 
+/* One step of a streamed cell (EDGERNN_DSP_STREAM). The last hidden % 4 rows first take their
+ * sums in plain C, from their tables in the stream, while h is still the old state; one pass over
+ * the blocks (edgernn_stream_blocks_dsp) then writes h[0 .. hidden & ~3) in place, and those rows
+ * their new state last. The scratch holds the widened state (ceil(H / 4) pairs of words) and the
+ * last rows' acc_x and acc_h (at most 3 words each): within 2 H words for every H >= 4. */
+static inline void edgernn_stream_step_dsp(const edgernn_cell_t *cell, const int8_t *x, int8_t *h, int8_t *rec,
+                                           int32_t *scratch)
+{
+    const int32_t hidden = cell->hidden;
+    const int32_t whole = hidden & ~(int32_t)3;
+    const int32_t rest = hidden - whole;
+    uint32_t *hw = (uint32_t *)(void *)scratch;
+    int32_t *acc_x = scratch + 2 * ((hidden + 3) >> 2);
+    int32_t *acc_h = acc_x + rest;
+    if (rest != 0) { /* their W_hh rows follow their M_h in the stream */
+        edgernn_matvec_s8((const int8_t *)(const void *)(cell->m_h + rest), h, NULL, rest, hidden, acc_h);
+        edgernn_matvec_s8(cell->w_ih, x, cell->bias, rest, cell->input, acc_x);
+    }
+    edgernn_widen_dsp(h, hidden, hw);
+    edgernn_stream_blocks_dsp((const int32_t *)(const void *)cell->w_hh, x, hw, cell->input, hidden,
+                              (uint32_t)cell->shift, h);
+    if (rec != NULL) {
+        int32_t j;
+        for (j = 0; j < whole; ++j) {
+            rec[j] = h[j];
+            __asm__ volatile("" ::: "memory"); /* a byte loop, not a call to memcpy */
+        }
+    }
+    if (rest != 0) {
+        edgernn_cell_t last = *cell; /* its m_x, m_h lead to these rows' */
+        last.hidden = rest;
+        edgernn_tanh_requantize(&last, acc_x, acc_h, h + whole, (rec != NULL) ? rec + whole : NULL);
+    }
+}
+
 #endif /* EDGERNN_DSP */
 
 /* One step of one cell, in place: the state h is read, then overwritten with the new state.
@@ -1317,6 +1484,12 @@ static EDGERNN_NOINLINE void edgernn_cell_step(const edgernn_cell_t *cell, const
     const int32_t hidden = cell->hidden;
     int32_t *acc_h = scratch;
     int32_t *acc_x = scratch + hidden;
+#if EDGERNN_DSP
+    if (EDGERNN_DSP_STREAM(cell)) {
+        edgernn_stream_step_dsp(cell, x, h, rec, scratch);
+        return;
+    }
+#endif
     /* The recurrent product reads every old h[k]: it completes before any h[j] is replaced. */
 #if EDGERNN_DSP
     edgernn_recurrent_dsp(cell->w_hh, h, hidden, acc_h, (uint32_t *)(void *)acc_x);

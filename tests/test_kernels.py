@@ -27,7 +27,9 @@ from test_mcu import _assert_exact
 from test_mcu_avr import _avr_helper
 
 from edgernn.backends.c.codegen import c_runtime_dir, write_header
+from edgernn.backends.c.fuzz import with_shift
 from edgernn.backends.c.host import compile_model
+from edgernn.backends.c.tables import dsp_stream_cell
 from edgernn.contract.bounds import narrow_requant
 from edgernn.targets.check import check_header
 from edgernn.targets.vectors import build_vectors
@@ -37,7 +39,7 @@ from edgernn.targets.vectors import build_vectors
 SHAPES = [(1, 4), (3, 13), (5, 7), (1, 1), (5, 2), (12, 32), (6, 32), (17, 33)]
 # Host only: a row of 16- and 8-column groups with no leftover columns, and rows longer than one
 # piece of x widened ahead (EDGERNN_SSE_PIECE = 512), which the SSE2 path also rescales per piece.
-HOST_SHAPES = SHAPES + [(24, 8), (601, 5)]
+HOST_SHAPES = [*SHAPES, (24, 8), (601, 5)]
 QEMU_HINT = "`make system-deps` (apt-get install qemu-user) installs it"
 
 
@@ -172,7 +174,8 @@ def test_m0plus_wide_requantization_is_bit_exact(tmp_path: Path) -> None:
         header = write_header(qm, tmp_path / f"m{i}" / "model.h", "m")
         text = header.read_text(encoding="utf-8")
         wide = re.sub(r", 1\},\n", ", 0},\n", text)
-        assert wide.count(", 0},\n") == len(qm.cells)
+        # a streamed cell has a descriptor for the DSP cores and one for the others
+        assert wide.count(", 0},\n") == sum(2 if dsp_stream_cell(c) else 1 for c in qm.cells)
         header.write_text(wide, encoding="utf-8")
         results = check_header(
             header, qm, x, lengths, ("cortex-m0plus",), ("zig",), "auto", bench_sequences=1
@@ -200,3 +203,29 @@ def test_m4_dsp_insns_per_mac_at_the_swept_shapes(tmp_path: Path) -> None:
         (r,) = check_header(header, qm, x, np.array([5, 5]), ("cortex-m4",), ("zig",), "auto")
         assert r.mismatches == 0 and r.kernel == "dsp"
         assert r.insns_per_mac <= 2.3, (inp, r.insns_per_mac)
+
+
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m33"])
+def test_dsp_cells_in_and_out_of_the_stream_are_bit_exact(tmp_path: Path, target: str) -> None:
+    """The DSP cores run a feature cell stored as one stream (tables.dsp_stream_cell) through the
+    fused kernel, and every other cell -- a token cell, a shift below 33 -- through the separate
+    passes over the dsp_order tables; a bidirectional model's run also copies each new state into
+    its buffer. Each on the leftover-row and -column shapes."""
+    _zig_path()
+    for i, (inp, hidden) in enumerate([(1, 4), (3, 13), (5, 7), (17, 33)]):
+        feature, _, _, _ = _model_and_inputs(inp, hidden, i)
+        models = {
+            "shift 32": with_shift(feature, 32),
+            "tokens": make_qm("many-to-many", inp, hidden, layers=2, vocab=11, seed=i),
+            "bidirectional": make_qm("many-to-one", inp, hidden, layers=2, bi=True, seed=i),
+        }
+        streamed = {name: [dsp_stream_cell(c) for c in qm.cells] for name, qm in models.items()}
+        assert not any(streamed["shift 32"]) and not streamed["tokens"][0] and all(streamed["bidirectional"])
+        for name, qm in models.items():
+            rng = np.random.default_rng(i)
+            x = random_inputs(qm, rng, batch=3, steps=9)
+            header = write_header(qm, tmp_path / f"m{i}_{name.replace(' ', '_')}" / "model.h", "m")
+            results = check_header(
+                header, qm, x, np.array([9, 1, 6]), (target,), ("zig",), "auto", bench_sequences=1
+            )
+            _assert_exact(results, f"{target} {name} I={inp} H={hidden}")

@@ -32,12 +32,12 @@
 
 /* One model per prefix and translation unit: a second, different model with this prefix
  * stops the build here (the guard would otherwise drop it without a word). */
-#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 256080628
+#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 196943262
 #error "two different edgernn models use the C prefix japanese_vowels in one translation unit; regenerate one with another --prefix"
 #endif
 #ifndef JAPANESE_VOWELS_MODEL_H
 #define JAPANESE_VOWELS_MODEL_H
-#define JAPANESE_VOWELS_MODEL_ID 256080628 /* identifies this model (a hash of the header) */
+#define JAPANESE_VOWELS_MODEL_ID 196943262 /* identifies this model (a hash of the header) */
 
 /*
  * Usage (C99 or C++; no malloc, stdio, libm, memset, memcpy). In exactly one .c/.cpp file:
@@ -178,7 +178,8 @@
 #define EDGERNN_SCRATCH_WORDS(hidden) (2 * (hidden))
 #define EDGERNN_GENERATE_SCRATCH_WORDS(hidden, classes) (2 * (hidden) + (classes))
 
-/* One layer and direction of the RNN, as the generated header lays it out in flash. */
+/* One layer and direction of the RNN, as the generated header lays it out in flash. On the DSP
+ * cores most feature cells are one stream instead, their pointers leading into it (EDGERNN_DSP_STREAM). */
 typedef struct {
     const int8_t *w_ih;   /* [hidden][input], row j at its own scale; NULL for a token cell */
     const int8_t *w_hh;   /* [hidden][hidden], row j at its own scale */
@@ -583,6 +584,137 @@ static inline int32_t edgernn_blocks_s16_dsp(const int8_t *w, const uint32_t *xw
                      : [s] "r"(cols)
                      : "cc", "memory");
     return rows & ~3;
+}
+
+/* ---- The fused cell step (a feature cell stored as one stream) ----
+ *
+ * At small H the separate passes cost more than their MACs: at I = 1, H = 16, of ~840
+ * instructions a step, the input product took ~150 (a call, and per block of four rows the same
+ * bias, loop and store overhead as the recurrent one for a single column) and the requantization
+ * ~230 (per unit four loads and three of loop). So one pass over the blocks does all of a block:
+ *     X  acc_x = bias + W_ih x             (a0-a3, then four words below the stack pointer)
+ *     R  acc_h = W_hh h, h widened         (a0-a3)
+ *     Q  h[j] = LUT[clamp(z_j)] for the block's four units, from acc_x, acc_h in registers
+ * reading everything it needs, in that order, from one pointer: the generator stores such a cell
+ * as one stream (edgernn.backends.c.tables.dsp_stream), per block
+ *     the 4 biases (4 words), W_ih and W_hh in the DSP order, (M_x, M_h) of each row (8 words),
+ * so no pass keeps a cursor of its own. The new state is written in place: R reads the widened
+ * copy of the old one. 148 instructions a block at I = 1, H = 16 (X 21, R 85, Q 42).
+ *
+ * Q is edgernn_tanh_fast's arithmetic, for n >= 33 only (the generator streams no other cell): with
+ * s = n - 32, z + 512 = floor((hi + 2^(s-1)) / 2^s) + 512 = (hi + c) ASR s, c = 2^(s-1) + 512 2^s,
+ * where hi is the high word of the signed 64-bit v = acc_x M_x + acc_h M_h (SMULL + SMLAL): the
+ * rounding term 2^(n-1) = 2^(s-1) 2^32 has no low word, and ASR is the floor (this is assembly).
+ * USAT #10 clamps to [0, 1023], the table's range. Every value is edgernn_tanh_fast's.
+ *
+ * R's first column group starts the sums with SMUAD (no zeroing), so R walks the remaining
+ * H - 4 columns. Both column counts live in one register, s = (H - 4) << 16 | I (I <= 2047:
+ * EDGERNN_DSP_STREAM_MAX_INPUT), each tested with immediates that Thumb-2 encodes. The other
+ * values the loop needs are in twelve bytes pushed below the stack pointer, with the four acc_x:
+ *     [0] x  [4] widened h  [8] c  [12] s  [16] LUT  [20] h cursor  [24] end of the blocks
+ *     [32..44] acc_x of the block's four rows
+ * They arrive in a0-a3, n, xe, xo and are stored first. */
+#define EDGERNN_DSP_STREAM_MAX_INPUT 2047 /* 11 bits: X's eight-column loop count is s & 0x7F8 */
+#define EDGERNN_DSP_STREAM_MIN_SHIFT 33   /* the rounding term 2^(n-1) lies in the high word */
+#define EDGERNN_DSP_STREAM_MAX_SHIFT 40   /* every shift the contract allows: c < 2^18 */
+
+/* Whether the generator stored the cell as one stream: edgernn.backends.c.tables.dsp_stream_cell,
+ * the same test. Such a cell's descriptor points at the stream (w_hh) and, for the last hidden % 4
+ * rows, at their bias, M_x, M_h and W_ih in it (their W_hh rows follow their M_h, row-major). */
+#define EDGERNN_DSP_STREAM(cell)                                                                       \
+    ((cell)->table == NULL && (cell)->hidden >= 4 && (cell)->shift >= EDGERNN_DSP_STREAM_MIN_SHIFT &&   \
+     (cell)->shift <= EDGERNN_DSP_STREAM_MAX_SHIFT && (cell)->input <= EDGERNN_DSP_STREAM_MAX_INPUT)
+
+/* The first column group of R: SMUAD starts each row's sum. */
+#define EDGERNN_DSP4_FIRST_PAIR(a, b)                                                                  \
+    "ldrd   %[w], %[u], [%[p]], #8\n\t"                                                                \
+    "sxtb16 %[t], %[w]\n\t"                                                                            \
+    "sxtb16 %[w], %[w], ror #8\n\t"                                                                    \
+    "smuad  %[" a "], %[t], %[xe]\n\t"                                                                 \
+    "smlad  %[" a "], %[w], %[xo], %[" a "]\n\t"                                                       \
+    "sxtb16 %[t], %[u]\n\t"                                                                            \
+    "sxtb16 %[u], %[u], ror #8\n\t"                                                                    \
+    "smuad  %[" b "], %[t], %[xe]\n\t"                                                                 \
+    "smlad  %[" b "], %[u], %[xo], %[" b "]\n\t"
+
+/* Unit i of the block (acc_h in a, acc_x at [sp, #off]) to its int8 state, through the table;
+ * xe = c, xo = s, px = LUT, n = the h cursor. */
+#define EDGERNN_DSP4_UNIT(a, off)                                                                      \
+    "ldr    %[w], [sp, #" off "]\n\t"                                                                  \
+    "ldrd   %[t], %[u], [%[p]], #8\n\t" /* M_x, M_h */                                                 \
+    "smull  %[w], %[t], %[w], %[t]\n\t"                                                                \
+    "smlal  %[w], %[t], %[" a "], %[u]\n\t" /* t = hi(v) */                                            \
+    "add    %[t], %[t], %[xe]\n\t"                                                                     \
+    "asr    %[t], %[t], %[xo]\n\t"                                                                     \
+    "usat   %[t], #10, %[t]\n\t"                                                                       \
+    "ldrb   %[t], [%[px], %[t]]\n\t"                                                                   \
+    "strb   %[t], [%[n]], #1\n\t"
+
+#define EDGERNN_DSP_STREAM_BLOCKS                                                                      \
+    "strd   %[a0], %[a1], [sp, #-48]!\n\t" /* x, widened h */                                          \
+    "strd   %[a2], %[a3], [sp, #8]\n\t"    /* c, s */                                                  \
+    "strd   %[n], %[xe], [sp, #16]\n\t"    /* LUT, h */                                                \
+    "str    %[xo], [sp, #24]\n\t"          /* end of the blocks */                                     \
+    "1:\n\t" /* X: acc_x = bias + W_ih x */                                                            \
+    "ldrd   %[a0], %[a1], [%[p]], #8\n\t"                                                              \
+    "ldrd   %[a2], %[a3], [%[p]], #8\n\t"                                                              \
+    "ldr    %[px], [sp]\n\t"                                                                           \
+    "ands   %[n], %[s], #0x7F8\n\t"                                                                    \
+    "beq    3f\n\t"                                                                                    \
+    "2:\n\t" EDGERNN_DSP4_GROUP_S8 EDGERNN_DSP4_GROUP_S8                                               \
+    "subs   %[n], %[n], #8\n\t"                                                                        \
+    "bne    2b\n\t"                                                                                    \
+    "3:\n\t"                                                                                           \
+    "tst    %[s], #4\n\t"                                                                              \
+    "beq    4f\n\t" EDGERNN_DSP4_GROUP_S8 "4:\n\t" EDGERNN_DSP4_TAIL_S8                                \
+    "strd   %[a0], %[a1], [sp, #32]\n\t"                                                               \
+    "strd   %[a2], %[a3], [sp, #40]\n\t"                                                               \
+    /* R: acc_h = W_hh h, the first group apart */                                                     \
+    "ldr    %[px], [sp, #4]\n\t"                                                                       \
+    "ldrd   %[xe], %[xo], [%[px]], #8\n\t" EDGERNN_DSP4_FIRST_PAIR("a0", "a1")                         \
+        EDGERNN_DSP4_FIRST_PAIR("a2", "a3") "lsrs   %[n], %[s], #19\n\t"                               \
+    "beq    8f\n\t"                                                                                    \
+    "7:\n\t" EDGERNN_DSP4_GROUP_S16 EDGERNN_DSP4_GROUP_S16                                             \
+    "subs   %[n], %[n], #1\n\t"                                                                        \
+    "bne    7b\n\t"                                                                                    \
+    "8:\n\t"                                                                                           \
+    "tst    %[s], #0x40000\n\t"                                                                        \
+    "beq    9f\n\t" EDGERNN_DSP4_GROUP_S16 "9:\n\t" /* the last H % 4 columns (EDGERNN_DSP4_TAIL_S16) */ \
+    "ands   %[n], %[s], #0x30000\n\t"                                                                  \
+    "beq    10f\n\t"                                                                                   \
+    "ldrsh  %[xe], [%[px]]\n\t" EDGERNN_DSP4_LAST_COL "cmp    %[n], #0x20000\n\t"                      \
+    "blo    10f\n\t"                                                                                   \
+    "ldrsh  %[xe], [%[px], #4]\n\t" EDGERNN_DSP4_LAST_COL "beq    10f\n\t"                             \
+    "ldrsh  %[xe], [%[px], #2]\n\t" EDGERNN_DSP4_LAST_COL "10:\n\t" /* Q */                           \
+    "ldrd   %[xe], %[xo], [sp, #8]\n\t"                                                                \
+    "ldrd   %[px], %[n], [sp, #16]\n\t" EDGERNN_DSP4_UNIT("a0", "32") EDGERNN_DSP4_UNIT("a1", "36")    \
+        EDGERNN_DSP4_UNIT("a2", "40") EDGERNN_DSP4_UNIT("a3", "44") "str    %[n], [sp, #20]\n\t"       \
+    "ldr    %[t], [sp, #24]\n\t"                                                                       \
+    "cmp    %[p], %[t]\n\t"                                                                            \
+    "bne    1b\n\t"                                                                                    \
+    "add    sp, sp, #48\n\t"
+
+/* The first hidden & ~3 units of a streamed cell (EDGERNN_DSP_STREAM): h[j] for j < hidden & ~3
+ * from x and the old state, widened in hw (edgernn_widen_dsp). Operands as edgernn_blocks_s8_dsp. */
+static inline void edgernn_stream_blocks_dsp(const int32_t *stream, const int8_t *x, const uint32_t *hw,
+                                             int32_t input, int32_t hidden, uint32_t shift, int8_t *h)
+{
+    const uint32_t s = shift - 32u;
+    uint32_t a0 = (uint32_t)(uintptr_t)x, a1 = (uint32_t)(uintptr_t)hw;
+    uint32_t a2 = ((uint32_t)1 << (s - 1u)) + ((uint32_t)(-EDGERNN_Z_MIN) << s), a3 = s;
+    uint32_t n = (uint32_t)(uintptr_t)edgernn_tanh_lut, xe = (uint32_t)(uintptr_t)h;
+    /* a block is 4 (bias) + input + hidden (W_ih, W_hh) + 8 (M_x, M_h) words */
+    uint32_t xo = (uint32_t)(uintptr_t)(stream + (size_t)(hidden >> 2) * (size_t)(input + hidden + 12));
+    const int32_t *p = stream;
+    const int8_t *px;
+    uint32_t wv, u, t;
+    const uint32_t counts = ((uint32_t)(hidden - 4) << 16) | (uint32_t)input;
+    __asm__ volatile(EDGERNN_DSP_STREAM_BLOCKS
+                     : [a0] "+&r"(a0), [a1] "+&r"(a1), [a2] "+&r"(a2), [a3] "+&r"(a3), [p] "+&r"(p),
+                       [px] "=&r"(px), [n] "+&r"(n), [xe] "+&r"(xe), [xo] "+&r"(xo), [w] "=&r"(wv),
+                       [u] "=&r"(u), [t] "=&r"(t)
+                     : [s] "r"(counts)
+                     : "cc", "memory");
 }
 
 #endif /* EDGERNN_DSP */
@@ -1339,8 +1471,8 @@ static inline void edgernn_tanh_requantize(const edgernn_cell_t *cell, const int
 }
 
 #if EDGERNN_DSP
-/* edgernn_cell_step's two products on the DSP extension, four rows a pass; the last rows % 4 rows
- * in plain C (at every shape measured, H is a multiple of 4).
+/* edgernn_cell_step's two products on the DSP extension for a cell not streamed (a token cell, or a
+ * shift below 33), four rows a pass; the last rows % 4 rows in plain C.
  *
  * The recurrent product first widens the old state into the upper half of the scratch
  * (edgernn_widen_dsp: ceil(H / 4) pairs of words, at most H words), where every row reads it
@@ -1359,6 +1491,41 @@ static inline void edgernn_recurrent_dsp(const int8_t *w, const int8_t *h, int32
     }
 }
 
+/* One step of a streamed cell (EDGERNN_DSP_STREAM). The last hidden % 4 rows first take their
+ * sums in plain C, from their tables in the stream, while h is still the old state; one pass over
+ * the blocks (edgernn_stream_blocks_dsp) then writes h[0 .. hidden & ~3) in place, and those rows
+ * their new state last. The scratch holds the widened state (ceil(H / 4) pairs of words) and the
+ * last rows' acc_x and acc_h (at most 3 words each): within 2 H words for every H >= 4. */
+static inline void edgernn_stream_step_dsp(const edgernn_cell_t *cell, const int8_t *x, int8_t *h, int8_t *rec,
+                                           int32_t *scratch)
+{
+    const int32_t hidden = cell->hidden;
+    const int32_t whole = hidden & ~(int32_t)3;
+    const int32_t rest = hidden - whole;
+    uint32_t *hw = (uint32_t *)(void *)scratch;
+    int32_t *acc_x = scratch + 2 * ((hidden + 3) >> 2);
+    int32_t *acc_h = acc_x + rest;
+    if (rest != 0) { /* their W_hh rows follow their M_h in the stream */
+        edgernn_matvec_s8((const int8_t *)(const void *)(cell->m_h + rest), h, NULL, rest, hidden, acc_h);
+        edgernn_matvec_s8(cell->w_ih, x, cell->bias, rest, cell->input, acc_x);
+    }
+    edgernn_widen_dsp(h, hidden, hw);
+    edgernn_stream_blocks_dsp((const int32_t *)(const void *)cell->w_hh, x, hw, cell->input, hidden,
+                              (uint32_t)cell->shift, h);
+    if (rec != NULL) {
+        int32_t j;
+        for (j = 0; j < whole; ++j) {
+            rec[j] = h[j];
+            __asm__ volatile("" ::: "memory"); /* a byte loop, not a call to memcpy */
+        }
+    }
+    if (rest != 0) {
+        edgernn_cell_t last = *cell; /* its m_x, m_h lead to these rows' */
+        last.hidden = rest;
+        edgernn_tanh_requantize(&last, acc_x, acc_h, h + whole, (rec != NULL) ? rec + whole : NULL);
+    }
+}
+
 #endif /* EDGERNN_DSP */
 
 /* One step of one cell, in place: the state h is read, then overwritten with the new state.
@@ -1373,6 +1540,12 @@ static EDGERNN_NOINLINE void edgernn_cell_step(const edgernn_cell_t *cell, const
     const int32_t hidden = cell->hidden;
     int32_t *acc_h = scratch;
     int32_t *acc_x = scratch + hidden;
+#if EDGERNN_DSP
+    if (EDGERNN_DSP_STREAM(cell)) {
+        edgernn_stream_step_dsp(cell, x, h, rec, scratch);
+        return;
+    }
+#endif
     /* The recurrent product reads every old h[k]: it completes before any h[j] is replaced. */
 #if EDGERNN_DSP
     edgernn_recurrent_dsp(cell->w_hh, h, hidden, acc_h, (uint32_t *)(void *)acc_x);
@@ -1882,11 +2055,15 @@ typedef struct {
 #ifdef __cplusplus
 extern "C" {
 #endif
+#if EDGERNN_DSP
+extern EDGERNN_FLASH const int32_t japanese_vowels_l0_d0_dsp[448];
+#else
 extern EDGERNN_FLASH const int8_t japanese_vowels_l0_d0_w_ih[32][12];
 extern EDGERNN_FLASH const int32_t japanese_vowels_l0_d0_bias[32];
 extern EDGERNN_FLASH const int8_t japanese_vowels_l0_d0_w_hh[32][32];
 extern EDGERNN_FLASH const int32_t japanese_vowels_l0_d0_m_x[32];
 extern EDGERNN_FLASH const int32_t japanese_vowels_l0_d0_m_h[32];
+#endif
 extern EDGERNN_FLASH const int8_t japanese_vowels_head_w[9][32];
 extern EDGERNN_FLASH const int32_t japanese_vowels_head_b[9];
 extern EDGERNN_FLASH const float japanese_vowels_input_inv_scale[12];
@@ -1901,7 +2078,11 @@ extern EDGERNN_FLASH const float japanese_vowels_norm_std[12];
  * table (no EDGERNN_FLASH): its pointers lead to the tables, read through EDGERNN_READ_*. */
 static const edgernn_cell_t japanese_vowels_cells[JAPANESE_VOWELS_NUM_LAYERS * JAPANESE_VOWELS_NUM_DIRECTIONS] = {
     /* w_ih, w_hh, bias, table, m_x, m_h, input, hidden, shift, narrow (bounds.narrow_requant) */
+#if EDGERNN_DSP
+    {(const int8_t *)japanese_vowels_l0_d0_dsp + 1792, (const int8_t *)japanese_vowels_l0_d0_dsp, &japanese_vowels_l0_d0_dsp[448], NULL, &japanese_vowels_l0_d0_dsp[448], &japanese_vowels_l0_d0_dsp[448], 12, 32, 36, 1},
+#else
     {&japanese_vowels_l0_d0_w_ih[0][0], &japanese_vowels_l0_d0_w_hh[0][0], japanese_vowels_l0_d0_bias, NULL, japanese_vowels_l0_d0_m_x, japanese_vowels_l0_d0_m_h, 12, 32, 36, 1},
+#endif
 };
 
 /* The model for the prefix-free edgernn_* API. Static in every file (52 bytes where it is not
@@ -1982,42 +2163,71 @@ static inline float japanese_vowels_dequantize_logit(int32_t logit_q)
 
 /* ---- Layer 0, forward direction (shift n = 36) ---- */
 
+#if EDGERNN_DSP /* one stream for the fused kernel: edgernn.backends.c.tables.dsp_stream */
+
+EDGERNN_FLASH const int32_t japanese_vowels_l0_d0_dsp[448] = {
+           1268,       -3831,           2,         140,   250880314,  -624752511,  -201462014,  -117544319,
+     2132357104, -1717346758,  1391702251,  -614546056,  -672728291,  1688155226, -2117053234,   978778759,
+      -42866829,  1359436473,   174627083,  2144142556,   155722680,   783743024,  1528251412,   402812399,
+     1456848015, -1746947553,  -123198999,   486070552,  1238847756,   215404476,  -657981222,  -531188504,
+     1793914846,   -21040778, -2129453275,  -232196645,  1834274356, -2129012470,  1445072075,   151656625,
+      583848984,  1023277024, -1208018387,   267183159,  -460710273,   406279063,  -240429061,  1795033828,
+      653428402,   181922459,   506498821,   179272072,   729069839,   230842131,   589681162,   261352497,
+          -2561,        1906,        -380,       -1285,  -336583498,   209785154,  1530541115,  -642322993,
+    -1820392242,  1057230159,  -397377063,  1614840099,  1168881170,  -351568337, -1287968354, -1242809806,
+     1203840959,    -1103351,   607158782,   -33690929,  -823989712,  -524124186,    35494638,  1832122894,
+    -1171049715,    66576162,   606216678,   138877172,  -317483856,   284225247,  -690795744, -1909968414,
+     1648361226,  -622736685,   370958766, -2127174933,  -914250004,   182674878,  1410663400,     1632964,
+       -1967671,   637597738,   566552016, -1208586446,   627572143,  1476398834,  -991302613,   815521804,
+      626773985,   171814726,   696382577,   278815117,   727157102,   245441011,   591636405,   176157095,
+           3264,       -2119,        4183,        4163,  -673173168,   585510901,  1139485726,  -202435278,
+    -1580433585, -2123883044,  -455589117,  1860457233,   185387168,   404561611,    98468119,   324347519,
+      831074482,  2145786826,   787085557,  -672733948,  -609148929,  -983430351,  -789294884,  -502710600,
+     -614136812,   403518065,  1367335671,  1029909314,    64533538, -1231159791,   423367930,   -54396952,
+     2023836366,  -168142575,  -105771521,  -206815242, -1440692725, -1195177963,  -719395100,   -19517217,
+     2132341724,   550805795,  2010629202,  2142428701,   635893733,   887418897,  1121909520,  1577047313,
+      634855472,   177210595,   774998497,   197246205,   601156454,   257306160,   545916399,   250913984,
+           1509,       -2855,        -373,       -8387,   240441859,   959695487,  -498397517,   627369318,
+    -2121733201,   212729844,  1723793279, -1718716650,  -148775421,  -554439649,  -114388232,  2144956634,
+    -1326448743, -1187466951,   919794967, -1574762422, -1695285431,  -394322702,   466870746,  -186971633,
+    -1401618049,   250745346,   354807574,  -287447118,   181606165,   586295583,   -25166841,   330649669,
+     -190390836,   955464888,   165223635,  2093973766,    80743647,   674221900,  -751848165,  -365993452,
+      -47252710,   151634694,  -265220114,  1593122559, -1106404714,  -688851653,    65217043,  -452511778,
+      774927574,   179122708,   581312801,   243045959,   846607430,   291110481,   308798679,   166304664,
+          -3625,        1019,       -2191,         605,  -977416756,   854359958,  -967974242,   341251307,
+     -729687097,   -43907761,   576313351, -1102810667,  -307078166,   -15808283,  -266131839,   545620250,
+     -215673171,   119732531,    92270819,  -434113499,   457260593,   828577484,   224569541,  -352871651,
+    -1498032848,    75369528, -1445908047, -1426866980,   637263658,  -383399218,  -267440124,   -49140754,
+     -751442879,  -608738884,   407129615,  1714284796,   673513124, -1261862558,  -988568802,     3128959,
+       82047510,  1104791264, -1982393386,   252641030, -2128877298,  1276169026,   820528380,  -436806135,
+      662692156,   185428027,   597579444,   182328051,   704166475,   192495660,   650724490,   262330633,
+          -4501,       -5294,       -5349,       -3156,  -147437298,  -660758959,  1028105021,   568448383,
+      370598640,   748879047,  1068836623,  1038154190,   111509802,   756580342, -1399094790,   555832582,
+        -543227, -1855634877,  -186072570,  -407395589,   774359034,  1274773442,   -19212820, -1308295733,
+       36429035, -1245605428,  -620650771,  1038159131,   424547541,   970667570,   813635626,   211965197,
+      552682962, -1705933491,   872018118,  -618728485,  -195374977,  1011772071,  -970594227,   566633944,
+     -282767144,  -484584665, -1774958393,  -586644993, -1146349545,  -216445735, -1547983889,  -468801506,
+      779469600,   207010382,   561383683,   189423639,   427410566,   208733911,   636931562,   232893254,
+             73,       -1763,        1260,        1133,   578884899,     -800639,   243106112,   202919518,
+      903865888,   282180600, -1232201009,  -525911522, -1292373393,  -542052540,  1390784713,   312941951,
+    -2056988716,   787021974,   397300995,   321389388,  2131785911,  1406312003, -1011087856,   250749192,
+     1892731560,  -837407198,   284358967,  1984801052,  -269294342, -1199584924,  1968300391,  -566095733,
+     -627114537, -1791478446,  -619529505,  1607995396,   334679022,    99409337,  -581742073,   804939064,
+      210909012, -1643812350, -1417939811,  2142021667, -1306047431, -1998796798, -1598059135,  1462978356,
+      592213341,   151608201,   846390431,   211691105,   441696736,   160931793,   629261134,   192500357,
+           3835,       -5114,       -2739,         669,  1901035372,   850713254,  -139129173, -1148443931,
+     1781447931,  2144263706,  -916422893,  2087944043,  -519106065,  -660446654,  1384506371,  1733165620,
+      -46943260,   -29236992, -1474941466,   753734695,  1580127010,  1294210487,   833031779,  -439079906,
+     1987832074,  -236131602,   215103783,   116591882, -1427826455,  -854973980,   153072806,  1024729473,
+    -1309399585, -2116101603,  2028945236,  -718856197,  1192608281,    33370369, -1577784550,   -49022191,
+      212150655,     -379837,   714693843,   983278368,  -720562409,   232933357,   998235538,  1479415300,
+      530849418,   179055095,   592326738,   269696995,   713441321,   197725294,   676586246,   246228874,
+};
+
+#else
+
 /* W_ih, int8, row j at its own scale s_acc[j]; reads features (s_x folded into the columns) */
 EDGERNN_FLASH const int8_t japanese_vowels_l0_d0_w_ih[32][12] = {
-#if EDGERNN_DSP /* four-row blocks, see edgernn.backends.c.tables.dsp_order */
-    {  58,   33,  -12,   14, -127,    8,  -61,  -38,    2,  -17,   -3,  -13},
-    {-127,  106,   -2,   -8,  -16,   47,   25,  127,   58,   94,  -93, -103},
-    { -21,  -80,  -13,   82,  120,  -59,   94,  -37,   29,   -5,  -26,  -41},
-    {  90,   52,  -97,  100,  -50,   84,  -48, -127, -121,   -6,   86,   58},
-    { -74,   36,  -16,  -21,   66,   17, -127,   12,   59,   52,   58,   91},
-    { -49,  -19,  -74,  -39,  -50,    4,  127, -109,   79,   13,    4,   63},
-    { -39, -127,   80,  -24,   35, -127,   64,   96,   18,  -74,  -85,   69},
-    {  47,  126,   11,  -21,  -98,   41,   59,  -77,   50,   58,  -20,  -75},
-    {  80,   49,  -32,  -41,  -11,   47,  -26,   34,   30,   44,  -21,   67},
-    {  50,   21,  -17,  -13,   79,  127,  -52,  -95,  -36,   29,  104, -127},
-    {   3,   67,  -40,  -28,   17,   83,  -28,  110,  -96,  -56,   12,   11},
-    { -53,   30,   29,   24,   23, -127,  -34,    5,  127,   38,   85,   19},
-    {   3,  -38,   84,   14,  127,  -54,   51,   57,  -77,   14,   75,  -30},
-    { 102,  -27,  100,   37,  -81,  -21, -120, -127,  -12,   -1,  -83,   12},
-    { 127,   -1,  -66,  102,   22,  119, -114, -103,    3,  -34,   33,   -9},
-    {  31,  -20,  -13,  -34,   -8, -110,   46,   -7,  -38,  112,  -39,  127},
-    { -52,  -51,  -67,  -59, -106,  127,  -20,   50,  -98,  -30,   77,  -58},
-    { -21,   20,   87,   20,  -57,  -37, -127,  -44,   79,    5,   98,   -3},
-    {   7,  -40,   89,   34,  -43,  113,   68,  -66,  -22,   91,  -78,  -19},
-    { -27,  -56,   14,   -1, -127,   38,   35,  -16,   26, -127, -123,   32},
-    {  14,   73,   54,   -9,   81,  -98,  -99,  -40,   61,  -93,   71,   61},
-    { 127,  -43,  -31,   33,  -16,  -30,   22,   22,  -57,   -4,  -94,   44},
-    {  15,   39,  -75,   63,  -50,   -7,  -32,   61,   42, -127,  -91,    6},
-    { -10,  127,   24,   45,   -6, -127, -101,  -84,    6,   85,   33,   33},
-    {  35,   21, -127,   34, -127,  -56,  -13,   -1,   64, -127,  125,   14},
-    {  94,   78,   24,   12,   32,  -26,  -33,   53,   -8,  -69,  -47,   16},
-    { -49,   26, -114,  -74,   30,   58,  -89,  -32,  111,  -14,   -9,  -78},
-    {  68,  -17,  -80,  -33,  -55,  -80,  -27,   82,  127,   29,  -89,   18},
-    { 108,  127,   79,  113,  -90,  -38,  -76,   50,  -85,   14,  -75,   -9},
-    { -27,   34, -116,  -69,   -5,  -68,   46,  106,   26,  -34,  -50,  127},
-    {  19,  127,   96,  -55,  107,  127,  115,  124,  -17,   17,   15,  -31},
-    {  66,   98,  -94,  -40,    3,  -28, -123,   82,   52,    2,   78,  103},
-#else
     {  58,   33,  -12,   14,  -16,   47,   25,  127,   29,   -5,  -26,  -41},
     {-127,    8,  -61,  -38,   58,   94,  -93, -103,   90,   52,  -97,  100},
     {   2,  -17,   -3,  -13,  -21,  -80,  -13,   82,  -50,   84,  -48, -127},
@@ -2050,7 +2260,6 @@ EDGERNN_FLASH const int8_t japanese_vowels_l0_d0_w_ih[32][12] = {
     { -90,  -38,  -76,   50,   26,  -34,  -50,  127,   66,   98,  -94,  -40},
     { -85,   14,  -75,   -9,   19,  127,   96,  -55,    3,  -28, -123,   82},
     { -27,   34, -116,  -69,  107,  127,  115,  124,   52,    2,   78,  103},
-#endif
 };
 
 /* b_ih + b_hh at the scale of acc_x */
@@ -2063,72 +2272,6 @@ EDGERNN_FLASH const int32_t japanese_vowels_l0_d0_bias[32] = {
 
 /* W_hh, int8, row j at its own scale */
 EDGERNN_FLASH const int8_t japanese_vowels_l0_d0_w_hh[32][32] = {
-#if EDGERNN_DSP /* four-row blocks, see edgernn.backends.c.tables.dsp_order */
-    { 115,  -25,  113,   -3,  -71,   90,    7,   81,   11, -103,  104,   10,  -36,    4,  -51,  127,
-      -72,   35,   72,    9,   48,   -8,  -74,   46,   20,   68,   23,   91,  -17,  109,    2,   24},
-    {-113,  -68,  -43,   86,   31,  -78,  -33, -105,  -23,   33,  -88,   -8,   24,  -39,   -8,   28,
-       12,   81,  -41,   73,  -68,  -49,  -42,   12,  -38,    0,  -56,  -40,  -24,  -76,   86,  -32},
-    { -34,   -9,  -20,  106,  118,  -15,  -66,   -2,   37,   31,   19, -127,  -37,  -11,   40,  -14,
-       52,  -50,   84,  109,   10,  -39,   25, -127,  -53,   12,   34,   86,  -79,   24,   10,    9},
-    {  24,  -44,  -52,   34,  -32,   -9,   -3,   60,   45,   26,   -1,  -73,   55,  -28,  -20,   15,
-      127,   30, -118,  -28, -105,   83,   55,   24,   -5,   87,  -85,  -15,  -28,   10,   -2,  106},
-    { -65,   39,  -63,   71,    9,   42,  -17,   -1,   -2, -127,   48,   36,  -49,  -22,   -3,   -3,
-       48,  -22,  -30,  -50,  -26,  127,  -62,  -32,  -18, -102,   29,    2,   14,   -6,   51,  109},
-    {  13,   51,   51,  -70,   34,  -33,   -9,    3,  -26,   33,   34,   36,  -12,   24,   71,    8,
-      -80, -108,   19,  -19,  -33,  -18,  -16,   16,   32,   75,  -45,  -42,  -30,   49,   40, -114},
-    {  10,   -1,   63,   98,  -45,  -54,  -31,  -38,  -82,   97,   28,   22,  -21,  -30,   53, -127,
-      -20,  -90, -127,  -55,  -66,  101,  -29,   10,  -24,    3,   21,   84,  -60,  -22,   24,    0},
-    { -55,   -7,  -31,   -1,   42,   -8,    0,   38,  -48,  -27,  -60,   33,   50,  111,  -10,  -73,
-      -81,   -3,  103,   37,  -14,   14,    0,   88,   43,  -20,  -23,  -60,   12,  -32, -101,   48},
-    { -78,   48, -119,   49,  -54,   27,  -26,  127,  -11,   -8,  -23,   46,    4,  -27,  -26,  -41,
-       -1,   31,  -79,  -37,   49,   11,   98,  -59,  -36,   80,  -12,  -48,  -72,   62,    9,  -30},
-    {  20,    4,  101,  -37,  113,   50,   13,   24,   -9,  -30,  127,   81,   66,   43,   99,   61,
-       34,  -76,  -40,    3,   17,   -2,  -99,  -74,   -6,   20,   60,   25,  -24,   -9,  -63,   -4},
-    { -50,   74,  -95,  120,   17,   89,   -6,  -11,   -1,   13,  -78,   -7,  -10,   63,  -84,  -13,
-       11,  -58,   32,  -86,   21,    8,  -61,  -72,  -28,  -26,   30,  -43,  -33,   48,  -42,   -2},
-    { -36,  -13,   24,  127,   35,  -95,  -44,   32,   82,  -60,  -41,  119,   29,  -34,  -78,  127,
-      -27,   -9,  -26,   37,   17,  -16,  -28,   52,   16,   -5,  -34,   66,   17,  -43,   -1,   93},
-    {-103,   -1,  -17,  -80,   57,  -79,   56,  -71,   23,  -11,  -46,   54,   74,    8,   35,  -94,
-       73,   -1,  -13, -102,  -14,   28,  127,  -24,  -38,  -31,  -45,   27,   15,   10,  -37,  -12},
-    { 127,    1,  117,  -84,    2,   18,  -14,   14,   22,  -17,   37,   21,  -78,  -25,  -35,  -18,
-       21,   23,  -45,   10,   31,   41,  -14,   34,    7,   -4,  127,   -2,   69,   80,  -75,   19},
-    { -52,  -35,  -90,  -12,  -72,   60,  -13,   56,  -45,   28,  -39,    9,    6, -127,  -49,  124,
-      -33,   12,  -48,    4,   76,  -49,   47,   40,   27,  -75,   47,  -45,   20,   98,   47,  -22},
-    {  26,   -5,   46,   -3,    6,  -61,    9,    9,  -18,   15,   49,  -16,   -1,   30,  -11,   94,
-     -106, -102,   13,  -66,   59,  -11,  -16,  -42,   19,   34,  -29,    3,  -34,   55,    7,  -27},
-    { -83,   22,   37,  -13,   51,   -7,   34,    7,  -29,  -16,  127,    5,   37,  -12,   31,  -26,
-       49,   62,   65,   27,  -52,   22,   99,   49,  -59,  -88,   98,   13,   29, -101,   -9,  -22},
-    {  48,  -43,  -75,  -90,   56,   12,  126,    4,  -79,   49,  -47,  -87,  -36,  -68,  -13,  -86,
-       42,  -33,   -5,   37,  -50,  -54,   37,  -23,    4,   48,   15,  -16,  -18,   43,   18,   -3},
-    {  65,  -28,   53,  -45,  -68,   97,  -73,  -37,   15,   78,   68,   24,   -4,  -24,   45,  102,
-      -92,   -2,   36,   40,   98, -127,  -55,  -76,   30,  -93,   19,  -59,  127,  -66,   47,    0},
-    {  22,  -14,  -29,    4,  -32,  -58,  -39,   65,  -42,   19,  -41, -119,    6,   -1,   14,   15,
-       14,  -23,   27, -127,   66,  -53,   16,   76,   -4,   68,  -24,   48,    9,  -34,  -10,  -27},
-    {   5,  -74,   -9,   -1,   67,   66,  101, -111,    6,  -62,  -24,  -12,   -5,  -94,  -73,  -25,
-       -6,  -57,   39,   46,  -62,  127,   -5,   75,  -20,  -43,  -38,   -2,  -53,   -3,    4,  -78},
-    { -21,  -36,   43,    2,  -52, -111,  -63,  -75,  -19,  -98,    1,  -37,   27,   13,  -31,   61,
-      -43,   20,   78,   25,   50,   54,  -37,   57,   42,   24,  127,   48,   13,   85,  -94,   12},
-    { -46,   69,  -15,   32,   77, -123,   81, -102,  -58,  -16,   -7,   51,  -37,  -13,   30,  -37,
-      127,  -48,   90,  -12,  -89,  106,   78,   60,   77,  -24,   37,  -58,  -40,   37,  -58,   33},
-    { -40,   80,   37,  -17,   39,  -45,   29,  -29,  -57,   72,   52, -106,   -1, -127,    8,  -35,
-       23,   24,  -84,  -69,  -39,   76,   25,  -13,  -17,  -93,  -69,  -93,   30,  -88,   14,  -28},
-    { -44,  -41,  100, -123, -106,    0,  -23,   46,    3,   85,  -82,   23,   76,    3,   40,   19,
-      -73,  120,   16,  127,   67,  -98,  -46,   83,   16,    6,  -68,  -61,    8,   33,  -14,   14},
-    { -88,  -54,  -48,  112,   34,   46,   22,  -50,   55,   -7,  -14,   16,   28,  -87,   77,  118,
-       -6,  -28,  -14,  -17,  100,  -55,  127,  -72,  103,  -31,   81,  117, -117,   16,   66,  -34},
-    { -41,   -3,  -98,  -38,   82,   53,   56, -107,  -33,  -70,   18,  -37,    4,   16,  -40,   95,
-      -18,  -53,  -14,   19,  -71,  -35,  -20,    5,    7,   82,   83,  -35,   56,  101,   -6,   47},
-    {  84,   55, -110,   12,    2,  106,    5,  -98,  -99,  -12,  123,  -85,   35,  -88,  -84,  127,
-       57,   76,   39,  -78,    2,  -56,  -36, -120, -127, -115,  -65,  -96,   52,   71,   51,   87},
-    { -28,  -77,   51,   -3,    0,  -31,   65,   -2,  -26,   45,   22,  -88,   39,   20,  -19,   44,
-       34,  -45,   46,   94,  -73,   21,   36,   77,   99,   14,  -89,   49,   30,   44,  -44,  -27},
-    {  10,  -23,  123,  118,  -18,  -22,  -20,  -15,   39,   57,  -46,   12,   10,   13,  -13,    6,
-      -23,   24,  -27,  -86,  -28,   33,   10,  -51,  -90,  -76,   31,    9, -127,   33,   20,   61},
-    { -33,   37,  -12,  -79,   29,  -38,  -34, -127,   84,   63,  -17,  120,   -5,   31,   39,  -43,
-       25,  -62,   21,   71,    1,   49,   -3,    1,   26,  -21,  -12,  -95,   17,   -5,   19,   -3},
-    { 127,   41,  -91,   12,   67,   52,   -6,   -1,  -45,   92, -103,   42,   32,  -93, -101,   58,
-       23,   23,   13,  -43,  -19,   71,  -30,   13, -110,  -35,  127,   59,    4,   22,   46,   88},
-#else
     { 115,  -25,  113,   -3,  -72,   35,   72,    9, -113,  -68,  -43,   86,   12,   81,  -41,   73,
       -34,   -9,  -20,  106,   52,  -50,   84,  109,   24,  -44,  -52,   34,  127,   30, -118,  -28},
     { -71,   90,    7,   81,   48,   -8,  -74,   46,   31,  -78,  -33, -105,  -68,  -49,  -42,   12,
@@ -2193,7 +2336,6 @@ EDGERNN_FLASH const int8_t japanese_vowels_l0_d0_w_hh[32][32] = {
        84,   63,  -17,  120,   26,  -21,  -12,  -95,  -45,   92, -103,   42, -110,  -35,  127,   59},
     {  39,   20,  -19,   44,   30,   44,  -44,  -27,   10,   13,  -13,    6, -127,   33,   20,   61,
        -5,   31,   39,  -43,   17,   -5,   19,   -3,   32,  -93, -101,   58,    4,   22,   46,   88},
-#endif
 };
 
 /* M_x = round(s_acc / 2^-7 * 2^36) < 2^30: acc_x to z */
@@ -2211,6 +2353,8 @@ EDGERNN_FLASH const int32_t japanese_vowels_l0_d0_m_h[32] = {
     185428027, 182328051, 192495660, 262330633, 207010382, 189423639, 208733911, 232893254,
     151608201, 211691105, 160931793, 192500357, 179055095, 269696995, 197725294, 246228874,
 };
+
+#endif
 
 /* ---- Head ---- */
 
@@ -2285,6 +2429,14 @@ EDGERNN_FLASH const float japanese_vowels_norm_std[12] = {
 
 /* Compile-time proof that JAPANESE_VOWELS_WEIGHT_BYTES and JAPANESE_VOWELS_STATE_BYTES describe the arrays and the
  * state type (C99: a negative array size is an error). */
+#if EDGERNN_DSP
+typedef char japanese_vowels_weight_bytes_check[(sizeof japanese_vowels_l0_d0_dsp +
+                                   sizeof japanese_vowels_head_w +
+                                   sizeof japanese_vowels_head_b +
+                                   sizeof japanese_vowels_input_inv_scale +
+                                   sizeof japanese_vowels_norm_mean +
+                                   sizeof japanese_vowels_norm_std) == JAPANESE_VOWELS_WEIGHT_BYTES + 0 ? 1 : -1];
+#else
 typedef char japanese_vowels_weight_bytes_check[(sizeof japanese_vowels_l0_d0_w_ih +
                                    sizeof japanese_vowels_l0_d0_bias +
                                    sizeof japanese_vowels_l0_d0_w_hh +
@@ -2295,6 +2447,7 @@ typedef char japanese_vowels_weight_bytes_check[(sizeof japanese_vowels_l0_d0_w_
                                    sizeof japanese_vowels_input_inv_scale +
                                    sizeof japanese_vowels_norm_mean +
                                    sizeof japanese_vowels_norm_std) == JAPANESE_VOWELS_WEIGHT_BYTES ? 1 : -1];
+#endif
 typedef char japanese_vowels_state_bytes_check[sizeof(japanese_vowels_state_t) == JAPANESE_VOWELS_STATE_BYTES ? 1 : -1];
 
 #endif /* JAPANESE_VOWELS_MODEL_IMPLEMENTED */

@@ -12,7 +12,7 @@ import numpy as np
 from edgernn.backends.c.literals import FLASH, c_array, float_array
 from edgernn.config import Task
 from edgernn.contract.bounds import narrow_requant
-from edgernn.contract.model import QuantizedModel
+from edgernn.contract.model import QuantCell, QuantizedModel
 
 
 def _cell_name(prefix: str, index: int, directions: int) -> str:
@@ -33,6 +33,65 @@ def dsp_order(w: np.ndarray) -> np.ndarray:
         parts.append(block[:, 4 * groups :].T.ravel())
     parts.append(w[rows - rows % 4 :].ravel())
     return np.concatenate(parts).reshape(rows, cols)
+
+
+# The cells the DSP kernels run as one stream (edgernn_runtime.h: EDGERNN_DSP_STREAM, the same test):
+# feature cells with at least one four-row block, a shift whose rounding lies in the high word of
+# the 64-bit sum, and shapes that fit the counts the kernel packs into one register.
+DSP_STREAM_MIN_SHIFT = 33
+DSP_STREAM_MAX_SHIFT = 40
+DSP_STREAM_MAX_INPUT = 2047
+
+
+def dsp_stream_cell(cell: QuantCell) -> bool:
+    return (
+        cell.table is None
+        and cell.hidden >= 4
+        and DSP_STREAM_MIN_SHIFT <= cell.shift <= DSP_STREAM_MAX_SHIFT
+        and cell.w_ih.shape[1] <= DSP_STREAM_MAX_INPUT
+    )
+
+
+def _words(b: np.ndarray) -> np.ndarray:
+    """Bytes as little-endian int32 words, the last one padded with zeros."""
+    b = np.concatenate([np.asarray(b, np.int8).ravel(), np.zeros(-len(b.ravel()) % 4, np.int8)])
+    return b.view("<i4").astype(np.int32)
+
+
+@dataclass(frozen=True)
+class DspStream:
+    words: np.ndarray  # int32
+    tail: int  # word offset of the last hidden % 4 rows' bias (then their M_x, M_h, W_hh, W_ih)
+    tail_w_ih: int  # byte offset of their W_ih rows
+    pad: int  # zero bytes after the last weight
+
+
+def dsp_stream(cell: QuantCell) -> DspStream:
+    """A feature cell as the fused DSP kernel reads it (edgernn_runtime.h, EDGERNN_DSP_STREAM),
+    the same bytes as its five tables plus at most 3 of padding, as int32 words: for each whole
+    block of four rows, in the order one pass over the block uses them,
+        the rows' 4 biases, their W_ih and W_hh in the DSP order (dsp_order), M_x and M_h of each
+        row as a pair (8 words);
+    then the last rows % 4 rows: their biases, M_x, M_h, then W_hh and W_ih row-major."""
+    w_ih, w_hh = np.asarray(cell.w_ih, np.int8), np.asarray(cell.w_hh, np.int8)
+    rows, inputs = w_ih.shape
+    whole = rows - rows % 4
+    ih, hh = dsp_order(w_ih).ravel(), dsp_order(w_hh).ravel()
+    bias, m_x, m_h = (np.asarray(v, np.int64) for v in (cell.bias, cell.m_x, cell.m_h))
+    parts = []
+    for b in range(0, whole, 4):
+        parts += [
+            bias[b : b + 4],
+            _words(ih[b * inputs : (b + 4) * inputs]),
+            _words(hh[b * rows : (b + 4) * rows]),
+            np.stack([m_x[b : b + 4], m_h[b : b + 4]], axis=1).ravel(),
+        ]
+    tail = sum(len(p) for p in parts)
+    int8_tail = np.concatenate([w_hh[whole:].ravel(), w_ih[whole:].ravel()])
+    parts += [bias[whole:], m_x[whole:], m_h[whole:], _words(int8_tail)]
+    words = np.concatenate(parts).astype(np.int32)
+    tail_w_ih = 4 * (tail + 3 * (rows - whole)) + w_hh[whole:].size
+    return DspStream(words, tail, tail_w_ih, -int8_tail.size % 4)
 
 
 def _weights(name: str, w: np.ndarray, comment: str) -> str:
@@ -56,16 +115,54 @@ def _weights(name: str, w: np.ndarray, comment: str) -> str:
     )
 
 
+def _multipliers(name: str, cell: QuantCell) -> list[str]:
+    return [
+        c_array(
+            "int32_t",
+            f"{name}_m_x",
+            np.asarray(cell.m_x, np.int32),
+            f"M_x = round(s_acc / 2^-7 * 2^{cell.shift}) < 2^30: acc_x to z",
+        ),
+        c_array(
+            "int32_t",
+            f"{name}_m_h",
+            np.asarray(cell.m_h, np.int32),
+            f"M_h = round(s_whh / (127 * 2^-7) * 2^{cell.shift}) < 2^30: acc_h to z",
+        ),
+    ]
+
+
+def _descriptor(pointers: str, cell: QuantCell, inputs: int) -> str:
+    return f"    {{{pointers}, {inputs}, {cell.hidden}, {cell.shift}, {int(narrow_requant(cell))}}},"
+
+
+def _feature_tables(name: str, cell: QuantCell, first_layer: bool, dsp: bool) -> list[str]:
+    """W_ih and the bias of a feature cell; dsp: with W_ih in the DSP order where EDGERNN_DSP."""
+    inp = "features (s_x folded into the columns)" if first_layer else "the layer below's int8 states"
+    comment = f"W_ih, int8, row j at its own scale s_acc[j]; reads {inp}"
+    bias = np.asarray(cell.bias, np.int32)
+    return [
+        _weights(f"{name}_w_ih", cell.w_ih, comment)
+        if dsp
+        else c_array("int8_t", f"{name}_w_ih", cell.w_ih, comment),
+        c_array("int32_t", f"{name}_bias", bias, "b_ih + b_hh at the scale of acc_x"),
+    ]
+
+
 def model_data(qm: QuantizedModel, prefix: str, up: str) -> ModelData:
     cfg = qm.config
     d = cfg.directions
     blocks = []
     descriptors = []
-    size_terms = []
+    size_terms = []  # the tables' sizes, without EDGERNN_DSP
+    dsp_terms = []  # with it, where some cells are one stream (dsp_stream)
+    dsp_pad = 0  # the streams' padding bytes
     for i, cell in enumerate(qm.cells):
         name = _cell_name(prefix, i, d)
         where = f"Layer {i // d}, {'backward' if i % d else 'forward'} direction"
         blocks.append(f"/* ---- {where} (shift n = {cell.shift}) ---- */")
+        names = [f"{name}_w_hh", f"{name}_m_x", f"{name}_m_h"]
+        plain = f"{name}_m_x, {name}_m_h"
         if cell.table is not None:
             blocks.append(
                 c_array(
@@ -75,48 +172,49 @@ def model_data(qm: QuantizedModel, prefix: str, up: str) -> ModelData:
                     "acc_x per token: W_ih E[token] + b folded, row = token id, each column at its own scale",
                 )
             )
-            w_ih, bias, table = "NULL", "NULL", f"&{name}_table[0][0]"
-            size_terms.append(f"sizeof {name}_table")
+            names.insert(0, f"{name}_table")
+            plain = f"NULL, &{name}_w_hh[0][0], NULL, &{name}_table[0][0], {plain}"
         else:
-            inp = "features (s_x folded into the columns)" if i < d else "the layer below's int8 states"
-            blocks.append(
-                _weights(
-                    f"{name}_w_ih", cell.w_ih, f"W_ih, int8, row j at its own scale s_acc[j]; reads {inp}"
-                )
-            )
-            blocks.append(
-                c_array(
-                    "int32_t",
-                    f"{name}_bias",
-                    np.asarray(cell.bias, np.int32),
-                    "b_ih + b_hh at the scale of acc_x",
-                )
-            )
-            w_ih, bias, table = f"&{name}_w_ih[0][0]", f"{name}_bias", "NULL"
-            size_terms += [f"sizeof {name}_w_ih", f"sizeof {name}_bias"]
-        blocks.append(_weights(f"{name}_w_hh", cell.w_hh, "W_hh, int8, row j at its own scale"))
-        blocks.append(
-            c_array(
-                "int32_t",
-                f"{name}_m_x",
-                np.asarray(cell.m_x, np.int32),
-                f"M_x = round(s_acc / 2^-7 * 2^{cell.shift}) < 2^30: acc_x to z",
-            )
+            names[:0] = [f"{name}_w_ih", f"{name}_bias"]
+            plain = f"&{name}_w_ih[0][0], &{name}_w_hh[0][0], {name}_bias, NULL, {plain}"
+        inputs = 0 if cell.table is not None else cell.w_ih.shape[1]
+        terms = [f"sizeof {n}" for n in names]
+        size_terms += terms
+        if not dsp_stream_cell(cell):
+            if cell.table is None:
+                blocks += _feature_tables(name, cell, i < d, dsp=True)
+            blocks.append(_weights(f"{name}_w_hh", cell.w_hh, "W_hh, int8, row j at its own scale"))
+            blocks += _multipliers(name, cell)
+            dsp_terms += terms
+            descriptors.append(_descriptor(plain, cell, inputs))
+            continue
+        # Where EDGERNN_DSP, the cell is one stream; its descriptor's pointers lead to the last
+        # hidden % 4 rows' tables in it (edgernn_runtime.h, EDGERNN_DSP_STREAM).
+        stream = dsp_stream(cell)
+        rest = cell.hidden % 4
+        blocks += [
+            "#if EDGERNN_DSP /* one stream for the fused kernel: edgernn.backends.c.tables.dsp_stream */",
+            c_array("int32_t", f"{name}_dsp", stream.words, ""),
+            "#else",
+            *_feature_tables(name, cell, i < d, dsp=False),
+            c_array("int8_t", f"{name}_w_hh", cell.w_hh, "W_hh, int8, row j at its own scale"),
+            *_multipliers(name, cell),
+            "#endif",
+        ]
+        dsp_terms.append(f"sizeof {name}_dsp")
+        dsp_pad += stream.pad
+        t = stream.tail
+        streamed = (
+            f"(const int8_t *){name}_dsp + {stream.tail_w_ih}, (const int8_t *){name}_dsp, &{name}_dsp[{t}], "
+            f"NULL, &{name}_dsp[{t + rest}], &{name}_dsp[{t + 2 * rest}]"
         )
-        blocks.append(
-            c_array(
-                "int32_t",
-                f"{name}_m_h",
-                np.asarray(cell.m_h, np.int32),
-                f"M_h = round(s_whh / (127 * 2^-7) * 2^{cell.shift}) < 2^30: acc_h to z",
-            )
-        )
-        size_terms += [f"sizeof {name}_w_hh", f"sizeof {name}_m_x", f"sizeof {name}_m_h"]
-        inp_size = 0 if cell.table is not None else cell.w_ih.shape[1]
-        descriptors.append(
-            f"    {{{w_ih}, &{name}_w_hh[0][0], {bias}, {table}, {name}_m_x, {name}_m_h, "
-            f"{inp_size}, {cell.hidden}, {cell.shift}, {int(narrow_requant(cell))}}},"
-        )
+        descriptors += [
+            "#if EDGERNN_DSP",
+            _descriptor(streamed, cell, inputs),
+            "#else",
+            _descriptor(plain, cell, inputs),
+            "#endif",
+        ]
     blocks.append("/* ---- Head ---- */")
     blocks.append(
         _weights(
@@ -134,7 +232,7 @@ def model_data(qm: QuantizedModel, prefix: str, up: str) -> ModelData:
             f"head bias at scale {up}_HEAD_SCALE",
         )
     )
-    size_terms += [f"sizeof {prefix}_head_w", f"sizeof {prefix}_head_b"]
+    head_terms = [f"sizeof {prefix}_head_w", f"sizeof {prefix}_head_b"]
     if not cfg.tokens:
         blocks.append("/* ---- Float input ---- */")
         inv = (np.float32(1.0) / np.asarray(qm.input_scale, dtype=np.float32)).astype(np.float32)
@@ -143,11 +241,11 @@ def model_data(qm: QuantizedModel, prefix: str, up: str) -> ModelData:
                 f"{prefix}_input_inv_scale", inv, "1 / s_x per feature in float32: x_q = sat(round(x * this))"
             )
         )
-        size_terms.append(f"sizeof {prefix}_input_inv_scale")
+        head_terms.append(f"sizeof {prefix}_input_inv_scale")
         if len(qm.norm_mean):
             blocks.append(float_array(f"{prefix}_norm_mean", qm.norm_mean, "training-data mean per feature"))
             blocks.append(float_array(f"{prefix}_norm_std", qm.norm_std, "training-data std per feature"))
-            size_terms += [f"sizeof {prefix}_norm_mean", f"sizeof {prefix}_norm_std"]
+            head_terms += [f"sizeof {prefix}_norm_mean", f"sizeof {prefix}_norm_std"]
     cells = (
         "/* Cells in torch's order: index = layer * DIRECTIONS + direction. Static in every file that\n"
         " * includes the header (36 bytes a cell), so a compiler folds the shapes into the code; not a\n"
@@ -157,12 +255,23 @@ def model_data(qm: QuantizedModel, prefix: str, up: str) -> ModelData:
         + "\n".join(descriptors)
         + "\n};"
     )
-    terms = " +\n                                   ".join(size_terms)
+    sep = " +\n                                   "
+    check = (
+        f"typedef char {prefix}_weight_bytes_check[({sep.join(size_terms + head_terms)}) == "
+        f"{up}_WEIGHT_BYTES ? 1 : -1];\n"
+    )
+    if dsp_terms != size_terms:  # the streams hold the same bytes, and their padding
+        dsp_check = (
+            f"typedef char {prefix}_weight_bytes_check[({sep.join(dsp_terms + head_terms)}) == "
+            f"{up}_WEIGHT_BYTES + {dsp_pad} ? 1 : -1];\n"
+        )
+        check = f"#if EDGERNN_DSP\n{dsp_check}#else\n{check}#endif\n"
     checks = (
         f"/* Compile-time proof that {up}_WEIGHT_BYTES and {up}_STATE_BYTES describe the arrays and the\n"
         " * state type (C99: a negative array size is an error). */\n"
-        f"typedef char {prefix}_weight_bytes_check[({terms}) == {up}_WEIGHT_BYTES ? 1 : -1];\n"
-        f"typedef char {prefix}_state_bytes_check[sizeof({prefix}_state_t) == {up}_STATE_BYTES ? 1 : -1];"
+        + check
+        + f"typedef char {prefix}_state_bytes_check[sizeof({prefix}_state_t) == "
+        f"{up}_STATE_BYTES ? 1 : -1];"
     )
     return ModelData("\n\n".join(blocks), cells, checks)
 
@@ -176,8 +285,18 @@ class ModelData:
     def declarations(self) -> str:
         """`extern` declarations of the tables, so every file can point at the one definition (in
         flash: EDGERNN_FLASH, read through EDGERNN_READ_*)."""
-        found = re.findall(rf"^{FLASH} const (\w+) (\w+)((?:\[\d+\])+) = \{{$", self.tables, re.MULTILINE)
-        return "\n".join(f"extern {FLASH} const {ctype} {name}{dims};" for ctype, name, dims in found)
+        out, inside = [], False
+        for line in self.tables.splitlines():
+            found = re.fullmatch(rf"{FLASH} const (\w+) (\w+)((?:\[\d+\])+) = \{{", line)
+            if found:
+                ctype, name, dims = found.groups()
+                out.append(f"extern {FLASH} const {ctype} {name}{dims};")
+                inside = True
+            elif line == "};":
+                inside = False
+            elif not inside and line.startswith("#"):  # a choice of tables (dsp_stream), not of rows
+                out.append(line.split(" /*")[0])
+        return "\n".join(out)
 
 
 def descriptor(qm: QuantizedModel, prefix: str, up: str) -> str:
