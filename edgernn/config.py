@@ -194,6 +194,10 @@ class TrainConfig:
     init: str = "torch"
     warmup_epochs: int = 0  # the lr rises linearly to lr over these epochs (fewer if epochs is less)
     schedule: str = "constant"
+    # False: train all `epochs` and keep the last epoch's weights (for a retrain on train + val,
+    # which has no held-out split to stop on: edgernn.train.auto). True: keep the epoch of lowest
+    # validation loss and stop after `patience` epochs without improvement.
+    early_stop: bool = True
 
     def __post_init__(self) -> None:
         if self.init not in INITS:
@@ -208,4 +212,14 @@ class TrainConfig:
             raise InputError(f"warmup_epochs must be a non-negative integer, got {self.warmup_epochs!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON types. A field added later (early_stop) is left out at its default, so
+        checkpoints of runs that do not use it keep their bytes."""
+        d = asdict(self)
+        for f, default in _OMITTED_AT_DEFAULT.items():
+            if d[f] == default:
+                del d[f]
+        return d
+
+
+# TrainConfig fields added after checkpoints recorded it: left out of to_dict at these values.
+_OMITTED_AT_DEFAULT: dict[str, Any] = {"early_stop": True}

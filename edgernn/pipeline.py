@@ -210,7 +210,14 @@ def auto_train_to_dir(
     out = Path(out_dir)
     with exclusive(out):
         found = auto_train(
-            ds, spec or preset.model, tc or preset.train, flash_bytes, budget_minutes, max_flash, log
+            ds,
+            spec or preset.model,
+            tc or preset.train,
+            flash_bytes,
+            budget_minutes,
+            max_flash,
+            log,
+            int8_val_accuracy,
         )
         _save_trained(out, ds, ref, found.tc, found.result, {"auto": found.meta()})
     return load_checkpoint(out)
@@ -225,6 +232,12 @@ def flash_bytes(ds: Dataset, cfg: ModelConfig) -> int:
     qm = quantize_model(EdgeRNN(cfg), ds.train.x[:n], ds.train.lengths[:n], ds.norm_mean, ds.norm_std)
     sizes = model_sizes(qm)
     return sizes["weight"] + sizes["lut"]
+
+
+def int8_val_accuracy(model: EdgeRNN, ds: Dataset) -> float:
+    """Accuracy on ds.val of the model's int8 version, calibrated on ds.train as export calibrates."""
+    qm = quantize_model(model, ds.train.x, ds.train.lengths, ds.norm_mean, ds.norm_std)
+    return float(int8_metrics(qm, ds.val)[0]["test_accuracy"])
 
 
 def _save_trained(

@@ -99,6 +99,7 @@ class TrainSection(TypedDict, total=False):
     init: str
     warmup_epochs: int
     schedule: str
+    early_stop: bool  # recorded only when False (a retrain on train + val: edgernn.train.auto)
 
 
 class _McuRowRequired(TypedDict):

@@ -21,20 +21,38 @@ def search_section(meta: dict[str, Any]) -> str | None:
             f"{c['lr']:g}",
             f"{c['flash_bytes']:,}",
             f"{c['val_accuracy']:.4f}" if trained else "-",
+            f"{c['val_int8_accuracy']:.4f}" if trained and c.get("val_int8_accuracy") is not None else "-",
             f"{c['val_nll']:.4f}" if trained else "-",
             str(c["epochs_run"]) if trained else c["status"],
         ]
         rows.append([f"**{v}**" for v in cells] if i == auto["chosen"] else cells)
-    head = ["#", "frame", "hidden", "init", "lr", "flash (B)", "val accuracy", "val loss", "epochs"]
+    head = [
+        "#",
+        "frame",
+        "hidden",
+        "init",
+        "lr",
+        "flash (B)",
+        "val accuracy",
+        "val int8",
+        "val loss",
+        "epochs",
+    ]
     table = "\n".join(
         "| " + " | ".join(r) + " |"
-        for r in [head, ["---:", "---:", "---:", "---", "---:", "---:", "---:", "---:", "---:"], *rows]
+        for r in [
+            head,
+            ["---:", "---:", "---:", "---", "---:", "---:", "---:", "---:", "---:", "---:"],
+            *rows,
+        ]
     )
     limits = f"budget {auto['budget_minutes']:g} min" + (
         f", at most {auto['max_flash']:,} B of flash" if auto.get("max_flash") else ""
     )
+    scoring = f"scored by {auto['scoring']}; " if auto.get("scoring") else ""
     stop = " The budget stopped the search early." if auto.get("stopped_by_budget") else ""
     return (
         f"`edgernn train --auto` ({limits}) chose candidate {auto['chosen'] + 1} by validation "
-        f"accuracy, then validation loss; the test split played no part.{stop}\n\n{table}"
+        f"accuracy (the lower of float and int8 where int8 was measured), then validation loss; "
+        f"{scoring}the test split played no part.{stop}\n\n{table}"
     )

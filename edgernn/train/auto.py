@@ -1,18 +1,32 @@
 """`edgernn train --auto`: a small, deterministic search over the model and the recipe.
 
-Coordinate descent on the validation split: the given recipe first (at the frame that reads the
-longest sequence in TARGET_STEPS steps, and hidden 32 or the largest size under it that fits the
-flash limit), then one axis at a time (frame and hidden size one step down and up, recurrent
-init, learning rate), each value tried with the best of the others so far. A
-candidate is scored by validation accuracy, ties broken by validation loss (the long bundled
-sets have 7 to 20 validation sequences, so accuracy alone ties often). The test split is never
-looked at to choose. The winner is kept as trained (not retrained on train + val): its
-checkpoint then carries an honest validation score and the epoch early stopping chose.
+Coordinate descent: the given recipe first (at the frame that reads the longest sequence in
+TARGET_STEPS steps, and hidden 32 or the largest size under it that fits the flash limit), then
+one axis at a time, each value tried with the best of the others so far: frame and hidden size
+walked one step at a time away from the base while the score improves, then every recurrent init
+and every learning rate. The test split is never looked at to choose.
 
-Deterministic for a seed: every candidate trains with the same seed on one thread, and nothing
-time-dependent is recorded. The budget decides only how many candidates run: a candidate is
-not started when the time spent plus its estimate would pass the budget (the first one always
-runs, so there is a model). A candidate that would not fit `max_flash` is recorded, not trained.
+How a candidate is scored depends on the data's size:
+
+- **Small many-to-one sets** (train + val at most CV_MAX_SEQUENCES sequences, such as the long
+  bundled sets: 36-100): K_FOLDS-fold stratified cross-validation on train + val, repeated
+  cv_repeats() times, every fold trained for the recipe's full epochs (no early stopping: the
+  cosine schedule ends it) and scored at its last epoch;
+  score = mean held-out accuracy, ties broken by mean held-out loss.
+  A 7-20-sequence validation split ranks candidates by one or two sequences; five folds see every
+  sequence once. The winner is then **retrained on train + val** for the same epochs, and that
+  model is written: on 29-80 training sequences, the 7-20 validation ones are data worth having
+  (measured in docs/training.md). The checkpoint's validation metrics are the winner's
+  cross-validation means, an honest estimate, since no model is scored on what it trained on.
+- **Larger sets**: one run per candidate on train, early-stopped and scored on the validation
+  split (accuracy, then loss); the winner is kept as trained.
+
+Deterministic for a seed: every run trains with the same seed on one thread, the folds are drawn
+from the seed, and nothing time-dependent is recorded. The budget decides only how many
+candidates run: a candidate is not started when the time spent plus its estimate (plus, with
+cross-validation, the final retrain's) would pass the budget (the first one always runs, and so
+does the retrain, so there is a model). A candidate that would not fit `max_flash` is recorded,
+not trained.
 
 Flash is counted by a function the caller passes (`edgernn.pipeline.flash_bytes`: the C backend's
 count), so this layer needs nothing from the contract or the backends below it.
@@ -26,22 +40,40 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from edgernn.config import INITS, ModelConfig, Task, TrainConfig
-from edgernn.data.dataset import Dataset
+from edgernn.data.dataset import Dataset, Split
 from edgernn.errors import InputError
 from edgernn.train.loop import ModelSpec, TrainResult, model_config, train
+from edgernn.train.model import EdgeRNN
 
-HIDDEN = (8, 16, 32, 64)
+HIDDEN = (8, 16, 32, 64, 128)
 BASE_HIDDEN = 32
-FRAMES = (1, 2, 4, 8, 16, 32)
+FRAMES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 # The base frame is the smallest that reads the longest sequence in at most this many steps: the
-# issue's own trial (150 samples in 15-30 steps) and the measurements of docs/training.md show a
-# tanh RNN learning over tens of steps, not hundreds.
-TARGET_STEPS = 64
+# issue's own trial (150 samples in 15-30 steps) and the cross-validated measurements of
+# docs/training.md (ArrowHead and ACSF1 best at 7-23 steps, worse at 60-90) show a tanh RNN
+# learning over about a dozen steps, not hundreds.
+TARGET_STEPS = 16
+# Cross-validation scores the candidates of many-to-one sets up to this many train + val
+# sequences; above it a validation split is large enough to rank them and 5x the cost is not.
+CV_MAX_SEQUENCES = 200
+K_FOLDS = 5
+# Cross-validation is repeated, each time with its own fold draw and training seed (seed, seed + 1,
+# ...), until about this many held-out predictions score a candidate (ArrowHead's 36 sequences:
+# 5 passes; ACSF1's 100: 2), at most MAX_CV_REPEATS: one 5-fold pass on 36 sequences moved a
+# candidate's score by 10-15 points between seeds (docs/training.md), as much as the differences
+# it had to rank.
+CV_PREDICTIONS = 180
+MAX_CV_REPEATS = 5
 LRS = (3e-3, 1e-2, 1e-3)
 DEFAULT_BUDGET_MINUTES = 10.0
 # Bytes of flash model.h needs for a model of this shape trained on this data (weights + LUT).
 FlashOf = Callable[[Dataset, ModelConfig], int]
+# Accuracy on ds.val of the int8 model of a trained float model, calibrated on ds.train (the
+# caller's quantizer: edgernn.pipeline.int8_val_accuracy).
+Int8Of = Callable[[EdgeRNN, Dataset], float]
 
 
 @dataclass(frozen=True)
@@ -65,13 +97,22 @@ class Trial:
     val_accuracy: float | None = None
     val_nll: float | None = None
     epochs_run: int = 0
+    val_int8_accuracy: float | None = None
 
     @property
     def score(self) -> tuple[float, float]:
-        """Larger is better: validation accuracy, then lower validation loss."""
+        """Larger is better: validation accuracy -- the lower of the float and the int8 model's,
+        when the int8 one was measured -- then lower validation loss. The int8 model is what a
+        microcontroller runs: a candidate whose quantization costs accuracy ranks by what is left
+        (ACSF1 at frame 256 lost 7 points to int8 when only float was scored)."""
         if self.val_accuracy is None or self.val_nll is None:
             return (-1.0, -float("inf"))
-        return (self.val_accuracy, -self.val_nll)
+        acc = (
+            self.val_accuracy
+            if self.val_int8_accuracy is None
+            else min(self.val_accuracy, self.val_int8_accuracy)
+        )
+        return (acc, -self.val_nll)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +124,7 @@ class Trial:
             "status": self.status,
             "val_accuracy": self.val_accuracy,
             "val_nll": self.val_nll,
+            "val_int8_accuracy": self.val_int8_accuracy,
             "epochs_run": self.epochs_run,
         }
 
@@ -97,16 +139,60 @@ class AutoResult:
     budget_minutes: float
     max_flash: int | None
     stopped_by_budget: bool
+    cv_repeats: int = 0  # > 0: scored by cv_repeats x K_FOLDS-fold CV on train + val, retrained on both
 
     def meta(self) -> dict[str, Any]:
         """What the checkpoint records under "auto" (no timings: the bytes stay deterministic)."""
         return {
+            "scoring": f"{self.cv_repeats} x {K_FOLDS}-fold cross-validation on train + val, then retrained"
+            if self.cv_repeats
+            else "validation split",
             "budget_minutes": self.budget_minutes,
             "max_flash": self.max_flash,
             "stopped_by_budget": self.stopped_by_budget,
             "chosen": self.chosen,
             "candidates": [t.to_dict() for t in self.trials],
         }
+
+
+def pooled(ds: Dataset) -> Split:
+    """Train and val as one split (padded to the longer of the two)."""
+    t = max(ds.train.x.shape[1], ds.val.x.shape[1])
+
+    def pad(a: np.ndarray) -> np.ndarray:
+        return np.pad(a, [(0, 0), (0, t - a.shape[1])] + [(0, 0)] * (a.ndim - 2))
+
+    return Split(
+        np.concatenate([pad(ds.train.x), pad(ds.val.x)]),
+        np.concatenate([ds.train.y, ds.val.y]),
+        np.concatenate([ds.train.lengths, ds.val.lengths]),
+    )
+
+
+def _subset(split: Split, idx: np.ndarray) -> Split:
+    return Split(split.x[idx], split.y[idx], split.lengths[idx])
+
+
+def stratified_folds(y: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """k (train, held-out) index pairs: a seeded shuffle, sorted by class, dealt round-robin, so
+    every class is spread over the folds to within one sequence."""
+    order = np.random.default_rng(seed).permutation(len(y))
+    order = order[np.argsort(y[order], kind="stable")]
+    fold = np.empty(len(y), np.int64)
+    fold[order] = np.arange(len(y)) % k
+    return [(np.flatnonzero(fold != i), np.flatnonzero(fold == i)) for i in range(k)]
+
+
+def uses_cross_validation(ds: Dataset) -> bool:
+    """Small many-to-one sets are scored by cross-validation on train + val (module docstring)."""
+    n = len(ds.train) + len(ds.val)
+    return ds.task is Task.MANY_TO_ONE and K_FOLDS <= n <= CV_MAX_SEQUENCES
+
+
+def cv_repeats(n: int) -> int:
+    """Passes of K_FOLDS-fold cross-validation over n sequences: CV_PREDICTIONS held-out
+    predictions, at least 1 pass, at most MAX_CV_REPEATS."""
+    return max(1, min(MAX_CV_REPEATS, math.ceil(CV_PREDICTIONS / n)))
 
 
 class _Search:
@@ -118,22 +204,38 @@ class _Search:
         spec: ModelSpec,
         tc: TrainConfig,
         flash_of: FlashOf,
+        int8_of: Int8Of | None,
         budget_s: float,
         max_flash: int | None,
         log: Callable[[str], None],
     ) -> None:
-        self.ds, self.spec, self.tc, self.flash_of = ds, spec, tc, flash_of
+        self.ds, self.spec, self.tc, self.flash_of, self.int8_of = ds, spec, tc, flash_of, int8_of
         self.budget_s, self.max_flash, self.log = budget_s, max_flash, log
         self.start = time.monotonic()
         self.trials: list[Trial] = []
-        self.best_result: TrainResult | None = None
+        self.best_result: TrainResult | None = None  # validation-split scoring only
         self.seconds: dict[tuple[int, int], float] = {}  # (frame, hidden) -> longest run seen
         self.best: int | None = None
         self.stopped = False
         self._flash: dict[tuple[int, int], int] = {}
+        self.cv = uses_cross_validation(ds)
+        self.repeats = 0
+        if self.cv:
+            # Every fold and the final retrain run all epochs: no held-out split to stop on.
+            self.tc = replace(tc, early_stop=False)
+            self.pool = pooled(ds)
+            self.repeats = cv_repeats(len(self.pool))
+            self.folds = [
+                (tc.seed + r, fit, held)
+                for r in range(self.repeats)
+                for fit, held in stratified_folds(self.pool.y, K_FOLDS, tc.seed + r)
+            ]
 
     def model(self, c: Candidate) -> ModelConfig:
         return model_config(self.ds, replace(self.spec, hidden_size=c.hidden_size, frame=c.frame))
+
+    def recipe(self, c: Candidate) -> TrainConfig:
+        return replace(self.tc, init=c.init, lr=c.lr)
 
     def flash(self, c: Candidate) -> int:
         key = (c.frame, c.hidden_size)
@@ -145,13 +247,52 @@ class _Search:
         return self.max_flash is None or self.flash(c) <= self.max_flash
 
     def estimate(self, c: Candidate) -> float:
-        """Seconds the next run may take: the longest run so far, scaled up linearly with hidden
+        """Seconds the next candidate may take: the longest so far, scaled up linearly with hidden
         size and with the number of steps (1 / frame). The per-step cost of these small cells
         grows slower than H^2 on a CPU; fixed per-step overhead dominates."""
         return max(
             (s * max(1.0, c.hidden_size / h) * max(1.0, f / c.frame) for (f, h), s in self.seconds.items()),
             default=0.0,
         )
+
+    def reserve(self) -> float:
+        """Seconds kept for the final retrain on train + val: one fold's time, scaled by the
+        larger training set (k / (k - 1)), with room to spare."""
+        if not self.cv or self.best is None:
+            return 0.0
+        c = self.trials[self.best].candidate
+        return 1.5 * self.seconds[(c.frame, c.hidden_size)] / (self.repeats * (K_FOLDS - 1))
+
+    def int8(self, r: TrainResult, ds: Dataset) -> float | None:
+        return None if self.int8_of is None else self.int8_of(r.model, ds)
+
+    def score(self, c: Candidate) -> tuple[Trial, TrainResult | None]:
+        """The candidate's trial and (validation-split scoring only) the run itself."""
+        if not self.cv:
+            r = train(self.ds, self.model(c), self.recipe(c), False)
+            val = r.metrics["val"]
+            trial = Trial(
+                c,
+                self.flash(c),
+                "trained",
+                val["test_accuracy"],
+                val["nll"],
+                len(r.history),
+                self.int8(r, self.ds),
+            )
+            return trial, r
+        accs, nlls, int8s = [], [], []
+        for seed, fit, held in self.folds:
+            ds = replace(self.ds, train=_subset(self.pool, fit), val=_subset(self.pool, held))
+            r = train(ds, self.model(c), replace(self.recipe(c), seed=seed), False)
+            accs.append(r.metrics["val"]["test_accuracy"])
+            nlls.append(r.metrics["val"]["nll"])
+            int8s.append(self.int8(r, ds))
+        mean_int8 = None if self.int8_of is None else float(np.mean([a for a in int8s if a is not None]))
+        trial = Trial(
+            c, self.flash(c), "trained", float(np.mean(accs)), float(np.mean(nlls)), len(r.history), mean_int8
+        )
+        return trial, None
 
     def run(self, c: Candidate) -> None:
         if self.stopped or any(t.candidate == c for t in self.trials):
@@ -162,26 +303,46 @@ class _Search:
             self.log(f"[{n}] {c.label()}: {self.flash(c)} B > --max-flash, skipped")
             return
         elapsed = time.monotonic() - self.start
-        if self.trials and elapsed + self.estimate(c) > self.budget_s:
+        if self.trials and elapsed + self.estimate(c) + self.reserve() > self.budget_s:
             self.stopped = True
             self.log(f"budget: {elapsed / 60:.1f} of {self.budget_s / 60:g} min spent, no more candidates")
             return
-        self.log(f"[{n}] {c.label()} ({self.flash(c)} B flash) ...")
+        how = f"{self.repeats} x {K_FOLDS}-fold CV" if self.cv else "validation split"
+        self.log(f"[{n}] {c.label()} ({self.flash(c)} B flash, {how}) ...")
         t0 = time.monotonic()
-        r = train(self.ds, self.model(c), replace(self.tc, init=c.init, lr=c.lr), False)
+        trial, r = self.score(c)
         took = time.monotonic() - t0
         key = (c.frame, c.hidden_size)
         self.seconds[key] = max(took, self.seconds.get(key, 0.0))
-        val = r.metrics["val"]
-        trial = Trial(c, self.flash(c), "trained", val["test_accuracy"], val["nll"], len(r.history))
         self.trials.append(trial)
         if self.best is None or trial.score > self.trials[self.best].score:
             self.best, self.best_result = len(self.trials) - 1, r
         b = self.trials[self.best]
         self.log(
-            f"[{n}] val accuracy {trial.val_accuracy:.3f} (loss {trial.val_nll:.3f}) in {took:.0f} s; "
-            f"best so far: [{self.best + 1}] {b.candidate.label()}, val accuracy {b.val_accuracy:.3f}"
+            f"[{n}] val accuracy {trial.val_accuracy:.3f}{_int8_note(trial)} (loss {trial.val_nll:.3f}) "
+            f"in {took:.0f} s; best so far: [{self.best + 1}] {b.candidate.label()}, "
+            f"val accuracy {b.val_accuracy:.3f}{_int8_note(b)}"
         )
+
+    def improves(self, c: Candidate) -> bool:
+        """Run c; whether it became the best."""
+        before = self.best
+        self.run(c)
+        return self.best != before
+
+    def final(self) -> TrainResult:
+        """The chosen candidate's model: as trained (validation-split scoring), or retrained on
+        train + val with its cross-validation means as the validation metrics."""
+        assert self.best is not None
+        if not self.cv:
+            assert self.best_result is not None
+            return self.best_result
+        t = self.trials[self.best]
+        self.log(f"retraining [{self.best + 1}] {t.candidate.label()} on train + val ...")
+        r = train(replace(self.ds, train=self.pool), self.model(t.candidate), self.recipe(t.candidate), False)
+        assert t.val_accuracy is not None and t.val_nll is not None
+        r.metrics["val"] = {"test_accuracy": t.val_accuracy, "nll": t.val_nll, "n": len(self.pool)}
+        return r
 
     @property
     def current(self) -> Candidate:
@@ -216,10 +377,24 @@ def base_hidden(search: _Search, frame: int, init: str, lr: float) -> int:
     )
 
 
-def _neighbours(values: tuple[int, ...], v: int) -> tuple[int, ...]:
-    """The value one step down and one step up from v in values (those that exist)."""
-    i = values.index(v)
-    return values[max(0, i - 1) : i] + values[i + 1 : i + 2]
+def _int8_note(t: Trial) -> str:
+    return "" if t.val_int8_accuracy is None else f", int8 {t.val_int8_accuracy:.3f}"
+
+
+def _with(c: Candidate, field: str, value: int) -> Candidate:
+    return replace(c, frame=value) if field == "frame" else replace(c, hidden_size=value)
+
+
+def _walk(search: _Search, values: tuple[int, ...], field: str) -> None:
+    """Move the best candidate's `field` one step at a time through `values`: down while that
+    improves the score, else up while that does."""
+    start = values.index(getattr(search.current, field))
+    for direction in (-1, 1):
+        i, moved = start + direction, False
+        while 0 <= i < len(values) and search.improves(_with(search.current, field, values[i])):
+            i, moved = i + direction, True
+        if moved:
+            return
 
 
 def auto_train(
@@ -230,37 +405,37 @@ def auto_train(
     budget_minutes: float = DEFAULT_BUDGET_MINUTES,
     max_flash: int | None = None,
     log: Callable[[str], None] = lambda _: None,
+    int8_of: Int8Of | None = None,
 ) -> AutoResult:
-    """Search frame, hidden size, init and learning rate on ds.val; return the best run and every
-    trial.
+    """Search frame, hidden size, init and learning rate (on ds.val, or by cross-validation on
+    train + val for small many-to-one sets); return the chosen model's run and every trial.
 
     `spec` and `tc` give everything the search does not vary (layers, epochs, patience, schedule,
     batch size, seed)."""
     if budget_minutes <= 0:
         raise InputError(f"the budget must be positive, got {budget_minutes!r} minutes")
-    s = _Search(ds, spec, tc, flash_of, budget_minutes * 60.0, max_flash, log)
+    s = _Search(ds, spec, tc, flash_of, int8_of, budget_minutes * 60.0, max_flash, log)
     allowed = frames(ds) if not spec.bidirectional else (1,)  # framing streams: unidirectional only
     # A frame the caller chose is the base; frame 1 (the ModelSpec default) means "not chosen".
     f0 = spec.frame if spec.frame > 1 and spec.frame in allowed else base_frame(ds, allowed)
     h0 = base_hidden(s, f0, tc.init, tc.lr)
     s.run(Candidate(f0, h0, tc.init, tc.lr))  # the recipe as given first
-    for f in _neighbours(allowed, f0):
-        s.run(replace(s.current, frame=f))
-    for h in _neighbours(HIDDEN, h0):
-        s.run(replace(s.current, hidden_size=h))
+    _walk(s, allowed, "frame")
+    _walk(s, HIDDEN, "hidden_size")
     for init in INITS:
         s.run(replace(s.current, init=init))
     for lr in LRS:
         s.run(replace(s.current, lr=lr))
-    assert s.best is not None and s.best_result is not None  # the first always runs and fits
+    assert s.best is not None  # the first always runs and fits
     best = s.trials[s.best].candidate
     return AutoResult(
         spec=replace(spec, hidden_size=best.hidden_size, frame=best.frame),
-        tc=replace(tc, init=best.init, lr=best.lr),
-        result=s.best_result,
+        tc=s.recipe(best),
+        result=s.final(),
         trials=s.trials,
         chosen=s.best,
         budget_minutes=budget_minutes,
         max_flash=max_flash,
         stopped_by_budget=s.stopped,
+        cv_repeats=s.repeats,
     )

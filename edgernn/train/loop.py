@@ -185,7 +185,9 @@ def _train(ds: Dataset, cfg: ModelConfig, tc: TrainConfig, progress: bool) -> Tr
                     "val_accuracy": val["test_accuracy"],
                 }
             )
-            if val["nll"] < best_loss - 1e-4:
+            if not tc.early_stop:
+                best_loss, best_epoch = val["nll"], epoch
+            elif val["nll"] < best_loss - 1e-4:
                 best_loss, best_state, best_epoch, stale = (
                     val["nll"],
                     copy.deepcopy(model.state_dict()),
@@ -196,7 +198,8 @@ def _train(ds: Dataset, cfg: ModelConfig, tc: TrainConfig, progress: bool) -> Tr
                 stale += 1
                 if stale >= tc.patience:
                     break
-    model.load_state_dict(best_state)
+    if tc.early_stop:
+        model.load_state_dict(best_state)
     model.eval()
     metrics = {name: evaluate(model, split) for name, split in (("val", ds.val), ("test", ds.test))}
     return TrainResult(model=model, metrics=metrics, history=history, best_epoch=best_epoch)
