@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,14 +19,16 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=target.parent)
     except OSError as e:
         raise InputError(f"cannot write {target}: {e.strerror or e}") from None
-    os.close(fd)
+    # The name is chosen before the file exists, so the cleanup below knows it whenever a Ctrl-C
+    # lands: with tempfile.mkstemp a KeyboardInterrupt raised inside it, after its open, left a
+    # file no one had the name of (seen in tests/test_atomic.py under load).
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}{TMP_SUFFIX}"
     try:
-        # mkstemp makes the file 0600; an artifact gets what open() would give it (0666 - umask).
-        os.chmod(tmp, 0o666 & ~_umask())
-        yield Path(tmp)
+        # O_EXCL: never an existing file; mode 0666 less the umask, what open() would give it.
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, target)
@@ -37,17 +39,6 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         if isinstance(e, OSError):  # a full disk or an I/O error: one line for the user, not a traceback
             raise InputError(f"cannot write {target}: {e.strerror or e}") from None
         raise
-
-
-def _umask() -> int:
-    # Linux reports it without changing it; elsewhere the only way to read it is to set it and put
-    # it straight back (a thread creating a file in that instant would get mode 0666).
-    with contextlib.suppress(OSError, ValueError, StopIteration):
-        status = Path("/proc/self/status").read_text()
-        return int(next(ln for ln in status.splitlines() if ln.startswith("Umask:")).split()[1], 8)
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _fsync_dir(directory: Path) -> None:
