@@ -775,18 +775,21 @@ static inline void edgernn_blocks_sse(const int8_t *w, const int8_t *x, const in
                 EDGERNN_SSE_ROW16(a3, p + 3 * n);
 #undef EDGERNN_SSE_ROW16
             }
+/* The four rows' eight columns from column c against xv. */
+#define EDGERNN_SSE_ROWS8(c, xv)                                                                       \
+    do {                                                                                               \
+        a0 = _mm_add_epi32(a0, _mm_madd_epi16(edgernn_load8_w16(p + (c)), xv));                        \
+        a1 = _mm_add_epi32(a1, _mm_madd_epi16(edgernn_load8_w16(p + n + (c)), xv));                    \
+        a2 = _mm_add_epi32(a2, _mm_madd_epi16(edgernn_load8_w16(p + 2 * n + (c)), xv));                \
+        a3 = _mm_add_epi32(a3, _mm_madd_epi16(edgernn_load8_w16(p + 3 * n + (c)), xv));                \
+    } while (0)
             if (has8) {
-                a0 = _mm_add_epi32(a0, _mm_madd_epi16(edgernn_load8_w16(p + c8), x8));
-                a1 = _mm_add_epi32(a1, _mm_madd_epi16(edgernn_load8_w16(p + n + c8), x8));
-                a2 = _mm_add_epi32(a2, _mm_madd_epi16(edgernn_load8_w16(p + 2 * n + c8), x8));
-                a3 = _mm_add_epi32(a3, _mm_madd_epi16(edgernn_load8_w16(p + 3 * n + c8), x8));
+                EDGERNN_SSE_ROWS8(c8, x8);
             }
             if (rest != 0) {
-                a0 = _mm_add_epi32(a0, _mm_madd_epi16(edgernn_load8_w16(p + ct), xt));
-                a1 = _mm_add_epi32(a1, _mm_madd_epi16(edgernn_load8_w16(p + n + ct), xt));
-                a2 = _mm_add_epi32(a2, _mm_madd_epi16(edgernn_load8_w16(p + 2 * n + ct), xt));
-                a3 = _mm_add_epi32(a3, _mm_madd_epi16(edgernn_load8_w16(p + 3 * n + ct), xt));
+                EDGERNN_SSE_ROWS8(ct, xt);
             }
+#undef EDGERNN_SSE_ROWS8
             sums = _mm_srai_epi32(edgernn_sum4_s32(a0, a1, a2, a3), EDGERNN_SSE_SCALE);
             if (c0 > 0) { /* a later piece of a long row: add to what the earlier ones wrote */
                 sums = _mm_add_epi32(sums, _mm_loadu_si128((const __m128i *)(const void *)(out + r)));
