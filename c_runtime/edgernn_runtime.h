@@ -711,7 +711,11 @@ static inline __m128i edgernn_load8_w16(const int8_t *p)
 #endif
 }
 
-/* Sixteen weights at any address as two vectors of eight int16 lanes, likewise. */
+/* Sixteen weights at any address as two vectors of eight int16 lanes, likewise: with SSE4.1 in
+ * column order, on SSE2 the even columns and the odd ones (a byte already in the high half of its
+ * 16-bit lane only needs the other byte cleared: one AND, where unpacking needs a zeroed register
+ * and a shuffle). x is widened in the same order (edgernn_blocks_sse), so the PMADDWDs sum the same
+ * sixteen products. */
 static inline void edgernn_load16_w16(const int8_t *p, __m128i *lo, __m128i *hi)
 {
 #if defined(__SSE4_1__)
@@ -719,8 +723,8 @@ static inline void edgernn_load16_w16(const int8_t *p, __m128i *lo, __m128i *hi)
     *hi = edgernn_load8_s16(p + 8);
 #else
     const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-    *lo = _mm_unpacklo_epi8(_mm_setzero_si128(), v);
-    *hi = _mm_unpackhi_epi8(_mm_setzero_si128(), v);
+    *lo = _mm_slli_epi16(v, 8);                              /* even bytes, times 2^8 */
+    *hi = _mm_and_si128(v, _mm_set1_epi16((short)0xFF00)); /* odd bytes, times 2^8 */
 #endif
 }
 
@@ -749,7 +753,12 @@ static inline void edgernn_blocks_sse(const int8_t *w, const int8_t *x, const in
         __m128i x8 = _mm_setzero_si128(), xt = x8;
         int32_t g, r;
         for (g = 0; g < 2 * groups; ++g) {
+#if defined(__SSE4_1__)
             xw[g] = edgernn_load8_s16(x + c0 + 8 * g);
+#else /* even columns of the 16-column group g / 2, then its odd ones (edgernn_load16_w16) */
+            const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(x + c0 + 16 * (g >> 1)));
+            xw[g] = (g & 1) ? _mm_srai_epi16(v, 8) : _mm_srai_epi16(_mm_slli_epi16(v, 8), 8);
+#endif
         }
         if (has8) {
             x8 = edgernn_load8_s16(x + c8);
@@ -1342,6 +1351,54 @@ static inline int8_t edgernn_tanh_general(int32_t acc_x, int32_t m_x, int32_t ac
     return EDGERNN_READ_S8(&edgernn_tanh_lut[k]);
 }
 
+#if EDGERNN_SIMD == 1
+/* edgernn_tanh_fast for four units at a time on x86-64 (SSE2), for the first hidden & ~3 units;
+ * returns how many it did. The same integers: PMULUDQ multiplies unsigned, so a negative acc
+ * (a + 2^32 as unsigned) gives a M + 2^32 M, and M is taken off the high word for it (C below).
+ * Only the high word of V = acc_x M_x + acc_h M_h + off_hi 2^32 is needed (n >= 33: q = hi >> s),
+ * and 0 <= V < 2^63 makes it exact in 32-bit arithmetic modulo 2^32. k = q - q_first fits int32;
+ * PACKSSDW saturates it to int16 without changing which side of [0, 1023] it is on. */
+static inline int32_t edgernn_tanh_fast_sse(const int32_t *acc_x, const int32_t *m_x, const int32_t *acc_h,
+                                            const int32_t *m_h, int32_t hidden, uint32_t off_hi, uint32_t s,
+                                            int32_t q_first, int8_t *h, int8_t *rec)
+{
+    const __m128i odd_words = _mm_set_epi32(-1, 0, -1, 0);
+    const __m128i shift = _mm_cvtsi32_si128((int)s);
+    const __m128i top = _mm_set1_epi16(EDGERNN_LUT_SIZE - 1);
+    int32_t j;
+    for (j = 0; j + 3 < hidden; j += 4) {
+        const __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(acc_x + j));
+        const __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(acc_h + j));
+        const __m128i ma = _mm_loadu_si128((const __m128i *)(const void *)(m_x + j));
+        const __m128i mb = _mm_loadu_si128((const __m128i *)(const void *)(m_h + j));
+        /* units 0 and 2 in the even words, 1 and 3 moved there: 64-bit sums of the two products */
+        const __m128i even = _mm_add_epi64(_mm_mul_epu32(a, ma), _mm_mul_epu32(b, mb));
+        const __m128i odd = _mm_add_epi64(_mm_mul_epu32(_mm_srli_epi64(a, 32), _mm_srli_epi64(ma, 32)),
+                                          _mm_mul_epu32(_mm_srli_epi64(b, 32), _mm_srli_epi64(mb, 32)));
+        const __m128i hi = _mm_or_si128(_mm_srli_epi64(even, 32), _mm_and_si128(odd, odd_words));
+        const __m128i c = _mm_add_epi32(_mm_and_si128(_mm_srai_epi32(a, 31), ma), _mm_and_si128(_mm_srai_epi32(b, 31), mb));
+        const __m128i q = _mm_srl_epi32(_mm_sub_epi32(_mm_add_epi32(hi, _mm_set1_epi32((int)off_hi)), c), shift);
+        const __m128i k32 = _mm_sub_epi32(q, _mm_set1_epi32(q_first));
+        const __m128i k = _mm_min_epi16(_mm_max_epi16(_mm_packs_epi32(k32, k32), _mm_setzero_si128()), top);
+        const int8_t y0 = EDGERNN_READ_S8(&edgernn_tanh_lut[_mm_extract_epi16(k, 0)]);
+        const int8_t y1 = EDGERNN_READ_S8(&edgernn_tanh_lut[_mm_extract_epi16(k, 1)]);
+        const int8_t y2 = EDGERNN_READ_S8(&edgernn_tanh_lut[_mm_extract_epi16(k, 2)]);
+        const int8_t y3 = EDGERNN_READ_S8(&edgernn_tanh_lut[_mm_extract_epi16(k, 3)]);
+        h[j] = y0;
+        h[j + 1] = y1;
+        h[j + 2] = y2;
+        h[j + 3] = y3;
+        if (rec != NULL) {
+            rec[j] = y0;
+            rec[j + 1] = y1;
+            rec[j + 2] = y2;
+            rec[j + 3] = y3;
+        }
+    }
+    return j;
+}
+#endif
+
 /* h[j] = LUT[clamp(z[j])] for every hidden unit of the cell, from its two accumulators.
  *
  * v = acc_x M_x + acc_h M_h fits int64 with room (|acc| < 2^31 and M < 2^30, so |v| < 2^62;
@@ -1397,7 +1454,12 @@ static inline void edgernn_tanh_requantize(const edgernn_cell_t *cell, const int
         const uint32_t s = n - 32u;
         /* q_first < 2^29 here, so q - q_first fits int32 (q = hi(V) >> s < 2^31 too). */
         const int32_t q_first = (int32_t)((uint32_t)1 << (EDGERNN_OFFSET_BITS - n)) + EDGERNN_Z_MIN;
-        for (j = 0; j < hidden; ++j) {
+#if EDGERNN_SIMD == 1
+        j = edgernn_tanh_fast_sse(acc_x, m_x, acc_h, m_h, hidden, off_hi, s, q_first, h, rec);
+#else
+        j = 0;
+#endif
+        for (; j < hidden; ++j) {
             const int8_t y = edgernn_tanh_fast(acc_x[j], EDGERNN_READ_S32(&m_x[j]), acc_h[j],
                                                EDGERNN_READ_S32(&m_h[j]), off_hi, s, q_first);
             h[j] = y;
