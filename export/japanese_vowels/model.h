@@ -32,12 +32,12 @@
 
 /* One model per prefix and translation unit: a second, different model with this prefix
  * stops the build here (the guard would otherwise drop it without a word). */
-#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 255114859
+#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 49622238
 #error "two different edgernn models use the C prefix japanese_vowels in one translation unit; regenerate one with another --prefix"
 #endif
 #ifndef JAPANESE_VOWELS_MODEL_H
 #define JAPANESE_VOWELS_MODEL_H
-#define JAPANESE_VOWELS_MODEL_ID 255114859 /* identifies this model (a hash of the header) */
+#define JAPANESE_VOWELS_MODEL_ID 49622238 /* identifies this model (a hash of the header) */
 
 /*
  * Usage (C99 or C++; no malloc, stdio, libm, memset, memcpy). In exactly one .c/.cpp file:
@@ -733,12 +733,14 @@ static inline void edgernn_stream_blocks_dsp(const int32_t *stream, const int8_t
  * shorter than eight columns are plain C.
  *
  * Widening the weights is the inner loop's cost. SSE4.1 sign-extends them as it loads them
- * (PMOVSXBW). SSE2 cannot; unpacking a byte into the high half of a zeroed 16-bit lane is one
- * shuffle and makes it w 2^8 exactly, where sign-extending needs a shuffle and a shift, and the
- * shifts compete with PMADDWD for the same two execution ports (measured: the shift version was
- * no faster for having fewer instructions). So on SSE2 the sums are 2^8 times too large until
- * the end of the piece, which shifts them back (exactly: they are multiples of 2^8). They fit:
- * |w| <= 127 and |x| <= 128, so a piece's scaled sum is at most 2^8 * 512 * 16,256 < 2^31. */
+ * (PMOVSXBW). SSE2 cannot, and does not sign-extend them at all: a weight byte in the high half of
+ * a 16-bit lane whose low byte is zero is w 2^8 exactly -- an odd column's byte already is, once
+ * the even byte is cleared (AND), an even column's after a shift left, and an 8-column group's
+ * after unpacking against zero -- one instruction per eight weights, where sign-extending takes two
+ * (measured: fewer instructions, and the arithmetic shifts it saves compete with PMADDWD for the
+ * same two ports). So on SSE2 the sums are 2^8 times too large until the end of the piece, which
+ * shifts them back (exactly: they are multiples of 2^8). They fit: |w| <= 127 and |x| <= 128, so a
+ * piece's scaled sum is at most 2^8 * 512 * 16,256 < 2^31. */
 #define EDGERNN_SSE_PIECE 512 /* columns widened ahead: 1 KiB of stack, on hosts only */
 #if defined(__SSE4_1__)
 #define EDGERNN_SSE_SCALE 0 /* log2 of the factor the weights carry */
