@@ -437,7 +437,8 @@ def mcu(
         max_sequences=sequences,
         echo=row,
     )
-    click.echo(table(results).split("\n")[-1])  # the rows are out already; add the footnote
+    for line in table(results).split("\n")[1 + len(results) :]:  # the rows are out already
+        click.echo(line)  # the footnotes
     update_report(directory, {"mcu": [r.to_json() for r in results]}, wait=True)
     bad = [r for r in results if r.mismatches]
     if bad:

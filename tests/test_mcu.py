@@ -113,6 +113,26 @@ def test_bidirectional_two_layers_bit_exact_zig_unicorn(bi_header, tmp_path):
     assert {r.kernel for r in results} == {"plain", "dsp"}
 
 
+def test_cortex_m4_rows_carry_a_deterministic_cycle_estimate_zig_unicorn(bi_header):
+    """Path: zig cc + Unicorn. est_m4_cycles_per_step (edgernn.targets.cycles) on cortex-m4 rows
+    only, the same on a second run, and 1x to 3x the instructions of a step (every instruction
+    costs at least one cycle; loads, stores and taken branches a few more)."""
+    _zig_path()
+    header, qm, x, lengths = bi_header
+    runs = [check_header(header, qm, x, lengths, ("cortex-m0plus", "cortex-m4"), ("zig",)) for _ in range(2)]
+    first, second = runs
+    assert [r.target for r in first] == ["cortex-m0plus", "cortex-m4"]
+    for r, again in zip(first, second, strict=True):
+        if r.target == "cortex-m4":
+            assert r.est_m4_cycles_per_step is not None
+            assert r.est_m4_cycles_per_step == again.est_m4_cycles_per_step
+            assert r.insns_per_step <= r.est_m4_cycles_per_step <= 3 * r.insns_per_step, r
+            assert r.to_json()["est_m4_cycles_per_step"] == round(r.est_m4_cycles_per_step, 1)
+        else:
+            assert r.est_m4_cycles_per_step is None
+            assert "est_m4_cycles_per_step" not in r.to_json()
+
+
 def test_small_shifts_take_the_general_requantization_path_zig_unicorn(tmp_path):
     """Path: zig cc + Unicorn. Large weights give shifts n <= 32, where the 32-bit fast path of
     the requantization does not apply (and M0+ builds 64-bit sums from 16-bit products)."""

@@ -134,6 +134,7 @@ class McuRow(_McuRowRequired, total=False):
     cycles_per_step: float  # cycle-accurate targets (AVR on simavr); insns are then 0
     us_per_step_16mhz: float
     images: int  # how many images the test split needed (more than one where flash is small)
+    est_m4_cycles_per_step: float  # cortex-m4 rows: an estimate from the TRM's timings (targets.cycles)
 
 
 class _BenchRequired(TypedDict):

@@ -24,6 +24,10 @@ Figures:
   stack, one edgernn_step (bidirectional: one edgernn_run / its steps),
   averaged over the benchmarked steps; insns_per_mac: that / PREFIX_MACS_PER_STEP (RNN MACs; the
   head is not part of a step).
+- est_m4_cycles_per_step (cortex-m4 rows only): the same bench steps replayed once more in Unicorn,
+  every issued instruction priced with the Cortex-M4 TRM's timings (edgernn.targets.cycles;
+  c_runtime/mcu/README.md, "Cycles on Cortex-M4, estimated"). An estimate, labelled so: flash wait
+  states and the flash accelerator are not modelled.
 """
 
 from __future__ import annotations
@@ -40,11 +44,13 @@ from edgernn.backends.c.header import descriptor_name, header_macro
 from edgernn.contract.model import QuantizedModel
 from edgernn.errors import CheckFailed, InputError
 from edgernn.targets.base import SelfCheckingTarget
+from edgernn.targets.cycles import TIMED_TARGETS, estimate_cycles
 from edgernn.targets.elf import Elf
 from edgernn.targets.footprint import Footprint, footprint, kept_sections
 from edgernn.targets.qemu import run_on_board
 from edgernn.targets.registry import default_targets, get
 from edgernn.targets.toolchain import Toolchain, mcu_source_dir, toolchain
+from edgernn.targets.unicorn_emu import Machine
 from edgernn.targets.vectors import Vectors, build_vectors
 
 DEFAULT_TARGETS = default_targets()
@@ -84,6 +90,9 @@ class McuResult:
     cycles_per_step: float | None = None
     us_per_step_16mhz: float | None = None
     images: int = 1  # images the sequences were checked in (more when the flash cannot hold them)
+    # Cortex-M4 cycles per step, estimated from the issued instructions (edgernn.targets.cycles);
+    # cortex-m4 rows only:
+    est_m4_cycles_per_step: float | None = None
 
     @classmethod
     def measured(
@@ -146,6 +155,8 @@ class McuResult:
         if self.cycles_per_step is not None and self.us_per_step_16mhz is not None:
             d["cycles_per_step"] = round(self.cycles_per_step, 1)
             d["us_per_step_16mhz"] = round(self.us_per_step_16mhz, 1)
+        if self.est_m4_cycles_per_step is not None:
+            d["est_m4_cycles_per_step"] = round(self.est_m4_cycles_per_step, 1)
         return d
 
 
@@ -217,6 +228,12 @@ def measure(
     bench_fn = "mcu_model_run" if qm.config.bidirectional else "mcu_model_step"
     _, counts = m.count_calls(bench_fn, "mcu_check", [0, n_bench])
     bench_steps = int(vectors.lengths[:n_bench].sum())
+    est_m4 = None
+    if tgt.name in TIMED_TARGETS and isinstance(m, Machine) and bench_steps:
+        cycles = estimate_cycles(m, bench_fn, "mcu_check", [0, n_bench])
+        if len(cycles) != len(counts):
+            raise CheckFailed(f"{target}/{compiler}: {len(cycles)} calls priced, {len(counts)} counted")
+        est_m4 = sum(cycles) / bench_steps
     stack = m.call("mcu_stack_probe")
     emulator = m.name
     if tc.hosted and tgt.board is not None:
@@ -246,6 +263,7 @@ def measure(
         bench_steps=bench_steps,
         elf=str(workdir / "firmware.elf"),
         insns_per_step=sum(counts) / bench_steps if bench_steps else 0.0,
+        est_m4_cycles_per_step=est_m4,
     )
 
 
@@ -333,6 +351,8 @@ def table_row(r: McuResult) -> str:
         cycles = f"; {r.cycles_per_step:,.0f} cycles/step = {r.us_per_step_16mhz:,.0f} us at 16 MHz"
     else:
         insns, cycles = f"{r.insns_per_step:>10,.0f} {r.insns_per_mac:>9.2f}", ""
+    if r.est_m4_cycles_per_step is not None:
+        cycles += f"; est. {r.est_m4_cycles_per_step:,.0f} M4 cycles/step"
     return (
         f"{r.target:<14} {r.compiler:<12} {r.kernel:<6} {r.flash_bytes:>8,} {r.ram_bytes:>6,} "
         f"{insns} {r.mismatches:>10}  {r.emulator}{cycles}"
@@ -350,4 +370,9 @@ def table(results: Sequence[McuResult]) -> str:
             "high-water (scratch included)"
             + (f" (+ run buffer {r.run_buf_bytes} B)" if r.run_buf_bytes else "")
         )
+        if any(x.est_m4_cycles_per_step is not None for x in results):
+            lines.append(
+                "est. M4 cycles/step: an estimate over the same steps, each issued instruction priced "
+                "with the Cortex-M4 TRM's timings (zero wait states; c_runtime/mcu/README.md)"
+            )
     return "\n".join(lines)

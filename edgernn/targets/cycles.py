@@ -17,6 +17,7 @@ from typing import Any
 
 from edgernn.targets.unicorn_emu import Machine, _import
 
+TIMED_TARGETS = ("cortex-m4",)  # the cores whose TRM these timings are (`edgernn mcu` rows)
 PIPELINE_REFILL = 2  # P of the TRM's "1 + P" for a taken branch (P is 1..3)
 
 _LOADS_STORES = ("ldr", "str")  # ldr, ldrb, ldrsh, ldrd, str, strd, ... (not ldm/stm/push/pop)
