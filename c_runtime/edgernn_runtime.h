@@ -725,8 +725,8 @@ static inline void edgernn_load16_w16(const int8_t *p, __m128i *lo, __m128i *hi)
     *hi = edgernn_load8_s16(p + 8);
 #else
     const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-    *lo = _mm_slli_epi16(v, 8);                              /* even bytes, times 2^8 */
-    *hi = _mm_and_si128(v, _mm_set1_epi16((short)0xFF00)); /* odd bytes, times 2^8 */
+    *lo = _mm_slli_epi16(v, 8);                   /* even bytes, times 2^8 */
+    *hi = _mm_and_si128(v, _mm_set1_epi16(-256)); /* odd bytes (mask 0xFF00), times 2^8 */
 #endif
 }
 

@@ -32,12 +32,12 @@
 
 /* One model per prefix and translation unit: a second, different model with this prefix
  * stops the build here (the guard would otherwise drop it without a word). */
-#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 49622238
+#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 77599901
 #error "two different edgernn models use the C prefix japanese_vowels in one translation unit; regenerate one with another --prefix"
 #endif
 #ifndef JAPANESE_VOWELS_MODEL_H
 #define JAPANESE_VOWELS_MODEL_H
-#define JAPANESE_VOWELS_MODEL_ID 49622238 /* identifies this model (a hash of the header) */
+#define JAPANESE_VOWELS_MODEL_ID 77599901 /* identifies this model (a hash of the header) */
 
 /*
  * Usage (C99 or C++; no malloc, stdio, libm, memset, memcpy). In exactly one .c/.cpp file:
@@ -781,8 +781,8 @@ static inline void edgernn_load16_w16(const int8_t *p, __m128i *lo, __m128i *hi)
     *hi = edgernn_load8_s16(p + 8);
 #else
     const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-    *lo = _mm_slli_epi16(v, 8);                              /* even bytes, times 2^8 */
-    *hi = _mm_and_si128(v, _mm_set1_epi16((short)0xFF00)); /* odd bytes, times 2^8 */
+    *lo = _mm_slli_epi16(v, 8);                   /* even bytes, times 2^8 */
+    *hi = _mm_and_si128(v, _mm_set1_epi16(-256)); /* odd bytes (mask 0xFF00), times 2^8 */
 #endif
 }
 
