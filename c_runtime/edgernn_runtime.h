@@ -490,6 +490,16 @@ static inline void edgernn_widen_dsp(const int8_t *v, int32_t n, uint32_t *out)
     "ldrsh  %[xe], [%[px], #2]\n\t" EDGERNN_DSP4_LAST_COL                                              \
     "6:\n\t"
 
+/* The block loop of EDGERNN_DSP4_BLOCKS on the locals of the two functions below, which differ only
+ * in how a block starts and what x is. */
+#define EDGERNN_DSP4_ASM(init, group, tail)                                                            \
+    __asm__ volatile(EDGERNN_DSP4_BLOCKS(init, group, tail)                                            \
+                     : [a0] "+&r"(a0), [a1] "+&r"(a1), [a2] "+&r"(a2), [a3] "+&r"(a3), [p] "+&r"(p),     \
+                       [px] "=&r"(px), [n] "=&r"(n), [xe] "=&r"(xe), [xo] "=&r"(xo), [w] "=&r"(wv),     \
+                       [u] "=&r"(u), [t] "=&r"(t)                                                      \
+                     : [s] "r"(cols)                                                                   \
+                     : "cc", "memory")
+
 /* out[r] = bias[r] + w_r . x for the first rows & ~3 rows (rows >= 4) of a matrix in the DSP
  * order; returns the rows done. Every operand is early-clobber, "+&r" too: the cursors are
  * written before s is last read, and clang gives an input the register of a "+r" operand when it
@@ -502,12 +512,7 @@ static inline int32_t edgernn_blocks_s8_dsp(const int8_t *w, const int8_t *x, co
     const int8_t *p = w;
     const int8_t *px;
     uint32_t n, xe, xo, wv, u, t;
-    __asm__ volatile(EDGERNN_DSP4_BLOCKS(EDGERNN_DSP4_INIT_BIAS, EDGERNN_DSP4_GROUP_S8, EDGERNN_DSP4_TAIL_S8)
-                     : [a0] "+&r"(a0), [a1] "+&r"(a1), [a2] "+&r"(a2), [a3] "+&r"(a3), [p] "+&r"(p),
-                       [px] "=&r"(px), [n] "=&r"(n), [xe] "=&r"(xe), [xo] "=&r"(xo), [w] "=&r"(wv),
-                       [u] "=&r"(u), [t] "=&r"(t)
-                     : [s] "r"(cols)
-                     : "cc", "memory");
+    EDGERNN_DSP4_ASM(EDGERNN_DSP4_INIT_BIAS, EDGERNN_DSP4_GROUP_S8, EDGERNN_DSP4_TAIL_S8);
     return rows & ~3;
 }
 
@@ -521,12 +526,7 @@ static inline int32_t edgernn_blocks_s16_dsp(const int8_t *w, const uint32_t *xw
     const int8_t *p = w;
     const int8_t *px;
     uint32_t n, xe, xo, wv, u, t;
-    __asm__ volatile(EDGERNN_DSP4_BLOCKS(EDGERNN_DSP4_INIT_ZERO, EDGERNN_DSP4_GROUP_S16, EDGERNN_DSP4_TAIL_S16)
-                     : [a0] "+&r"(a0), [a1] "+&r"(a1), [a2] "+&r"(a2), [a3] "+&r"(a3), [p] "+&r"(p),
-                       [px] "=&r"(px), [n] "=&r"(n), [xe] "=&r"(xe), [xo] "=&r"(xo), [w] "=&r"(wv),
-                       [u] "=&r"(u), [t] "=&r"(t)
-                     : [s] "r"(cols)
-                     : "cc", "memory");
+    EDGERNN_DSP4_ASM(EDGERNN_DSP4_INIT_ZERO, EDGERNN_DSP4_GROUP_S16, EDGERNN_DSP4_TAIL_S16);
     return rows & ~3;
 }
 

@@ -148,15 +148,7 @@ class ModelConfig:
         """Plain JSON types, as checkpoints store them. The default readout, pad_to, frame and
         reverse are left out, so files written before they existed keep their bytes."""
         d = {**asdict(self), "task": self.task.value, "readout": self.readout.value}
-        if self.readout is Readout.FINAL_STATE:
-            del d["readout"]
-        if not self.pad_to:
-            del d["pad_to"]
-        if self.frame == 1:
-            del d["frame"]
-        if not self.reverse:
-            del d["reverse"]
-        return d
+        return _without_defaults(d, _MODEL_OMITTED_AT_DEFAULT)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
@@ -214,12 +206,18 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types. A field added later (early_stop) is left out at its default, so
         checkpoints of runs that do not use it keep their bytes."""
-        d = asdict(self)
-        for f, default in _OMITTED_AT_DEFAULT.items():
-            if d[f] == default:
-                del d[f]
-        return d
+        return _without_defaults(asdict(self), _TRAIN_OMITTED_AT_DEFAULT)
 
 
-# TrainConfig fields added after checkpoints recorded it: left out of to_dict at these values.
-_OMITTED_AT_DEFAULT: dict[str, Any] = {"early_stop": True}
+# Fields added after checkpoints recorded a config: to_dict leaves them out at these values.
+_MODEL_OMITTED_AT_DEFAULT: dict[str, Any] = {
+    "readout": Readout.FINAL_STATE.value,
+    "pad_to": 0,
+    "frame": 1,
+    "reverse": False,
+}
+_TRAIN_OMITTED_AT_DEFAULT: dict[str, Any] = {"early_stop": True}
+
+
+def _without_defaults(d: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if k not in defaults or v != defaults[k]}

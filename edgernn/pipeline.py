@@ -44,7 +44,7 @@ from edgernn.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from edgernn.train.loop import ModelSpec, TrainResult, dataset_meta, model_config, train
+from edgernn.train.loop import ModelSpec, Preset, TrainResult, dataset_meta, model_config, train
 from edgernn.train.model import EdgeRNN
 
 QUANT_NAME = "model.int8.json"
@@ -167,6 +167,17 @@ def load_data(ref: dict[str, Any]) -> Dataset:
     return ds
 
 
+def _data_and_preset(
+    dataset: str | None, data_file: str | os.PathLike[str] | None, tc: TrainConfig | None
+) -> tuple[dict[str, Any], Dataset, Preset]:
+    """The data reference, the data, and the preset the data set trains with by default."""
+    from edgernn.train.loop import DEFAULT_PRESET, PRESETS
+
+    ref = data_ref(dataset, data_file, (tc or TrainConfig()).seed)
+    ds = load_data(ref)
+    return ref, ds, PRESETS.get(ds.name, DEFAULT_PRESET)
+
+
 def train_to_dir(
     out_dir: str | os.PathLike[str],
     dataset: str | None = None,
@@ -175,11 +186,7 @@ def train_to_dir(
     tc: TrainConfig | None = None,
     progress: bool = True,
 ) -> Checkpoint:
-    from edgernn.train.loop import DEFAULT_PRESET, PRESETS
-
-    ref = data_ref(dataset, data_file, (tc or TrainConfig()).seed)
-    ds = load_data(ref)
-    preset = PRESETS.get(ds.name, DEFAULT_PRESET)
+    ref, ds, preset = _data_and_preset(dataset, data_file, tc)
     spec = spec or preset.model
     tc = tc or preset.train
     cfg = model_config(ds, spec)
@@ -202,11 +209,7 @@ def auto_train_to_dir(
 ) -> Checkpoint:
     """`train_to_dir` with the search of edgernn.train.auto choosing hidden size, init and lr;
     the checkpoint records every candidate under meta["auto"]."""
-    from edgernn.train.loop import DEFAULT_PRESET, PRESETS
-
-    ref = data_ref(dataset, data_file, (tc or TrainConfig()).seed)
-    ds = load_data(ref)
-    preset = PRESETS.get(ds.name, DEFAULT_PRESET)
+    ref, ds, preset = _data_and_preset(dataset, data_file, tc)
     out = Path(out_dir)
     with exclusive(out):
         found = auto_train(

@@ -134,20 +134,11 @@ def plot_sweep(plt: Any, bench: dict[str, Any], path: Path) -> None:
         for k, compiler in enumerate(compilers):
             mine = [r for r in rows if r["target"] == target and r["compiler"].split()[0] == compiler]
             macs = [r["macs_per_step"] for r in mine]
-            ax.semilogx(
-                macs,
-                [r["edgernn_insns_per_mac"] for r in mine],
-                "o",
-                color=f"C{k}",
-                label=f"model.h, {compiler}",
-            )
-            ax.semilogx(
-                macs,
-                [r["best_peer_insns_per_mac"] for r in mine],
-                "x",
-                color=f"C{k}",
-                label=f"best peer, {compiler}",
-            )
+            for key, marker, who in (
+                ("edgernn_insns_per_mac", "o", "model.h"),
+                ("best_peer_insns_per_mac", "x", "best peer"),
+            ):
+                ax.semilogx(macs, [r[key] for r in mine], marker, color=f"C{k}", label=f"{who}, {compiler}")
         ax.set_title(target)
         ax.set_xlabel("MACs per step")
         ax.set_ylim(bottom=0)
