@@ -73,7 +73,7 @@ def bi_header(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 def test_riscv32imc_is_registered_but_not_a_default():
     tgt = get(TARGET)
     assert set(tgt.compilers) == {"zig", "gcc"}
-    assert tgt.plain_defines == ()  # no packed-SIMD fast path on RV32IMC: one build
+    assert tgt.plain_defines == ()  # one kernel path (EDGERNN_RV32), as on Armv6-M: one build
     assert tgt.board is not None and tgt.board.qemu == "qemu-system-riscv32" and tgt.board.machine == "virt"
     assert TARGET not in default_targets()
 
@@ -86,8 +86,9 @@ def test_default_model_bit_exact_on_riscv32imc_zig_unicorn(jv_export):
     (r,) = results
     assert (r.target, r.kernel, r.emulator, r.sequences) == (TARGET, "plain", "unicorn", 370)
     # Deterministic (pinned zig and Unicorn): a ceiling a little above what was measured
-    # (7.56 instructions per MAC, 3,742 B flash, 348 B RAM for the reference export, 2026-12).
-    assert r.insns_per_mac <= 7.7
+    # (4.40 instructions per MAC, 4,698 B flash for the reference export with the RV32 kernel,
+    # edgernn_blocks_rv32; 7.56 and 3,742 B with the two-row C loop, 2026-12).
+    assert r.insns_per_mac <= 4.5
     assert r.code_bytes <= 2048
     assert r.ram_bytes == r.state_bytes + r.stack_bytes
 

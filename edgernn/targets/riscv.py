@@ -252,7 +252,7 @@ class RiscV32:
 
     @property
     def plain_defines(self) -> tuple[str, ...]:
-        return ()  # RV32IMC has no packed-SIMD MAC: the portable C is the only kernel path
+        return ()  # one kernel path: the RV32 matvec (EDGERNN_RV32), "plain" as Armv6-M's asm is
 
     @property
     def core(self) -> UnicornCore:
@@ -279,7 +279,8 @@ class RiscV32:
         return Machine(elf, self.memory, self.core)
 
     def kernel(self, code: Sequence[bytes]) -> str:
-        """'plain' (the only path); the model's kept code must be RV32IMC, or the run fails."""
+        """'plain' (the only path: RV32IMC has no packed-SIMD MAC); the model's kept code must be
+        RV32IMC, or the run fails."""
         found = [v for i, c in enumerate(code) for v in isa_violations(c, 0, f"kept text section {i}")]
         _refuse("the model's kept code", found)
         return "plain"
