@@ -5,7 +5,8 @@ that runs it:
 
 - host x86-64: SSE2 (the default flags), SSE4.1, AVX2, and the portable C (EDGERNN_NO_SIMD);
 - AArch64 NEON, cross-compiled with zig cc and run under qemu-aarch64 user mode;
-- Cortex-M4 and M33 (the DSP block kernels), M0+ (Armv6-M assembly), RISC-V and AVR (portable C).
+- Cortex-M4 and M33 (the DSP block kernels), M0+ (Armv6-M assembly), RISC-V (the RV32 C kernel,
+  with zig and gcc) and AVR (portable C).
 
 A missing tool skips, saying what installs it.
 """
@@ -25,6 +26,7 @@ import pytest
 from test_c import assert_same_as_reference, make_qm, random_h0, random_inputs
 from test_mcu import _assert_exact
 from test_mcu_avr import _avr_helper
+from test_mcu_riscv import _gcc_path as _gcc_riscv_path
 
 from edgernn.backends.c.codegen import c_runtime_dir, write_header
 from edgernn.backends.c.fuzz import with_shift
@@ -163,6 +165,18 @@ def test_mcu_kernel_paths_are_bit_exact(tmp_path: Path, target: str) -> None:
             _assert_exact(results, f"{target} I={inp} H={hidden}")
 
 
+def test_rv32_kernel_is_bit_exact_with_gcc(tmp_path: Path) -> None:
+    """The RV32 matvec (edgernn_blocks_rv32: four-row passes, eight-column steps, a jump into the
+    last cols % 8 columns) as riscv64-unknown-elf-gcc schedules it, on the same shapes as zig above
+    (the image also boots on QEMU virt, whose mismatch count must agree)."""
+    _gcc_riscv_path()
+    for i, (inp, hidden) in enumerate(SHAPES):
+        qm, x, lengths, _ = _model_and_inputs(inp, hidden, i)
+        header = write_header(qm, tmp_path / f"m{i}" / "model.h", "m")
+        results = check_header(header, qm, x, lengths, ("riscv32imc",), ("gcc",), "auto", bench_sequences=1)
+        _assert_exact(results, f"riscv32imc gcc I={inp} H={hidden}")
+
+
 def test_m0plus_wide_requantization_is_bit_exact(tmp_path: Path) -> None:
     """The Armv6-M 64-bit requantization, for cells whose bounds do not allow the 32-bit one
     (narrow = 0: a shift below 21, or accumulators too large): forced here by clearing the flag
@@ -203,6 +217,20 @@ def test_m4_dsp_insns_per_mac_at_the_swept_shapes(tmp_path: Path) -> None:
         (r,) = check_header(header, qm, x, np.array([5, 5]), ("cortex-m4",), ("zig",), "auto")
         assert r.mismatches == 0 and r.kernel == "dsp"
         assert r.insns_per_mac <= 2.3, (inp, r.insns_per_mac)
+
+
+def test_rv32_insns_per_mac_at_the_swept_shapes(tmp_path: Path) -> None:
+    """The RV32 kernel's ceiling: <= 4.7 instructions per MAC on riscv32imc with zig at every swept
+    input size with H = 32 (3.97-4.59 measured; the two-row C loop took 7.2-7.9). Deterministic: the
+    zig and Unicorn wheels are pinned."""
+    _zig_path()
+    for inp in (1, 3, 6, 12, 40):
+        qm = make_qm("many-to-one", inp, 32, seed=inp)
+        x = random_inputs(qm, np.random.default_rng(inp), batch=2, steps=5)
+        header = write_header(qm, tmp_path / f"i{inp}" / "model.h", "m")
+        (r,) = check_header(header, qm, x, np.array([5, 5]), ("riscv32imc",), ("zig",), "auto")
+        assert r.mismatches == 0
+        assert r.insns_per_mac <= 4.7, (inp, r.insns_per_mac)
 
 
 @pytest.mark.parametrize("target", ["cortex-m4", "cortex-m33"])
