@@ -20,7 +20,7 @@ from edgernn.data.bundled import load_dataset
 from edgernn.errors import InputError
 from edgernn.pipeline import auto_train_to_dir, flash_bytes, load_data, quantize_checkpoint
 from edgernn.report.search import search_section
-from edgernn.train.auto import K_FOLDS, auto_train, cv_repeats, stratified_folds
+from edgernn.train.auto import HIDDEN, K_FOLDS, Candidate, auto_train, climb, cv_repeats, stratified_folds
 from edgernn.train.checkpoint import load_checkpoint
 from edgernn.train.loop import ModelSpec
 
@@ -131,6 +131,57 @@ def test_small_sets_are_cross_validated_then_retrained_deterministically(tmp_pat
     assert meta["train"]["early_stop"] is False and meta["epochs_run"] == 1
     # ArrowHead's 251 steps start at frame 16 (16 steps), hidden 32.
     assert (auto["candidates"][0]["frame"], auto["candidates"][0]["hidden_size"]) == (16, 32)
+
+
+class _Grid:
+    """A search whose candidates score from a table: what climb sees of _Search."""
+
+    def __init__(self, scores: dict[tuple[int, int], float], start: tuple[int, int], budget: int) -> None:
+        self.scores, self.budget, self.stopped = scores, budget, False
+        self.ran: list[tuple[int, int]] = []
+        self.best = Candidate(*start, "orthogonal", 3e-3)
+        self.run(self.best)
+
+    @property
+    def current(self) -> Candidate:
+        return self.best
+
+    def run(self, c: Candidate) -> None:
+        key = (c.frame, c.hidden_size)
+        if self.stopped or key in self.ran:
+            return
+        if len(self.ran) == self.budget:
+            self.stopped = True
+            return
+        self.ran.append(key)
+        if self.scores.get(key, 0.0) > self.scores.get((self.best.frame, self.best.hidden_size), 0.0):
+            self.best = c
+
+
+# ArrowHead's grid as 10 x 5-fold cross-validation scored it (docs/training.md): from the base cell
+# (16, 32), a walk along the frame first moves to (32, 32) and never scores (16, 64), the best.
+ARROWHEAD_CV = {
+    (4, 32): 0.727, (8, 32): 0.753, (16, 32): 0.763, (32, 32): 0.783, (64, 32): 0.762,
+    (4, 64): 0.696, (8, 64): 0.772, (16, 64): 0.815, (32, 64): 0.779, (64, 64): 0.784,
+    (4, 128): 0.682, (8, 128): 0.761, (16, 128): 0.767, (32, 128): 0.776, (64, 128): 0.761,
+    (16, 16): 0.769,
+}  # fmt: skip
+FRAMES_1_TO_64 = (1, 2, 4, 8, 16, 32, 64)
+
+
+def test_climb_scores_every_neighbour_before_moving_and_stops_at_a_local_best():
+    g = _Grid(ARROWHEAD_CV, (16, 32), budget=100)
+    climb(g, FRAMES_1_TO_64, HIDDEN)
+    assert (g.best.frame, g.best.hidden_size) == (16, 64)
+    # Every neighbour of the start, then the new neighbours of (16, 64); nothing after.
+    assert g.ran == [(16, 32), (8, 32), (32, 32), (16, 16), (16, 64), (8, 64), (32, 64), (16, 128)]
+
+
+def test_climb_stops_when_the_budget_does():
+    g = _Grid(ARROWHEAD_CV, (16, 32), budget=3)
+    climb(g, FRAMES_1_TO_64, HIDDEN)
+    assert g.stopped and g.ran == [(16, 32), (8, 32), (32, 32)]
+    assert (g.best.frame, g.best.hidden_size) == (32, 32)
 
 
 def test_stratified_folds_hold_out_every_sequence_once_with_classes_spread():
