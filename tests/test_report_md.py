@@ -24,6 +24,7 @@ from edgernn.report.markdown import (
     build_report,
     pyplot,
     samples_section,
+    size_section,
     write_report_md,
 )
 from edgernn.report.schema import REPORT_SCHEMA, McuRow, SchemaError, TrainSection, validate
@@ -307,3 +308,23 @@ def test_parity_rows_of_every_kind_validate_and_a_bad_one_is_named(verified):
         validate({**r, "size": {k: v for k, v in r["size"].items() if k != "head_macs"}})
     with pytest.raises(SchemaError, match="config: hidden_size must be an integer"):
         validate({**r, "config": {**r["config"], "hidden_size": 0}})
+
+
+def test_mcu_table_shows_simavr_cycles_and_the_m4_estimate(tmp_path):
+    rows = [
+        {**MCU_ROW, "est_m4_cycles_per_step": 3056.0},
+        {
+            **MCU_ROW,
+            "target": "avr",
+            "insns_per_step": 0.0,
+            "cycles_per_step": 70305.0,
+            "us_per_step_16mhz": 4394.1,
+        },
+        {**MCU_ROW, "target": "cortex-m0plus"},
+    ]
+    table = size_section({"mcu": rows}, tmp_path).splitlines()
+    mcu = [line.split(" | ") for line in table if line.count(" | ") == 9]  # the ten-column table
+    cells = {row[0].lstrip("| "): row[7] for row in mcu}
+    assert cells["cortex-m4"] == "3,056 est."
+    assert cells["avr"] == "70,305 (4,394)"
+    assert cells["cortex-m0plus"] == "-"

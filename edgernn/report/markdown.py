@@ -259,7 +259,8 @@ def size_section(report: dict[str, Any], out_dir: Path) -> str:
     if mcu:
         parts.append(
             "Microcontrollers, cross-compiled and run on an emulator (`edgernn mcu`); cycles where the "
-            "emulator is cycle-accurate (simavr), instructions elsewhere:"
+            "emulator is cycle-accurate (simavr), on Cortex-M4 rows an estimate from the M4's documented "
+            "instruction timings (est., method in `c_runtime/mcu/README.md`), instructions elsewhere:"
         )
         parts.append(
             _table(
@@ -284,9 +285,7 @@ def size_section(report: dict[str, Any], out_dir: Path) -> str:
                         f"{r['ram_bytes']:,}",
                         f"{r['insns_per_step']:,.0f}" if r["insns_per_step"] else "-",
                         f"{r['insns_per_mac']:.2f}" if r["insns_per_mac"] else "-",
-                        f"{r['cycles_per_step']:,.0f} ({r['us_per_step_16mhz']:,.0f})"
-                        if r.get("cycles_per_step")
-                        else "-",
+                        _cycles_cell(r),
                         str(r["mismatches"]),
                         str(r["emulator"]),
                     ]
@@ -298,6 +297,14 @@ def size_section(report: dict[str, Any], out_dir: Path) -> str:
     else:
         parts.append("No microcontroller figures yet: `edgernn mcu DIR` adds them.")
     return "\n\n".join(parts)
+
+
+def _cycles_cell(r: dict[str, Any]) -> str:
+    if r.get("cycles_per_step"):
+        return f"{r['cycles_per_step']:,.0f} ({r['us_per_step_16mhz']:,.0f})"
+    if r.get("est_m4_cycles_per_step"):
+        return f"{r['est_m4_cycles_per_step']:,.0f} est."
+    return "-"
 
 
 def trace_section(trace: Trace, figure: str | None, note: str | None) -> str:
