@@ -129,6 +129,8 @@ def test_small_sets_are_cross_validated_then_retrained_deterministically(tmp_pat
     assert all(0 <= c["val_int8_accuracy"] <= 1 for c in auto["candidates"])  # the folds' int8 models
     # The retrain runs all epochs and keeps the last: no held-out split to stop on.
     assert meta["train"]["early_stop"] is False and meta["epochs_run"] == 1
+    # One optimizer step an epoch, as each fold of 28-29 sequences took with batch 32: all 36 at once.
+    assert meta["train"]["batch_size"] == 36
     # ArrowHead's 251 steps start at frame 16 (16 steps), hidden 32.
     assert (auto["candidates"][0]["frame"], auto["candidates"][0]["hidden_size"]) == (16, 32)
 

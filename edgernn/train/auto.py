@@ -329,6 +329,18 @@ class _Search:
             f"val accuracy {b.val_accuracy:.3f}{_int8_note(b)}"
         )
 
+    def final_recipe(self, c: Candidate) -> TrainConfig:
+        """The recipe the chosen model is written with. Retrained on train + val, it takes as many
+        optimizer steps an epoch as each fold did, in batches of equal size: batch 32 on
+        ArrowHead's 36 sequences would add a second step of 4 sequences to every epoch where the
+        folds (28-29 sequences) took one, a schedule no candidate was scored with."""
+        tc = self.recipe(c)
+        if not self.cv:
+            return tc
+        fold_train = max(len(fit) for _, fit, _ in self.folds)
+        steps = math.ceil(fold_train / tc.batch_size)
+        return replace(tc, batch_size=math.ceil(len(self.pool) / steps))
+
     def final(self) -> TrainResult:
         """The chosen candidate's model: as trained (validation-split scoring), or retrained on
         train + val with its cross-validation means as the validation metrics."""
@@ -338,7 +350,9 @@ class _Search:
             return self.best_result
         t = self.trials[self.best]
         self.log(f"retraining [{self.best + 1}] {t.candidate.label()} on train + val ...")
-        r = train(replace(self.ds, train=self.pool), self.model(t.candidate), self.recipe(t.candidate), False)
+        r = train(
+            replace(self.ds, train=self.pool), self.model(t.candidate), self.final_recipe(t.candidate), False
+        )
         assert t.val_accuracy is not None and t.val_nll is not None
         r.metrics["val"] = {"test_accuracy": t.val_accuracy, "nll": t.val_nll, "n": len(self.pool)}
         return r
@@ -442,7 +456,7 @@ def auto_train(
     best = s.trials[s.best].candidate
     return AutoResult(
         spec=replace(spec, hidden_size=best.hidden_size, frame=best.frame),
-        tc=s.recipe(best),
+        tc=s.final_recipe(best),
         result=s.final(),
         trials=s.trials,
         chosen=s.best,
