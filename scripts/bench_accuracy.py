@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from edgernn.data.bundled import LONG, load_dataset
 from edgernn.data.dataset import resource_npz
 from edgernn.pipeline import auto_train_to_dir, int8_metrics, load_data, quantize_checkpoint
 from edgernn.train.auto import DEFAULT_BUDGET_MINUTES
+from edgernn.train.loop import DEFAULT_PRESET
 
 # Published test accuracy (1 - error rate) of 1-NN ED and 1-NN DTW with an unconstrained window.
 PUBLISHED = {
@@ -42,11 +44,12 @@ def one_nn_euclidean(name: str) -> float:
     return float((z["y"][train][d.argmin(1)] == z["y"][test]).mean())
 
 
-def row(name: str, out_root: Path, budget: float, quiet: bool) -> list[str]:
+def row(name: str, out_root: Path, budget: float, quiet: bool, seed: int) -> list[str]:
     log = (
         (lambda _: None) if quiet else (lambda line: print(f"  {name}: {line}", file=sys.stderr, flush=True))
     )
-    ckpt = auto_train_to_dir(out_root / name, name, budget_minutes=budget, log=log)
+    tc = replace(DEFAULT_PRESET.train, seed=seed)
+    ckpt = auto_train_to_dir(out_root / name, name, tc=tc, budget_minutes=budget, log=log)
     ds = load_data(ckpt.meta["data"])
     qm = quantize_checkpoint(ckpt, ds)
     int8, _ = int8_metrics(qm, ds.test)
@@ -74,6 +77,7 @@ def main() -> None:
     p.add_argument("--budget", type=float, default=DEFAULT_BUDGET_MINUTES, help="minutes per set")
     p.add_argument("--out", type=Path, default=Path("build/bench-accuracy"))
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--seed", type=int, default=0, help="training seed and fold draw (default 0)")
     args = p.parse_args()
     head = [
         "data set",
@@ -90,7 +94,7 @@ def main() -> None:
     rows = []
     for name in args.dataset or LONG:
         load_dataset(name)  # fail on a bad name before any training
-        rows.append(row(name, args.out, args.budget, args.quiet))
+        rows.append(row(name, args.out, args.budget, args.quiet, args.seed))
     print("| " + " | ".join(head) + " |")
     print("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
     for r in rows:
