@@ -44,8 +44,9 @@ SHAPES = [(1, 4), (3, 13), (5, 7), (1, 1), (5, 2), (12, 32), (6, 32), (17, 33)]
 HOST_SHAPES = [*SHAPES, (24, 8), (601, 5)]
 QEMU_HINT = "`make system-deps` (apt-get install qemu-user) installs it"
 # Armv6-M: every count of rows the eight-row blocks leave over (0, 4, 7, 1, 6, 5: after one or more
-# blocks, or with no block) and of columns its four-column steps leave over (1, 2, 3, 0).
-V6M_SHAPES = [(1, 8), (2, 12), (3, 15), (4, 17), (7, 22), (6, 5)]
+# blocks, or with no block), of columns its four-column steps leave over (1, 2, 3, 0), and a
+# one-column W_ih (I = 1: edgernn_column_v6m) with an even and an odd row count.
+V6M_SHAPES = [(1, 8), (2, 12), (3, 15), (4, 17), (7, 22), (6, 5), (1, 13)]
 
 
 def _model_and_inputs(inp: int, hidden: int, seed: int) -> tuple:
@@ -203,8 +204,9 @@ def test_m0plus_wide_requantization_is_bit_exact(tmp_path: Path) -> None:
 @pytest.mark.parametrize("compiler", ["zig", "gcc"])
 def test_m0plus_eight_row_blocks_are_bit_exact(tmp_path: Path, compiler: str) -> None:
     """The Armv6-M matvec (edgernn_dot8_passes_v6m over the v6m_order tables, the rows left over
-    by the four-row and smaller passes) on every leftover row and column count, for W_ih, W_hh and
-    the head (9 classes: one block and a row), with both compilers' assemblers."""
+    by the four-row and smaller passes, a one-column matrix by edgernn_column_v6m) on every
+    leftover row and column count, for W_ih, W_hh and the head (9 classes: one block and a row),
+    with both compilers' assemblers."""
     _tools_for("cortex-m0plus")
     if compiler == "gcc" and shutil.which("arm-none-eabi-gcc") is None:
         pytest.skip("arm-none-eabi-gcc missing; `make mcu-tools` installs it")
@@ -227,6 +229,7 @@ def test_v6m_order_is_blocks_of_eight_rows_by_column_offset_by_128() -> None:
         assert (w[8 * b : 8 * b + 8] == block.reshape(5, 8).T).all()
     assert (flat[80:] == w[16:].ravel()).all()  # the last rows % 8 rows: row-major, signed
     assert (v6m_order(w[:7]) == w[:7]).all()  # no whole block: unchanged
+    assert (v6m_order(w[:, :1]) == w[:, :1]).all()  # one column: unchanged (edgernn_column_v6m)
 
 
 def test_narrow_requant_refuses_what_int32_cannot_hold() -> None:

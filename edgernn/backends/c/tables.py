@@ -43,10 +43,10 @@ def v6m_order(w: np.ndarray) -> np.ndarray:
     shape and bytes: each whole block of eight rows column by column, the eight rows' bytes of a
     column together and each offset by 128 (w + 128 as a uint8, stored as the int8 w ^ -128), so
     that one pointer with LDRB immediate offsets reaches all eight rows; the last rows % 8 rows stay
-    row-major and signed."""
+    row-major and signed, as does a matrix of one column (the kernel's C loop reads it)."""
     w = np.asarray(w, np.int8)
     rows, cols = w.shape
-    whole = rows - rows % V6M_BLOCK_ROWS
+    whole = rows - rows % V6M_BLOCK_ROWS if cols > 1 else 0
     blocks = w[:whole].reshape(-1, V6M_BLOCK_ROWS, cols).transpose(0, 2, 1).ravel() ^ np.int8(-128)
     return np.concatenate([blocks, w[whole:].ravel()]).reshape(rows, cols)
 
