@@ -1050,8 +1050,9 @@ static EDGERNN_NOINLINE void edgernn_dot_v6m(const int8_t *w, const int8_t *x, c
     "muls   r4, r3, r4\n\t"                                                                            \
     "add    r11, r4\n\t"
 
-/* out[r] = bias[r] (or 0) + w_r . x for rows = 4 p rows (p >= 1), four rows a pass, the loop over
- * passes in the assembly too: from C, each pass cost ~55 instructions of set-up (pointers, bias
+/* out[r] = bias[r] (or 0) + w_r . x for rows = 4 p rows (p >= 1) of a row-major matrix (the rows
+ * after the eight-row blocks, edgernn_dot8_passes_v6m), four rows a pass, the loop over passes in
+ * the assembly too: from C, each pass cost ~55 instructions of set-up (pointers, bias
  * tests, spills of the high registers); here it costs about 35. Naked, so that it may use all
  * eight low registers (an inline-assembly block may not take r7 where it is a frame pointer):
  * four row-end pointers, x, the index, the loaded x[c] and a product; the four sums in r8-r11.

@@ -32,12 +32,12 @@
 
 /* One model per prefix and translation unit: a second, different model with this prefix
  * stops the build here (the guard would otherwise drop it without a word). */
-#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 68962756
+#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 89198063
 #error "two different edgernn models use the C prefix japanese_vowels in one translation unit; regenerate one with another --prefix"
 #endif
 #ifndef JAPANESE_VOWELS_MODEL_H
 #define JAPANESE_VOWELS_MODEL_H
-#define JAPANESE_VOWELS_MODEL_ID 68962756 /* identifies this model (a hash of the header) */
+#define JAPANESE_VOWELS_MODEL_ID 89198063 /* identifies this model (a hash of the header) */
 
 /*
  * Usage (C99 or C++; no malloc, stdio, libm, memset, memcpy). In exactly one .c/.cpp file:
@@ -1106,8 +1106,9 @@ static EDGERNN_NOINLINE void edgernn_dot_v6m(const int8_t *w, const int8_t *x, c
     "muls   r4, r3, r4\n\t"                                                                            \
     "add    r11, r4\n\t"
 
-/* out[r] = bias[r] (or 0) + w_r . x for rows = 4 p rows (p >= 1), four rows a pass, the loop over
- * passes in the assembly too: from C, each pass cost ~55 instructions of set-up (pointers, bias
+/* out[r] = bias[r] (or 0) + w_r . x for rows = 4 p rows (p >= 1) of a row-major matrix (the rows
+ * after the eight-row blocks, edgernn_dot8_passes_v6m), four rows a pass, the loop over passes in
+ * the assembly too: from C, each pass cost ~55 instructions of set-up (pointers, bias
  * tests, spills of the high registers); here it costs about 35. Naked, so that it may use all
  * eight low registers (an inline-assembly block may not take r7 where it is a frame pointer):
  * four row-end pointers, x, the index, the loaded x[c] and a product; the four sums in r8-r11.
