@@ -32,12 +32,12 @@
 
 /* One model per prefix and translation unit: a second, different model with this prefix
  * stops the build here (the guard would otherwise drop it without a word). */
-#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 89198063
+#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 159274761
 #error "two different edgernn models use the C prefix japanese_vowels in one translation unit; regenerate one with another --prefix"
 #endif
 #ifndef JAPANESE_VOWELS_MODEL_H
 #define JAPANESE_VOWELS_MODEL_H
-#define JAPANESE_VOWELS_MODEL_ID 89198063 /* identifies this model (a hash of the header) */
+#define JAPANESE_VOWELS_MODEL_ID 159274761 /* identifies this model (a hash of the header) */
 
 /*
  * Usage (C99 or C++; no malloc, stdio, libm, memset, memcpy). In exactly one .c/.cpp file:
@@ -1235,8 +1235,8 @@ edgernn_dot4_passes_v6m(EDGERNN_ARG const int8_t *w, EDGERNN_ARG const int8_t *x
  * The eight sums live in r8-r12, r5-r7; the column loop takes two columns a step (an odd count
  * enters it at its second column, the block pointer 8 bytes early so the offsets line up). Naked,
  * for all eight low registers. Frame: [sp] -128 sum x, [4] the loop's entry, [8] the bias cursor,
- * [12] the block pointer, [16] the end of x, [20] how early the pointer starts (8 (-cols % 4));
- * out's cursor rides in lr, the end of out in its argument's place.
+ * [12] the block pointer, [16] -cols, [20] how early the pointer starts (8 (-cols % 4)); the end
+ * of x stays in r1, out's cursor rides in lr, the end of out in its argument's place.
  * Arguments (AAPCS): r0 w, r1 x, r2 bias or NULL, r3 rows, [sp] cols >= 1, [sp + 4] out. */
 __attribute__((naked, noinline, unused)) static void
 edgernn_dot8_passes_v6m(EDGERNN_ARG const int8_t *w, EDGERNN_ARG const int8_t *x, EDGERNN_ARG const int32_t *bias,
@@ -1252,14 +1252,14 @@ edgernn_dot8_passes_v6m(EDGERNN_ARG const int8_t *w, EDGERNN_ARG const int8_t *x
                      "sub    sp, #24\n\t"
                      "ldr    r4, [sp, #60]\n\t" /* cols */
                      "str    r2, [sp, #8]\n\t"
-                     "adds   r1, r1, r4\n\t" /* x end */
-                     "str    r1, [sp, #16]\n\t"
+                     "adds   r1, r1, r4\n\t" /* x end, in r1 for the whole call */
                      "ldr    r5, [sp, #64]\n\t" /* out */
                      "mov    lr, r5\n\t"
                      "lsls   r3, r3, #2\n\t"
                      "adds   r3, r5, r3\n\t"
                      "str    r3, [sp, #64]\n\t" /* its end, in its place */
                      "negs   r2, r4\n\t" /* sum x, two a step after the first of an odd count */
+                     "str    r2, [sp, #16]\n\t"
                      "movs   r5, #0\n\t"
                      "lsrs   r3, r4, #1\n\t" /* the carry: cols is odd */
                      "bcc    7f\n\t"
@@ -1305,16 +1305,16 @@ edgernn_dot8_passes_v6m(EDGERNN_ARG const int8_t *w, EDGERNN_ARG const int8_t *x
                      "subs   r0, r0, r4\n\t"
                      "str    r0, [sp, #12]\n\t"
                      "mov    r0, lr\n\t"
-                     "mov    r1, r8\n\t"
-                     "mov    r2, r9\n\t"
-                     "mov    r3, r10\n\t"
-                     "mov    r4, r11\n\t"
-                     "stmia  r0!, {r1, r2, r3, r4}\n\t"
-                     "mov    r1, r12\n\t"
-                     "stmia  r0!, {r1, r5, r6, r7}\n\t"
+                     "mov    r2, r8\n\t"
+                     "mov    r3, r9\n\t"
+                     "mov    r4, r10\n\t"
+                     "stmia  r0!, {r2, r3, r4}\n\t"
+                     "mov    r2, r11\n\t"
+                     "mov    r3, r12\n\t"
+                     "stmia  r0!, {r2, r3, r5, r6, r7}\n\t"
                      "mov    lr, r0\n\t"
-                     "ldr    r1, [sp, #64]\n\t"
-                     "cmp    r0, r1\n\t"
+                     "ldr    r2, [sp, #64]\n\t"
+                     "cmp    r0, r2\n\t"
                      "beq    6f\n\t"
                      "2:\n\t" /* a block's starting sums: bias - 128 sum x, or -128 sum x */
                      "ldr    r2, [sp, #0]\n\t"
@@ -1348,9 +1348,7 @@ edgernn_dot8_passes_v6m(EDGERNN_ARG const int8_t *w, EDGERNN_ARG const int8_t *x
                      "movs   r6, r2\n\t"
                      "movs   r7, r2\n\t"
                      "5:\n\t"
-                     "ldr    r4, [sp, #60]\n\t"
-                     "negs   r2, r4\n\t"
-                     "ldr    r1, [sp, #16]\n\t"
+                     "ldr    r2, [sp, #16]\n\t"
                      "ldr    r0, [sp, #12]\n\t"
                      "ldr    r4, [sp, #4]\n\t"
                      "bx     r4\n\t" /* into the column loop */
