@@ -293,10 +293,12 @@ static inline void edgernn_zero_s8(int8_t *p, size_t n)
 
 /* EDGERNN_V6M_ASM: the Armv6-M matvec loop in assembly (GCC and clang). From C, both compilers
  * spill the accumulators of a row pair to the stack inside the column loop on this 8-low-register
- * core (clang: 9.8 instructions per MAC measured); the loops below keep four rows' sums in
- * r8-r11 and cost about 3.6. The same switch selects the 32-bit requantization of a cell whose
- * `narrow` flag is set (edgernn_requant_narrow_v6m). Define EDGERNN_NO_V6M_ASM for the C loop
- * and the 64-bit requantization. */
+ * core (clang: 9.8 instructions per MAC measured); the loops below keep eight rows' sums in
+ * registers and cost about 3.3 (four rows': 3.6). The generated tables store whole blocks of
+ * eight rows in the order that loop reads (edgernn.backends.c.tables.v6m_order, under
+ * #elif EDGERNN_V6M_ASM). The same switch selects the 32-bit requantization of a cell whose
+ * `narrow` flag is set (edgernn_requant_narrow_v6m). Define EDGERNN_NO_V6M_ASM for the C loop,
+ * row-major tables and the 64-bit requantization. */
 #if defined(__GNUC__) && defined(__ARM_ARCH_ISA_THUMB) && defined(__ARM_ARCH_PROFILE) && \
     __ARM_ARCH_ISA_THUMB == 1 && __ARM_ARCH_PROFILE == 'M' && !defined(EDGERNN_NO_V6M_ASM)
 #define EDGERNN_V6M_ASM 1
@@ -1048,8 +1050,9 @@ static EDGERNN_NOINLINE void edgernn_dot_v6m(const int8_t *w, const int8_t *x, c
     "muls   r4, r3, r4\n\t"                                                                            \
     "add    r11, r4\n\t"
 
-/* out[r] = bias[r] (or 0) + w_r . x for rows = 4 p rows (p >= 1), four rows a pass, the loop over
- * passes in the assembly too: from C, each pass cost ~55 instructions of set-up (pointers, bias
+/* out[r] = bias[r] (or 0) + w_r . x for rows = 4 p rows (p >= 1) of a row-major matrix (the rows
+ * after the eight-row blocks, edgernn_dot8_passes_v6m), four rows a pass, the loop over passes in
+ * the assembly too: from C, each pass cost ~55 instructions of set-up (pointers, bias
  * tests, spills of the high registers); here it costs about 35. Naked, so that it may use all
  * eight low registers (an inline-assembly block may not take r7 where it is a frame pointer):
  * four row-end pointers, x, the index, the loaded x[c] and a product; the four sums in r8-r11.
@@ -1136,6 +1139,214 @@ edgernn_dot4_passes_v6m(EDGERNN_ARG const int8_t *w, EDGERNN_ARG const int8_t *x
                      "mov    r11, r7\n\t"
                      "pop    {r4, r5, r6, r7, pc}\n\t");
 }
+/* One column of an eight-row block: x[c] into r3, then each row's byte (w + 128, LDRB with an
+ * immediate offset from the one block pointer r0) times x[c] into its sum. */
+#define EDGERNN_V6M_8ROWS(k0, k1, k2, k3, k4, k5, k6, k7)                                            \
+    "ldrsb  r3, [r1, r2]\n\t"                                                                          \
+    "ldrb   r4, [r0, #" k0 "]\n\t"                                                                     \
+    "muls   r4, r3, r4\n\t"                                                                            \
+    "add    r8, r4\n\t"                                                                                \
+    "ldrb   r4, [r0, #" k1 "]\n\t"                                                                     \
+    "muls   r4, r3, r4\n\t"                                                                            \
+    "add    r9, r4\n\t"                                                                                \
+    "ldrb   r4, [r0, #" k2 "]\n\t"                                                                     \
+    "muls   r4, r3, r4\n\t"                                                                            \
+    "add    r10, r4\n\t"                                                                               \
+    "ldrb   r4, [r0, #" k3 "]\n\t"                                                                     \
+    "muls   r4, r3, r4\n\t"                                                                            \
+    "add    r11, r4\n\t"                                                                               \
+    "ldrb   r4, [r0, #" k4 "]\n\t"                                                                     \
+    "muls   r4, r3, r4\n\t"                                                                            \
+    "add    r12, r4\n\t"                                                                               \
+    "ldrb   r4, [r0, #" k5 "]\n\t"                                                                     \
+    "muls   r4, r3, r4\n\t"                                                                            \
+    "adds   r5, r5, r4\n\t"                                                                            \
+    "ldrb   r4, [r0, #" k6 "]\n\t"                                                                     \
+    "muls   r4, r3, r4\n\t"                                                                            \
+    "adds   r6, r6, r4\n\t"                                                                            \
+    "ldrb   r4, [r0, #" k7 "]\n\t"                                                                     \
+    "muls   r4, r3, r4\n\t"                                                                            \
+    "adds   r7, r7, r4\n\t"
+
+/* out[r] = bias[r] (or 0) + w_r . x for rows = 8 p rows (p >= 1) of a matrix in the Armv6-M order
+ * (edgernn.backends.c.tables.v6m_order): per block of eight rows, column by column, the eight
+ * rows' weights as w + 128 (a uint8). One pointer then reaches all eight rows with LDRB immediate
+ * offsets, where row-major rows need a pointer register each (edgernn_dot4_passes_v6m: four rows
+ * fill the low registers); the x[c] loaded and the index step serve eight MACs instead of four
+ * (26 instructions a column where four-row passes take 28, and half the passes). The offset adds
+ * 128 sum_c x[c] to every row's sum: computed once a call and taken off the starting sums. Every
+ * sum is exact modulo 2^32, and the result is the plain loop's int32.
+ * The eight sums live in r8-r12, r5-r7; the column loop takes two columns a step (an odd count
+ * enters it at its second column, the block pointer 8 bytes early so the offsets line up). Naked,
+ * for all eight low registers. Frame: [sp] -128 sum x, [4] the loop's entry, [8] the bias cursor,
+ * [12] the block pointer, [16] -cols, [20] how early the pointer starts (8 (-cols % 4)); the end
+ * of x stays in r1, out's cursor rides in lr, the end of out in its argument's place.
+ * Arguments (AAPCS): r0 w, r1 x, r2 bias or NULL, r3 rows, [sp] cols >= 1, [sp + 4] out. */
+__attribute__((naked, noinline, unused)) static void
+edgernn_dot8_passes_v6m(EDGERNN_ARG const int8_t *w, EDGERNN_ARG const int8_t *x, EDGERNN_ARG const int32_t *bias,
+                        EDGERNN_ARG int32_t rows, EDGERNN_ARG int32_t cols, EDGERNN_ARG int32_t *out)
+{
+    __asm__ volatile(".syntax unified\n\t"
+                     "push   {r4, r5, r6, r7, lr}\n\t"
+                     "mov    r4, r8\n\t"
+                     "mov    r5, r9\n\t"
+                     "mov    r6, r10\n\t"
+                     "mov    r7, r11\n\t"
+                     "push   {r4, r5, r6, r7}\n\t"
+                     "sub    sp, #24\n\t"
+                     "ldr    r4, [sp, #60]\n\t" /* cols */
+                     "str    r2, [sp, #8]\n\t"
+                     "adds   r1, r1, r4\n\t" /* x end, in r1 for the whole call */
+                     "ldr    r5, [sp, #64]\n\t" /* out */
+                     "mov    lr, r5\n\t"
+                     "lsls   r3, r3, #2\n\t"
+                     "adds   r3, r5, r3\n\t"
+                     "str    r3, [sp, #64]\n\t" /* its end, in its place */
+                     "negs   r2, r4\n\t" /* sum x, two a step after the first of an odd count */
+                     "str    r2, [sp, #16]\n\t"
+                     "movs   r5, #0\n\t"
+                     "lsrs   r3, r4, #1\n\t" /* the carry: cols is odd */
+                     "bcc    7f\n\t"
+                     "ldrsb  r5, [r1, r2]\n\t"
+                     "adds   r2, #1\n\t"
+                     "beq    8f\n\t"
+                     "7:\n\t"
+                     "adds   r6, r1, #1\n\t"
+                     "3:\n\t"
+                     "ldrsb  r3, [r1, r2]\n\t"
+                     "ldrsb  r7, [r6, r2]\n\t"
+                     "adds   r5, r5, r3\n\t"
+                     "adds   r5, r5, r7\n\t"
+                     "adds   r2, #2\n\t"
+                     "bne    3b\n\t"
+                     "8:\n\t"
+                     "lsls   r5, r5, #7\n\t"
+                     "negs   r5, r5\n\t"
+                     "str    r5, [sp, #0]\n\t"
+                     "negs   r6, r4\n\t"     /* the loop's entry: (-cols) % 4 columns of 52 bytes */
+                     "movs   r7, #3\n\t"     /* past its start, with the pointer as many times 8 */
+                     "ands   r6, r7\n\t"     /* bytes early, so that at a step's end the index */
+                     "lsls   r7, r6, #3\n\t" /* reaches 0 and the pointer the next block */
+                     "str    r7, [sp, #20]\n\t"
+                     "subs   r0, r0, r7\n\t"
+                     "str    r0, [sp, #12]\n\t"
+                     "movs   r7, #52\n\t"
+                     "muls   r6, r7, r6\n\t"
+                     "adr    r7, 1f\n\t"
+                     "adds   r6, r6, r7\n\t"
+                     "adds   r6, #1\n\t" /* a Thumb address for BX */
+                     "str    r6, [sp, #4]\n\t"
+                     "b      2f\n\t" /* the first block's sums (the set-up after the loop: */
+                     ".p2align 2\n\t" /* BNE reaches 256 bytes back, not past the loop to it) */
+                     "1:\n\t" EDGERNN_V6M_8ROWS("0", "1", "2", "3", "4", "5", "6", "7") "adds   r2, #1\n\t"
+                     EDGERNN_V6M_8ROWS("8", "9", "10", "11", "12", "13", "14", "15") "adds   r2, #1\n\t"
+                     EDGERNN_V6M_8ROWS("16", "17", "18", "19", "20", "21", "22", "23") "adds   r2, #1\n\t"
+                     EDGERNN_V6M_8ROWS("24", "25", "26", "27", "28", "29", "30", "31")
+                     "adds   r0, #32\n\t"
+                     "adds   r2, #1\n\t"
+                     "bne    1b\n\t"
+                     "ldr    r4, [sp, #20]\n\t" /* r0 is the next block: its pointer */
+                     "subs   r0, r0, r4\n\t"
+                     "str    r0, [sp, #12]\n\t"
+                     "mov    r0, lr\n\t"
+                     "mov    r2, r8\n\t"
+                     "mov    r3, r9\n\t"
+                     "mov    r4, r10\n\t"
+                     "stmia  r0!, {r2, r3, r4}\n\t"
+                     "mov    r2, r11\n\t"
+                     "mov    r3, r12\n\t"
+                     "stmia  r0!, {r2, r3, r5, r6, r7}\n\t"
+                     "mov    lr, r0\n\t"
+                     "ldr    r2, [sp, #64]\n\t"
+                     "cmp    r0, r2\n\t"
+                     "beq    6f\n\t"
+                     "2:\n\t" /* a block's starting sums: bias - 128 sum x, or -128 sum x */
+                     "ldr    r2, [sp, #0]\n\t"
+                     "ldr    r0, [sp, #8]\n\t"
+                     "cmp    r0, #0\n\t"
+                     "beq    4f\n\t"
+                     "ldmia  r0!, {r3, r4, r5, r6}\n\t"
+                     "adds   r3, r3, r2\n\t"
+                     "adds   r4, r4, r2\n\t"
+                     "adds   r5, r5, r2\n\t"
+                     "adds   r6, r6, r2\n\t"
+                     "mov    r8, r3\n\t"
+                     "mov    r9, r4\n\t"
+                     "mov    r10, r5\n\t"
+                     "mov    r11, r6\n\t"
+                     "ldmia  r0!, {r3, r4, r5, r6}\n\t"
+                     "str    r0, [sp, #8]\n\t"
+                     "adds   r3, r3, r2\n\t"
+                     "mov    r12, r3\n\t"
+                     "adds   r7, r6, r2\n\t"
+                     "adds   r6, r5, r2\n\t"
+                     "adds   r5, r4, r2\n\t"
+                     "b      5f\n\t"
+                     "4:\n\t"
+                     "mov    r8, r2\n\t"
+                     "mov    r9, r2\n\t"
+                     "mov    r10, r2\n\t"
+                     "mov    r11, r2\n\t"
+                     "mov    r12, r2\n\t"
+                     "movs   r5, r2\n\t"
+                     "movs   r6, r2\n\t"
+                     "movs   r7, r2\n\t"
+                     "5:\n\t"
+                     "ldr    r2, [sp, #16]\n\t"
+                     "ldr    r0, [sp, #12]\n\t"
+                     "ldr    r4, [sp, #4]\n\t"
+                     "bx     r4\n\t" /* into the column loop */
+                     "6:\n\t"
+                     "add    sp, #24\n\t"
+                     "pop    {r4, r5, r6, r7}\n\t"
+                     "mov    r8, r4\n\t"
+                     "mov    r9, r5\n\t"
+                     "mov    r10, r6\n\t"
+                     "mov    r11, r7\n\t"
+                     "pop    {r4, r5, r6, r7, pc}\n\t");
+}
+/* out[r] = bias[r] + w[r] x[0] for a matrix of one column (the W_ih of a univariate input,
+ * row-major: v6m_order leaves it so), two rows a step: 5.5 instructions a row, where an eight-row
+ * pass would spend ~45 of set-up on its one column (at I = 1, H = 16: 103 instructions a step
+ * instead of ~220). Naked, for eight low registers: x[0], the end of w, the index, bias, out, two
+ * sums and a product. Arguments (AAPCS): r0 w, r1 x, r2 bias, r3 rows >= 1, [sp] out. */
+__attribute__((naked, noinline, unused)) static void edgernn_column_v6m(EDGERNN_ARG const int8_t *w,
+                                                                        EDGERNN_ARG const int8_t *x,
+                                                                        EDGERNN_ARG const int32_t *bias,
+                                                                        EDGERNN_ARG int32_t rows,
+                                                                        EDGERNN_ARG int32_t *out)
+{
+    __asm__ volatile(".syntax unified\n\t"
+                     "push   {r4, r5, r6, r7, lr}\n\t"
+                     "ldr    r4, [sp, #20]\n\t" /* out */
+                     "movs   r5, #0\n\t"
+                     "ldrsb  r1, [r1, r5]\n\t" /* x[0] */
+                     "adds   r0, r0, r3\n\t"   /* w end */
+                     "negs   r3, r3\n\t"
+                     "lsls   r5, r3, #31\n\t" /* Z: an even row count */
+                     "beq    1f\n\t"
+                     "ldmia  r2!, {r5}\n\t" /* else the first row alone */
+                     "ldrsb  r7, [r0, r3]\n\t"
+                     "muls   r7, r1, r7\n\t"
+                     "adds   r5, r5, r7\n\t"
+                     "stmia  r4!, {r5}\n\t"
+                     "adds   r3, #1\n\t"
+                     "beq    2f\n\t"
+                     "1:\n\t"
+                     "ldmia  r2!, {r5, r6}\n\t"
+                     "ldrsb  r7, [r0, r3]\n\t"
+                     "muls   r7, r1, r7\n\t"
+                     "adds   r5, r5, r7\n\t"
+                     "adds   r3, #1\n\t"
+                     "ldrsb  r7, [r0, r3]\n\t"
+                     "muls   r7, r1, r7\n\t"
+                     "adds   r6, r6, r7\n\t"
+                     "stmia  r4!, {r5, r6}\n\t"
+                     "adds   r3, #1\n\t"
+                     "bne    1b\n\t"
+                     "2:\n\t"
+                     "pop    {r4, r5, r6, r7, pc}\n\t");
+}
 #endif /* EDGERNN_V6M_ASM */
 
 /* out[r] = bias[r] + sum_c w[r][c] * x[c] for r < rows; bias may be NULL (no bias term).
@@ -1144,11 +1355,12 @@ edgernn_dot4_passes_v6m(EDGERNN_ARG const int8_t *w, EDGERNN_ARG const int8_t *x
  * w is [rows][cols] as the generated header stores it: row-major, except on DSP cores, where the
  * whole blocks of four rows are in the DSP order (edgernn_blocks_s8_dsp, which needs the bias:
  * every matrix of four rows or more has one there -- W_ih and the head) and only the last
- * rows % 4 rows are row-major. The plain C takes rows two at a time so that every x[c] loaded
- * feeds two multiply-accumulates (1.5 loads per MAC instead of 2). On Armv6-M all whole four-row
- * passes run in one assembly function (edgernn_dot4_passes_v6m), and the last rows % 4 rows in one
- * more pass over the last four rows; a matrix of fewer than four rows goes through
- * edgernn_dot_v6m. On x86-64 and AArch64 rows go four at a time through edgernn_blocks_sse and
+ * rows % 4 rows are row-major; and on Armv6-M, where the whole blocks of eight rows are in the
+ * Armv6-M order (edgernn_dot8_passes_v6m) and the last rows % 8 rows row-major. The plain C takes
+ * rows two at a time so that every x[c] loaded feeds two multiply-accumulates (1.5 loads per MAC
+ * instead of 2). On Armv6-M all whole eight-row blocks run in one assembly function, the last
+ * rows % 8 rows, if four or more, in two four-row passes (edgernn_dot4_passes_v6m: the first four
+ * and the last four), and fewer through edgernn_dot_v6m. On x86-64 and AArch64 rows go four at a time through edgernn_blocks_sse and
  * edgernn_dot4_neon, on RV32 through edgernn_blocks_rv32, the last rows % 4 in the plain C.
  * The accumulators are int32 and the loop holds no 64-bit arithmetic and no division: the
  * converter proves |sum| < 2^31 for every int8 input, so nothing wider is needed.
@@ -1168,6 +1380,21 @@ EDGERNN_MATVEC_LINKAGE void edgernn_matvec_s8(const int8_t *w, const int8_t *x, 
 {
     int32_t r;
 #if EDGERNN_V6M_ASM
+    if (cols == 1 && bias != NULL) {
+        edgernn_column_v6m(w, x, bias, rows, out);
+        return;
+    }
+    r = (cols > 1) ? rows & ~(int32_t)7 : 0; /* a matrix of one column is row-major (v6m_order) */
+    if (r > 0) { /* the whole blocks of eight rows, stored in the Armv6-M order */
+        edgernn_dot8_passes_v6m(w, x, bias, r, cols, out);
+        if (r == rows) {
+            return;
+        }
+        w += (size_t)r * (size_t)cols; /* the rows after them, row-major */
+        bias = (bias != NULL) ? bias + r : NULL;
+        out += r;
+        rows -= r;
+    }
     if (rows >= 4) {
         r = rows & ~(int32_t)3;
         edgernn_dot4_passes_v6m(w, x, bias, r, cols, out);

@@ -31,7 +31,7 @@ from test_mcu_riscv import _gcc_path as _gcc_riscv_path
 from edgernn.backends.c.codegen import c_runtime_dir, write_header
 from edgernn.backends.c.fuzz import with_shift
 from edgernn.backends.c.host import compile_model
-from edgernn.backends.c.tables import dsp_stream_cell
+from edgernn.backends.c.tables import dsp_stream_cell, v6m_order
 from edgernn.contract.bounds import narrow_requant
 from edgernn.targets.check import check_header
 from edgernn.targets.vectors import build_vectors
@@ -43,6 +43,10 @@ SHAPES = [(1, 4), (3, 13), (5, 7), (1, 1), (5, 2), (12, 32), (6, 32), (17, 33)]
 # piece of x widened ahead (EDGERNN_SSE_PIECE = 512), which the SSE2 path also rescales per piece.
 HOST_SHAPES = [*SHAPES, (24, 8), (601, 5)]
 QEMU_HINT = "`make system-deps` (apt-get install qemu-user) installs it"
+# Armv6-M: every count of rows the eight-row blocks leave over (0, 4, 7, 1, 6, 5: after one or more
+# blocks, or with no block), of columns its four-column steps leave over (1, 2, 3, 0), and a
+# one-column W_ih (I = 1: edgernn_column_v6m) with an even and an odd row count.
+V6M_SHAPES = [(1, 8), (2, 12), (3, 15), (4, 17), (7, 22), (6, 5), (1, 13)]
 
 
 def _model_and_inputs(inp: int, hidden: int, seed: int) -> tuple:
@@ -197,6 +201,37 @@ def test_m0plus_wide_requantization_is_bit_exact(tmp_path: Path) -> None:
         _assert_exact(results, f"cortex-m0plus wide requantization I={inp} H={hidden}")
 
 
+@pytest.mark.parametrize("compiler", ["zig", "gcc"])
+def test_m0plus_eight_row_blocks_are_bit_exact(tmp_path: Path, compiler: str) -> None:
+    """The Armv6-M matvec (edgernn_dot8_passes_v6m over the v6m_order tables, the rows left over
+    by the four-row and smaller passes, a one-column matrix by edgernn_column_v6m) on every
+    leftover row and column count, for W_ih, W_hh and the head (9 classes: one block and a row),
+    with both compilers' assemblers."""
+    _tools_for("cortex-m0plus")
+    if compiler == "gcc" and shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc missing; `make mcu-tools` installs it")
+    for i, (inp, hidden) in enumerate(V6M_SHAPES):
+        qm, x, lengths, _ = _model_and_inputs(inp, hidden, i)
+        header = write_header(qm, tmp_path / f"m{i}" / "model.h", "m")
+        results = check_header(
+            header, qm, x, lengths, ("cortex-m0plus",), (compiler,), "auto", bench_sequences=1
+        )
+        _assert_exact(results, f"cortex-m0plus {compiler} I={inp} H={hidden}")
+
+
+def test_v6m_order_is_blocks_of_eight_rows_by_column_offset_by_128() -> None:
+    w = np.random.default_rng(0).integers(-127, 128, size=(19, 5)).astype(np.int8)
+    v = v6m_order(w)
+    assert v.shape == w.shape and v.dtype == np.int8
+    flat = v.ravel()
+    for b in range(2):  # byte 8 c + r of block b is row 8 b + r, column c, as w + 128 (uint8)
+        block = flat[b * 40 : (b + 1) * 40].view(np.uint8).astype(np.int16) - 128
+        assert (w[8 * b : 8 * b + 8] == block.reshape(5, 8).T).all()
+    assert (flat[80:] == w[16:].ravel()).all()  # the last rows % 8 rows: row-major, signed
+    assert (v6m_order(w[:7]) == w[:7]).all()  # no whole block: unchanged
+    assert (v6m_order(w[:, :1]) == w[:, :1]).all()  # one column: unchanged (edgernn_column_v6m)
+
+
 def test_narrow_requant_refuses_what_int32_cannot_hold() -> None:
     qm, _, _, _ = _model_and_inputs(12, 32, 0)
     cell = qm.cells[0]
@@ -231,6 +266,20 @@ def test_rv32_insns_per_mac_at_the_swept_shapes(tmp_path: Path) -> None:
         (r,) = check_header(header, qm, x, np.array([5, 5]), ("riscv32imc",), ("zig",), "auto")
         assert r.mismatches == 0
         assert r.insns_per_mac <= 4.7, (inp, r.insns_per_mac)
+
+
+def test_m0plus_insns_per_mac_at_the_swept_shapes(tmp_path: Path) -> None:
+    """The Armv6-M kernels' ceiling: <= 5.1 instructions per MAC on cortex-m0plus with zig at every
+    swept input size with H = 32 (4.21-5.05 measured with the eight-row blocks; four-row passes took
+    4.43-5.45). Deterministic: the zig and Unicorn wheels are pinned."""
+    _zig_path()
+    for inp in (1, 3, 6, 12, 40):
+        qm = make_qm("many-to-one", inp, 32, seed=inp)
+        x = random_inputs(qm, np.random.default_rng(inp), batch=2, steps=5)
+        header = write_header(qm, tmp_path / f"i{inp}" / "model.h", "m")
+        (r,) = check_header(header, qm, x, np.array([5, 5]), ("cortex-m0plus",), ("zig",), "auto")
+        assert r.mismatches == 0
+        assert r.insns_per_mac <= 5.1, (inp, r.insns_per_mac)
 
 
 @pytest.mark.parametrize("target", ["cortex-m4", "cortex-m33"])

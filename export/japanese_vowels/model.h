@@ -32,12 +32,12 @@
 
 /* One model per prefix and translation unit: a second, different model with this prefix
  * stops the build here (the guard would otherwise drop it without a word). */
-#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 245849359
+#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 159274761
 #error "two different edgernn models use the C prefix japanese_vowels in one translation unit; regenerate one with another --prefix"
 #endif
 #ifndef JAPANESE_VOWELS_MODEL_H
 #define JAPANESE_VOWELS_MODEL_H
-#define JAPANESE_VOWELS_MODEL_ID 245849359 /* identifies this model (a hash of the header) */
+#define JAPANESE_VOWELS_MODEL_ID 159274761 /* identifies this model (a hash of the header) */
 
 /*
  * Usage (C99 or C++; no malloc, stdio, libm, memset, memcpy). In exactly one .c/.cpp file:
@@ -349,10 +349,12 @@ static inline void edgernn_zero_s8(int8_t *p, size_t n)
 
 /* EDGERNN_V6M_ASM: the Armv6-M matvec loop in assembly (GCC and clang). From C, both compilers
  * spill the accumulators of a row pair to the stack inside the column loop on this 8-low-register
- * core (clang: 9.8 instructions per MAC measured); the loops below keep four rows' sums in
- * r8-r11 and cost about 3.6. The same switch selects the 32-bit requantization of a cell whose
- * `narrow` flag is set (edgernn_requant_narrow_v6m). Define EDGERNN_NO_V6M_ASM for the C loop
- * and the 64-bit requantization. */
+ * core (clang: 9.8 instructions per MAC measured); the loops below keep eight rows' sums in
+ * registers and cost about 3.3 (four rows': 3.6). The generated tables store whole blocks of
+ * eight rows in the order that loop reads (edgernn.backends.c.tables.v6m_order, under
+ * #elif EDGERNN_V6M_ASM). The same switch selects the 32-bit requantization of a cell whose
+ * `narrow` flag is set (edgernn_requant_narrow_v6m). Define EDGERNN_NO_V6M_ASM for the C loop,
+ * row-major tables and the 64-bit requantization. */
 #if defined(__GNUC__) && defined(__ARM_ARCH_ISA_THUMB) && defined(__ARM_ARCH_PROFILE) && \
     __ARM_ARCH_ISA_THUMB == 1 && __ARM_ARCH_PROFILE == 'M' && !defined(EDGERNN_NO_V6M_ASM)
 #define EDGERNN_V6M_ASM 1
@@ -1104,8 +1106,9 @@ static EDGERNN_NOINLINE void edgernn_dot_v6m(const int8_t *w, const int8_t *x, c
     "muls   r4, r3, r4\n\t"                                                                            \
     "add    r11, r4\n\t"
 
-/* out[r] = bias[r] (or 0) + w_r . x for rows = 4 p rows (p >= 1), four rows a pass, the loop over
- * passes in the assembly too: from C, each pass cost ~55 instructions of set-up (pointers, bias
+/* out[r] = bias[r] (or 0) + w_r . x for rows = 4 p rows (p >= 1) of a row-major matrix (the rows
+ * after the eight-row blocks, edgernn_dot8_passes_v6m), four rows a pass, the loop over passes in
+ * the assembly too: from C, each pass cost ~55 instructions of set-up (pointers, bias
  * tests, spills of the high registers); here it costs about 35. Naked, so that it may use all
  * eight low registers (an inline-assembly block may not take r7 where it is a frame pointer):
  * four row-end pointers, x, the index, the loaded x[c] and a product; the four sums in r8-r11.
@@ -1192,6 +1195,214 @@ edgernn_dot4_passes_v6m(EDGERNN_ARG const int8_t *w, EDGERNN_ARG const int8_t *x
                      "mov    r11, r7\n\t"
                      "pop    {r4, r5, r6, r7, pc}\n\t");
 }
+/* One column of an eight-row block: x[c] into r3, then each row's byte (w + 128, LDRB with an
+ * immediate offset from the one block pointer r0) times x[c] into its sum. */
+#define EDGERNN_V6M_8ROWS(k0, k1, k2, k3, k4, k5, k6, k7)                                            \
+    "ldrsb  r3, [r1, r2]\n\t"                                                                          \
+    "ldrb   r4, [r0, #" k0 "]\n\t"                                                                     \
+    "muls   r4, r3, r4\n\t"                                                                            \
+    "add    r8, r4\n\t"                                                                                \
+    "ldrb   r4, [r0, #" k1 "]\n\t"                                                                     \
+    "muls   r4, r3, r4\n\t"                                                                            \
+    "add    r9, r4\n\t"                                                                                \
+    "ldrb   r4, [r0, #" k2 "]\n\t"                                                                     \
+    "muls   r4, r3, r4\n\t"                                                                            \
+    "add    r10, r4\n\t"                                                                               \
+    "ldrb   r4, [r0, #" k3 "]\n\t"                                                                     \
+    "muls   r4, r3, r4\n\t"                                                                            \
+    "add    r11, r4\n\t"                                                                               \
+    "ldrb   r4, [r0, #" k4 "]\n\t"                                                                     \
+    "muls   r4, r3, r4\n\t"                                                                            \
+    "add    r12, r4\n\t"                                                                               \
+    "ldrb   r4, [r0, #" k5 "]\n\t"                                                                     \
+    "muls   r4, r3, r4\n\t"                                                                            \
+    "adds   r5, r5, r4\n\t"                                                                            \
+    "ldrb   r4, [r0, #" k6 "]\n\t"                                                                     \
+    "muls   r4, r3, r4\n\t"                                                                            \
+    "adds   r6, r6, r4\n\t"                                                                            \
+    "ldrb   r4, [r0, #" k7 "]\n\t"                                                                     \
+    "muls   r4, r3, r4\n\t"                                                                            \
+    "adds   r7, r7, r4\n\t"
+
+/* out[r] = bias[r] (or 0) + w_r . x for rows = 8 p rows (p >= 1) of a matrix in the Armv6-M order
+ * (edgernn.backends.c.tables.v6m_order): per block of eight rows, column by column, the eight
+ * rows' weights as w + 128 (a uint8). One pointer then reaches all eight rows with LDRB immediate
+ * offsets, where row-major rows need a pointer register each (edgernn_dot4_passes_v6m: four rows
+ * fill the low registers); the x[c] loaded and the index step serve eight MACs instead of four
+ * (26 instructions a column where four-row passes take 28, and half the passes). The offset adds
+ * 128 sum_c x[c] to every row's sum: computed once a call and taken off the starting sums. Every
+ * sum is exact modulo 2^32, and the result is the plain loop's int32.
+ * The eight sums live in r8-r12, r5-r7; the column loop takes two columns a step (an odd count
+ * enters it at its second column, the block pointer 8 bytes early so the offsets line up). Naked,
+ * for all eight low registers. Frame: [sp] -128 sum x, [4] the loop's entry, [8] the bias cursor,
+ * [12] the block pointer, [16] -cols, [20] how early the pointer starts (8 (-cols % 4)); the end
+ * of x stays in r1, out's cursor rides in lr, the end of out in its argument's place.
+ * Arguments (AAPCS): r0 w, r1 x, r2 bias or NULL, r3 rows, [sp] cols >= 1, [sp + 4] out. */
+__attribute__((naked, noinline, unused)) static void
+edgernn_dot8_passes_v6m(EDGERNN_ARG const int8_t *w, EDGERNN_ARG const int8_t *x, EDGERNN_ARG const int32_t *bias,
+                        EDGERNN_ARG int32_t rows, EDGERNN_ARG int32_t cols, EDGERNN_ARG int32_t *out)
+{
+    __asm__ volatile(".syntax unified\n\t"
+                     "push   {r4, r5, r6, r7, lr}\n\t"
+                     "mov    r4, r8\n\t"
+                     "mov    r5, r9\n\t"
+                     "mov    r6, r10\n\t"
+                     "mov    r7, r11\n\t"
+                     "push   {r4, r5, r6, r7}\n\t"
+                     "sub    sp, #24\n\t"
+                     "ldr    r4, [sp, #60]\n\t" /* cols */
+                     "str    r2, [sp, #8]\n\t"
+                     "adds   r1, r1, r4\n\t" /* x end, in r1 for the whole call */
+                     "ldr    r5, [sp, #64]\n\t" /* out */
+                     "mov    lr, r5\n\t"
+                     "lsls   r3, r3, #2\n\t"
+                     "adds   r3, r5, r3\n\t"
+                     "str    r3, [sp, #64]\n\t" /* its end, in its place */
+                     "negs   r2, r4\n\t" /* sum x, two a step after the first of an odd count */
+                     "str    r2, [sp, #16]\n\t"
+                     "movs   r5, #0\n\t"
+                     "lsrs   r3, r4, #1\n\t" /* the carry: cols is odd */
+                     "bcc    7f\n\t"
+                     "ldrsb  r5, [r1, r2]\n\t"
+                     "adds   r2, #1\n\t"
+                     "beq    8f\n\t"
+                     "7:\n\t"
+                     "adds   r6, r1, #1\n\t"
+                     "3:\n\t"
+                     "ldrsb  r3, [r1, r2]\n\t"
+                     "ldrsb  r7, [r6, r2]\n\t"
+                     "adds   r5, r5, r3\n\t"
+                     "adds   r5, r5, r7\n\t"
+                     "adds   r2, #2\n\t"
+                     "bne    3b\n\t"
+                     "8:\n\t"
+                     "lsls   r5, r5, #7\n\t"
+                     "negs   r5, r5\n\t"
+                     "str    r5, [sp, #0]\n\t"
+                     "negs   r6, r4\n\t"     /* the loop's entry: (-cols) % 4 columns of 52 bytes */
+                     "movs   r7, #3\n\t"     /* past its start, with the pointer as many times 8 */
+                     "ands   r6, r7\n\t"     /* bytes early, so that at a step's end the index */
+                     "lsls   r7, r6, #3\n\t" /* reaches 0 and the pointer the next block */
+                     "str    r7, [sp, #20]\n\t"
+                     "subs   r0, r0, r7\n\t"
+                     "str    r0, [sp, #12]\n\t"
+                     "movs   r7, #52\n\t"
+                     "muls   r6, r7, r6\n\t"
+                     "adr    r7, 1f\n\t"
+                     "adds   r6, r6, r7\n\t"
+                     "adds   r6, #1\n\t" /* a Thumb address for BX */
+                     "str    r6, [sp, #4]\n\t"
+                     "b      2f\n\t" /* the first block's sums (the set-up after the loop: */
+                     ".p2align 2\n\t" /* BNE reaches 256 bytes back, not past the loop to it) */
+                     "1:\n\t" EDGERNN_V6M_8ROWS("0", "1", "2", "3", "4", "5", "6", "7") "adds   r2, #1\n\t"
+                     EDGERNN_V6M_8ROWS("8", "9", "10", "11", "12", "13", "14", "15") "adds   r2, #1\n\t"
+                     EDGERNN_V6M_8ROWS("16", "17", "18", "19", "20", "21", "22", "23") "adds   r2, #1\n\t"
+                     EDGERNN_V6M_8ROWS("24", "25", "26", "27", "28", "29", "30", "31")
+                     "adds   r0, #32\n\t"
+                     "adds   r2, #1\n\t"
+                     "bne    1b\n\t"
+                     "ldr    r4, [sp, #20]\n\t" /* r0 is the next block: its pointer */
+                     "subs   r0, r0, r4\n\t"
+                     "str    r0, [sp, #12]\n\t"
+                     "mov    r0, lr\n\t"
+                     "mov    r2, r8\n\t"
+                     "mov    r3, r9\n\t"
+                     "mov    r4, r10\n\t"
+                     "stmia  r0!, {r2, r3, r4}\n\t"
+                     "mov    r2, r11\n\t"
+                     "mov    r3, r12\n\t"
+                     "stmia  r0!, {r2, r3, r5, r6, r7}\n\t"
+                     "mov    lr, r0\n\t"
+                     "ldr    r2, [sp, #64]\n\t"
+                     "cmp    r0, r2\n\t"
+                     "beq    6f\n\t"
+                     "2:\n\t" /* a block's starting sums: bias - 128 sum x, or -128 sum x */
+                     "ldr    r2, [sp, #0]\n\t"
+                     "ldr    r0, [sp, #8]\n\t"
+                     "cmp    r0, #0\n\t"
+                     "beq    4f\n\t"
+                     "ldmia  r0!, {r3, r4, r5, r6}\n\t"
+                     "adds   r3, r3, r2\n\t"
+                     "adds   r4, r4, r2\n\t"
+                     "adds   r5, r5, r2\n\t"
+                     "adds   r6, r6, r2\n\t"
+                     "mov    r8, r3\n\t"
+                     "mov    r9, r4\n\t"
+                     "mov    r10, r5\n\t"
+                     "mov    r11, r6\n\t"
+                     "ldmia  r0!, {r3, r4, r5, r6}\n\t"
+                     "str    r0, [sp, #8]\n\t"
+                     "adds   r3, r3, r2\n\t"
+                     "mov    r12, r3\n\t"
+                     "adds   r7, r6, r2\n\t"
+                     "adds   r6, r5, r2\n\t"
+                     "adds   r5, r4, r2\n\t"
+                     "b      5f\n\t"
+                     "4:\n\t"
+                     "mov    r8, r2\n\t"
+                     "mov    r9, r2\n\t"
+                     "mov    r10, r2\n\t"
+                     "mov    r11, r2\n\t"
+                     "mov    r12, r2\n\t"
+                     "movs   r5, r2\n\t"
+                     "movs   r6, r2\n\t"
+                     "movs   r7, r2\n\t"
+                     "5:\n\t"
+                     "ldr    r2, [sp, #16]\n\t"
+                     "ldr    r0, [sp, #12]\n\t"
+                     "ldr    r4, [sp, #4]\n\t"
+                     "bx     r4\n\t" /* into the column loop */
+                     "6:\n\t"
+                     "add    sp, #24\n\t"
+                     "pop    {r4, r5, r6, r7}\n\t"
+                     "mov    r8, r4\n\t"
+                     "mov    r9, r5\n\t"
+                     "mov    r10, r6\n\t"
+                     "mov    r11, r7\n\t"
+                     "pop    {r4, r5, r6, r7, pc}\n\t");
+}
+/* out[r] = bias[r] + w[r] x[0] for a matrix of one column (the W_ih of a univariate input,
+ * row-major: v6m_order leaves it so), two rows a step: 5.5 instructions a row, where an eight-row
+ * pass would spend ~45 of set-up on its one column (at I = 1, H = 16: 103 instructions a step
+ * instead of ~220). Naked, for eight low registers: x[0], the end of w, the index, bias, out, two
+ * sums and a product. Arguments (AAPCS): r0 w, r1 x, r2 bias, r3 rows >= 1, [sp] out. */
+__attribute__((naked, noinline, unused)) static void edgernn_column_v6m(EDGERNN_ARG const int8_t *w,
+                                                                        EDGERNN_ARG const int8_t *x,
+                                                                        EDGERNN_ARG const int32_t *bias,
+                                                                        EDGERNN_ARG int32_t rows,
+                                                                        EDGERNN_ARG int32_t *out)
+{
+    __asm__ volatile(".syntax unified\n\t"
+                     "push   {r4, r5, r6, r7, lr}\n\t"
+                     "ldr    r4, [sp, #20]\n\t" /* out */
+                     "movs   r5, #0\n\t"
+                     "ldrsb  r1, [r1, r5]\n\t" /* x[0] */
+                     "adds   r0, r0, r3\n\t"   /* w end */
+                     "negs   r3, r3\n\t"
+                     "lsls   r5, r3, #31\n\t" /* Z: an even row count */
+                     "beq    1f\n\t"
+                     "ldmia  r2!, {r5}\n\t" /* else the first row alone */
+                     "ldrsb  r7, [r0, r3]\n\t"
+                     "muls   r7, r1, r7\n\t"
+                     "adds   r5, r5, r7\n\t"
+                     "stmia  r4!, {r5}\n\t"
+                     "adds   r3, #1\n\t"
+                     "beq    2f\n\t"
+                     "1:\n\t"
+                     "ldmia  r2!, {r5, r6}\n\t"
+                     "ldrsb  r7, [r0, r3]\n\t"
+                     "muls   r7, r1, r7\n\t"
+                     "adds   r5, r5, r7\n\t"
+                     "adds   r3, #1\n\t"
+                     "ldrsb  r7, [r0, r3]\n\t"
+                     "muls   r7, r1, r7\n\t"
+                     "adds   r6, r6, r7\n\t"
+                     "stmia  r4!, {r5, r6}\n\t"
+                     "adds   r3, #1\n\t"
+                     "bne    1b\n\t"
+                     "2:\n\t"
+                     "pop    {r4, r5, r6, r7, pc}\n\t");
+}
 #endif /* EDGERNN_V6M_ASM */
 
 /* out[r] = bias[r] + sum_c w[r][c] * x[c] for r < rows; bias may be NULL (no bias term).
@@ -1200,11 +1411,12 @@ edgernn_dot4_passes_v6m(EDGERNN_ARG const int8_t *w, EDGERNN_ARG const int8_t *x
  * w is [rows][cols] as the generated header stores it: row-major, except on DSP cores, where the
  * whole blocks of four rows are in the DSP order (edgernn_blocks_s8_dsp, which needs the bias:
  * every matrix of four rows or more has one there -- W_ih and the head) and only the last
- * rows % 4 rows are row-major. The plain C takes rows two at a time so that every x[c] loaded
- * feeds two multiply-accumulates (1.5 loads per MAC instead of 2). On Armv6-M all whole four-row
- * passes run in one assembly function (edgernn_dot4_passes_v6m), and the last rows % 4 rows in one
- * more pass over the last four rows; a matrix of fewer than four rows goes through
- * edgernn_dot_v6m. On x86-64 and AArch64 rows go four at a time through edgernn_blocks_sse and
+ * rows % 4 rows are row-major; and on Armv6-M, where the whole blocks of eight rows are in the
+ * Armv6-M order (edgernn_dot8_passes_v6m) and the last rows % 8 rows row-major. The plain C takes
+ * rows two at a time so that every x[c] loaded feeds two multiply-accumulates (1.5 loads per MAC
+ * instead of 2). On Armv6-M all whole eight-row blocks run in one assembly function, the last
+ * rows % 8 rows, if four or more, in two four-row passes (edgernn_dot4_passes_v6m: the first four
+ * and the last four), and fewer through edgernn_dot_v6m. On x86-64 and AArch64 rows go four at a time through edgernn_blocks_sse and
  * edgernn_dot4_neon, on RV32 through edgernn_blocks_rv32, the last rows % 4 in the plain C.
  * The accumulators are int32 and the loop holds no 64-bit arithmetic and no division: the
  * converter proves |sum| < 2^31 for every int8 input, so nothing wider is needed.
@@ -1224,6 +1436,21 @@ EDGERNN_MATVEC_LINKAGE void edgernn_matvec_s8(const int8_t *w, const int8_t *x, 
 {
     int32_t r;
 #if EDGERNN_V6M_ASM
+    if (cols == 1 && bias != NULL) {
+        edgernn_column_v6m(w, x, bias, rows, out);
+        return;
+    }
+    r = (cols > 1) ? rows & ~(int32_t)7 : 0; /* a matrix of one column is row-major (v6m_order) */
+    if (r > 0) { /* the whole blocks of eight rows, stored in the Armv6-M order */
+        edgernn_dot8_passes_v6m(w, x, bias, r, cols, out);
+        if (r == rows) {
+            return;
+        }
+        w += (size_t)r * (size_t)cols; /* the rows after them, row-major */
+        bias = (bias != NULL) ? bias + r : NULL;
+        out += r;
+        rows -= r;
+    }
     if (rows >= 4) {
         r = rows & ~(int32_t)3;
         edgernn_dot4_passes_v6m(w, x, bias, r, cols, out);
@@ -2415,6 +2642,40 @@ EDGERNN_FLASH const int32_t japanese_vowels_l0_d0_dsp[448] = {
 
 /* W_ih, int8, row j at its own scale s_acc[j]; reads features (s_x folded into the columns) */
 EDGERNN_FLASH const int8_t japanese_vowels_l0_d0_w_ih[32][12] = {
+#if EDGERNN_V6M_ASM /* eight-row blocks, see edgernn.backends.c.tables.v6m_order */
+    { -70,    1, -126,    1,   54,  -62,  -69,   79,  -95, -120,  111,  -22},
+    { -92, -111,  -76,  109,  116,   67,  125,  126,  112,    1,  -70,   54},
+    {-114,   90,  115,  120,  107, -116,  -37,   89,  112,  -70,  107,   -8},
+    {  78,  -49,   89,  -93,  -81,  -34,   48,   69, -124, -115,    1,    1},
+    {-103,   35,  115,  -34,   -1, -124,  -48,  -64,   -1,   25,  -46,   91},
+    {  19,  -65,  104,  -32,  -99,  -38,   78,    7, -110,  -81,   30,  -78},
+    { 123,  -76,  -44,  122,   54,   -2,  -87,  -70,  102,   31,   80,  -42},
+    {  43, -117,  -69,  108,   87,  -28,    1,  -70,  -59,  107,   51,   53},
+    { -48,  117,  -98,  -78, -125,   -1,   51,  -26,  -79,  -81,  -84, -107},
+    {  90,   74, -114,  101,   96,  102,  107,  111,  -44,  -77,  -53,  -28},
+    {  87,  -94,  -61,  115, -114,  -71,   98,  -91,  -49,   92, -125, -111},
+    {  47,  116,   -1, -106,   -1,  -99,  -61,  -45,  107,  127,  127,   -9},
+    {  76,  -24,   88,  100,    8,   45,   62,   14,   33,    1,  100,  -18},
+    {   1, -116,  -26,   25,   32,   75, -105,   -1, -125,  -97,  120,   90},
+    {  72,  -98,    1,  -90,   94,  108,   18,  -16, -116,  -99,   94,  -43},
+    { -95,  115,  -82,   89, -117, -104, -123, -109,  119,   94,  121,   -1},
+    {  76,   22,   30,  107, -114,  -47,  -67,   -1,   77,   -1,   98, -108},
+    { -55,   30,   35,   85,   61,  108,  -51,  -41,  -74,   29,  -57,   97},
+    {  69,  -78,   70, -108,  119,   88,  -67,  -95,   71,  -49, -121,   85},
+    { 112,   71, -113,   78,   91, -123,   88,  -15,   98,  124,  -89,  121},
+    {   1,  -30,  -39,  -60, -106,   34,   53,   96,   84,  125,  -94,   62},
+    {-106,  -84,  -65,  -67,  106,  101,    1, -102,  -86,  118,  122, -122},
+    { -37,   72,  -90,    1,    1,   -1,    1,  -43,   50, -114,  -93,    5},
+    {  37, -104,   27,  -95,  109,  127,  112,  -96, -122,  -83,   44,  -95},
+    { -93,    1,  -64,  -34,  -20,   38,   43,  101, -107,   72,    1,  -50},
+    {  -1,   90, -114,  -94,    1,  115,   -3, -104,  -49,   52,   53,   12},
+    { -94,  127, -114, -116,  -15,  -78,  119,   59,  -96,  120,   79,  -98},
+    { 123, -102, -109,  -21,  102,   59, -102,  -70,   60,   94,   -1,   -1},
+    {  95,   81,   14,   39,  -82,   78,  -32,  -13,  -75, -112,   54,   96},
+    { -22,   -1,   73,   -4,  -17,  -60,   73,   -1,  111,  -62, -125,  -76},
+    { 114,  111,   48,  -99, -111,  -30,  100, -126,  119,   48,  101,   39},
+    {-113,   34,    5,  -50,   50,   95,  -46, -110,   97,   88,  -46,  -25},
+#else
     {  58,   33,  -12,   14,  -16,   47,   25,  127,   29,   -5,  -26,  -41},
     {-127,    8,  -61,  -38,   58,   94,  -93, -103,   90,   52,  -97,  100},
     {   2,  -17,   -3,  -13,  -21,  -80,  -13,   82,  -50,   84,  -48, -127},
@@ -2447,6 +2708,7 @@ EDGERNN_FLASH const int8_t japanese_vowels_l0_d0_w_ih[32][12] = {
     { -90,  -38,  -76,   50,   26,  -34,  -50,  127,   66,   98,  -94,  -40},
     { -85,   14,  -75,   -9,   19,  127,   96,  -55,    3,  -28, -123,   82},
     { -27,   34, -116,  -69,  107,  127,  115,  124,   52,    2,   78,  103},
+#endif
 };
 
 /* b_ih + b_hh at the scale of acc_x */
@@ -2459,6 +2721,72 @@ EDGERNN_FLASH const int32_t japanese_vowels_l0_d0_bias[32] = {
 
 /* W_hh, int8, row j at its own scale */
 EDGERNN_FLASH const int8_t japanese_vowels_l0_d0_w_hh[32][32] = {
+#if EDGERNN_V6M_ASM /* eight-row blocks, see edgernn.backends.c.tables.v6m_order */
+    { -13,   57, -117,   92,   63, -119,  126,   79,  103,  -38,   25, -124,  -89,  -86,    1,  106,
+      -15, -121,  -24,   77,   65,  111,  -80,  125,  125,  -47, -118,   -1,  -57,  127,  -92,  125},
+    {  56,  -80, -108,  111,  -80,  102,  110, -114,  -93,  120,  -60,  -19,  106,   -1,   26,  122,
+      -56,   54, -105, -126,   98,   66,  -99,  -77, -119,  -82,  -37, -104,   78,   96, -126,  -19},
+    {  15,  -97,  105, -104, -115,  -94,  102,  116,   60,   50,  -95,   89,  -77,   95,  -95, -104,
+       85,   95,   40,  120,  -77,  119,  -94,  -57,  -42,   23,  120, -100,   58, -125,  -92, -120},
+    {-116,   60,   90,  104,   48,   95,  -96,   98,  -47,   79, -128,   52,   20,  110,  -53,  -79,
+       87,   86,   72,  -42, -109,  112,   83,  -88,  -55, -116,   88,   96,  109, -112,   86,   14},
+    {  94,  -10,  -91,   91, -118,   83,   46,  107,  119,  113,  -97,  117,  127,   74,  -31,   98,
+      108,   62, -109,  -88,  -65,   97, -100,  -75,  -22,  126,    1,  114,  -30,   90, -106,    1},
+    { -76, -118,   75,   49,  108,   62,  104,   68,   78,   89, -116, -104,   38,  -27, -125,  106,
+      -44, -103,  -94, -118,    1,   99, -107, -104,  -19,    1,  -42, -119,   73, -118,  -44, -128},
+    {-104,   96,  -83,  -73,   73,  -86,   80,  -78,   84,  119, -102,  100,  121,  120,  101,  -17,
+       76,  125,  127,  108,   97, -128,   68,  118,  -94,  -68,   55, -113,  127,  -90,  -95,   55},
+    {  -1,   23,  123,  100,   47,  114,  -85, -116,  -98,  -45,  -41, -118,  125, -114,  108,   96,
+       10,  -73,   43,  126,  -25, -128,  105,   27,  100, -104,  113,  -22,  -91,  -40,   68,  -80},
+    {  50,   74,  117, -124,   25,  -71, -105,  -54,  -80, -101,  120,  101,  127,   49,  117, -120,
+        9,  102,  105,  102,  111,  -72,   82,  -93,  -79,   -1,  -82,   87,   48,   57,  -74,   34},
+    { 127,  -79,   92,   56,  -55,  114,   90, -113,  -97, -117,  -48,  -66,  127, -100,   97, -118,
+       49,  -30,  116, -119,  115,   -1,   83,   91,   91,   69,   80,   98,   26,  104, -101,  116},
+    {-108,  -15,  119,  -62,   -1, -126, -106,   50, -124,  -78,   98,  -85, -127, -110,  111,  103,
+      -27, -115,   -1,  -29,  -11,  114,  -91,   93,   91, -104,  -47,  -67,   44, -114, -107,  110},
+    { -94, -111,  122,  104, -107,  -97, -121,  -59,   52,  126, -108,  119, -105,  -87,  124,  -48,
+       88,   29,  -68,   65,   83,  114,   -1,   53, -125,   54, -103,  124, -118,  -94,  126, -109},
+    {  78, -111,  127,  118,   76,   56,   83, -122,  -54,  -39, -115,  -65,   93,  -68, -100,    1,
+       33,  122,   50,   44,   38,  115,   89,   79,   -8,  117,  121,  115,  116,  -72, -119,   -4},
+    {-117, -107,  100,   95,   95,  -52, -101, -108,   70, -120,  102,  -80, -116,   79,   53,  -30,
+      -96,   67,  -98,   86,   80,  -81,  -81,  -81,   42,   56,   85,  126, -124,  -88,   83,  106},
+    {  92,  -93,  -46,  -99, -102, -122,  110,  127,  115,   33,   68,   94,  123,   67, -113,  -98,
+     -104,   84,   87,   50,  -82, -119,  -79,  117,   -1,  -96,   -9,   -1,  125, -119,  112,  -34},
+    { 101, -111, -112, -111,   22,  -69, -109,   94,  119,  112,  123,   85,   26,  117,  -94,  -73,
+      102,  100,   94,  127, -115,  112,   99, -121,  -91,  -76,  -62,  -35,   62,   86, -125,  101},
+    {  45,  -77,   99,  -91, -123,  -61, -122,  123, -106,  121,  112,  116,   54,  -62,   66,   34,
+      -91,  -94,   -1,  -97,  119,  -27,  104,   55,  115, -121, -123,  102,  127,   17,  116,  103},
+    { -79,   76,   69,  -99,  122,   66,  108,   75,  -66, -106,   40,   27,   71,   -1,   85,  125,
+      -63,  -29,  -30,  119,  -89,  123,   90, -124, -101,  -79, -115,  106,  -82,  -53,  126,   50},
+    { -80,  -72,   49,   92,  107,   76,  109, -101,   85, -116,  -79,   60,   92,   17,   30, -115,
+       53,   -2,   81,  115,  -85,   65, -127,   97,   38, -124,   41,   42, -126,   53,   91,  -67},
+    { -86,   78, -124,  110,   85,  -78,  -86, -115,   95,   74,  -80,  -85, -108,  -74, -104,  -43,
+      123,  -91, -113, -110,  -50,   91,   -1,   34,  -91,  105,  112,  125, -103,  -71,  -80, -116},
+    { -63,   60, -113,  124,   82,  -51,   70,   91,  100,  -31,  -50,  104,  -59,    5,  112,  115,
+      -75,   55,  -60,  -83,  113,  -47,  121,  -98,   83,   91, -104,  -26,  -96,   26,  -77,   91},
+    {  36,  -30,  -98,   -1,   -1,   39,  -51,   88,  126,    1,   35,   62,   80,  -22,  104,  -91,
+      -92,   73, -109,  -81,  -38,  -50,  -91,   70,  -88,   52,   69, -128,  116,  -68,   70,  -95},
+    {-106,   96,   86, -122,   88,  -89,   71,  127,  114,   70, -109,  127,  -48,   83,  -56,    1,
+       99,   89,   87, -114,  -91,  -99,  -76, -120, -124,  -63,    9, -113,  111,   99,   22,   93},
+    {-114,  -62,  124, -119, -105,   89,  111,  -98,  105,   75,  -60,   94, -104,  -52,   35,   40,
+     -101, -112,  104,  118,   44, -103,   59, -114,    1,  -52,  -80,  101,   59,  115,   35,  100},
+    {  84,   22, -125,  -52,  100, -128,  102,  -89,   87, -128,  -43, -125,   51,   97,  -83, -108,
+      -28,  105,   46,  -88,  -77,  -63, -106,  109,    5,  -82, -105, -109,  125,  126,   40,  -84},
+    {  55,  -61, -112, -120,  -94,   55,  -29,  -98,   -8,   30, -122,  -95,   83, -107, -114,  -84,
+     -112,   82,   60,  114,  -82,  -92,   39,   84,   -1,  -45,   67, -114,  -34,  -51,  -79,  101},
+    {  40,  -94,  -73, -100, -118,  110,  -89, -118,   74,  -82,  121,   41,  105,  106,  -71, -115,
+       80, -106,  114,  -51,   -5,  108,   82,  115,  -16,   78, -112,  -10,  -10,  113, -116, -122},
+    { 122,  -28,  -25,   11,  105,  100,   38,    1,  100,   73,   97, -112, -104,  -95,   52,  -95,
+      114,   -1,  -47,  -62,  101, -118,  -97, -108,  111,   56,  -11,   94,   42,   77, -119,  -67},
+    {  87,  -46,   95, -124,   95,  -99,  -44,  123,  125,  -75,   58, -112,  -91,   90,  -65,  -97,
+       30,  -72, -110,   88,  116,   94,  111,  -89,   90,   21,   91,  -33,   49,    1,   -8,   85},
+    { 110,   57, -121,  -72, -103, -127, -102, -111,   75,   93,  -46,  -27,   66,  -79,  107,  123,
+      114,  108,  -45,  122, -107,  125,  116, -109, -109, -123,   93,  -81,  -57, -127,   33,  125},
+    { -44, -126,   29,  -93,   -1,  -61,   83,  -96,  -73,  -22,  116,   40,  -87,  -76,  -36,   35,
+       18, -123,   -5,   44,   37,  122,   25,   27, -116,   30,   43,   -1, -116,  127,  -86,  -70},
+    { -71, -126,    1,  -76, -105,  109,   18, -124,  -52,   72,   13,  -57, -105,  -57,   93, -106,
+      -89,   92,   63,  -77, -115,   98,   -1,  -82,   50,    8,   32,  -41,   85, -115,  -69,  -40},
+#else
     { 115,  -25,  113,   -3,  -72,   35,   72,    9, -113,  -68,  -43,   86,   12,   81,  -41,   73,
       -34,   -9,  -20,  106,   52,  -50,   84,  109,   24,  -44,  -52,   34,  127,   30, -118,  -28},
     { -71,   90,    7,   81,   48,   -8,  -74,   46,   31,  -78,  -33, -105,  -68,  -49,  -42,   12,
@@ -2523,6 +2851,7 @@ EDGERNN_FLASH const int8_t japanese_vowels_l0_d0_w_hh[32][32] = {
        84,   63,  -17,  120,   26,  -21,  -12,  -95,  -45,   92, -103,   42, -110,  -35,  127,   59},
     {  39,   20,  -19,   44,   30,   44,  -44,  -27,   10,   13,  -13,    6, -127,   33,   20,   61,
        -5,   31,   39,  -43,   17,   -5,   19,   -3,   32,  -93, -101,   58,    4,   22,   46,   88},
+#endif
 };
 
 /* M_x = round(s_acc / 2^-7 * 2^36) < 2^30: acc_x to z */
@@ -2564,6 +2893,25 @@ EDGERNN_FLASH const int8_t japanese_vowels_head_w[9][32] = {
       -42,   54,  -20,   89,  -46,   36,   35,   87,  -30,  -58,  -84,  -26,  111,  -26,   62,  -64},
     {  77,  -36,    2,   65,  -60,  -85,   70,  -57,   -2,   55,  -14,   56,   69,   44,  -50,   18,
        49,   71,  -35,  -50,  -58,  -46,  -25,    4,   -9,  -60,   87,   89,   38,   66,    6,  -48},
+    {  50,  -72,   25,  127,  -10,   80,   53,   28,   16,   20,   53,   60, -115,   47,   29,  -49,
+      -66,   37,    1,  -84,  -49,  -46,  -54,   63,   37,  -81,  -69,   18,   15,   21,  -40,  124},
+#elif EDGERNN_V6M_ASM /* eight-row blocks, see edgernn.backends.c.tables.v6m_order */
+    { -79,   90,   75,   60, -108,  -60,   68,  -58,  123,  -82,  -93,  -55,  121,   82,  -53,  118,
+       43,  -94,  -79,   18,  -78, -128,   49, -117,   77,  -69,  -75,  101,   42,   57,  -44,   64},
+    {  88,   83,  -40,  -46,   82,  116,  -61,  126,   37,  -51,   64,   52,  -66,  122,  -73,   36,
+      -70,   90,  -63,   40, -103,  -69,   69,  -91,   77,  -85,  -60,   49,   97,   76, -102,  -83},
+    { -33,  101,   90,  -56,   94,   92,  -97,   45,  -98,   38,  -14,  106,  120,   96,  -68,   48,
+      -60,   86,   85,  104,  -89,   47,  -57,  121,  -98,   48,   60,   94,  -72,   25,  -82,   69},
+    { -64,  122,   81,  -81, -106,  -83, -101,   83,  -62,   92,   86,   85,  -75,  -80,   59,  -67,
+      -74,  -73,   46,  123,    4,   29,  116,  -44, -127,  120,   92, -106,  -70,  -61,   73,  116},
+    {  98,  -59,  -48,  -58, -125, -125,   46,  115,  -80,   83,  -66,   82,  100,   48,  -56,  126,
+       87, -102,  -89,  126,   14,  -57,   42,  -64,  -48,   30,  116,  -52,   73,  -75,   93,  -57},
+    { -58,  107,  122,  120,   86,   82,   98,  -17,   39,  -29,   62,   92,  -74,  -92,   70,  102,
+     -127, -122,   51, -101,  108,  -93,   44,  -66,  -78,   96,   69,   96,  -39,  -41,  102,   64},
+    { 105,   96,  125,   63,  -51,   68,  126,  -59,   38,  -82,  -86,  -89,   92,   43,  -73,  -84,
+      -61,  -61,   61,  -37, -126,  -58,  114,   78,  -77,   73,   44,   79,  -63,   71,  -72, -110},
+    { -64,   93,  -68,   28,  -79,   70,  119,  -90,   41,  -72, -119,   60,  -57,   82,   68,  -62,
+      113,   82,  -88,  -37,   93,  103,  -41, -122,   99,   82,   80,  100,   78, -124,  -39,   80},
     {  50,  -72,   25,  127,  -10,   80,   53,   28,   16,   20,   53,   60, -115,   47,   29,  -49,
       -66,   37,    1,  -84,  -49,  -46,  -54,   63,   37,  -81,  -69,   18,   15,   21,  -40,  124},
 #else

@@ -35,6 +35,22 @@ def dsp_order(w: np.ndarray) -> np.ndarray:
     return np.concatenate(parts).reshape(rows, cols)
 
 
+V6M_BLOCK_ROWS = 8  # rows a pass of edgernn_dot8_passes_v6m (EDGERNN_V6M_ASM)
+
+
+def v6m_order(w: np.ndarray) -> np.ndarray:
+    """W [rows][cols] as the Armv6-M kernel of edgernn_runtime.h reads it (EDGERNN_V6M_ASM), same
+    shape and bytes: each whole block of eight rows column by column, the eight rows' bytes of a
+    column together and each offset by 128 (w + 128 as a uint8, stored as the int8 w ^ -128), so
+    that one pointer with LDRB immediate offsets reaches all eight rows; the last rows % 8 rows stay
+    row-major and signed, as does a matrix of one column (the kernel's C loop reads it)."""
+    w = np.asarray(w, np.int8)
+    rows, cols = w.shape
+    whole = rows - rows % V6M_BLOCK_ROWS if cols > 1 else 0
+    blocks = w[:whole].reshape(-1, V6M_BLOCK_ROWS, cols).transpose(0, 2, 1).ravel() ^ np.int8(-128)
+    return np.concatenate([blocks, w[whole:].ravel()]).reshape(rows, cols)
+
+
 # The cells the DSP kernels run as one stream (edgernn_runtime.h: EDGERNN_DSP_STREAM, the same test):
 # feature cells with at least one four-row block, a shift whose rounding lies in the high word of
 # the 64-bit sum, and shapes that fit the counts the kernel packs into one register.
@@ -94,25 +110,26 @@ def dsp_stream(cell: QuantCell) -> DspStream:
     return DspStream(words, tail, tail_w_ih, -int8_tail.size % 4)
 
 
-def _weights(name: str, w: np.ndarray, comment: str) -> str:
-    """A weight matrix: in the DSP kernels' order where EDGERNN_DSP, else row-major. One
-    table is compiled either way: flash holds the same bytes (plus at most 3 of alignment)."""
+def _weights(name: str, w: np.ndarray, comment: str, dsp: bool = True) -> str:
+    """A weight matrix: in the DSP kernels' order where EDGERNN_DSP (if dsp: else the table is
+    already inside a choice for the other cores), in the Armv6-M kernel's order where
+    EDGERNN_V6M_ASM, else row-major. One table is compiled either way: flash holds the same bytes
+    (plus at most 3 of alignment)."""
     w = np.asarray(w, np.int8)
     plain = c_array("int8_t", name, w, comment).splitlines()
-    dsp = c_array("int8_t", name, dsp_order(w), "").splitlines()
     head, rows = plain[:2], plain[2:-1]
-    assert dsp[0] == plain[1], "the two layouts must declare the same table"
-    return "\n".join(
-        [
-            *head,
+    v6m = c_array("int8_t", name, v6m_order(w), "").splitlines()
+    assert v6m[0] == plain[1], "the layouts must declare the same table"
+    choice = ["#if EDGERNN_V6M_ASM /* eight-row blocks, see edgernn.backends.c.tables.v6m_order */"]
+    if dsp:
+        dsp_rows = c_array("int8_t", name, dsp_order(w), "").splitlines()
+        assert dsp_rows[0] == plain[1], "the layouts must declare the same table"
+        choice = [
             "#if EDGERNN_DSP /* four-row blocks, see edgernn.backends.c.tables.dsp_order */",
-            *dsp[1:-1],
-            "#else",
-            *rows,
-            "#endif",
-            "};",
+            *dsp_rows[1:-1],
+            "#elif EDGERNN_V6M_ASM /* eight-row blocks, see edgernn.backends.c.tables.v6m_order */",
         ]
-    )
+    return "\n".join([*head, *choice, *v6m[1:-1], "#else", *rows, "#endif", "};"])
 
 
 def _multipliers(name: str, cell: QuantCell) -> list[str]:
@@ -137,14 +154,13 @@ def _descriptor(pointers: str, cell: QuantCell, inputs: int) -> str:
 
 
 def _feature_tables(name: str, cell: QuantCell, first_layer: bool, dsp: bool) -> list[str]:
-    """W_ih and the bias of a feature cell; dsp: with W_ih in the DSP order where EDGERNN_DSP."""
+    """W_ih and the bias of a feature cell; dsp: with W_ih in the DSP order where EDGERNN_DSP (see
+    _weights)."""
     inp = "features (s_x folded into the columns)" if first_layer else "the layer below's int8 states"
     comment = f"W_ih, int8, row j at its own scale s_acc[j]; reads {inp}"
     bias = np.asarray(cell.bias, np.int32)
     return [
-        _weights(f"{name}_w_ih", cell.w_ih, comment)
-        if dsp
-        else c_array("int8_t", f"{name}_w_ih", cell.w_ih, comment),
+        _weights(f"{name}_w_ih", cell.w_ih, comment, dsp),
         c_array("int32_t", f"{name}_bias", bias, "b_ih + b_hh at the scale of acc_x"),
     ]
 
@@ -197,7 +213,7 @@ def model_data(qm: QuantizedModel, prefix: str, up: str) -> ModelData:
             c_array("int32_t", f"{name}_dsp", stream.words, ""),
             "#else",
             *_feature_tables(name, cell, i < d, dsp=False),
-            c_array("int8_t", f"{name}_w_hh", cell.w_hh, "W_hh, int8, row j at its own scale"),
+            _weights(f"{name}_w_hh", cell.w_hh, "W_hh, int8, row j at its own scale", dsp=False),
             *_multipliers(name, cell),
             "#endif",
         ]
