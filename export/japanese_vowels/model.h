@@ -32,12 +32,12 @@
 
 /* One model per prefix and translation unit: a second, different model with this prefix
  * stops the build here (the guard would otherwise drop it without a word). */
-#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 248937959
+#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 32769759
 #error "two different edgernn models use the C prefix japanese_vowels in one translation unit; regenerate one with another --prefix"
 #endif
 #ifndef JAPANESE_VOWELS_MODEL_H
 #define JAPANESE_VOWELS_MODEL_H
-#define JAPANESE_VOWELS_MODEL_ID 248937959 /* identifies this model (a hash of the header) */
+#define JAPANESE_VOWELS_MODEL_ID 32769759 /* identifies this model (a hash of the header) */
 
 /*
  * Usage (C99 or C++; no malloc, stdio, libm, memset, memcpy). In exactly one .c/.cpp file:
@@ -1106,6 +1106,23 @@ static EDGERNN_NOINLINE void edgernn_dot_v6m(const int8_t *w, const int8_t *x, c
     "muls   r4, r3, r4\n\t"                                                                            \
     "add    r11, r4\n\t"
 
+/* The naked passes' entry and exit: AAPCS keeps r4-r11 across a call, and Thumb-1 PUSH and POP
+ * reach only the low registers and lr, so r8-r11 go through r4-r7. */
+#define EDGERNN_V6M_SAVE_R4_R11                                                                        \
+    "push   {r4, r5, r6, r7, lr}\n\t"                                                                  \
+    "mov    r4, r8\n\t"                                                                               \
+    "mov    r5, r9\n\t"                                                                               \
+    "mov    r6, r10\n\t"                                                                              \
+    "mov    r7, r11\n\t"                                                                              \
+    "push   {r4, r5, r6, r7}\n\t"
+#define EDGERNN_V6M_RESTORE_R4_R11_RETURN                                                              \
+    "pop    {r4, r5, r6, r7}\n\t"                                                                     \
+    "mov    r8, r4\n\t"                                                                               \
+    "mov    r9, r5\n\t"                                                                               \
+    "mov    r10, r6\n\t"                                                                              \
+    "mov    r11, r7\n\t"                                                                              \
+    "pop    {r4, r5, r6, r7, pc}\n\t"
+
 /* out[r] = bias[r] (or 0) + w_r . x for rows = 4 p rows (p >= 1) of a row-major matrix (the rows
  * after the eight-row blocks, edgernn_dot8_passes_v6m), four rows a pass, the loop over passes in
  * the assembly too: from C, each pass cost ~55 instructions of set-up (pointers, bias
@@ -1121,12 +1138,7 @@ edgernn_dot4_passes_v6m(EDGERNN_ARG const int8_t *w, EDGERNN_ARG const int8_t *x
                         EDGERNN_ARG int32_t rows, EDGERNN_ARG int32_t cols, EDGERNN_ARG int32_t *out)
 {
     __asm__ volatile(".syntax unified\n\t"
-                     "push   {r4, r5, r6, r7, lr}\n\t"
-                     "mov    r4, r8\n\t"
-                     "mov    r5, r9\n\t"
-                     "mov    r6, r10\n\t"
-                     "mov    r7, r11\n\t"
-                     "push   {r4, r5, r6, r7}\n\t"
+                     EDGERNN_V6M_SAVE_R4_R11
                      "ldr    r4, [sp, #36]\n\t" /* cols */
                      "ldr    r5, [sp, #40]\n\t" /* out */
                      "sub    sp, #12\n\t"
@@ -1188,12 +1200,7 @@ edgernn_dot4_passes_v6m(EDGERNN_ARG const int8_t *w, EDGERNN_ARG const int8_t *x
                      "cmp    r3, r4\n\t"
                      "bne    2b\n\t"
                      "add    sp, #12\n\t"
-                     "pop    {r4, r5, r6, r7}\n\t"
-                     "mov    r8, r4\n\t"
-                     "mov    r9, r5\n\t"
-                     "mov    r10, r6\n\t"
-                     "mov    r11, r7\n\t"
-                     "pop    {r4, r5, r6, r7, pc}\n\t");
+                     EDGERNN_V6M_RESTORE_R4_R11_RETURN);
 }
 /* One column of an eight-row block: x[c] into r3, then each row's byte (w + 128, LDRB with an
  * immediate offset from the one block pointer r0) times x[c] into its sum. */
@@ -1243,12 +1250,7 @@ edgernn_dot8_passes_v6m(EDGERNN_ARG const int8_t *w, EDGERNN_ARG const int8_t *x
                         EDGERNN_ARG int32_t rows, EDGERNN_ARG int32_t cols, EDGERNN_ARG int32_t *out)
 {
     __asm__ volatile(".syntax unified\n\t"
-                     "push   {r4, r5, r6, r7, lr}\n\t"
-                     "mov    r4, r8\n\t"
-                     "mov    r5, r9\n\t"
-                     "mov    r6, r10\n\t"
-                     "mov    r7, r11\n\t"
-                     "push   {r4, r5, r6, r7}\n\t"
+                     EDGERNN_V6M_SAVE_R4_R11
                      "sub    sp, #24\n\t"
                      "ldr    r4, [sp, #60]\n\t" /* cols */
                      "str    r2, [sp, #8]\n\t"
@@ -1354,12 +1356,7 @@ edgernn_dot8_passes_v6m(EDGERNN_ARG const int8_t *w, EDGERNN_ARG const int8_t *x
                      "bx     r4\n\t" /* into the column loop */
                      "6:\n\t"
                      "add    sp, #24\n\t"
-                     "pop    {r4, r5, r6, r7}\n\t"
-                     "mov    r8, r4\n\t"
-                     "mov    r9, r5\n\t"
-                     "mov    r10, r6\n\t"
-                     "mov    r11, r7\n\t"
-                     "pop    {r4, r5, r6, r7, pc}\n\t");
+                     EDGERNN_V6M_RESTORE_R4_R11_RETURN);
 }
 /* out[r] = bias[r] + w[r] x[0] for a matrix of one column (the W_ih of a univariate input,
  * row-major: v6m_order leaves it so), two rows a step: 5.5 instructions a row, where an eight-row
@@ -1416,8 +1413,9 @@ __attribute__((naked, noinline, unused)) static void edgernn_column_v6m(EDGERNN_
  * rows two at a time so that every x[c] loaded feeds two multiply-accumulates (1.5 loads per MAC
  * instead of 2). On Armv6-M all whole eight-row blocks run in one assembly function, the last
  * rows % 8 rows, if four or more, in two four-row passes (edgernn_dot4_passes_v6m: the first four
- * and the last four), and fewer through edgernn_dot_v6m. On x86-64 and AArch64 rows go four at a time through edgernn_blocks_sse and
- * edgernn_dot4_neon, on RV32 through edgernn_blocks_rv32, the last rows % 4 in the plain C.
+ * and the last four), and fewer through edgernn_dot_v6m. On x86-64 and AArch64 rows go four at a
+ * time through edgernn_blocks_sse and edgernn_dot4_neon, on RV32 through edgernn_blocks_rv32, the
+ * last rows % 4 in the plain C.
  * The accumulators are int32 and the loop holds no 64-bit arithmetic and no division: the
  * converter proves |sum| < 2^31 for every int8 input, so nothing wider is needed.
  *
@@ -1843,7 +1841,7 @@ static inline void edgernn_tanh_requantize(const edgernn_cell_t *cell, const int
         for (j = 0; j < hidden; ++j) {
             const uint32_t t = (uint32_t)edgernn_requant_narrow_v6m(acc_x[j], m_x[j], acc_h[j], m_h[j]) + c;
             uint32_t k = t >> s;
-            if (__builtin_expect(k > (uint32_t)(EDGERNN_LUT_SIZE - 1), 0)) { /* z saturates: rare */
+            if (EDGERNN_UNLIKELY(k > (uint32_t)(EDGERNN_LUT_SIZE - 1))) { /* z saturates: rare */
                 k = (t >= 0x80000000u) ? 0u : (uint32_t)(EDGERNN_LUT_SIZE - 1);
             }
             h[j] = edgernn_tanh_lut[k];
