@@ -112,6 +112,14 @@ def _out_dir(out: str | None, name: str) -> Path:
     "long sequence takes 1/K of the steps; the C header's PREFIX_push_sample still takes one sample.",
 )
 @click.option(
+    "--input-clip",
+    type=click.FloatRange(0, 1e6),
+    metavar="SIGMAS",
+    help="Clamp each normalized input feature to +-SIGMAS standard deviations, in the float model and "
+    "by the int8 input grid alike (finer int8 steps for heavy-tailed data); 0: no clamp. Default: 3 "
+    "for --data and the long bundled sets, 0 for the short ones.",
+)
+@click.option(
     "--epochs", type=click.IntRange(1, 100000), help="Maximum epochs (early stopping on validation)."
 )
 @click.option("--lr", type=click.FloatRange(0, 10, min_open=True), help="Adam learning rate.")
@@ -155,6 +163,7 @@ def train(
     dropout: float | None,
     embed_dim: int | None,
     frame: int | None,
+    input_clip: float | None,
     epochs: int | None,
     lr: float | None,
     batch_size: int | None,
@@ -194,6 +203,7 @@ def train(
         "dropout": dropout,
         "embed_dim": embed_dim,
         "frame": frame,
+        "input_clip": input_clip,
     }
     train_opts: dict[str, Any] = {
         "epochs": epochs,

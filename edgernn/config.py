@@ -39,6 +39,7 @@ MAX_LAYERS = 8
 MAX_INPUT = 4096
 MAX_PAD = 65535
 MAX_FRAME = 1024
+MAX_INPUT_CLIP = 1e6  # normalized units; past this the int8 grid is coarser than any data needs
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,11 @@ class ModelConfig:
     # Many-to-one, unidirectional, final-state readout: the RNN reads each sequence from its last
     # step to its first (an ONNX RNN with direction=reverse; edgernn.frame.reverse_*).
     reverse: bool = False
+    # Feature models: the RNN reads each normalized input feature clamped to [-input_clip,
+    # input_clip], and the int8 input scale is input_clip / 127, so the integer path's saturation
+    # at +-127 is the same clamp. A heavy-tailed feature then keeps a fine int8 grid where its
+    # values lie (docs/training.md, ACSF1). 0: no clamp; the scale is the calibration data's peak.
+    input_clip: float = 0.0
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -102,6 +108,12 @@ class ModelConfig:
                 )
             if self.input_size % self.frame:
                 raise InputError(f"input_size {self.input_size} is not a multiple of frame {self.frame}")
+        clip = self.input_clip
+        if isinstance(clip, bool) or not isinstance(clip, int | float) or not 0.0 <= clip <= MAX_INPUT_CLIP:
+            raise InputError(f"input_clip must be a number in 0..{MAX_INPUT_CLIP:g} (0: none), got {clip!r}")
+        object.__setattr__(self, "input_clip", float(clip))  # JSON may hold 3 for 3.0: same bytes out
+        if self.input_clip and self.tokens:
+            raise InputError("input_clip is for feature models; a token model reads ids")
         if not isinstance(self.reverse, bool):
             raise InputError(f"reverse must be true or false, got {self.reverse!r}")
         if self.reverse and (
@@ -145,8 +157,8 @@ class ModelConfig:
         return self.readout is Readout.LAST_OUTPUT
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types, as checkpoints store them. The default readout, pad_to, frame and
-        reverse are left out, so files written before they existed keep their bytes."""
+        """Plain JSON types, as checkpoints store them. The default readout, pad_to, frame, reverse
+        and input_clip are left out, so files written before they existed keep their bytes."""
         d = {**asdict(self), "task": self.task.value, "readout": self.readout.value}
         return _without_defaults(d, _MODEL_OMITTED_AT_DEFAULT)
 
@@ -215,6 +227,7 @@ _MODEL_OMITTED_AT_DEFAULT: dict[str, Any] = {
     "pad_to": 0,
     "frame": 1,
     "reverse": False,
+    "input_clip": 0.0,
 }
 _TRAIN_OMITTED_AT_DEFAULT: dict[str, Any] = {"early_stop": True}
 

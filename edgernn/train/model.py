@@ -45,6 +45,9 @@ class EdgeRNN(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The same on steps as the RNN reads them (samples already framed, edgernn.frame)."""
         x, lengths = pad_torch(self.cfg, x, lengths)
+        if self.cfg.input_clip:
+            # The int8 input path saturates at input_clip (edgernn.contract.quantize): the same clamp.
+            x = x.clamp(-self.cfg.input_clip, self.cfg.input_clip)
         inp = self.embedding(x) if self.embedding is not None else x
         packed = pack_padded_sequence(inp, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, h_n = self.rnn(packed, h0)

@@ -192,6 +192,11 @@ def _provenance(qm: QuantizedModel, prefix: str, sizes: dict[str, int]) -> str:
             f"  input scales s_x: {len(s)} per feature, min {s.min():.6g}, max {s.max():.6g};"
             " x_q = sat127(round(x / s_x))"
         )
+        if cfg.input_clip:
+            lines.append(
+                f"  input clip: the float model clamps normalized inputs to +-{cfg.input_clip:g};"
+                f" s_x = {cfg.input_clip:g} / {Q_MAX}, so sat127 is that clamp"
+            )
         lines.append(
             f"  input normalisation: {'(raw - mean) / std, stored' if len(qm.norm_mean) else 'none stored'}"
         )
