@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import assert_every_backend_exact
 
 from edgernn.cli import main
 from edgernn.config import ModelConfig, TrainConfig
@@ -36,11 +37,7 @@ def framed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_framed_model_is_bit_exact_on_every_backend(framed: Path) -> None:
-    v = verify_dir(framed)
-    assert v.passed, v.report["parity"]
-    rows = {p["b"]: p for p in v.report["parity"]}
-    for backend in ("ort-int8", "ort-int8-step", "c-int8", "ort-int8-raw"):
-        assert rows[backend]["mismatches"] == 0 and rows[backend]["n"] > 0
+    assert_every_backend_exact(framed)
     qm = load_quantized(framed)
     assert qm.config.frame == FRAME and qm.config.input_size == FRAME * qm.config.sample_size
     # One scale per sample feature, the same at every position of a frame.

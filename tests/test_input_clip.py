@@ -16,6 +16,7 @@ import onnx
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import assert_every_backend_exact
 
 from edgernn.cli import main
 from edgernn.config import ModelConfig, TrainConfig
@@ -26,7 +27,6 @@ from edgernn.errors import InputError
 from edgernn.pipeline import export_dir, load_quantized, train_to_dir
 from edgernn.train.loop import DEFAULT_PRESET, ModelSpec
 from edgernn.train.model import EdgeRNN
-from edgernn.verify import verify_dir
 
 CLIP = 2.0
 FRAME = 20
@@ -45,11 +45,7 @@ def test_clipped_model_is_bit_exact_on_every_backend(clipped: Path) -> None:
     test = load_dataset("acsf1").test
     valid = np.arange(test.x.shape[1])[None, :] < test.lengths[:, None]
     assert (np.abs(test.x[valid]) > CLIP).sum() > 100  # the clamp is exercised (the spikes), not idle
-    v = verify_dir(clipped)
-    assert v.passed, v.report["parity"]
-    rows = {p["b"]: p for p in v.report["parity"]}
-    for backend in ("ort-int8", "ort-int8-step", "c-int8", "ort-int8-raw"):
-        assert rows[backend]["mismatches"] == 0 and rows[backend]["n"] > 0
+    assert_every_backend_exact(clipped)
     qm = load_quantized(clipped)
     assert qm.config.input_clip == CLIP
     assert np.array_equal(qm.input_scale, np.full(FRAME, CLIP / 127, np.float32))
