@@ -137,7 +137,8 @@ def _out_dir(out: str | None, name: str) -> Path:
 @click.option(
     "--auto",
     is_flag=True,
-    help="Search frame, hidden size, init and learning rate on the validation split (docs/training.md).",
+    help="Search frame, hidden size, init, learning rate and input clip on the validation split "
+    "(docs/training.md).",
 )
 @click.option(
     "--budget",
@@ -177,8 +178,9 @@ def train(
 ) -> None:
     """Train a float model and write OUT/checkpoint.pt (config, data set, normalization, metrics).
 
-    With --auto, a small search on the validation split picks frame, hidden size, init and
-    learning rate; the checkpoint and report.md list every candidate's validation score."""
+    With --auto, a small search on the validation split picks frame, hidden size, init,
+    learning rate and input clip; the checkpoint and report.md list every candidate's validation
+    score."""
     from dataclasses import replace
 
     from edgernn.data.bundled import DEFAULT_DATASET
@@ -188,8 +190,10 @@ def train(
 
     if dataset and data_file:
         raise click.UsageError("give --dataset or --data, not both")
-    if auto and (hidden is not None or lr is not None or frame is not None):
-        raise click.UsageError("--auto chooses --frame, --hidden and --lr itself; leave them out")
+    if auto and (hidden is not None or lr is not None or frame is not None or input_clip is not None):
+        raise click.UsageError(
+            "--auto chooses --frame, --hidden, --lr and --input-clip itself; leave them out"
+        )
     if not auto and (budget is not None or max_flash is not None):
         raise click.UsageError("--budget and --max-flash go with --auto")
     if data_file is not None and not Path(data_file).exists():

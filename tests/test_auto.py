@@ -43,11 +43,12 @@ def test_same_seed_gives_the_same_checkpoint_bytes_and_records_every_candidate(t
     auto = meta["auto"]
     # Japanese Vowels (270 train + val sequences) is scored on its validation split. Base frame 2
     # (29 steps at most, read in 15), then the frame and hidden walks, two other inits, two other
-    # learning rates: every candidate distinct.
+    # learning rates, three input clips (its preset has none): every candidate distinct.
     n = len(auto["candidates"])
     assert auto["scoring"] == "validation split" and not auto["stopped_by_budget"]
-    keys = [(c["frame"], c["hidden_size"], c["init"], c["lr"]) for c in auto["candidates"]]
-    assert len(set(keys)) == n >= 7
+    keys = [(c["frame"], c["hidden_size"], c["init"], c["lr"], c["input_clip"]) for c in auto["candidates"]]
+    assert len(set(keys)) == n >= 10
+    assert [c["input_clip"] for c in auto["candidates"][-3:]] == [2.0, 3.0, 4.0]
     assert all(c["status"] == "trained" and 0 <= c["val_accuracy"] <= 1 for c in auto["candidates"])
     chosen = auto["candidates"][auto["chosen"]]
     assert (meta["config"]["hidden_size"], meta["config"].get("frame", 1)) == (
@@ -55,6 +56,7 @@ def test_same_seed_gives_the_same_checkpoint_bytes_and_records_every_candidate(t
         chosen["frame"],
     )
     assert (meta["train"]["init"], meta["train"]["lr"]) == (chosen["init"], chosen["lr"])
+    assert meta["config"].get("input_clip", 0.0) == chosen["input_clip"]
     assert meta["metrics"]["val"]["test_accuracy"] == chosen["val_accuracy"]
     # Ranked by what survives quantization: the lower of float and int8 validation accuracy.
     assert all(0 <= c["val_int8_accuracy"] <= 1 for c in auto["candidates"])
@@ -110,6 +112,7 @@ def test_cli_auto_writes_a_checkpoint_and_refuses_conflicting_options(tmp_path):
     assert len(load_checkpoint(tmp_path).meta["auto"]["candidates"]) == 1
     for args, fragment in (
         (("--auto", "--hidden", "8"), "--auto chooses --frame, --hidden"),
+        (("--auto", "--input-clip", "2"), "--lr and --input-clip itself"),
         (("--max-flash", "2048"), "go with --auto"),
     ):
         r = run(*args, "--out", str(tmp_path / "x"))

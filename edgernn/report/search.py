@@ -19,6 +19,7 @@ def search_section(meta: dict[str, Any]) -> str | None:
             str(c["hidden_size"]),
             c["init"],
             f"{c['lr']:g}",
+            f"{c['input_clip']:g}" if c.get("input_clip") else "-",
             f"{c['flash_bytes']:,}",
             f"{c['val_accuracy']:.4f}" if trained else "-",
             f"{c['val_int8_accuracy']:.4f}" if trained and c.get("val_int8_accuracy") is not None else "-",
@@ -32,6 +33,7 @@ def search_section(meta: dict[str, Any]) -> str | None:
         "hidden",
         "init",
         "lr",
+        "input clip",
         "flash (B)",
         "val accuracy",
         "val int8",
@@ -42,7 +44,7 @@ def search_section(meta: dict[str, Any]) -> str | None:
         "| " + " | ".join(r) + " |"
         for r in [
             head,
-            ["---:", "---:", "---:", "---", "---:", "---:", "---:", "---:", "---:", "---:"],
+            ["---:", "---:", "---:", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"],
             *rows,
         ]
     )
