@@ -57,12 +57,13 @@ def row(name: str, out_root: Path, budget: float, quiet: bool, seed: int) -> lis
     lengths = np.concatenate([s.lengths for s in (ds.train, ds.val, ds.test)])
     steps = str(lengths.max()) if lengths.min() == lengths.max() else f"{lengths.min()}-{lengths.max()}"
     cfg = ckpt.meta["config"]
+    clip = f"clip {cfg['input_clip']:g}" if cfg.get("input_clip") else "no clip"
     return [
         name,
         steps,
         str(cfg.get("frame", 1)),
         str(cfg["hidden_size"]),
-        f"{chosen['init']}, lr {chosen['lr']:g}",
+        f"{chosen['init']}, lr {chosen['lr']:g}, {clip}",
         f"{chosen['flash_bytes']:,}",
         f"{ckpt.meta['metrics']['float']['test_accuracy']:.3f}",
         f"{int8['test_accuracy']:.3f}",
@@ -84,7 +85,7 @@ def main() -> None:
         "steps",
         "frame",
         "hidden",
-        "init, lr",
+        "init, lr, input clip",
         "flash (B)",
         "float",
         "int8",
