@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import edgernn.train.auto as auto_mod
 from edgernn.backends.c.codegen import model_sizes
 from edgernn.cli import main
 from edgernn.config import TrainConfig
@@ -182,11 +183,29 @@ def test_climb_scores_every_neighbour_before_moving_and_stops_at_a_local_best():
     assert g.ran == [(16, 32), (8, 32), (32, 32), (16, 16), (16, 64), (8, 64), (32, 64), (16, 128)]
 
 
-def test_climb_stops_when_the_budget_does():
+def test_climb_ends_when_the_budget_skips_every_neighbour():
     g = _Grid(ARROWHEAD_CV, (16, 32), budget=3)
     climb(g, FRAMES_1_TO_64, HIDDEN)
     assert g.stopped and g.ran == [(16, 32), (8, 32), (32, 32)]
     assert (g.best.frame, g.best.hidden_size) == (32, 32)
+
+
+def test_a_candidate_past_the_budget_is_skipped_and_the_search_goes_on(monkeypatch):
+    """Every candidate but those at hidden 64 is estimated to fit: the hidden-64 ones are skipped
+    and logged, the cheaper ones after them still run."""
+    ds = load_dataset("japanese_vowels")
+    real = auto_mod._Search.estimate
+    monkeypatch.setattr(
+        auto_mod._Search, "estimate", lambda self, c: 1e9 if c.hidden_size == 64 else real(self, c)
+    )
+    lines: list[str] = []
+    found = auto_train(ds, ModelSpec(), TC, flash_bytes, budget_minutes=60, log=lines.append)
+    assert found.stopped_by_budget
+    assert all(t.candidate.hidden_size != 64 for t in found.trials)
+    skipped = [line for line in lines if "past the budget" in line]
+    assert skipped and all("hidden 64" in line and line.endswith("skipped") for line in skipped)
+    # The init, learning-rate and clip steps still ran after the skip.
+    assert [t.candidate.input_clip for t in found.trials[-3:]] == [2.0, 3.0, 4.0]
 
 
 def test_stratified_folds_hold_out_every_sequence_once_with_classes_spread():
