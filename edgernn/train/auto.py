@@ -265,9 +265,12 @@ class _Search:
         return self.max_flash is None or self.flash(c) <= self.max_flash
 
     def estimate(self, c: Candidate) -> float:
-        """Seconds the next candidate may take: the longest so far, scaled up linearly with hidden
-        size and with the number of steps (1 / frame). The per-step cost of these small cells
-        grows slower than H^2 on a CPU; fixed per-step overhead dominates."""
+        """Seconds the next candidate may take: what its cell (frame, hidden) took if it ran before
+        (another init, rate or clip costs the same), else the longest so far, scaled up linearly
+        with hidden size and with the number of steps (1 / frame). The per-step cost of these small
+        cells grows slower than H^2 on a CPU; fixed per-step overhead dominates."""
+        if (c.frame, c.hidden_size) in self.seconds:
+            return self.seconds[(c.frame, c.hidden_size)]
         return max(
             (s * max(1.0, c.hidden_size / h) * max(1.0, f / c.frame) for (f, h), s in self.seconds.items()),
             default=0.0,
