@@ -23,7 +23,7 @@ from edgernn.config import ModelConfig, TrainConfig
 from edgernn.contract.quantize import quantize_inputs, quantize_model
 from edgernn.contract.reference import int_forward
 from edgernn.data.bundled import load_dataset
-from edgernn.errors import InputError
+from edgernn.errors import InputError, QuantizationError
 from edgernn.pipeline import export_dir, load_quantized, train_to_dir
 from edgernn.train.loop import DEFAULT_PRESET, ModelSpec
 from edgernn.train.model import EdgeRNN
@@ -87,6 +87,10 @@ def test_the_float_model_reads_clamped_inputs() -> None:
     # The input scale follows the clip, not the calibration data's peak.
     qm = quantize_model(clipped, x.numpy() * 10, lengths.numpy())
     assert np.array_equal(qm.input_scale, np.full(3, 1.5 / 127, np.float32))
+    bad = x.numpy().copy()
+    bad[1, 2, 0] = np.nan  # the scale comes from the clip, but calibration data is still checked
+    with pytest.raises(QuantizationError, match="NaN or Inf"):
+        quantize_model(clipped, bad, lengths.numpy())
     ref = int_forward(qm, quantize_inputs(x.numpy(), qm.input_scale), lengths.numpy())
     clamped = int_forward(qm, quantize_inputs(x.clamp(-1.5, 1.5).numpy(), qm.input_scale), lengths.numpy())
     assert torch.equal(ref.logits, clamped.logits)

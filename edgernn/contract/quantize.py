@@ -147,11 +147,11 @@ def quantize_model(
             raise InputError("a feature-input model needs calibration data to set its input scales")
         # One scale per sample feature, the same at every position of a frame (edgernn.frame): a
         # sample quantizes alone, before it is known where in its frame it lands.
+        # input_scales also refuses non-finite calibration data, clip or not.
+        per_sample = input_scales(np.asarray(calib_x, dtype=np.float32), np.asarray(calib_lengths))
         if cfg.input_clip:
             # The float model clamps at input_clip: saturating at +-127 is then the same clamp.
             per_sample = np.full(cfg.sample_size, cfg.input_clip / Q_MAX, dtype=np.float32)
-        else:
-            per_sample = input_scales(np.asarray(calib_x, dtype=np.float32), np.asarray(calib_lengths))
         s_in = np.tile(per_sample, cfg.frame)
     cells = []
     for layer in range(cfg.num_layers):

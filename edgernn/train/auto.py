@@ -328,8 +328,8 @@ class _Search:
         if self.trials and elapsed + estimate + self.reserve() > self.budget_s:
             # Skipped, not the end of the search: a cheaper candidate after it may still fit.
             self.over_budget = True
-            self.log(
-                f"[{n}] {c.label()}: about {estimate / 60:.1f} min, past the budget "
+            self.log(  # no [n]: a skipped candidate is not recorded, so it takes no number
+                f"{c.label()}: about {estimate / 60:.1f} min, past the budget "
                 f"({elapsed / 60:.1f} of {self.budget_s / 60:g} min spent), skipped"
             )
             return
@@ -465,9 +465,9 @@ def auto_train(
     allowed = frames(ds) if not spec.bidirectional else (1,)  # framing streams: unidirectional only
     # A frame the caller chose is the base; frame 1 (the ModelSpec default) means "not chosen".
     f0 = spec.frame if spec.frame > 1 and spec.frame in allowed else base_frame(ds, allowed)
-    clip = 0.0 if ds.vocab else spec.input_clip
-    h0 = base_hidden(s, f0, tc.init, tc.lr, clip)
-    s.run(Candidate(f0, h0, tc.init, tc.lr, clip))  # the recipe as given first
+    clip0 = 0.0 if ds.vocab else spec.input_clip  # as model_config: a token model has no clip
+    h0 = base_hidden(s, f0, tc.init, tc.lr, clip0)
+    s.run(Candidate(f0, h0, tc.init, tc.lr, clip0))  # the recipe as given first
     climb(s, allowed, HIDDEN)
     for init in INITS:
         s.run(replace(s.current, init=init))
