@@ -25,7 +25,8 @@
  *     h[j]     = LUT[z[j] + 512]                     LUT[k] = round(127 tanh((k - 512) / 128))
  *
  * Freestanding: only <stddef.h> and <stdint.h> (and, on AVR, avr-libc's <avr/pgmspace.h>, macros
- * only: see EDGERNN_FLASH). No malloc, no stdio, no libm, and no calls to
+ * only: see EDGERNN_FLASH; on hosted x86-64 and AArch64 builds, the compiler's SIMD intrinsics:
+ * see EDGERNN_SIMD). No malloc, no stdio, no libm, and no calls to
  * memset/memcpy -- compilers turn plain zeroing or copy loops into such calls, which a bare-metal
  * image may not provide, so the one zeroing loop here writes through a volatile pointer.
  * Build the float wrappers without -ffast-math: they rely on IEEE float32 arithmetic.
@@ -39,7 +40,7 @@
 
 /* Bumped whenever a kernel's behaviour, the descriptor or a signature changes; model headers
  * check it. */
-#define EDGERNN_RUNTIME_VERSION 3
+#define EDGERNN_RUNTIME_VERSION 4
 
 /* Where the tables live, and how the code reads them: one storage/read pair.
  *
@@ -166,8 +167,17 @@ typedef struct {
 } edgernn_model_t;
 
 /* The tanh table LUT[k] = round_half_away(127 * tanh((k - 512) / 128)), k = z + 512: the same
- * for every model (edgernn.contract.constants.tanh_lut), defined once per program (where
- * EDGERNN_IMPLEMENTATION is defined). */
+ * for every model (edgernn.contract.constants.tanh_lut), defined where EDGERNN_IMPLEMENTATION is
+ * defined. Each model package ships such a file, and one firmware may link several packages: the
+ * definitions are the same bytes, so they are weak (a COMDAT under MSVC) and the linker keeps one.
+ * Another compiler needs EDGERNN_NO_TANH_TABLE in all but one of those files. */
+#if defined(__GNUC__) || defined(__clang__)
+#define EDGERNN_SHARED_TABLE __attribute__((weak))
+#elif defined(_MSC_VER)
+#define EDGERNN_SHARED_TABLE __declspec(selectany)
+#else
+#define EDGERNN_SHARED_TABLE
+#endif
 #ifdef __cplusplus
 extern "C" EDGERNN_FLASH const int8_t edgernn_tanh_lut[EDGERNN_LUT_SIZE];
 #else
@@ -332,9 +342,10 @@ static inline void edgernn_zero_s8(int8_t *p, size_t n)
  *      build enables it (-msse4.1, -mavx2, -march=native; 256-bit lanes measured no faster at
  *      these row lengths, so AVX2 builds run the same 128-bit code);
  *   2  AArch64 NEON (every AArch64 CPU).
- * The intrinsic headers are the compiler's own, freestanding: they need no libc. Define
- * EDGERNN_NO_SIMD for the portable C, which stays the reference the SIMD is tested against. */
-#if defined(__GNUC__) && defined(__SSE2__) && defined(__x86_64__) && !defined(EDGERNN_NO_SIMD)
+ * The intrinsics call nothing, but GCC's x86 headers include <stdlib.h> (for _mm_malloc), which a
+ * freestanding build (-ffreestanding: __STDC_HOSTED__ 0) may not have; there the x86 path is off.
+ * Define EDGERNN_NO_SIMD for the portable C, which stays the reference the SIMD is tested against. */
+#if defined(__GNUC__) && defined(__SSE2__) && defined(__x86_64__) && __STDC_HOSTED__ && !defined(EDGERNN_NO_SIMD)
 #define EDGERNN_SIMD 1
 #include <immintrin.h>
 #elif defined(__GNUC__) && defined(__aarch64__) && defined(__ARM_NEON) && !defined(EDGERNN_NO_SIMD)
@@ -651,6 +662,12 @@ static inline int32_t edgernn_blocks_s16_dsp(const int8_t *w, const uint32_t *xw
     "bne    1b\n\t"                                                                                    \
     "add    sp, sp, #48\n\t"
 
+/* clang -Wpedantic flags a string literal past C99's 4095 characters; an assembly template is
+ * one, and this one is longer (an assembler has no such limit). */
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Woverlength-strings"
+#endif
 /* The first hidden & ~3 units of a streamed cell (EDGERNN_DSP_STREAM): h[j] for j < hidden & ~3
  * from x and the old state, widened in hw (edgernn_widen_dsp). Operands as edgernn_blocks_s8_dsp. */
 static inline void edgernn_stream_blocks_dsp(const int32_t *stream, const int8_t *x, const uint32_t *hw,
@@ -673,6 +690,9 @@ static inline void edgernn_stream_blocks_dsp(const int32_t *stream, const int8_t
                      : [s] "r"(counts)
                      : "cc", "memory");
 }
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
 
 #endif /* EDGERNN_DSP */
 
@@ -2295,13 +2315,16 @@ EDGERNN_INLINE float edgernn_dequantize_logit(const edgernn_model_t *m, int32_t 
  * Implementation: the tanh table, in the one translation unit that defines
  * EDGERNN_IMPLEMENTATION, once however many model headers it includes.
  */
-#if defined(EDGERNN_IMPLEMENTATION) && !defined(EDGERNN_RUNTIME_IMPLEMENTED)
+#if defined(EDGERNN_IMPLEMENTATION) && !defined(EDGERNN_RUNTIME_IMPLEMENTED) && !defined(EDGERNN_NO_TANH_TABLE)
 #define EDGERNN_RUNTIME_IMPLEMENTED
 
 /* LUT[k] = round_half_away(127 * tanh((k - 512) / 128)), k = z + 512. The same for every
  * model (edgernn.contract.constants.tanh_lut). The full table is kept rather than half of it (tanh is odd):
  * it costs 512 bytes of flash and saves a branch and a negation per hidden unit and step. */
-EDGERNN_FLASH const int8_t edgernn_tanh_lut[EDGERNN_LUT_SIZE] = {
+#ifdef __cplusplus
+extern "C" /* C++: a namespace-scope const is internal, and a weak definition must be public */
+#endif
+EDGERNN_SHARED_TABLE EDGERNN_FLASH const int8_t edgernn_tanh_lut[EDGERNN_LUT_SIZE] = {
     -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
     -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
     -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,

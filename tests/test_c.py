@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import math
 import platform
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,9 @@ from edgernn.contract.quantize import quantize_inputs
 from edgernn.contract.reference import int_forward, int_generate
 from edgernn.errors import InputError, QuantizationError, ToolchainError
 from edgernn.synthetic import random_quantized, small_config
+from edgernn.targets.elf import Elf
+from edgernn.targets.registry import get as get_target
+from edgernn.targets.toolchain import toolchain
 
 GOLDEN = Path(__file__).parent / "data" / "rnn_int8_golden.npz"
 STRICT_C = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wconversion", "-Wshadow"]
@@ -712,6 +717,121 @@ def test_one_implementation_per_program(tmp_path: Path) -> None:
         ["nm", "--defined-only", str(tmp_path / "user.o")], capture_output=True, text=True, check=True
     ).stdout.split()
     assert not {"tu_l0_d0_w_hh", "tu_head_w", "edgernn_tanh_lut"} & set(defined)
+
+
+def test_two_model_packages_in_one_program(tmp_path: Path) -> None:
+    """Each firmware package defines EDGERNN_IMPLEMENTATION in a file of its own, so a program with
+    two packages holds two definitions of the tanh table: they must link (one copy kept) and run."""
+    qa, qb = make_qm("many-to-one", 5, 8, 1, seed=43), make_qm("many-to-one", 5, 6, 1, seed=44)
+    ha, hb = write_header(qa, tmp_path / "pa.h", "pa"), write_header(qb, tmp_path / "pb.h", "pb")
+    x = random_inputs(qa, np.random.default_rng(6), 1, 4)[0]
+    values = ", ".join(str(int(v)) for v in x.flatten())
+    sources = {
+        "impl_a": f'#define EDGERNN_IMPLEMENTATION\n#include "{ha}"\n',
+        "impl_b": f'#define EDGERNN_IMPLEMENTATION\n#include "{hb}"\n',
+        "main": f"""#include <stdio.h>
+#include "{ha}"
+#include "{hb}"
+static const int8_t x[20] = {{{values}}};
+int main(void)
+{{
+    pa_state_t a;
+    pb_state_t b;
+    int32_t la[PA_NUM_CLASSES], lb[PB_NUM_CLASSES];
+    int t;
+    pa_init(&a);
+    pb_init(&b);
+    for (t = 0; t < 4; ++t) {{
+        pa_step(&a, x + 5 * t);
+        pb_step(&b, x + 5 * t);
+    }}
+    printf("%ld %ld\\n", (long)pa_classify(&a, la), (long)pb_classify(&b, lb));
+    return 0;
+}}
+""",
+    }
+    objects = []
+    for name, text in sources.items():
+        (tmp_path / f"{name}.c").write_text(text)
+        objects.append(tmp_path / f"{name}.o")
+        compile_object(["gcc", *STRICT_C, "-O2", "-c", str(tmp_path / f"{name}.c"), "-o", str(objects[-1])])
+    exe = tmp_path / "two_packages"
+    compile_object(["gcc", *map(str, objects), "-o", str(exe)])
+    run = subprocess.run([str(exe)], capture_output=True, text=True, check=True)
+    want = [str(int(np.argmax(int_forward(q, x[None], np.array([4])).logits[0].numpy()))) for q in (qa, qb)]
+    assert run.stdout.split() == want
+    symbols = subprocess.run(["nm", str(exe)], capture_output=True, text=True, check=True).stdout.split()
+    assert symbols.count("edgernn_tanh_lut") == 1
+
+
+def test_implementation_after_a_plain_include(tmp_path: Path) -> None:
+    """A file that included model.h before defining EDGERNN_IMPLEMENTATION (through another header,
+    say) gets every table, the tanh table too, from a second include."""
+    qm = make_qm("many-to-one", 5, 8, 1, seed=45)
+    header = write_header(qm, tmp_path / "model.h", "ri")
+    src = tmp_path / "main.c"
+    src.write_text(
+        f'#include "{header}"\n#define EDGERNN_IMPLEMENTATION\n#include "{header}"\n'
+        "int main(void)\n{\n    ri_state_t s;\n    int8_t x[RI_INPUT_SIZE] = {0};\n"
+        "    int32_t l[RI_NUM_CLASSES];\n    ri_init(&s);\n    ri_step(&s, x);\n"
+        "    return ri_classify(&s, l) < 0;\n}\n"
+    )
+    exe = tmp_path / "reinclude"
+    compile_object(["gcc", *STRICT_C, "-O2", str(src), "-o", str(exe)])
+    subprocess.run([str(exe)], check=True)
+
+
+@pytest.mark.parametrize(
+    ("target", "switch"), [("cortex-m0plus", "EDGERNN_NO_V6M_ASM"), ("cortex-m4", "EDGERNN_NO_DSP")]
+)
+def test_a_file_built_for_another_weight_order_does_not_link(
+    tmp_path: Path, target: str, switch: str
+) -> None:
+    """The weight order is chosen per file from its flags; a caller built with another choice than
+    the file holding the tables must need symbols that file does not define (a link error), and
+    with the same choice, none."""
+    if importlib.util.find_spec("ziglang") is None:
+        pytest.skip("zig missing; pip install -e '.[mcu]' installs it")
+    qm = make_qm("many-to-one", 5, 8, 2, seed=46)
+    header = write_header(qm, tmp_path / "model.h", "lo")
+    impl, user = tmp_path / "impl.c", tmp_path / "user.c"
+    impl.write_text(f'#define EDGERNN_IMPLEMENTATION\n#include "{header}"\n')
+    user.write_text(
+        f'#include "{header}"\nint32_t lo_demo(const int8_t *x);\n'
+        "int32_t lo_demo(const int8_t *x)\n{\n    lo_state_t s;\n    int32_t l[LO_NUM_CLASSES];\n"
+        "    lo_init(&s);\n    lo_step(&s, x);\n    return lo_classify(&s, l);\n}\n"
+    )
+    chain = toolchain("zig", get_target(target))
+
+    def tables(src: Path, defines: list[str], out: str) -> tuple[set[str], set[str]]:
+        elf = Elf.read(chain.compile(src, tmp_path / out, defines, []))
+        defined = {s.name for s in elf.symbols if s.shndx != 0 and s.name.startswith("lo_")}
+        return defined, {n for n in elf.undefined() if n.startswith("lo_")}
+
+    defined_default, _ = tables(impl, [], "impl.o")
+    defined_switched, _ = tables(impl, [switch], "impl_switched.o")
+    _, needed_default = tables(user, [], "user.o")
+    _, needed_switched = tables(user, [switch], "user_switched.o")
+    assert needed_default and needed_default <= defined_default
+    assert needed_switched and needed_switched <= defined_switched
+    assert needed_default - defined_switched and needed_switched - defined_default
+
+
+@pytest.mark.parametrize("cpu", ["cortex_m0plus", "cortex_m4", "cortex_m33+dsp"])
+def test_header_is_pedantic_clean_under_clang_for_each_core(tmp_path: Path, cpu: str) -> None:
+    """The host builds above never take the assembly paths; clang's -Wpedantic also flags their
+    templates (a string literal past C99's 4095 characters) unless the runtime silences it."""
+    if importlib.util.find_spec("ziglang") is None:
+        pytest.skip("zig missing; pip install -e '.[mcu]' installs it")
+    header = write_header(make_qm("many-to-one", 12, 32, 2, seed=47), tmp_path / "model.h", "pd")
+    src = tmp_path / "impl.c"
+    src.write_text(
+        f'#define EDGERNN_IMPLEMENTATION\n#include "{header}"\nint32_t pd_demo(const int8_t *x);\n'
+        "int32_t pd_demo(const int8_t *x)\n{\n    pd_state_t s;\n    int32_t l[PD_NUM_CLASSES];\n"
+        "    pd_init(&s);\n    pd_step(&s, x);\n    return pd_classify(&s, l);\n}\n"
+    )
+    zig = [sys.executable, "-m", "ziglang", "cc", "-target", "thumb-freestanding-eabi", f"-mcpu={cpu}"]
+    compile_object([*zig, *STRICT_C, "-Os", "-c", str(src), "-o", str(tmp_path / "impl.o")])
 
 
 def test_header_is_deterministic_and_documented(workdir: Path, tmp_path: Path) -> None:

@@ -25,19 +25,22 @@
  *   hidden state: int8 at scale 1/127; head scale 3.94918115e-05 (logit = logit_q * scale)
  *
  * Memory:
- *   flash: 2260 B model tables + 1024 B tanh table = 3284 B, plus code (about 2 KB on Cortex-M)
- *   RAM:   32 B state (caller-owned) + 256 B stack per step
+ *   flash: 2260 B model tables + 1024 B tanh table = 3284 B, plus code
+ *   RAM:   32 B state (caller-owned); a step takes 256 B of stack
+ *          for its accumulators, plus its call frames
+ *   (the demo model's code is 0.3-1.8 KB and its whole stack 340-380 B on Cortex-M and RISC-V;
+ *   `edgernn mcu DIR` measures this model's on each core)
  * Compute: 1408 MACs per step + 288 per head evaluation
  */
 
 /* One model per prefix and translation unit: a second, different model with this prefix
  * stops the build here (the guard would otherwise drop it without a word). */
-#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 32769759
+#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 21234408
 #error "two different edgernn models use the C prefix japanese_vowels in one translation unit; regenerate one with another --prefix"
 #endif
 #ifndef JAPANESE_VOWELS_MODEL_H
 #define JAPANESE_VOWELS_MODEL_H
-#define JAPANESE_VOWELS_MODEL_ID 32769759 /* identifies this model (a hash of the header) */
+#define JAPANESE_VOWELS_MODEL_ID 21234408 /* identifies this model (a hash of the header) */
 
 /*
  * Usage (C99 or C++; no malloc, stdio, libm, memset, memcpy). In exactly one .c/.cpp file:
@@ -81,7 +84,8 @@
  *     h[j]     = LUT[z[j] + 512]                     LUT[k] = round(127 tanh((k - 512) / 128))
  *
  * Freestanding: only <stddef.h> and <stdint.h> (and, on AVR, avr-libc's <avr/pgmspace.h>, macros
- * only: see EDGERNN_FLASH). No malloc, no stdio, no libm, and no calls to
+ * only: see EDGERNN_FLASH; on hosted x86-64 and AArch64 builds, the compiler's SIMD intrinsics:
+ * see EDGERNN_SIMD). No malloc, no stdio, no libm, and no calls to
  * memset/memcpy -- compilers turn plain zeroing or copy loops into such calls, which a bare-metal
  * image may not provide, so the one zeroing loop here writes through a volatile pointer.
  * Build the float wrappers without -ffast-math: they rely on IEEE float32 arithmetic.
@@ -95,7 +99,7 @@
 
 /* Bumped whenever a kernel's behaviour, the descriptor or a signature changes; model headers
  * check it. */
-#define EDGERNN_RUNTIME_VERSION 3
+#define EDGERNN_RUNTIME_VERSION 4
 
 /* Where the tables live, and how the code reads them: one storage/read pair.
  *
@@ -222,8 +226,17 @@ typedef struct {
 } edgernn_model_t;
 
 /* The tanh table LUT[k] = round_half_away(127 * tanh((k - 512) / 128)), k = z + 512: the same
- * for every model (edgernn.contract.constants.tanh_lut), defined once per program (where
- * EDGERNN_IMPLEMENTATION is defined). */
+ * for every model (edgernn.contract.constants.tanh_lut), defined where EDGERNN_IMPLEMENTATION is
+ * defined. Each model package ships such a file, and one firmware may link several packages: the
+ * definitions are the same bytes, so they are weak (a COMDAT under MSVC) and the linker keeps one.
+ * Another compiler needs EDGERNN_NO_TANH_TABLE in all but one of those files. */
+#if defined(__GNUC__) || defined(__clang__)
+#define EDGERNN_SHARED_TABLE __attribute__((weak))
+#elif defined(_MSC_VER)
+#define EDGERNN_SHARED_TABLE __declspec(selectany)
+#else
+#define EDGERNN_SHARED_TABLE
+#endif
 #ifdef __cplusplus
 extern "C" EDGERNN_FLASH const int8_t edgernn_tanh_lut[EDGERNN_LUT_SIZE];
 #else
@@ -388,9 +401,10 @@ static inline void edgernn_zero_s8(int8_t *p, size_t n)
  *      build enables it (-msse4.1, -mavx2, -march=native; 256-bit lanes measured no faster at
  *      these row lengths, so AVX2 builds run the same 128-bit code);
  *   2  AArch64 NEON (every AArch64 CPU).
- * The intrinsic headers are the compiler's own, freestanding: they need no libc. Define
- * EDGERNN_NO_SIMD for the portable C, which stays the reference the SIMD is tested against. */
-#if defined(__GNUC__) && defined(__SSE2__) && defined(__x86_64__) && !defined(EDGERNN_NO_SIMD)
+ * The intrinsics call nothing, but GCC's x86 headers include <stdlib.h> (for _mm_malloc), which a
+ * freestanding build (-ffreestanding: __STDC_HOSTED__ 0) may not have; there the x86 path is off.
+ * Define EDGERNN_NO_SIMD for the portable C, which stays the reference the SIMD is tested against. */
+#if defined(__GNUC__) && defined(__SSE2__) && defined(__x86_64__) && __STDC_HOSTED__ && !defined(EDGERNN_NO_SIMD)
 #define EDGERNN_SIMD 1
 #include <immintrin.h>
 #elif defined(__GNUC__) && defined(__aarch64__) && defined(__ARM_NEON) && !defined(EDGERNN_NO_SIMD)
@@ -707,6 +721,12 @@ static inline int32_t edgernn_blocks_s16_dsp(const int8_t *w, const uint32_t *xw
     "bne    1b\n\t"                                                                                    \
     "add    sp, sp, #48\n\t"
 
+/* clang -Wpedantic flags a string literal past C99's 4095 characters; an assembly template is
+ * one, and this one is longer (an assembler has no such limit). */
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Woverlength-strings"
+#endif
 /* The first hidden & ~3 units of a streamed cell (EDGERNN_DSP_STREAM): h[j] for j < hidden & ~3
  * from x and the old state, widened in hw (edgernn_widen_dsp). Operands as edgernn_blocks_s8_dsp. */
 static inline void edgernn_stream_blocks_dsp(const int32_t *stream, const int8_t *x, const uint32_t *hw,
@@ -729,6 +749,9 @@ static inline void edgernn_stream_blocks_dsp(const int32_t *stream, const int8_t
                      : [s] "r"(counts)
                      : "cc", "memory");
 }
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
 
 #endif /* EDGERNN_DSP */
 
@@ -2347,86 +2370,7 @@ EDGERNN_INLINE float edgernn_dequantize_logit(const edgernn_model_t *m, int32_t 
 
 #endif /* EDGERNN_RUNTIME_H */
 
-/* =============================================================================================
- * Implementation: the tanh table, in the one translation unit that defines
- * EDGERNN_IMPLEMENTATION, once however many model headers it includes.
- */
-#if defined(EDGERNN_IMPLEMENTATION) && !defined(EDGERNN_RUNTIME_IMPLEMENTED)
-#define EDGERNN_RUNTIME_IMPLEMENTED
-
-/* LUT[k] = round_half_away(127 * tanh((k - 512) / 128)), k = z + 512. The same for every
- * model (edgernn.contract.constants.tanh_lut). The full table is kept rather than half of it (tanh is odd):
- * it costs 512 bytes of flash and saves a branch and a negation per hidden unit and step. */
-EDGERNN_FLASH const int8_t edgernn_tanh_lut[EDGERNN_LUT_SIZE] = {
-    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
-    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
-    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
-    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
-    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
-    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
-    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
-    -127, -127, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126,
-    -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126,
-    -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126,
-    -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126,
-    -126, -126, -126, -126, -126, -126, -126, -126, -125, -125, -125, -125, -125, -125, -125, -125,
-    -125, -125, -125, -125, -125, -125, -125, -125, -125, -125, -125, -125, -125, -125, -125, -125,
-    -125, -125, -125, -125, -125, -125, -125, -125, -125, -124, -124, -124, -124, -124, -124, -124,
-    -124, -124, -124, -124, -124, -124, -124, -124, -124, -124, -124, -124, -124, -124, -124, -123,
-    -123, -123, -123, -123, -123, -123, -123, -123, -123, -123, -123, -123, -123, -123, -123, -123,
-    -122, -122, -122, -122, -122, -122, -122, -122, -122, -122, -122, -122, -122, -121, -121, -121,
-    -121, -121, -121, -121, -121, -121, -121, -121, -120, -120, -120, -120, -120, -120, -120, -120,
-    -120, -119, -119, -119, -119, -119, -119, -119, -119, -118, -118, -118, -118, -118, -118, -118,
-    -118, -117, -117, -117, -117, -117, -117, -116, -116, -116, -116, -116, -116, -115, -115, -115,
-    -115, -115, -115, -114, -114, -114, -114, -114, -113, -113, -113, -113, -113, -112, -112, -112,
-    -112, -112, -111, -111, -111, -111, -110, -110, -110, -110, -109, -109, -109, -109, -108, -108,
-    -108, -107, -107, -107, -107, -106, -106, -106, -105, -105, -105, -104, -104, -104, -103, -103,
-    -103, -102, -102, -102, -101, -101, -101, -100, -100, -100,  -99,  -99,  -98,  -98,  -98,  -97,
-     -97,  -96,  -96,  -95,  -95,  -95,  -94,  -94,  -93,  -93,  -92,  -92,  -91,  -91,  -90,  -90,
-     -89,  -89,  -88,  -88,  -87,  -87,  -86,  -86,  -85,  -85,  -84,  -84,  -83,  -82,  -82,  -81,
-     -81,  -80,  -79,  -79,  -78,  -78,  -77,  -76,  -76,  -75,  -74,  -74,  -73,  -72,  -72,  -71,
-     -70,  -70,  -69,  -68,  -68,  -67,  -66,  -65,  -65,  -64,  -63,  -63,  -62,  -61,  -60,  -59,
-     -59,  -58,  -57,  -56,  -56,  -55,  -54,  -53,  -52,  -51,  -51,  -50,  -49,  -48,  -47,  -46,
-     -46,  -45,  -44,  -43,  -42,  -41,  -40,  -39,  -38,  -38,  -37,  -36,  -35,  -34,  -33,  -32,
-     -31,  -30,  -29,  -28,  -27,  -26,  -25,  -24,  -24,  -23,  -22,  -21,  -20,  -19,  -18,  -17,
-     -16,  -15,  -14,  -13,  -12,  -11,  -10,   -9,   -8,   -7,   -6,   -5,   -4,   -3,   -2,   -1,
-       0,    1,    2,    3,    4,    5,    6,    7,    8,    9,   10,   11,   12,   13,   14,   15,
-      16,   17,   18,   19,   20,   21,   22,   23,   24,   24,   25,   26,   27,   28,   29,   30,
-      31,   32,   33,   34,   35,   36,   37,   38,   38,   39,   40,   41,   42,   43,   44,   45,
-      46,   46,   47,   48,   49,   50,   51,   51,   52,   53,   54,   55,   56,   56,   57,   58,
-      59,   59,   60,   61,   62,   63,   63,   64,   65,   65,   66,   67,   68,   68,   69,   70,
-      70,   71,   72,   72,   73,   74,   74,   75,   76,   76,   77,   78,   78,   79,   79,   80,
-      81,   81,   82,   82,   83,   84,   84,   85,   85,   86,   86,   87,   87,   88,   88,   89,
-      89,   90,   90,   91,   91,   92,   92,   93,   93,   94,   94,   95,   95,   95,   96,   96,
-      97,   97,   98,   98,   98,   99,   99,  100,  100,  100,  101,  101,  101,  102,  102,  102,
-     103,  103,  103,  104,  104,  104,  105,  105,  105,  106,  106,  106,  107,  107,  107,  107,
-     108,  108,  108,  109,  109,  109,  109,  110,  110,  110,  110,  111,  111,  111,  111,  112,
-     112,  112,  112,  112,  113,  113,  113,  113,  113,  114,  114,  114,  114,  114,  115,  115,
-     115,  115,  115,  115,  116,  116,  116,  116,  116,  116,  117,  117,  117,  117,  117,  117,
-     118,  118,  118,  118,  118,  118,  118,  118,  119,  119,  119,  119,  119,  119,  119,  119,
-     120,  120,  120,  120,  120,  120,  120,  120,  120,  121,  121,  121,  121,  121,  121,  121,
-     121,  121,  121,  121,  122,  122,  122,  122,  122,  122,  122,  122,  122,  122,  122,  122,
-     122,  123,  123,  123,  123,  123,  123,  123,  123,  123,  123,  123,  123,  123,  123,  123,
-     123,  123,  124,  124,  124,  124,  124,  124,  124,  124,  124,  124,  124,  124,  124,  124,
-     124,  124,  124,  124,  124,  124,  124,  124,  125,  125,  125,  125,  125,  125,  125,  125,
-     125,  125,  125,  125,  125,  125,  125,  125,  125,  125,  125,  125,  125,  125,  125,  125,
-     125,  125,  125,  125,  125,  125,  125,  125,  125,  126,  126,  126,  126,  126,  126,  126,
-     126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,
-     126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,
-     126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,
-     126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  127,
-     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
-     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
-     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
-     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
-     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
-     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
-     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
-};
-
-#endif /* EDGERNN_IMPLEMENTATION */
-
-#if EDGERNN_RUNTIME_VERSION != 3
+#if EDGERNN_RUNTIME_VERSION != 4
 #error "model headers from different edgernn versions in one translation unit"
 #endif
 
@@ -2457,11 +2401,26 @@ EDGERNN_FLASH const int8_t edgernn_tanh_lut[EDGERNN_LUT_SIZE] = {
 
 /* The recurrent state: JAPANESE_VOWELS_STATE_BYTES bytes of RAM, owned by the caller.
  * h[layer * DIRECTIONS + direction] is that layer and direction's hidden state (int8 at scale
- * 1/127), in the order of * torch's h_n. The functions keep no other state: one state per stream, several models or
- * streams side by side, and a step called from an ISR on a state nothing else touches is safe. */
+ * 1/127), in the order of torch's h_n. The functions keep no other state: one state per stream,
+ * several models or streams side by side, and a step called from an ISR on a state nothing else
+ * touches is safe (give that ISR's stack the step's: see Memory at the top).
+ * On cores with the DSP extension (M4, M7, M33) a step reads x and this state with word loads
+ * that need not be aligned: leave SCB->CCR.UNALIGN_TRP clear (its reset value) or build with
+ * EDGERNN_NO_DSP. */
 typedef struct {
     int8_t h[JAPANESE_VOWELS_NUM_LAYERS * JAPANESE_VOWELS_NUM_DIRECTIONS][JAPANESE_VOWELS_HIDDEN_SIZE];
 } japanese_vowels_state_t;
+
+/* The matrices' order follows the core (EDGERNN_DSP, EDGERNN_V6M_ASM), which each file
+ * decides from its own compiler flags. Their names carry the order, so that a file built for
+ * another order than the file defining the tables fails to link instead of misreading them. */
+#if EDGERNN_DSP
+#define japanese_vowels_head_w japanese_vowels_head_w_dsp
+#elif EDGERNN_V6M_ASM
+#define japanese_vowels_l0_d0_w_ih japanese_vowels_l0_d0_w_ih_v6m
+#define japanese_vowels_l0_d0_w_hh japanese_vowels_l0_d0_w_hh_v6m
+#define japanese_vowels_head_w japanese_vowels_head_w_v6m
+#endif
 
 /* The tables, defined once per program (where EDGERNN_IMPLEMENTATION is defined). */
 #ifdef __cplusplus
@@ -2520,7 +2479,7 @@ static const edgernn_model_t japanese_vowels_model = {
     EDGERNN_READOUT_FINAL_STATE,     /* readout */
 };
 
-/* The all-zero state (what torch uses when no h0 is given). */
+/* The all-zero state (what torch uses when no h0 is given); also the reset between sequences. */
 static inline void japanese_vowels_init(japanese_vowels_state_t *st)
 {
     edgernn_init(&japanese_vowels_model, &st->h[0][0]);
@@ -2543,13 +2502,15 @@ static inline int japanese_vowels_run(japanese_vowels_state_t *st, const int8_t 
     return edgernn_run(&japanese_vowels_model, (int8_t *)(void *)st, x, steps, buf, buf_bytes, logits, scratch);
 }
 
-/* The head on the top layer's state: int32 logits at scale JAPANESE_VOWELS_HEAD_SCALE. */
+/* The head on the top layer's state: int32 logits at scale JAPANESE_VOWELS_HEAD_SCALE. out: not NULL;
+ * the state is not changed, so the stream goes on with the next step. */
 static inline void japanese_vowels_logits(const japanese_vowels_state_t *st, int32_t out[JAPANESE_VOWELS_NUM_CLASSES])
 {
     edgernn_logits(&japanese_vowels_model, &st->h[0][0], out);
 }
 
-/* Fills logits (as japanese_vowels_logits) and returns the winning class; ties go to the lowest index. */
+/* Fills logits (as japanese_vowels_logits: not NULL, state unchanged) and returns the winning class;
+ * ties go to the lowest index. */
 static inline int32_t japanese_vowels_classify(const japanese_vowels_state_t *st, int32_t logits[JAPANESE_VOWELS_NUM_CLASSES])
 {
     return edgernn_classify(&japanese_vowels_model, &st->h[0][0], logits);
@@ -2984,3 +2945,85 @@ typedef char japanese_vowels_weight_bytes_check[(sizeof japanese_vowels_l0_d0_w_
 typedef char japanese_vowels_state_bytes_check[sizeof(japanese_vowels_state_t) == JAPANESE_VOWELS_STATE_BYTES ? 1 : -1];
 
 #endif /* JAPANESE_VOWELS_MODEL_IMPLEMENTED */
+
+/* =============================================================================================
+ * Implementation: the tanh table, in the one translation unit that defines
+ * EDGERNN_IMPLEMENTATION, once however many model headers it includes.
+ */
+#if defined(EDGERNN_IMPLEMENTATION) && !defined(EDGERNN_RUNTIME_IMPLEMENTED) && !defined(EDGERNN_NO_TANH_TABLE)
+#define EDGERNN_RUNTIME_IMPLEMENTED
+
+/* LUT[k] = round_half_away(127 * tanh((k - 512) / 128)), k = z + 512. The same for every
+ * model (edgernn.contract.constants.tanh_lut). The full table is kept rather than half of it (tanh is odd):
+ * it costs 512 bytes of flash and saves a branch and a negation per hidden unit and step. */
+#ifdef __cplusplus
+extern "C" /* C++: a namespace-scope const is internal, and a weak definition must be public */
+#endif
+EDGERNN_SHARED_TABLE EDGERNN_FLASH const int8_t edgernn_tanh_lut[EDGERNN_LUT_SIZE] = {
+    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
+    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
+    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
+    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
+    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
+    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
+    -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127, -127,
+    -127, -127, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126,
+    -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126,
+    -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126,
+    -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126, -126,
+    -126, -126, -126, -126, -126, -126, -126, -126, -125, -125, -125, -125, -125, -125, -125, -125,
+    -125, -125, -125, -125, -125, -125, -125, -125, -125, -125, -125, -125, -125, -125, -125, -125,
+    -125, -125, -125, -125, -125, -125, -125, -125, -125, -124, -124, -124, -124, -124, -124, -124,
+    -124, -124, -124, -124, -124, -124, -124, -124, -124, -124, -124, -124, -124, -124, -124, -123,
+    -123, -123, -123, -123, -123, -123, -123, -123, -123, -123, -123, -123, -123, -123, -123, -123,
+    -122, -122, -122, -122, -122, -122, -122, -122, -122, -122, -122, -122, -122, -121, -121, -121,
+    -121, -121, -121, -121, -121, -121, -121, -121, -120, -120, -120, -120, -120, -120, -120, -120,
+    -120, -119, -119, -119, -119, -119, -119, -119, -119, -118, -118, -118, -118, -118, -118, -118,
+    -118, -117, -117, -117, -117, -117, -117, -116, -116, -116, -116, -116, -116, -115, -115, -115,
+    -115, -115, -115, -114, -114, -114, -114, -114, -113, -113, -113, -113, -113, -112, -112, -112,
+    -112, -112, -111, -111, -111, -111, -110, -110, -110, -110, -109, -109, -109, -109, -108, -108,
+    -108, -107, -107, -107, -107, -106, -106, -106, -105, -105, -105, -104, -104, -104, -103, -103,
+    -103, -102, -102, -102, -101, -101, -101, -100, -100, -100,  -99,  -99,  -98,  -98,  -98,  -97,
+     -97,  -96,  -96,  -95,  -95,  -95,  -94,  -94,  -93,  -93,  -92,  -92,  -91,  -91,  -90,  -90,
+     -89,  -89,  -88,  -88,  -87,  -87,  -86,  -86,  -85,  -85,  -84,  -84,  -83,  -82,  -82,  -81,
+     -81,  -80,  -79,  -79,  -78,  -78,  -77,  -76,  -76,  -75,  -74,  -74,  -73,  -72,  -72,  -71,
+     -70,  -70,  -69,  -68,  -68,  -67,  -66,  -65,  -65,  -64,  -63,  -63,  -62,  -61,  -60,  -59,
+     -59,  -58,  -57,  -56,  -56,  -55,  -54,  -53,  -52,  -51,  -51,  -50,  -49,  -48,  -47,  -46,
+     -46,  -45,  -44,  -43,  -42,  -41,  -40,  -39,  -38,  -38,  -37,  -36,  -35,  -34,  -33,  -32,
+     -31,  -30,  -29,  -28,  -27,  -26,  -25,  -24,  -24,  -23,  -22,  -21,  -20,  -19,  -18,  -17,
+     -16,  -15,  -14,  -13,  -12,  -11,  -10,   -9,   -8,   -7,   -6,   -5,   -4,   -3,   -2,   -1,
+       0,    1,    2,    3,    4,    5,    6,    7,    8,    9,   10,   11,   12,   13,   14,   15,
+      16,   17,   18,   19,   20,   21,   22,   23,   24,   24,   25,   26,   27,   28,   29,   30,
+      31,   32,   33,   34,   35,   36,   37,   38,   38,   39,   40,   41,   42,   43,   44,   45,
+      46,   46,   47,   48,   49,   50,   51,   51,   52,   53,   54,   55,   56,   56,   57,   58,
+      59,   59,   60,   61,   62,   63,   63,   64,   65,   65,   66,   67,   68,   68,   69,   70,
+      70,   71,   72,   72,   73,   74,   74,   75,   76,   76,   77,   78,   78,   79,   79,   80,
+      81,   81,   82,   82,   83,   84,   84,   85,   85,   86,   86,   87,   87,   88,   88,   89,
+      89,   90,   90,   91,   91,   92,   92,   93,   93,   94,   94,   95,   95,   95,   96,   96,
+      97,   97,   98,   98,   98,   99,   99,  100,  100,  100,  101,  101,  101,  102,  102,  102,
+     103,  103,  103,  104,  104,  104,  105,  105,  105,  106,  106,  106,  107,  107,  107,  107,
+     108,  108,  108,  109,  109,  109,  109,  110,  110,  110,  110,  111,  111,  111,  111,  112,
+     112,  112,  112,  112,  113,  113,  113,  113,  113,  114,  114,  114,  114,  114,  115,  115,
+     115,  115,  115,  115,  116,  116,  116,  116,  116,  116,  117,  117,  117,  117,  117,  117,
+     118,  118,  118,  118,  118,  118,  118,  118,  119,  119,  119,  119,  119,  119,  119,  119,
+     120,  120,  120,  120,  120,  120,  120,  120,  120,  121,  121,  121,  121,  121,  121,  121,
+     121,  121,  121,  121,  122,  122,  122,  122,  122,  122,  122,  122,  122,  122,  122,  122,
+     122,  123,  123,  123,  123,  123,  123,  123,  123,  123,  123,  123,  123,  123,  123,  123,
+     123,  123,  124,  124,  124,  124,  124,  124,  124,  124,  124,  124,  124,  124,  124,  124,
+     124,  124,  124,  124,  124,  124,  124,  124,  125,  125,  125,  125,  125,  125,  125,  125,
+     125,  125,  125,  125,  125,  125,  125,  125,  125,  125,  125,  125,  125,  125,  125,  125,
+     125,  125,  125,  125,  125,  125,  125,  125,  125,  126,  126,  126,  126,  126,  126,  126,
+     126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,
+     126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,
+     126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,
+     126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  126,  127,
+     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
+     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
+     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
+     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
+     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
+     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
+     127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,  127,
+};
+
+#endif /* EDGERNN_IMPLEMENTATION */

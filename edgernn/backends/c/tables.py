@@ -170,6 +170,7 @@ def model_data(qm: QuantizedModel, prefix: str, up: str) -> ModelData:
     d = cfg.directions
     blocks = []
     descriptors = []
+    dsp_ordered, v6m_ordered = [], []  # the matrices each core's kernels read in their own order
     size_terms = []  # the tables' sizes, without EDGERNN_DSP
     dsp_terms = []  # with it, where some cells are one stream (dsp_stream)
     dsp_pad = 0  # the streams' padding bytes
@@ -196,7 +197,10 @@ def model_data(qm: QuantizedModel, prefix: str, up: str) -> ModelData:
         inputs = 0 if cell.table is not None else cell.w_ih.shape[1]
         terms = [f"sizeof {n}" for n in names]
         size_terms += terms
+        matrices = [f"{name}_w_hh"] if cell.table is not None else [f"{name}_w_ih", f"{name}_w_hh"]
+        v6m_ordered += matrices
         if not dsp_stream_cell(cell):
+            dsp_ordered += matrices
             if cell.table is None:
                 blocks += _feature_tables(name, cell, i < d, dsp=True)
             blocks.append(_weights(f"{name}_w_hh", cell.w_hh, "W_hh, int8, row j at its own scale"))
@@ -248,6 +252,8 @@ def model_data(qm: QuantizedModel, prefix: str, up: str) -> ModelData:
             f"head bias at scale {up}_HEAD_SCALE",
         )
     )
+    dsp_ordered.append(f"{prefix}_head_w")
+    v6m_ordered.append(f"{prefix}_head_w")
     head_terms = [f"sizeof {prefix}_head_w", f"sizeof {prefix}_head_b"]
     if not cfg.tokens:
         blocks.append("/* ---- Float input ---- */")
@@ -289,7 +295,19 @@ def model_data(qm: QuantizedModel, prefix: str, up: str) -> ModelData:
         + f"typedef char {prefix}_state_bytes_check[sizeof({prefix}_state_t) == "
         f"{up}_STATE_BYTES ? 1 : -1];"
     )
-    return ModelData("\n\n".join(blocks), cells, checks)
+    renames = "\n".join(
+        [
+            "/* The matrices' order follows the core (EDGERNN_DSP, EDGERNN_V6M_ASM), which each file",
+            " * decides from its own compiler flags. Their names carry the order, so that a file built for",
+            " * another order than the file defining the tables fails to link instead of misreading them. */",
+            "#if EDGERNN_DSP",
+            *(f"#define {n} {n}_dsp" for n in dsp_ordered),
+            "#elif EDGERNN_V6M_ASM",
+            *(f"#define {n} {n}_v6m" for n in v6m_ordered),
+            "#endif",
+        ]
+    )
+    return ModelData("\n\n".join(blocks), cells, checks, renames)
 
 
 @dataclass(frozen=True)
@@ -297,6 +315,7 @@ class ModelData:
     tables: str  # the weight and scale arrays' definitions (EDGERNN_IMPLEMENTATION only)
     cells: str  # the static cell descriptors (every translation unit)
     checks: str  # compile-time size proofs
+    renames: str  # the matrices' names per core order (every translation unit, before any use)
 
     def declarations(self) -> str:
         """`extern` declarations of the tables, so every file can point at the one definition (in

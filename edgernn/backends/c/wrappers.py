@@ -38,9 +38,12 @@ def state_type(qm: QuantizedModel, p: str) -> str:
     return (
         f"/* The recurrent state: {up}_STATE_BYTES bytes of RAM, owned by the caller.\n"
         " * h[layer * DIRECTIONS + direction] is that layer and direction's hidden state (int8 at scale\n"
-        " * 1/127), in the order of"
-        " * torch's h_n. The functions keep no other state: one state per stream, several models or\n"
-        " * streams side by side, and a step called from an ISR on a state nothing else touches is safe. */\n"
+        " * 1/127), in the order of torch's h_n. The functions keep no other state: one state per stream,\n"
+        " * several models or streams side by side, and a step called from an ISR on a state nothing else\n"
+        " * touches is safe (give that ISR's stack the step's: see Memory at the top).\n"
+        " * On cores with the DSP extension (M4, M7, M33) a step reads x and this state with word loads\n"
+        " * that need not be aligned: leave SCB->CCR.UNALIGN_TRP clear (its reset value) or build with\n"
+        " * EDGERNN_NO_DSP. */\n"
         "typedef struct {\n"
         f"    int8_t h[{up}_NUM_LAYERS * {up}_NUM_DIRECTIONS][{up}_HIDDEN_SIZE];\n"
         f"}} {p}_state_t;"
@@ -60,7 +63,7 @@ def wrappers(qm: QuantizedModel, p: str) -> str:
     reset = "\n    st->filled = 0;" if cfg.frame > 1 else ""
     out = [
         _fn(
-            "The all-zero state (what torch uses when no h0 is given).",
+            "The all-zero state (what torch uses when no h0 is given); also the reset between sequences.",
             f"void {p}_init({p}_state_t *st)",
             f"    edgernn_init({m}, {st});{reset}",
         )
@@ -104,14 +107,16 @@ def wrappers(qm: QuantizedModel, p: str) -> str:
     if not cfg.bidirectional or (cfg.task == Task.MANY_TO_ONE and not cfg.last_output):
         out.append(
             _fn(
-                f"The head on the top layer's state: int32 logits at scale {up}_HEAD_SCALE.",
+                f"The head on the top layer's state: int32 logits at scale {up}_HEAD_SCALE. out: not NULL;\n"
+                " * the state is not changed, so the stream goes on with the next step.",
                 f"void {p}_logits(const {p}_state_t *st, int32_t out[{up}_NUM_CLASSES])",
                 f"    edgernn_logits({m}, {st}, out);",
             )
         )
         out.append(
             _fn(
-                f"Fills logits (as {p}_logits) and returns the winning class; ties go to the lowest index.",
+                f"Fills logits (as {p}_logits: not NULL, state unchanged) and returns the winning class;\n"
+                " * ties go to the lowest index.",
                 f"int32_t {p}_classify(const {p}_state_t *st, int32_t logits[{up}_NUM_CLASSES])",
                 f"    return edgernn_classify({m}, {st}, logits);",
             )
