@@ -8,6 +8,7 @@ Every error is a one-line message, never a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.exceptions import NoArgsIsHelpError
 
 from edgernn import __version__
 from edgernn import packages as firmware_packages  # the package registry: --package's choices
@@ -44,11 +46,52 @@ def friendly(fn: F) -> F:
         except KeyboardInterrupt:
             click.echo("interrupted; artifacts already written are intact", err=True)
             sys.exit(130)
+        except click.ClickException:
+            raise  # a usage error found inside the command: _OneLineGroup words it
+        except Exception as e:
+            # Anything else is a promise broken below us (a library refusing what edgernn let
+            # through): still one line, with exit 4. EDGERNN_TRACEBACK=1 shows the traceback.
+            if os.environ.get("EDGERNN_TRACEBACK"):
+                raise
+            what = str(e).strip().splitlines()[-1:] or [""]
+            click.secho(
+                f"error: internal error, {type(e).__name__}: {what[0]} "
+                "(a bug: rerun with EDGERNN_TRACEBACK=1 and report the traceback)",
+                fg="red",
+                err=True,
+            )
+            sys.exit(4)
 
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _OneLineGroup(click.Group):
+    """Usage errors (a bad option value, a missing argument) as one `error: ...` line and exit 2,
+    like every other error, instead of click's usage block."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("standalone_mode", True):
+            return super().main(*args, **kwargs)
+        kwargs["standalone_mode"] = False
+        try:
+            rv = super().main(*args, **kwargs)
+        except NoArgsIsHelpError as e:  # `edgernn` alone: the help, not an error message
+            click.echo(e.format_message(), err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            ctx = getattr(e, "ctx", None)
+            hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            click.secho(f"error: {e.format_message()}{hint}", fg="red", err=True)
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(
+    cls=_OneLineGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.version_option(__version__, prog_name="edgernn")
 def main() -> None:
     """Train tiny tanh RNNs, quantize them to int8 and export bit-exact ONNX and C for microcontrollers.

@@ -17,6 +17,14 @@ from edgernn.errors import InputError
 from edgernn.pad import pad_numpy, pad_torch
 
 
+def check_frames(cfg: ModelConfig, lengths: np.ndarray | torch.Tensor) -> None:
+    """Refuse a sequence shorter than one frame: a device never steps on it, so no backend answers."""
+    if cfg.frame > 1 and len(lengths) and int(lengths.min()) < cfg.frame:
+        raise InputError(
+            f"a sequence of {int(lengths.min())} samples is shorter than one frame ({cfg.frame} samples)"
+        )
+
+
 def frame_torch(
     cfg: ModelConfig, x: torch.Tensor, lengths: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -24,10 +32,7 @@ def frame_torch(
     k = cfg.frame
     if k == 1:
         return x, lengths
-    if len(lengths) and int(lengths.min()) < k:
-        raise InputError(
-            f"a sequence of {int(lengths.min())} samples is shorter than one frame ({k} samples)"
-        )
+    check_frames(cfg, lengths)
     steps = x.shape[1] // k
     return x[:, : steps * k].reshape(x.shape[0], steps, k * x.shape[2]), torch.div(
         lengths, k, rounding_mode="floor"
@@ -39,10 +44,7 @@ def frame_numpy(cfg: ModelConfig, x: np.ndarray, lengths: np.ndarray) -> tuple[n
     k = cfg.frame
     if k == 1:
         return x, lengths
-    if len(lengths) and int(np.min(lengths)) < k:
-        raise InputError(
-            f"a sequence of {int(np.min(lengths))} samples is shorter than one frame ({k} samples)"
-        )
+    check_frames(cfg, lengths)
     steps = x.shape[1] // k
     framed = np.ascontiguousarray(x[:, : steps * k]).reshape(x.shape[0], steps, k * x.shape[2])
     return framed, np.asarray(lengths) // k

@@ -195,3 +195,13 @@ def check_manifest(
             f"(retrained since?); run `edgernn export {out}` again"
         )
     return digest
+
+
+def checkpoint_sha256(out_dir: str | os.PathLike[str]) -> str | None:
+    """The sha256 of DIR/checkpoint.pt's bytes, the digest the manifest records, or None where the
+    directory holds no checkpoint (an export passed on without it)."""
+    path = Path(out_dir) / CHECKPOINT_FILE
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None

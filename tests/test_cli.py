@@ -246,6 +246,57 @@ def assert_check_failed(result, *fragments: str) -> None:
         assert f in out, out
 
 
+def test_usage_errors_are_one_line(tmp_path):
+    for args, says in (
+        (("train", "--frame", "0"), "error: Invalid value for '--frame': 0 is not in the range"),
+        (("train", "--data", str(tmp_path / "none.npz")), "does not exist"),
+        (("nonsense",), "error: No such command 'nonsense'"),
+    ):
+        r = run(*args)
+        assert r.exit_code == 2 and "\n" not in r.output.strip(), r.output
+        assert says in r.output and "--help" in r.output, r.output
+
+
+def test_an_unexpected_exception_is_one_line_with_exit_4(monkeypatch, tmp_path):
+    import edgernn.pipeline
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("deep inside\nthe last line")
+
+    monkeypatch.setattr(edgernn.pipeline, "export_dir", fail)
+    r = run("export", str(tmp_path))
+    assert r.exit_code == 4 and "Traceback" not in r.output, r.output
+    assert r.output.strip().startswith("error: internal error, RuntimeError: the last line"), r.output
+    monkeypatch.setenv("EDGERNN_TRACEBACK", "1")
+    with pytest.raises(RuntimeError):
+        run("export", str(tmp_path))
+
+
+def test_a_checkpoint_retrained_after_the_export_is_refused(tiny_export, tmp_path):
+    """predict (every backend), report and mcu read the exported artifacts: after a retrain they
+    would answer for the old model, so each refuses until the export is rerun (as verify does)."""
+    d = _copy_export(tiny_export, tmp_path / "d")
+    assert run("verify", str(d), "--no-c").exit_code == 0
+    other = tmp_path / "other"
+    train_to_dir(
+        other,
+        dataset="japanese_vowels",
+        spec=ModelSpec(hidden_size=8),
+        tc=TrainConfig(epochs=1, seed=1),
+        progress=False,
+    )
+    shutil.copy(other / "checkpoint.pt", d / "checkpoint.pt")
+    from edgernn.data.bundled import load_dataset
+
+    test = load_dataset("japanese_vowels").test
+    np.savez(tmp_path / "x.npz", X=test.x[:2], lengths=test.lengths[:2])
+    for backend in ("onnx-int8", "onnx", "c", "torch"):
+        r = run("predict", str(d), "--data", str(tmp_path / "x.npz"), "--backend", backend)
+        assert_check_failed(r, "not the checkpoint these artifacts were exported from")
+    assert_check_failed(run("report", str(d), "--no-plots"), "not the checkpoint")
+    assert_check_failed(run("mcu", str(d)), "not the checkpoint")
+
+
 def test_export_writes_a_deterministic_manifest_last(tiny_export, tmp_path):
     from edgernn.manifest import MANIFEST, MANIFEST_SCHEMA
     from edgernn.pipeline import EXPORTED

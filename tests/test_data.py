@@ -389,6 +389,8 @@ def _bad_npz_cases() -> list[tuple[str, dict[str, Any], str]]:
         ("string y", {"X": x, "y": y.astype(str)}, "y must be integers"),
         ("negative label", {"X": x, "y": y - 1}, "labels must be >= 0"),
         ("one class", {"X": x, "y": np.zeros(40, int)}, "at least 2 classes"),
+        ("labels from 1", {"X": x, "y": y + 1}, r"no label is 0 \(labels counted from 1\? subtract 1\)"),
+        ("a gap", {"X": x, "y": np.where(y == 2, 7, y)}, "0..7, but no label is 2, 3, 4, 5, 6;"),
         ("lengths N", {"X": x, "y": y, "lengths": n[:-1]}, r"lengths must have shape \(40,\)"),
         ("lengths 0", {"X": x, "y": y, "lengths": np.where(np.arange(40) == 7, 0, n)}, "sequence 7 has 0"),
         ("lengths > T", {"X": x, "y": y, "lengths": n + 8}, r"lengths must be in 1\.\.8"),
@@ -460,6 +462,15 @@ def test_user_csv_errors(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(InputError, match=message) as info:
         load_user_data(p)
     assert "\n" not in str(info.value)
+
+
+def test_user_csv_with_a_byte_order_mark(tmp_path: Path) -> None:
+    """Excel's "CSV UTF-8" begins with a BOM; the header's first name is still `sequence`."""
+    rows = "".join(f"s{i},{t},{i % 2},{0.1 * t + i % 2}\n" for i in range(12) for t in range(3))
+    p = tmp_path / "excel.csv"
+    p.write_bytes("\ufeffsequence,step,label,f0\n".encode() + rows.encode())
+    ds = load_user_data(p)
+    assert ds.num_classes == 2 and len(ds.train) + len(ds.val) + len(ds.test) == 12
 
 
 def test_user_csv_not_utf8(tmp_path: Path) -> None:

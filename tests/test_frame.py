@@ -148,6 +148,24 @@ def test_predict_reads_samples_on_every_backend(framed: Path, tmp_path: Path) ->
     assert out["c"].count("\n") == 21
 
 
+def test_every_backend_refuses_a_sequence_shorter_than_a_frame(framed: Path, tmp_path: Path) -> None:
+    """A device never steps on fewer samples than a frame: no backend may answer for one (the ONNX
+    backends once returned the head on the zero state)."""
+    from edgernn.data.bundled import load_dataset
+
+    test = load_dataset("arrowhead").test
+    lengths = test.lengths[:3].copy()
+    lengths[1] = FRAME - 1
+    np.savez(tmp_path / "short.npz", X=test.x[:3], lengths=lengths)
+    for backend in ("c", "onnx-int8", "torch", "onnx"):
+        args = ["predict", str(framed), "--data", str(tmp_path / "short.npz"), "--backend", backend]
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 2, (backend, r.output)
+        assert r.output.strip() == (
+            f"error: a sequence of {FRAME - 1} samples is shorter than one frame ({FRAME} samples)"
+        ), backend
+
+
 def test_bidirectional_framing_is_refused() -> None:
     with pytest.raises(InputError, match="unidirectional many-to-one feature models"):
         ModelConfig("many-to-one", 12, 8, 3, bidirectional=True, frame=2)

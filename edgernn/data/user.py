@@ -138,7 +138,7 @@ def read_long_csv(p: Path, labels: str) -> LongCsv:
     labels: "required", or "ignored" (prediction: label and split columns may be there and are skipped).
     """
     try:
-        with p.open(newline="", encoding="utf-8") as f:
+        with p.open(newline="", encoding="utf-8-sig") as f:  # -sig: Excel's "CSV UTF-8" starts with a BOM
             rows = list(csv.reader(f))
     except UnicodeDecodeError:
         raise InputError(f"{p.name}: not a UTF-8 text file") from None
@@ -313,6 +313,16 @@ def _user_dataset(p: Path, arrays: UserArrays, rng: np.random.Generator, normali
         names = tuple(str(c) for c in class_names)
         num_classes = len(names)
     else:
+        # A class id nothing carries is a head output the model can never learn: most often labels
+        # counted from 1. A class_names array states such a class on purpose.
+        absent = sorted(set(range(num_classes)) - {int(v) for v in np.unique(used)})
+        if absent:
+            shown = ", ".join(str(c) for c in absent[:5]) + (", ..." if len(absent) > 5 else "")
+            hint = " (labels counted from 1? subtract 1)" if absent == [0] else ""
+            raise InputError(
+                f"{name}: labels are class ids 0..{num_classes - 1}, but no label is {shown}{hint}; "
+                "give class_names to keep a class without data"
+            )
         names = tuple(str(i) for i in range(num_classes))
 
     if tokens:

@@ -32,7 +32,7 @@ from edgernn.contract.model import QuantizedModel
 from edgernn.contract.quantize import quantize_inputs
 from edgernn.data.dataset import normalize
 from edgernn.errors import InputError
-from edgernn.frame import steps_numpy
+from edgernn.frame import check_frames, steps_numpy
 from edgernn.pipeline import FLOAT_ONNX, HEADER, INT_ONNX, QUANT_NAME, STEP_ONNX, load_quantized, shared
 
 BACKENDS: tuple[str, ...] = ("c", "onnx-int8", "onnx", "torch")
@@ -82,7 +82,7 @@ def _check_backend(backend: str) -> str:
 
 def _check_export(out: Path, backend: str) -> None:
     """A directory `edgernn export` completed, and the files this backend reads match its manifest."""
-    from edgernn.manifest import MANIFEST, check_manifest
+    from edgernn.manifest import MANIFEST, check_manifest, checkpoint_sha256
 
     try:
         if not out.is_dir():
@@ -97,12 +97,9 @@ def _check_export(out: Path, backend: str) -> None:
         "onnx": (QUANT_NAME, FLOAT_ONNX),
         "torch": (QUANT_NAME,),
     }[backend]
-    checkpoint_sha = None
-    if backend == "torch":
-        from edgernn.train.checkpoint import load_checkpoint
-
-        checkpoint_sha = load_checkpoint(out).sha256
-    check_manifest(out, needed, checkpoint_sha)  # CheckFailed (exit 1) for a tampered or mixed set
+    # CheckFailed (exit 1) for a tampered or mixed set, or a checkpoint retrained since the export
+    # (every backend: the artifacts would answer for the old model)
+    check_manifest(out, needed, checkpoint_sha256(out))
 
 
 class Runtime:
@@ -220,6 +217,7 @@ class Runtime:
         """Raw (B, T, I) floats with lengths, or a list of (T_i, I) arrays (token models: (B, T) or
         lists of ids) -> one Prediction per sequence."""
         x, lens = self._batch(sequences, lengths)
+        check_frames(self.qm.config, lens)  # here, so that every backend refuses alike
         out: list[Prediction] = []
         for i in range(0, len(lens), BATCH):
             xb, lb = x[i : i + BATCH], lens[i : i + BATCH]

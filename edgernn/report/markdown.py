@@ -26,8 +26,9 @@ from edgernn.bench import BENCH_JSON, load_bench, markdown_tables
 from edgernn.config import Task
 from edgernn.contract.model import QuantizedModel
 from edgernn.contract.reference import int_forward, int_generate
-from edgernn.errors import InputError
+from edgernn.errors import CheckFailed, InputError
 from edgernn.frame import steps_torch
+from edgernn.manifest import check_manifest
 from edgernn.metrics import IGNORE, confusion, predictions
 from edgernn.pipeline import (
     FLOAT_ONNX,
@@ -390,6 +391,12 @@ def build_report(out_dir: str | os.PathLike[str], plots: bool = True) -> ReportM
     if "metrics" not in report or "parity" not in report:
         raise InputError(f"{out}/report.json has no verification results; run `edgernn verify {out}` first")
     ckpt = load_checkpoint(out)
+    check_manifest(out, (QUANT_NAME,), ckpt.sha256)
+    if report.get("checkpoint_sha256") != ckpt.sha256:
+        raise CheckFailed(
+            f"{out}/report.json was verified on another checkpoint (retrained since?); "
+            f"run `edgernn export {out}` and `edgernn verify {out}` again"
+        )
     qm = load_quantized(out)
     ds = load_data(ckpt.meta.get("data", {}))
     cfg = qm.config

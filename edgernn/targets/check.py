@@ -324,12 +324,15 @@ def check_dir(
     """An export directory's model.h on the test split of the data set it was trained on; the
     images are kept in DIR/mcu/<target>-<compiler>/ for inspection. The compilers get absolute
     paths: zig cc resolves a relative output path from another working directory."""
-    from edgernn.pipeline import HEADER, int8_inputs, load_data, load_quantized
+    from edgernn.manifest import check_manifest
+    from edgernn.pipeline import HEADER, QUANT_NAME, int8_inputs, load_data, load_quantized
     from edgernn.train.checkpoint import load_checkpoint
 
     out = Path(out_dir)
     qm = load_quantized(out)
-    ds = load_data(load_checkpoint(out).meta.get("data", {}))
+    ckpt = load_checkpoint(out)
+    check_manifest(out, (QUANT_NAME, HEADER), ckpt.sha256)  # model.h is the exported checkpoint's
+    ds = load_data(ckpt.meta.get("data", {}))
     split = ds.test
     n = len(split.lengths) if max_sequences is None else min(max_sequences, len(split.lengths))
     x = int8_inputs(qm, split)[:n]
