@@ -133,6 +133,32 @@ def _open_readonly(lock: Path, out_dir: Path) -> int:
         raise InputError(f"cannot read {out_dir}: {e.strerror or e}") from None
 
 
+def _data_file(ref: dict[str, Any], near: Path | None) -> Path:
+    """The recorded data file, or its namesake beside the checkpoint; either must hold the bytes the
+    checkpoint was trained on (sha256)."""
+    recorded = Path(ref["path"])
+    places = [recorded] + ([near / recorded.name] if near is not None else [])
+    for p in places:
+        try:
+            data = p.read_bytes()
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise InputError(f"cannot read the training data file {p}: {e.strerror or e}") from None
+        if hashlib.sha256(data).hexdigest() != ref.get("sha256"):
+            raise InputError(f"the training data file {p} changed since the checkpoint was trained")
+        return p
+    beside = f", or copy it to {places[-1]}" if near is not None else ""
+    raise InputError(
+        f"the training data file {recorded} recorded in the checkpoint is gone; put it back{beside}"
+    )
+
+
+def checkpoint_data(ckpt: Checkpoint, out_dir: str | os.PathLike[str]) -> Dataset:
+    """The data set a checkpoint in out_dir was trained on (load_data, looking beside it too)."""
+    return load_data(ckpt.meta.get("data", {}), near=Path(out_dir))
+
+
 def data_ref(dataset: str | None, data_file: str | os.PathLike[str] | None, seed: int) -> dict[str, Any]:
     if data_file is not None:
         p = Path(data_file)
@@ -144,19 +170,13 @@ def data_ref(dataset: str | None, data_file: str | os.PathLike[str] | None, seed
     return {"kind": "bundled", "name": dataset, "seed": seed}
 
 
-def load_data(ref: dict[str, Any]) -> Dataset:
-    """Rebuild the exact data set (and split and normalization) a checkpoint was trained on."""
+def load_data(ref: dict[str, Any], near: Path | None = None) -> Dataset:
+    """Rebuild the exact data set (and split and normalization) a checkpoint was trained on. A data
+    file is found where it was, or (`near`: the checkpoint's directory) beside the checkpoint under
+    its own name, so an export directory passed on with its data still verifies."""
     seed = int(ref.get("seed", 0))
     if ref.get("kind") == "file":
-        p = Path(ref["path"])
-        try:
-            data = p.read_bytes()
-        except FileNotFoundError:
-            raise InputError(f"the training data file {p} recorded in the checkpoint is gone") from None
-        except OSError as e:
-            raise InputError(f"cannot read the training data file {p}: {e.strerror or e}") from None
-        if hashlib.sha256(data).hexdigest() != ref.get("sha256"):
-            raise InputError(f"the training data file {p} changed since the checkpoint was trained")
+        p = _data_file(ref, near)
         return load_user_data(p, seed=seed, normalize=ref.get("normalize", True))
     ds = load_dataset(str(ref.get("name")), seed=seed)
     if ref.get("normalize", True) is False and ds.input_size:
@@ -343,7 +363,7 @@ def quantize_dir(out_dir: str | os.PathLike[str]) -> QuantizedModel:
     checkpoint_path(out_dir)  # as export_dir: refuse a missing directory, then lock before working
     with exclusive(Path(out_dir)):
         ckpt = load_checkpoint(out_dir)
-        ds = load_data(ckpt.meta.get("data", {}))
+        ds = checkpoint_data(ckpt, out_dir)
         qm = quantize_checkpoint(ckpt, ds)
         write_text(Path(out_dir) / QUANT_NAME, qm.to_json())
     return qm
@@ -365,7 +385,7 @@ def export_dir(out_dir: str | os.PathLike[str], prefix: str | None = None) -> Ex
     with exclusive(out):
         ckpt = load_checkpoint(out)
         prefix = prefix or default_prefix(str(ckpt.meta.get("dataset", "model")))
-        ds = load_data(ckpt.meta.get("data", {}))
+        ds = checkpoint_data(ckpt, out)
         qm = quantize_checkpoint(ckpt, ds)
         qm = replace(qm, meta=replace(qm.meta, c_prefix=prefix))
         write_text(out / QUANT_NAME, qm.to_json())

@@ -37,8 +37,8 @@ from edgernn.pipeline import (
     FLOAT_ONNX,
     RAW_INT_ONNX,
     REQUIRED,
+    checkpoint_data,
     int8_inputs,
-    load_data,
     load_quantized,
     shared,
 )
@@ -210,7 +210,7 @@ def _verify_locked(out: Path, with_c: bool) -> Verification:
     ckpt = load_checkpoint(out)
     digest = check_manifest(out, REQUIRED, ckpt.sha256)
     qm = load_quantized(out)
-    ds = load_data(ckpt.meta.get("data", {}))
+    ds = checkpoint_data(ckpt, out)
     test = ds.test
     cfg = qm.config
     notes: list[str] = []

@@ -297,6 +297,29 @@ def test_a_checkpoint_retrained_after_the_export_is_refused(tiny_export, tmp_pat
     assert_check_failed(run("mcu", str(d)), "not the checkpoint")
 
 
+def test_an_export_directory_travels_with_its_data_file(tmp_path):
+    """The checkpoint records where its data file was; moved beside the checkpoint, the file is
+    still found (by name and sha256), and no build path reaches the generated C."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(30, 6, 2)).astype(np.float32), np.arange(30) % 2
+    x[y == 1] += 1.0
+    data = tmp_path / "build" / "mine.npz"
+    data.parent.mkdir()
+    np.savez(data, X=x, y=y)
+    out = tmp_path / "out"
+    train_to_dir(out, data_file=data, spec=ModelSpec(hidden_size=4), tc=TrainConfig(epochs=1), progress=False)
+    assert run("export", str(out)).exit_code == 0
+    assert str(tmp_path) not in (out / "model.h").read_text()
+    data.rename(out / "mine.npz")
+    r = run("verify", str(out), "--no-c")
+    assert r.exit_code == 0, r.output
+    (out / "mine.npz").unlink()
+    r = run("verify", str(out), "--no-c")
+    assert r.exit_code == 2 and f"is gone; put it back, or copy it to {out / 'mine.npz'}" in r.output, (
+        r.output
+    )
+
+
 def test_export_writes_a_deterministic_manifest_last(tiny_export, tmp_path):
     from edgernn.manifest import MANIFEST, MANIFEST_SCHEMA
     from edgernn.pipeline import EXPORTED

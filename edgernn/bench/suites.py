@@ -53,7 +53,7 @@ from edgernn.config import ModelConfig, Task
 from edgernn.contract.model import QuantizedModel
 from edgernn.errors import InputError
 from edgernn.frame import steps_numpy
-from edgernn.pipeline import FLOAT_ONNX, HEADER, INT_ONNX, STEP_ONNX, load_data, load_quantized
+from edgernn.pipeline import FLOAT_ONNX, HEADER, INT_ONNX, STEP_ONNX, checkpoint_data, load_quantized
 from edgernn.synthetic import random_quantized
 from edgernn.train.checkpoint import load_checkpoint
 from edgernn.train.model import EdgeRNN
@@ -117,7 +117,7 @@ def load_context(out_dir: str | os.PathLike[str]) -> Context:
             raise InputError(f"{out} has no {name}; run `edgernn export {out}` first")
     ckpt = load_checkpoint(out)
     qm = load_quantized(out)
-    ds = load_data(ckpt.meta.get("data", {}))
+    ds = checkpoint_data(ckpt, out)
     prefix = header_prefix((out / HEADER).read_text(encoding="utf-8"))
     test = split_workload(qm, ds.test)
     return Context(out, ckpt.model.eval(), qm, prefix, test, model_sizes(qm), ckpt.meta)

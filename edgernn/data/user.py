@@ -340,7 +340,7 @@ def _user_dataset(p: Path, arrays: UserArrays, rng: np.random.Generator, normali
     strata = y if task == Task.MANY_TO_ONE else None
     idx = three_way(n, 0.15, 0.15, rng, strata) if codes is None else split_indices(codes, rng, strata, name)
     parts = [(x[i], y[i], lengths[i]) for i in idx]
-    source, licence = f"user file {p}", "user-supplied"
+    source, licence = f"user file {p.name}", "user-supplied"  # no build path in firmware
     if not tokens:
         # Padding may hold anything (NaN included); normalize() zeroes it.
         return feature_dataset(p.stem, task, names, parts, source, licence, normalize)

@@ -44,7 +44,7 @@ def packaged_model(out_dir: str | os.PathLike[str]) -> PackagedModel:
     from edgernn.contract.reference import int_forward
     from edgernn.errors import InputError
     from edgernn.frame import steps_numpy
-    from edgernn.pipeline import HEADER, default_prefix, int8_inputs, load_data, load_quantized
+    from edgernn.pipeline import HEADER, checkpoint_data, default_prefix, int8_inputs, load_quantized
     from edgernn.train.checkpoint import load_checkpoint
 
     out = Path(out_dir)
@@ -54,7 +54,7 @@ def packaged_model(out_dir: str | os.PathLike[str]) -> PackagedModel:
     except FileNotFoundError:
         raise InputError(f"{out} has no {HEADER}; run `edgernn export {out}` first") from None
     ckpt = load_checkpoint(out)
-    ds = load_data(ckpt.meta.get("data", {}))
+    ds = checkpoint_data(ckpt, out)
     meta = qm.meta
     name = meta.c_prefix or default_prefix(str(meta.dataset or "model"))
     cfg = qm.config

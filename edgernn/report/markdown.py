@@ -37,9 +37,9 @@ from edgernn.pipeline import (
     QUANT_NAME,
     REPORT_MD,
     STEP_ONNX,
+    checkpoint_data,
     exclusive,
     int8_inputs,
-    load_data,
     load_quantized,
 )
 from edgernn.report.plots import (
@@ -398,7 +398,7 @@ def build_report(out_dir: str | os.PathLike[str], plots: bool = True) -> ReportM
             f"run `edgernn export {out}` and `edgernn verify {out}` again"
         )
     qm = load_quantized(out)
-    ds = load_data(ckpt.meta.get("data", {}))
+    ds = checkpoint_data(ckpt, out)
     cfg = qm.config
     plt = pyplot() if plots else None
     note = None if plt is not None else (NO_PLOT_NOTE if plots else "plots turned off (--no-plots)")

@@ -325,14 +325,14 @@ def check_dir(
     images are kept in DIR/mcu/<target>-<compiler>/ for inspection. The compilers get absolute
     paths: zig cc resolves a relative output path from another working directory."""
     from edgernn.manifest import check_manifest
-    from edgernn.pipeline import HEADER, QUANT_NAME, int8_inputs, load_data, load_quantized
+    from edgernn.pipeline import HEADER, QUANT_NAME, checkpoint_data, int8_inputs, load_quantized
     from edgernn.train.checkpoint import load_checkpoint
 
     out = Path(out_dir)
     qm = load_quantized(out)
     ckpt = load_checkpoint(out)
     check_manifest(out, (QUANT_NAME, HEADER), ckpt.sha256)  # model.h is the exported checkpoint's
-    ds = load_data(ckpt.meta.get("data", {}))
+    ds = checkpoint_data(ckpt, out)
     split = ds.test
     n = len(split.lengths) if max_sequences is None else min(max_sequences, len(split.lengths))
     x = int8_inputs(qm, split)[:n]
