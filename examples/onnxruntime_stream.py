@@ -4,7 +4,9 @@
 
 samples.csv: one sample per row, the model's raw features as columns (training order; an
 optional header row is skipped); for a token model, one token id per row. The graph normalizes
-and quantizes each sample itself; the state is carried from step to step. Prints the class
+and quantizes each sample itself; the state is carried from step to step. A framed model
+(`frame` K in edgernn.config) steps once every K samples, on the K samples side by side; the
+samples after the last full frame are left over, as on a device. Prints the class
 after the last sample and its integer logits (logit = value * edgernn.head_scale); a many-to-many
 model also prints a class per step. Metadata keys: docs/onnx.md.
 """
@@ -31,17 +33,27 @@ except ValueError:
 if not rows:
     sys.exit("no samples")
 x_name = sess.get_inputs()[0].name  # "x" (raw float32 features) or "token"
+frame = cfg.get("frame", 1)
+width = cfg["input_size"] // frame  # features of one sample
+if len(rows) < frame:
+    sys.exit(f"{len(rows)} samples, fewer than one frame ({frame} samples)")
 h = np.zeros((cfg["num_layers"], 1, cfg["hidden_size"]), np.int8)
-for step, row in enumerate(rows):
+samples: list[float] = []
+step = 0
+for n, row in enumerate(rows):
     if x_name == "token":
         x = np.array([int(row[0])], np.int64)
-    elif len(row) != cfg["input_size"]:
-        sys.exit(f"row {step + 1} has {len(row)} values; the model reads {cfg['input_size']}")
+    elif len(row) != width:
+        sys.exit(f"row {n + 1} has {len(row)} values; a sample of this model has {width}")
     else:
-        x = np.array([[float(v) for v in row]], np.float32)
+        samples += [float(v) for v in row]
+        if len(samples) < cfg["input_size"]:
+            continue  # the frame is not full yet
+        x, samples = np.array([samples], np.float32), []
     h, logits = sess.run(["h_new", "logits"], {x_name: x, "h": h})
+    step += 1
     c = int(np.argmax(logits[0]))  # the first of equal maxima, as edgernn's C
     if cfg["task"] == "many-to-many":
-        print(f"step {step}: class {c} {names[c] if c < len(names) else ''}")
+        print(f"step {step - 1}: class {c} {names[c] if c < len(names) else ''}")
 print(f"class {c} {names[c] if c < len(names) else ''}")
 print("logits " + " ".join(str(int(v)) for v in logits[0]))

@@ -166,6 +166,60 @@ def test_every_backend_refuses_a_sequence_shorter_than_a_frame(framed: Path, tmp
         ), backend
 
 
+def test_onnx_example_streams_a_framed_model_sample_by_sample(framed: Path, tmp_path: Path) -> None:
+    """examples/onnxruntime_stream.py, one raw sample per CSV row: it steps once a frame is full and
+    ends on the C runtime's integer logits for the same sequence (its last partial frame dropped)."""
+    import sys
+
+    from edgernn.data.bundled import load_dataset
+    from edgernn.pipeline import RAW_STEP_ONNX
+    from edgernn.predict import Runtime
+
+    qm = load_quantized(framed)
+    test = load_dataset("arrowhead").test
+    i = qm.config.sample_size  # the normalization lists a frame's K * I values: one sample's I
+    raw = (test.x[0, : int(test.lengths[0])] * qm.norm_std[:i] + qm.norm_mean[:i]).astype(np.float32)
+    assert len(raw) % FRAME  # a partial frame is left over
+    csv = tmp_path / "samples.csv"
+    csv.write_text("".join(",".join(repr(float(v)) for v in row) + "\n" for row in raw))
+    example = Path(__file__).resolve().parent.parent / "examples" / "onnxruntime_stream.py"
+    r = subprocess.run(
+        [sys.executable, str(example), str(framed / RAW_STEP_ONNX), str(csv)],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    (want,) = Runtime(framed, backend="c").predict([raw])
+    assert want.logits_q is not None
+    assert r.stdout.splitlines()[-1] == "logits " + " ".join(str(int(v)) for v in want.logits_q)
+
+
+@pytest.mark.parametrize("backend", ["c", "onnx-int8", "onnx", "torch"])
+def test_python_stream_pushes_samples_and_steps_per_frame(framed: Path, backend: str) -> None:
+    """Runtime.stream().push(sample): None until a frame is full, then the step's prediction; the
+    last one is predict's on the whole sequence (its partial frame dropped), on every backend."""
+    from edgernn.data.bundled import load_dataset
+    from edgernn.predict import Runtime
+
+    qm = load_quantized(framed)
+    i = qm.config.sample_size
+    test = load_dataset("arrowhead").test
+    raw = (test.x[1, : int(test.lengths[1])] * qm.norm_std[:i] + qm.norm_mean[:i]).astype(np.float32)
+    rt = Runtime(framed, backend=backend)
+    stream = rt.stream()
+    with pytest.raises(InputError, match="feed it with push"):
+        stream.step(raw[0])
+    answers = [stream.push(sample) for sample in raw]
+    stepped = [k for k, a in enumerate(answers) if a is not None]
+    assert stepped == list(range(FRAME - 1, len(raw) - len(raw) % FRAME, FRAME))
+    assert stream.steps == len(raw) // FRAME
+    last = answers[stepped[-1]]
+    (whole,) = rt.predict([raw])
+    assert last is not None and last.predicted == whole.predicted
+    if whole.logits_q is not None:
+        assert last.logits_q is not None and (last.logits_q == whole.logits_q).all()
+    else:
+        np.testing.assert_allclose(last.logits, whole.logits, rtol=0, atol=1e-5)
+
+
 def test_bidirectional_framing_is_refused() -> None:
     with pytest.raises(InputError, match="unidirectional many-to-one feature models"):
         ModelConfig("many-to-one", 12, 8, 3, bidirectional=True, frame=2)

@@ -32,7 +32,7 @@ from edgernn.contract.model import QuantizedModel
 from edgernn.contract.quantize import quantize_inputs
 from edgernn.data.dataset import normalize
 from edgernn.errors import InputError
-from edgernn.frame import check_frames, steps_numpy
+from edgernn.frame import check_frames, frame_numpy, steps_numpy
 from edgernn.pipeline import FLOAT_ONNX, HEADER, INT_ONNX, QUANT_NAME, STEP_ONNX, load_quantized, shared
 
 BACKENDS: tuple[str, ...] = ("c", "onnx-int8", "onnx", "torch")
@@ -241,7 +241,8 @@ class Runtime:
         return Prediction(int(cls), self.class_names[int(cls)], logits, logits_q, False)
 
     def stream(self) -> Stream:
-        """A stream from the zero state: `.step(raw_sample)` after each sample, `.reset()`."""
+        """A stream from the zero state: `.step(raw_sample)` after each sample (a framed model:
+        `.push(raw_sample)`, which steps once a frame is full), `.reset()`."""
         if self.qm.config.bidirectional:
             raise InputError(
                 "a bidirectional model cannot stream: its backward direction reads each sequence "
@@ -251,11 +252,6 @@ class Runtime:
             raise InputError(
                 "this model reads each sequence from its last step to its first, so no answer exists "
                 "before the whole sequence is in; use predict"
-            )
-        if self.qm.config.frame > 1:
-            raise InputError(
-                f"this model steps once per {self.qm.config.frame} samples; stream it in C with "
-                "PREFIX_push_sample, or use predict on whole sequences"
             )
         if self.qm.config.pad_to:
             raise InputError(
@@ -328,11 +324,17 @@ class Stream:
 
     def reset(self) -> None:
         self._state = self._rt._impl.zero_state(self._rt)
-        self.steps = 0
+        self._frame: list[np.ndarray] = []
+        self.steps = 0  # model steps taken (a framed model: one per full frame)
 
     def step(self, raw_sample: Any) -> StepPrediction:
         """Feed one raw sample ((I,) floats, or one token id); the prediction after this step."""
         rt = self._rt
+        if rt.qm.config.frame > 1:
+            raise InputError(
+                f"this model steps once per {rt.qm.config.frame} samples: feed it with push(sample), "
+                "which returns a prediction when a frame is full (as PREFIX_push_sample in C)"
+            )
         s = np.asarray(raw_sample)
         x: np.ndarray
         if rt.tokens:
@@ -341,13 +343,40 @@ class Stream:
             rt._check_tokens(s.reshape(1), "the sample", rank=1)
             x = s.reshape(1, 1).astype(np.int64)
         else:
-            rt._check_sequence(s.reshape(1, -1) if s.ndim == 1 else s, "the sample")
-            if s.ndim != 1:
-                raise InputError(f"a sample is one step: ({rt.input_size},) floats, got shape {s.shape}")
-            x = s.reshape(1, 1, rt.input_size).astype(np.float32)
+            x = self._sample(raw_sample)[None, None]
+        return self._run(x)
+
+    def push(self, raw_sample: Any) -> StepPrediction | None:
+        """Feed one raw sample ((I,) floats) of a feature model: once `frame` samples are in, the
+        model steps on them and the prediction after that step is returned; until then None (the
+        state is unchanged). For an unframed model every sample is a step."""
+        if self._rt.tokens:
+            raise InputError("a token model streams one token id per step: use step(token)")
+        self._frame.append(self._sample(raw_sample))
+        if len(self._frame) < self._rt.qm.config.frame:
+            return None
+        x, self._frame = np.stack(self._frame)[None], []
+        return self._run(x)
+
+    def _sample(self, raw_sample: Any) -> np.ndarray:
+        rt = self._rt
+        s = np.asarray(raw_sample)
+        rt._check_sequence(s.reshape(1, -1) if s.ndim == 1 else s, "the sample")
+        if s.ndim != 1:
+            raise InputError(f"a sample is ({rt.input_size},) floats, got shape {s.shape}")
+        return s.astype(np.float32)
+
+    def _run(self, x: np.ndarray) -> StepPrediction:
+        """One model step on x: (1, 1) token, or (1, frame, I) raw samples."""
+        rt = self._rt
         self._state, logits, logits_q = rt._impl.step(rt, x, self._state)
         self.steps += 1
         return rt._answer(logits, logits_q)
+
+
+def _samples(x: np.ndarray) -> np.ndarray:
+    """The length of a streamed step's input (1, samples[, I]): one, or a frame's samples."""
+    return np.array([x.shape[1]], np.int64)
 
 
 class _nothing:
@@ -428,7 +457,8 @@ class _C(_Impl):
     def step(
         self, rt: Runtime, x: np.ndarray, state: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        r = self.cm.run(self._quantize(rt, x, np.ones(1, np.int64)), np.ones(1, np.int64), h0=state)
+        lens = _samples(x)
+        r = self.cm.run(*frame_numpy(rt.qm.config, self._quantize(rt, x, lens), lens), h0=state)
         q = r.logits.numpy().reshape(-1)
         return r.h_n.numpy(), rt.dequantize(q), q
 
@@ -452,7 +482,8 @@ class _OnnxInt(_Impl):
     def step(
         self, rt: Runtime, x: np.ndarray, state: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        xq = rt.quantize(x, np.ones(1, np.int64))[:, 0]  # (1, I) int8 or (1,) token
+        xq = rt.quantize(x, _samples(x))  # (1, 1) token, or (1, frame, I) int8: one step's input
+        xq = xq[:, 0] if rt.tokens else xq.reshape(1, -1)
         feed = {"token" if rt.tokens else "x": np.ascontiguousarray(xq), "h": state}
         h_new, logits = self.step_session.run(["h_new", "logits"], feed)
         q = np.asarray(logits, dtype=np.int32).reshape(-1)
@@ -477,7 +508,7 @@ class _Float(_Impl):
     def step(
         self, rt: Runtime, x: np.ndarray, state: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        logits, h_n = self._run(rt, x, np.ones(1, np.int64), state)
+        logits, h_n = self._run(rt, x, _samples(x), state)
         return h_n, np.asarray(logits, dtype=np.float64).reshape(-1), None
 
 
