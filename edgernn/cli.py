@@ -411,8 +411,9 @@ def quantize(directory: str) -> None:
 )
 @friendly
 def export(directory: str, prefix: str | None, packages: tuple[str, ...]) -> None:
-    """Quantize and write model.onnx, model.int8.onnx, model.step.int8.onnx and model.h, then
-    manifest.json (their sha256s, written last: `verify` refuses a set that does not match it)."""
+    """Quantize and write model.int8.json, model.onnx, model.int8.onnx, model.step.int8.onnx, their raw-input
+    forms model.raw.int8.onnx and model.step.raw.int8.onnx, and model.h, then manifest.json (their
+    sha256s, written last: `verify` refuses a set that does not match it)."""
     from edgernn.pipeline import export_dir
 
     result = export_dir(directory, prefix)

@@ -123,6 +123,11 @@ def test_bad_frame_values_are_one_line_errors(tmp_path: Path) -> None:
     assert r.exit_code == 2
     assert "--frame 300 is longer than the shortest sequence of arrowhead (251 samples)" in r.output
     assert not (tmp_path / "x" / "checkpoint.pt").exists()
+    for dataset, kind in (("basic_motions", "many-to-many"), ("names_by_list", "token")):
+        r = runner.invoke(main, ["train", "--dataset", dataset, "--frame", "2", "--out", str(tmp_path / "x")])
+        assert r.exit_code == 2, r.output
+        assert r.output.strip() == f"error: --frame is for many-to-one feature data; {dataset} is {kind} data"
+        assert "\n" not in r.output.strip()
     with pytest.raises(InputError, match="many-to-one feature models"):
         ModelConfig("many-to-many", 12, 8, 3, frame=2)
     with pytest.raises(InputError, match="not a multiple of frame"):

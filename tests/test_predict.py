@@ -390,6 +390,11 @@ def test_predict_bad_inputs(jv, names, tmp_path):
     )
     np.savez(tmp_path / "w.npz", X=rng.normal(size=(2, 3, 4)).astype(np.float32))
     assert_input_error(run("predict", str(jv), "--data", str(tmp_path / "w.npz")), "the model reads 12")
+    np.savez(tmp_path / "flat.npz", X=rng.normal(size=(2, 5)).astype(np.float32))
+    assert_input_error(
+        run("predict", str(jv), "--data", str(tmp_path / "flat.npz")),
+        "X is (N, T), the shape of token ids; this model reads (N, T, 12) float features",
+    )
     np.savez(tmp_path / "tok.npz", X=np.array([[1, 2, 300]]))
     assert_input_error(
         run("predict", str(names), "--data", str(tmp_path / "tok.npz")), "outside the vocabulary"

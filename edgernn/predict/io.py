@@ -112,8 +112,8 @@ def as_model_input(rt: Runtime, arrays: list[np.ndarray], name: str) -> list[np.
     if not rt.tokens:
         if arrays and arrays[0].ndim == 1:
             raise InputError(
-                f"{name}: this model reads {rt.input_size} float features per step, the file holds "
-                f"token ids (N, T)"
+                f"{name}: X is (N, T), the shape of token ids; this model reads (N, T, {rt.input_size}) "
+                "float features (one feature per step: save X[..., None])"
             )
         return arrays
     out = []

@@ -35,6 +35,8 @@ from edgernn.pipeline import (
     HEADER,
     INT_ONNX,
     QUANT_NAME,
+    RAW_INT_ONNX,
+    RAW_STEP_ONNX,
     REPORT_MD,
     STEP_ONNX,
     checkpoint_data,
@@ -131,10 +133,12 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], qm: QuantizedModel)
             f"token ids (vocabulary {cfg.vocab_size}), embedding {cfg.embed_dim} folded into an int32 table"
         )
     else:
-        inputs = (
-            f"{cfg.input_size} float features per step, normalised on the training split, int8 with "
-            "one scale per feature"
+        per_step = (
+            f"{cfg.sample_size} float features per sample, {cfg.frame} samples a step"
+            if cfg.frame > 1
+            else f"{cfg.input_size} float features per step"
         )
+        inputs = f"{per_step}, normalised on the training split, int8 with one scale per feature"
     names = meta.get("class_names") or []
     classes = f"{cfg.num_classes}" + (
         f" ({', '.join(map(str, names[:12]))}{', …' if len(names) > 12 else ''})" if names else ""
@@ -251,7 +255,7 @@ def size_section(report: dict[str, Any], out_dir: Path) -> str:
         ["MACs per step (RNN)", f"{s.get('macs_per_step', 0):,}"],
         ["MACs per head evaluation", f"{s.get('head_macs', 0):,}"],
     ]
-    for name in (QUANT_NAME, FLOAT_ONNX, INT_ONNX, STEP_ONNX, HEADER):
+    for name in (QUANT_NAME, FLOAT_ONNX, INT_ONNX, STEP_ONNX, RAW_INT_ONNX, RAW_STEP_ONNX, HEADER):
         p = out_dir / name
         if p.exists():
             rows.append([f"file `{name}`", f"{p.stat().st_size:,} B"])
@@ -387,10 +391,10 @@ class ReportMd:
 def build_report(out_dir: str | os.PathLike[str], plots: bool = True) -> ReportMd:
     """report.md's text and the figures it links; nothing is written here."""
     out = Path(out_dir)
+    ckpt = load_checkpoint(out)  # first: a directory without one needs training, not verify
     report = read_report(out)
     if "metrics" not in report or "parity" not in report:
         raise InputError(f"{out}/report.json has no verification results; run `edgernn verify {out}` first")
-    ckpt = load_checkpoint(out)
     check_manifest(out, (QUANT_NAME,), ckpt.sha256)
     if report.get("checkpoint_sha256") != ckpt.sha256:
         raise CheckFailed(

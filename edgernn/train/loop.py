@@ -68,6 +68,9 @@ DEFAULT_PRESET = Preset(
 def model_config(ds: Dataset, spec: ModelSpec) -> ModelConfig:
     tokens = len(ds.vocab) > 0
     if spec.frame > 1:
+        if ds.task is not Task.MANY_TO_ONE or tokens:
+            kind = "token" if tokens else str(ds.task)
+            raise InputError(f"--frame is for many-to-one feature data; {ds.name} is {kind} data")
         shortest = min(int(s.lengths.min()) for s in (ds.train, ds.val, ds.test) if len(s))
         if spec.frame > shortest:
             raise InputError(
