@@ -35,12 +35,12 @@
 
 /* One model per prefix and translation unit: a second, different model with this prefix
  * stops the build here (the guard would otherwise drop it without a word). */
-#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 21234408
+#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 119105357
 #error "two different edgernn models use the C prefix japanese_vowels in one translation unit; regenerate one with another --prefix"
 #endif
 #ifndef JAPANESE_VOWELS_MODEL_H
 #define JAPANESE_VOWELS_MODEL_H
-#define JAPANESE_VOWELS_MODEL_ID 21234408 /* identifies this model (a hash of the header) */
+#define JAPANESE_VOWELS_MODEL_ID 119105357 /* identifies this model (a hash of the header) */
 
 /*
  * Usage (C99 or C++; no malloc, stdio, libm, memset, memcpy). In exactly one .c/.cpp file:
@@ -2449,7 +2449,8 @@ extern EDGERNN_FLASH const float japanese_vowels_norm_std[12];
  * table (no EDGERNN_FLASH): its pointers lead to the tables, read through EDGERNN_READ_*. */
 static const edgernn_cell_t japanese_vowels_cells[JAPANESE_VOWELS_NUM_LAYERS * JAPANESE_VOWELS_NUM_DIRECTIONS] = {
     /* w_ih, w_hh, bias, table, m_x, m_h, input, hidden, shift, narrow (bounds.narrow_requant) */
-#if EDGERNN_DSP
+#if EDGERNN_DSP /* w_hh: the stream; w_ih, bias, m_x, m_h: its last hidden % 4 rows' tables
+                   in it (one past its end where hidden % 4 == 0: never read) */
     {(const int8_t *)japanese_vowels_l0_d0_dsp + 1792, (const int8_t *)japanese_vowels_l0_d0_dsp, &japanese_vowels_l0_d0_dsp[448], NULL, &japanese_vowels_l0_d0_dsp[448], &japanese_vowels_l0_d0_dsp[448], 12, 32, 36, 1},
 #else
     {&japanese_vowels_l0_d0_w_ih[0][0], &japanese_vowels_l0_d0_w_hh[0][0], japanese_vowels_l0_d0_bias, NULL, japanese_vowels_l0_d0_m_x, japanese_vowels_l0_d0_m_h, 12, 32, 36, 1},
@@ -2929,7 +2930,7 @@ typedef char japanese_vowels_weight_bytes_check[(sizeof japanese_vowels_l0_d0_ds
                                    sizeof japanese_vowels_head_b +
                                    sizeof japanese_vowels_input_inv_scale +
                                    sizeof japanese_vowels_norm_mean +
-                                   sizeof japanese_vowels_norm_std) == JAPANESE_VOWELS_WEIGHT_BYTES + 0 ? 1 : -1];
+                                   sizeof japanese_vowels_norm_std) == JAPANESE_VOWELS_WEIGHT_BYTES ? 1 : -1];
 #else
 typedef char japanese_vowels_weight_bytes_check[(sizeof japanese_vowels_l0_d0_w_ih +
                                    sizeof japanese_vowels_l0_d0_bias +

@@ -229,7 +229,8 @@ def model_data(qm: QuantizedModel, prefix: str, up: str) -> ModelData:
             f"NULL, &{name}_dsp[{t + rest}], &{name}_dsp[{t + 2 * rest}]"
         )
         descriptors += [
-            "#if EDGERNN_DSP",
+            "#if EDGERNN_DSP /* w_hh: the stream; w_ih, bias, m_x, m_h: its last hidden % 4 rows' tables",
+            "                   in it (one past its end where hidden % 4 == 0: never read) */",
             _descriptor(streamed, cell, inputs),
             "#else",
             _descriptor(plain, cell, inputs),
@@ -285,7 +286,7 @@ def model_data(qm: QuantizedModel, prefix: str, up: str) -> ModelData:
     if dsp_terms != size_terms:  # the streams hold the same bytes, and their padding
         dsp_check = (
             f"typedef char {prefix}_weight_bytes_check[({sep.join(dsp_terms + head_terms)}) == "
-            f"{up}_WEIGHT_BYTES + {dsp_pad} ? 1 : -1];\n"
+            f"{up}_WEIGHT_BYTES{f' + {dsp_pad}' if dsp_pad else ''} ? 1 : -1];\n"
         )
         check = f"#if EDGERNN_DSP\n{dsp_check}#else\n{check}#endif\n"
     checks = (
