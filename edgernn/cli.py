@@ -146,7 +146,11 @@ def _out_dir(out: str | None, name: str) -> Path:
 @click.option(
     "--bidirectional/--unidirectional", default=None, help="Read sequences both ways (no streaming)."
 )
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), help="Dropout between layers.")
+@click.option(
+    "--dropout",
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Dropout between layers (needs --layers 2 or more).",
+)
 @click.option("--embed-dim", type=click.IntRange(1, 1024), help="Embedding size for token data.")
 @click.option(
     "--frame",
@@ -259,6 +263,10 @@ def train(
         "clip_grad_norm": clip,
     }
     spec = replace(preset.model, **{k: v for k, v in model_opts.items() if v is not None})
+    if dropout and spec.num_layers == 1:
+        raise click.UsageError(
+            "--dropout acts between layers, and this model has one; add --layers 2 or more"
+        )
     tc = replace(preset.train, seed=seed, **{k: v for k, v in train_opts.items() if v is not None})
     out_dir = _out_dir(out, name)
     source = None if data_file else name

@@ -139,13 +139,13 @@ def _problem(doc: Any) -> str | None:
 
 
 def read_manifest(out_dir: str | os.PathLike[str]) -> tuple[Manifest, str]:
-    """The parsed manifest and the sha256 of its bytes; CheckFailed if missing or malformed."""
+    """The parsed manifest and the sha256 of its bytes; InputError if missing, CheckFailed if malformed."""
     out = Path(out_dir)
     p = out / MANIFEST
     try:
         data = p.read_bytes()
-    except FileNotFoundError:
-        raise CheckFailed(
+    except FileNotFoundError:  # not an export (exit 2, as predict says it); a mismatch is a failed check
+        raise InputError(
             f"{out} has no {MANIFEST}, so no completed export vouches for its artifacts; "
             f"run `edgernn export {out}` first"
         ) from None

@@ -251,6 +251,7 @@ def test_usage_errors_are_one_line(tmp_path):
         (("train", "--frame", "0"), "error: Invalid value for '--frame': 0 is not in the range"),
         (("train", "--data", str(tmp_path / "none.npz")), "does not exist"),
         (("nonsense",), "error: No such command 'nonsense'"),
+        (("train", "--dropout", "0.2", "--out", str(tmp_path / "o")), "--dropout acts between layers"),
     ):
         r = run(*args)
         assert r.exit_code == 2 and "\n" not in r.output.strip(), r.output
@@ -357,13 +358,14 @@ def test_verify_refuses_an_artifact_changed_after_export(tiny_export, tmp_path, 
 def test_verify_refuses_a_directory_without_manifest(tiny_export, tmp_path):
     d = _copy_export(tiny_export, tmp_path / "d")
     (d / "manifest.json").unlink()
-    assert_check_failed(
-        run("verify", str(d), "--no-c"), "no manifest.json", f"run `edgernn export {d}` first"
-    )
-    only_trained = tmp_path / "t"  # trained, never exported
+    assert_input_error(run("verify", str(d), "--no-c"), "no manifest.json, so no completed export vouches")
+    only_trained = tmp_path / "t"  # trained, never exported: exit 2 from verify as from predict
     only_trained.mkdir()
     shutil.copy(d / "checkpoint.pt", only_trained / "checkpoint.pt")
-    assert_check_failed(run("verify", str(only_trained)), "no manifest.json", "edgernn export")
+    assert_input_error(run("verify", str(only_trained)), f"run `edgernn export {only_trained}` first")
+    data = tmp_path / "x.npz"
+    np.savez(data, X=np.zeros((1, 3, 12), np.float32))
+    assert_input_error(run("predict", str(only_trained), "--data", str(data)), "edgernn export")
 
 
 def test_verify_refuses_a_missing_artifact_and_a_corrupt_manifest(tiny_export, tmp_path):

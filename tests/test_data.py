@@ -452,7 +452,11 @@ def test_user_file_errors(tmp_path: Path) -> None:
         ("sequence,step,label,f0\na,0,1,0.5\na,2,1,0.5\n", "steps 0..1, each once"),
         ("sequence,step,label,f0\na,0,1,0.5\na,1,2,0.5\n", "several labels"),
         ("sequence,step,label,f0\n" + "".join(f"s{i},0,{i % 2},0.5\n" for i in range(9)), "only 9 sequences"),
-        ("sequence,step,label,f0\n" + "".join(f"s{i},0,{i % 2},nan\n" for i in range(12)), "NaN/Inf"),
+        (
+            "sequence,step,label,f0\n"
+            + "".join(f"s{i},0,{i % 2},{'nan' if i == 4 else 1}\n" for i in range(12)),
+            "1 NaN/Inf values, first in sequence 's4'",
+        ),
         ("sequence,step,label,f0\n" + "".join(f"s{i},0,-{i % 2},0.5\n" for i in range(12)), ">= 0"),
     ],
 )

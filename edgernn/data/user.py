@@ -286,7 +286,7 @@ def _user_dataset(p: Path, arrays: UserArrays, rng: np.random.Generator, normali
     valid = step_mask(lengths, t_max)
     codes = None if arrays.split is None else parse_split(arrays.split, n, name, arrays.ids)
     if codes is not None:
-        require_test_labels(y, codes, valid, name)
+        require_test_labels(y, codes, valid, name, arrays.ids)
 
     y = _as_int(y, "y", name)
     if y.ndim == 1:
@@ -335,7 +335,8 @@ def _user_dataset(p: Path, arrays: UserArrays, rng: np.random.Generator, normali
         bad = ~np.isfinite(x) & valid[..., None]
         if bad.any():
             first = int(np.argwhere(bad)[0, 0])
-            raise InputError(f"{name}: X has {int(bad.sum())} NaN/Inf values, first in sequence {first}")
+            which = repr(arrays.ids[first]) if arrays.ids else first
+            raise InputError(f"{name}: X has {int(bad.sum())} NaN/Inf values, first in sequence {which}")
 
     strata = y if task == Task.MANY_TO_ONE else None
     idx = three_way(n, 0.15, 0.15, rng, strata) if codes is None else split_indices(codes, rng, strata, name)

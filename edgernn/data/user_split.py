@@ -47,7 +47,9 @@ def parse_split(raw: Array, n: int, name: str, ids: list[str] | None = None) -> 
     return np.array([_CODES[k] for k in keys], dtype=np.int64)
 
 
-def require_test_labels(y: Array, codes: Array, valid: Array, name: str) -> None:
+def require_test_labels(
+    y: Array, codes: Array, valid: Array, name: str, ids: list[str] | None = None
+) -> None:
     """A test sequence without its true label (NaN or negative y) cannot be scored: say so before
     the general label checks, which would only report a bad value."""
     if y.dtype.kind not in "iuf" or y.shape not in ((len(codes),), valid.shape):
@@ -58,7 +60,8 @@ def require_test_labels(y: Array, codes: Array, valid: Array, name: str) -> None
     hit = np.flatnonzero(per_seq & (codes == TEST))
     if hit.size:
         raise InputError(
-            f"{name}: the test split has unlabelled sequences (first: {hit[0]}, y NaN or negative); "
+            f"{name}: the test split has unlabelled sequences "
+            f"(first: {repr(ids[hit[0]]) if ids else hit[0]}, y NaN or negative); "
             "test sequences need their true labels to be scored"
         )
 
