@@ -834,6 +834,26 @@ def test_header_is_pedantic_clean_under_clang_for_each_core(tmp_path: Path, cpu:
     compile_object([*zig, *STRICT_C, "-Os", "-c", str(src), "-o", str(tmp_path / "impl.o")])
 
 
+def test_class_names_macro_is_an_exact_initializer(tmp_path: Path) -> None:
+    """PREFIX_CLASS_NAMES initializes a name table in C and C++: quotes, '??' (a trigraph in C99)
+    and UTF-8 come out byte for byte."""
+    names = ['caf\u00e9 "x"', "a??/b", "back\\slash", *(f"class {i}" for i in range(3))]
+    qm = make_qm("many-to-one", 4, 6, 1, classes=len(names), seed=48, meta={"class_names": names})
+    header = write_header(qm, tmp_path / "model.h", "cn")
+    src = tmp_path / "names.c"
+    src.write_text(
+        f'#define EDGERNN_IMPLEMENTATION\n#include "{header}"\n#include <stdio.h>\n'
+        "static const char *const names[CN_NUM_CLASSES] = CN_CLASS_NAMES;\n"
+        'int main(void)\n{\n    int i;\n    for (i = 0; i < CN_NUM_CLASSES; ++i) printf("%s\\n", names[i]);\n'
+        "    return 0;\n}\n"
+    )
+    for compiler, flags in (("gcc", STRICT_C), ("g++", STRICT_CXX)):
+        exe = tmp_path / f"names_{compiler}"
+        compile_object([compiler, *flags, "-O2", str(src), "-o", str(exe)])
+        out = subprocess.run([str(exe)], capture_output=True, check=True).stdout.decode("utf-8")
+        assert out.splitlines() == names, compiler
+
+
 def test_header_is_deterministic_and_documented(workdir: Path, tmp_path: Path) -> None:
     qm = make_qm(
         seed=12,

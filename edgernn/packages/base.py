@@ -154,28 +154,16 @@ def demo_c(m: PackagedModel) -> str:
 
 
 def class_name_c(m: PackagedModel) -> str:
-    """`demo_class_name(c)`: the class names (ASCII-escaped), "" when the model has none."""
-    names = ", ".join(_c_string(n) for n in m.class_names) or '""'
+    """`demo_class_name(c)`: the class names (model.h's PREFIX_CLASS_NAMES), "" when it has none."""
+    names = f"{m.name.upper()}_CLASS_NAMES" if m.class_names else '{""}'
     return (
-        f"static const char *const demo_names[] = {{{names}}};\n"
+        f"static const char *const demo_names[] = {names};\n"
         "static const char *demo_class_name(int32_t c)\n"
         "{\n"
         "    size_t n = sizeof demo_names / sizeof demo_names[0];\n"
         '    return (c >= 0 && (size_t)c < n) ? demo_names[c] : "";\n'
         "}\n"
     )
-
-
-def _c_string(s: str) -> str:
-    out = []
-    for ch in s:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif " " <= ch <= "~" and ch != "?":  # '?' could start a trigraph
-            out.append(ch)
-        else:
-            out.append("".join(f"\\{b:03o}" for b in ch.encode("utf-8")))
-    return '"' + "".join(out) + '"'
 
 
 def sha256(data: bytes) -> str:

@@ -35,12 +35,12 @@
 
 /* One model per prefix and translation unit: a second, different model with this prefix
  * stops the build here (the guard would otherwise drop it without a word). */
-#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 119105357
+#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 182656883
 #error "two different edgernn models use the C prefix japanese_vowels in one translation unit; regenerate one with another --prefix"
 #endif
 #ifndef JAPANESE_VOWELS_MODEL_H
 #define JAPANESE_VOWELS_MODEL_H
-#define JAPANESE_VOWELS_MODEL_ID 119105357 /* identifies this model (a hash of the header) */
+#define JAPANESE_VOWELS_MODEL_ID 182656883 /* identifies this model (a hash of the header) */
 
 /*
  * Usage (C99 or C++; no malloc, stdio, libm, memset, memcpy). In exactly one .c/.cpp file:
@@ -2398,6 +2398,20 @@ EDGERNN_INLINE float edgernn_dequantize_logit(const edgernn_model_t *m, int32_t 
 
 /* Output scale: a logit as a float is logit_q * HEAD_SCALE (the exact scale rounded to float32) */
 #define JAPANESE_VOWELS_HEAD_SCALE       3.94918097e-05f
+
+/* Class names, index = class id, as an initializer (no flash unless used):
+ * static const char *const names[JAPANESE_VOWELS_NUM_CLASSES] = JAPANESE_VOWELS_CLASS_NAMES; */
+#define JAPANESE_VOWELS_CLASS_NAMES      { \
+    "speaker 1", \
+    "speaker 2", \
+    "speaker 3", \
+    "speaker 4", \
+    "speaker 5", \
+    "speaker 6", \
+    "speaker 7", \
+    "speaker 8", \
+    "speaker 9" \
+}
 
 /* The recurrent state: JAPANESE_VOWELS_STATE_BYTES bytes of RAM, owned by the caller.
  * h[layer * DIRECTIONS + direction] is that layer and direction's hidden state (int8 at scale

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from edgernn.artifacts import write_text
-from edgernn.backends.c.literals import c_float, comment_text, meta_value
+from edgernn.backends.c.literals import c_float, c_string, comment_text, meta_value
 from edgernn.backends.c.tables import descriptor, model_data
 from edgernn.backends.c.wrappers import state_type, usage, wrappers
 from edgernn.config import Task
@@ -302,6 +302,18 @@ def _macros(qm: QuantizedModel, up: str, sizes: dict[str, int]) -> str:
             ("Pad steps (edgernn import --pad-to): as the model was trained on padded batches", pad)
         )
     width = max(len(name) for _, rows in groups for name, _, _ in rows) + 1
+    names = qm.meta.class_names or ()
+    if names:
+        listed = ", ".join(c_string(n) for n in names)
+        if len(listed) > 80:  # one name a line past a screen's width
+            listed = " \\\n    " + ", \\\n    ".join(c_string(n) for n in names) + " \\\n"
+        groups.append(
+            (
+                "Class names, index = class id, as an initializer (no flash unless used):\n"
+                f" * static const char *const names[{up}_NUM_CLASSES] = {up}_CLASS_NAMES;",
+                [(f"{up}_CLASS_NAMES", f"{{{listed}}}", "")],
+            )
+        )
     out = []
     for title, rows in groups:
         out.append(f"/* {title} */")

@@ -93,3 +93,17 @@ def meta_value(v: Any) -> str:
     if isinstance(v, (int, str)):
         return str(v)
     return json.dumps(v, sort_keys=True, default=str)
+
+
+def c_string(s: str) -> str:
+    """A C string literal of s: printable ASCII as is, anything else as octal escapes of its UTF-8
+    (octal, not hex: a hex escape would swallow the digits after it)."""
+    out = []
+    for ch in s:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif " " <= ch <= "~" and ch != "?":  # '?' could start a trigraph
+            out.append(ch)
+        else:
+            out.append("".join(f"\\{b:03o}" for b in ch.encode("utf-8")))
+    return '"' + "".join(out) + '"'
