@@ -17,6 +17,7 @@
  *   source_checkpoint_sha256: 58056bbf96bbfae7536f4284fc53cb9c2a8b625f8949ceb8ef503a5fcbd6033e
  *   task: many-to-one
  *   vocab: []
+ *   (the accuracies are on the data set's held-out test split)
  *
  * Quantization (integer contract: docs/integer-contract.md in edgernn):
  *   layer 0 forward: shift n = 36, input via int8 W_ih
@@ -35,12 +36,12 @@
 
 /* One model per prefix and translation unit: a second, different model with this prefix
  * stops the build here (the guard would otherwise drop it without a word). */
-#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 182656883
+#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 28511715
 #error "two different edgernn models use the C prefix japanese_vowels in one translation unit; regenerate one with another --prefix"
 #endif
 #ifndef JAPANESE_VOWELS_MODEL_H
 #define JAPANESE_VOWELS_MODEL_H
-#define JAPANESE_VOWELS_MODEL_ID 182656883 /* identifies this model (a hash of the header) */
+#define JAPANESE_VOWELS_MODEL_ID 28511715 /* identifies this model (a hash of the header) */
 
 /*
  * Usage (C99 or C++; no malloc, stdio, libm, memset, memcpy). In exactly one .c/.cpp file:

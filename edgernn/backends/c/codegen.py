@@ -182,6 +182,8 @@ def _provenance(qm: QuantizedModel, prefix: str, sizes: dict[str, int]) -> str:
         lines += [
             f"  {comment_text(k)}: {comment_text(meta_value(v))}" for k, v in sorted(provenance.items())
         ]
+        if "float_accuracy" in provenance or "int8_accuracy" in provenance:
+            lines.append("  (the accuracies are on the data set's held-out test split)")
     lines += ["", "Quantization (integer contract: docs/integer-contract.md in edgernn):"]
     for i, cell in enumerate(qm.cells):
         name = f"layer {i // cfg.directions} {'backward' if i % cfg.directions else 'forward'}"
