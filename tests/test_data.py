@@ -577,6 +577,8 @@ def _bad_split_cases() -> list[tuple[str, dict[str, Any], str]]:
         ("1 train, no val", {"split": np.where(at < 1, "train", "test")}, "1 sequence as train and none as"),
         ("unlabelled test (NaN)", {"y": unlabelled, "split": words}, no_label.format(35)),
         ("unlabelled test (-1)", {"y": np.where(at >= 30, -1, y), "split": words}, no_label.format(30)),
+        ("a class only in test", {"y": np.where(at >= 30, 3, y % 3), "split": words},
+         "test sequences of class 3 but no train or val ones"),
     ]  # fmt: skip
 
 

@@ -83,4 +83,11 @@ def split_indices(codes: Array, rng: np.random.Generator, strata: Array | None, 
                 "from train, so mark at least 2 as train or some as val"
             )
         train, val = carve(train, max(1, round(VAL_SHARE * len(train))), rng, strata)
+    if strata is not None:  # many-to-one: a class the model never trains on, it cannot answer
+        unseen = sorted(set(strata[test].tolist()) - set(strata[np.concatenate([train, val])].tolist()))
+        if unseen:
+            raise InputError(
+                f"{name}: split marks test sequences of class {', '.join(map(str, unseen[:5]))} but no "
+                "train or val ones; the model cannot learn a class it never sees: move some to train"
+            )
     return [train, val, test]
