@@ -256,6 +256,11 @@ def test_usage_errors_are_one_line(tmp_path):
         r = run(*args)
         assert r.exit_code == 2 and "\n" not in r.output.strip(), r.output
         assert says in r.output and "--help" in r.output, r.output
+    r = run("train", "--embed-dim", "8", "--out", str(tmp_path / "o"))  # found once the data is read
+    assert (
+        r.exit_code == 2
+        and r.output.strip() == "error: --embed-dim is for token data; japanese_vowels holds float features"
+    )
 
 
 def test_an_unexpected_exception_is_one_line_with_exit_4(monkeypatch, tmp_path):

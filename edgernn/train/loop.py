@@ -20,6 +20,8 @@ from edgernn.metrics import IGNORE, task_metrics
 from edgernn.train.model import EdgeRNN
 from edgernn.train.recipe import init_recurrent, lr_factor
 
+DEFAULT_EMBED_DIM = 16  # token data's embedding size unless --embed-dim gives one
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -29,7 +31,7 @@ class ModelSpec:
     num_layers: int = 1
     bidirectional: bool = False
     dropout: float = 0.0
-    embed_dim: int = 16
+    embed_dim: int | None = None  # token data only; None: DEFAULT_EMBED_DIM
     frame: int = 1  # samples per step (edgernn.frame)
     input_clip: float = 0.0  # clamp of each normalized feature (ModelConfig.input_clip); 0: none
 
@@ -67,6 +69,9 @@ DEFAULT_PRESET = Preset(
 
 def model_config(ds: Dataset, spec: ModelSpec) -> ModelConfig:
     tokens = len(ds.vocab) > 0
+    if spec.embed_dim is not None and not tokens:
+        raise InputError(f"--embed-dim is for token data; {ds.name} holds float features")
+    embed = (spec.embed_dim or DEFAULT_EMBED_DIM) if tokens else 0
     if spec.frame > 1:
         if ds.task is not Task.MANY_TO_ONE or tokens:
             kind = "token" if tokens else str(ds.task)
@@ -78,13 +83,13 @@ def model_config(ds: Dataset, spec: ModelSpec) -> ModelConfig:
             )
     return ModelConfig(
         task=ds.task,
-        input_size=spec.embed_dim if tokens else ds.input_size * spec.frame,
+        input_size=embed if tokens else ds.input_size * spec.frame,
         hidden_size=spec.hidden_size,
         num_classes=ds.num_classes,
         num_layers=spec.num_layers,
         bidirectional=spec.bidirectional,
         vocab_size=len(ds.vocab),
-        embed_dim=spec.embed_dim if tokens else 0,
+        embed_dim=embed,
         dropout=spec.dropout,
         frame=spec.frame,
         input_clip=0.0 if tokens else spec.input_clip,
