@@ -9,8 +9,11 @@ Every error is a one-line message, never a traceback.
 from __future__ import annotations
 
 import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,13 +30,47 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_ROOT = Path("export")
 
 
+@contextmanager
+def _noting_interrupts() -> Iterator[list[bool]]:
+    """Python's own Ctrl-C handling, plus a note that it happened. A KeyboardInterrupt raised
+    inside a callback from C++ can come back out as another exception type with the interrupt
+    gone from its chain (CI saw exit 4 for a SIGINT during export); the note still tells an
+    interrupt from a bug."""
+    seen = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield seen  # signal handlers can only be set from the main thread; nothing to note
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        seen[0] = True
+        signal.default_int_handler(signum, frame)
+
+    before = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def friendly(fn: F) -> F:
     """Turn edgernn's own errors into `error: ...` plus the documented exit code."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _noting_interrupts() as interrupted:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as e:
+                # After Ctrl-C whatever follows is its echo (a compiler killed with us, a library
+                # rewording the interrupt): report the interrupt, not the echo.
+                if interrupted[0]:
+                    raise KeyboardInterrupt from e
+                raise
+
+    @wraps(fn)
+    def worded(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            return wrapper(*args, **kwargs)
         except EdgeRNNError as e:
             click.secho(f"error: {e}", fg="red", err=True)
             sys.exit(e.exit_code)
@@ -62,7 +99,7 @@ def friendly(fn: F) -> F:
             )
             sys.exit(4)
 
-    return wrapper  # type: ignore[return-value]
+    return worded  # type: ignore[return-value]
 
 
 class _OneLineGroup(click.Group):

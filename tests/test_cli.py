@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import pickle
 import shutil
+import signal
+import time
 import zipfile
 from pathlib import Path
 
@@ -276,6 +279,25 @@ def test_an_unexpected_exception_is_one_line_with_exit_4(monkeypatch, tmp_path):
     monkeypatch.setenv("EDGERNN_TRACEBACK", "1")
     with pytest.raises(RuntimeError):
         run("export", str(tmp_path))
+
+
+def test_an_interrupt_reworded_by_a_library_is_still_an_interrupt(monkeypatch, tmp_path):
+    """CI saw a SIGINT during export end as exit 4: a library turned the KeyboardInterrupt into
+    another exception type. Ctrl-C is exit 130 whatever shape it comes back in."""
+    import edgernn.pipeline
+
+    def interrupted_inside_a_library(*args, **kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the handler runs at the next bytecode; this is never reached in full
+        except KeyboardInterrupt:
+            pass
+        raise RuntimeError("The following operation failed in the TorchScript interpreter")
+
+    monkeypatch.setattr(edgernn.pipeline, "export_dir", interrupted_inside_a_library)
+    r = run("export", str(tmp_path))
+    assert r.exit_code == 130 and "internal error" not in r.output, r.output
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back as found
 
 
 def test_a_checkpoint_retrained_after_the_export_is_refused(tiny_export, tmp_path):
