@@ -38,6 +38,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A count as size_t, in the size macros a model header gives its includer (PREFIX_RUN_BUF_BYTES):
+ * those expand in the includer's code, under its warnings, and C++ ones may refuse a C cast. */
+#ifdef __cplusplus
+#define EDGERNN_SIZE(n) static_cast<size_t>(n)
+#else
+#define EDGERNN_SIZE(n) ((size_t)(n))
+#endif
+
 /* Bumped whenever a kernel's behaviour, the descriptor or a signature changes; model headers
  * check it. */
 #define EDGERNN_RUNTIME_VERSION 4
@@ -1979,14 +1987,14 @@ static inline int8_t edgernn_quantize_f32(float x, float inv_scale)
 {
     const float t = x * inv_scale;
     int32_t q;
-    if (!(t == t)) { /* NaN */
-        return 0;
-    }
     if (t >= (float)EDGERNN_Q_MAX) {
         return (int8_t)EDGERNN_Q_MAX;
     }
     if (t <= (float)-EDGERNN_Q_MAX) {
         return (int8_t)-EDGERNN_Q_MAX;
+    }
+    if (!(t > (float)-EDGERNN_Q_MAX)) { /* only NaN is left here (every comparison with it is false) */
+        return 0;
     }
     q = (int32_t)t; /* truncates toward zero; |t| < 127 here, so it fits */
     if (t >= 0.0f) {

@@ -39,8 +39,27 @@ from edgernn.targets.registry import get as get_target
 from edgernn.targets.toolchain import toolchain
 
 GOLDEN = Path(__file__).parent / "data" / "rnn_int8_golden.npz"
-STRICT_C = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wconversion", "-Wshadow"]
-STRICT_CXX = ["-x", "c++", "-std=c++11", "-Wall", "-Wextra", "-Werror"]
+STRICT_C = [
+    "-std=c99",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-pedantic",
+    "-Wconversion",
+    "-Wshadow",
+    "-Wfloat-equal",
+]
+STRICT_CXX = [
+    "-x",
+    "c++",
+    "-std=c++11",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-Wfloat-equal",
+    "-Wold-style-cast",
+    "-Wuseless-cast",
+]
 CLANG_MISSING = "clang not found on PATH (make test installs clang)"
 NASTY_META = {
     "dataset": "synthetic */ #error not a comment ??/",
@@ -583,6 +602,28 @@ def test_header_compiles_warning_free(
         pytest.skip(CLANG_MISSING if compiler == "clang" else f"{compiler} not found on PATH")
     flags = STRICT_CXX if compiler == "g++" else STRICT_C
     compile_object([compiler, *flags, "-O2", "-c", str(drivers[model][1]), "-o", str(tmp_path / "d.o")])
+
+
+@pytest.mark.parametrize("compiler", ["g++", "clang++"])
+def test_cxx_includer_keeps_its_own_warnings(tmp_path: Path, compiler: str) -> None:
+    """The header quiets -Wold-style-cast for its own C99 casts only (push/pop around every
+    include, PREFIX_RUN_BUF_BYTES cast-free in C++): a cast in the includer's code still fails."""
+    if shutil.which(compiler) is None:
+        pytest.skip(CLANG_MISSING if compiler == "clang++" else "g++ not found on PATH")
+    header = write_header(make_qm("many-to-one", 4, 6, 1, seed=49), tmp_path / "model.h", "cx")
+    body = f'#define EDGERNN_IMPLEMENTATION\n#include "{header}"\n#include "{header}"\n'
+    body += "static int8_t buf[CX_RUN_BUF_BYTES(3)];\nint8_t *b(void) { return buf; }\n"
+    flags = [f for f in STRICT_CXX if compiler == "g++" or f != "-Wuseless-cast"]
+    clean, mine = tmp_path / "clean.cpp", tmp_path / "mine.cpp"
+    clean.write_text(body)
+    mine.write_text(body + "int f(double d) { return (int)d; }\n")
+    compile_object([compiler, *flags, "-O2", "-c", str(clean), "-o", str(tmp_path / "c.o")])
+    proc = subprocess.run(
+        [compiler, *flags, "-c", str(mine), "-o", str(tmp_path / "m.o")], capture_output=True, text=True
+    )
+    assert proc.returncode != 0 and "old-style-cast" in proc.stderr and "mine.cpp:" in proc.stderr, (
+        proc.stderr
+    )
 
 
 @pytest.mark.parametrize("compiler", ["gcc", "clang"])

@@ -34,14 +34,22 @@
  * Compute: 1408 MACs per step + 288 per head evaluation
  */
 
+#if defined(__cplusplus) && defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+#if !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuseless-cast"
+#endif
+#endif
+
 /* One model per prefix and translation unit: a second, different model with this prefix
  * stops the build here (the guard would otherwise drop it without a word). */
-#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 28511715
+#if defined(JAPANESE_VOWELS_MODEL_H) && JAPANESE_VOWELS_MODEL_ID != 113655787
 #error "two different edgernn models use the C prefix japanese_vowels in one translation unit; regenerate one with another --prefix"
 #endif
 #ifndef JAPANESE_VOWELS_MODEL_H
 #define JAPANESE_VOWELS_MODEL_H
-#define JAPANESE_VOWELS_MODEL_ID 28511715 /* identifies this model (a hash of the header) */
+#define JAPANESE_VOWELS_MODEL_ID 113655787 /* identifies this model (a hash of the header) */
 
 /*
  * Usage (C99 or C++; no malloc, stdio, libm, memset, memcpy). In exactly one .c/.cpp file:
@@ -97,6 +105,14 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* A count as size_t, in the size macros a model header gives its includer (PREFIX_RUN_BUF_BYTES):
+ * those expand in the includer's code, under its warnings, and C++ ones may refuse a C cast. */
+#ifdef __cplusplus
+#define EDGERNN_SIZE(n) static_cast<size_t>(n)
+#else
+#define EDGERNN_SIZE(n) ((size_t)(n))
+#endif
 
 /* Bumped whenever a kernel's behaviour, the descriptor or a signature changes; model headers
  * check it. */
@@ -2039,14 +2055,14 @@ static inline int8_t edgernn_quantize_f32(float x, float inv_scale)
 {
     const float t = x * inv_scale;
     int32_t q;
-    if (!(t == t)) { /* NaN */
-        return 0;
-    }
     if (t >= (float)EDGERNN_Q_MAX) {
         return (int8_t)EDGERNN_Q_MAX;
     }
     if (t <= (float)-EDGERNN_Q_MAX) {
         return (int8_t)-EDGERNN_Q_MAX;
+    }
+    if (!(t > (float)-EDGERNN_Q_MAX)) { /* only NaN is left here (every comparison with it is false) */
+        return 0;
     }
     q = (int32_t)t; /* truncates toward zero; |t| < 127 here, so it fits */
     if (t >= 0.0f) {
@@ -2395,7 +2411,7 @@ EDGERNN_INLINE float edgernn_dequantize_logit(const edgernn_model_t *m, int32_t 
 #define JAPANESE_VOWELS_SCRATCH_WORDS    64              /* the same, int32 words */
 #define JAPANESE_VOWELS_MACS_PER_STEP    1408            /* int8 MACs of the RNN per time step (no head) */
 #define JAPANESE_VOWELS_HEAD_MACS        288             /* int8 MACs of one head evaluation */
-#define JAPANESE_VOWELS_RUN_BUF_BYTES(T) ((size_t)(T) * 32u) /* run buffer: every layer's states */
+#define JAPANESE_VOWELS_RUN_BUF_BYTES(T) (EDGERNN_SIZE(T) * 32u) /* run buffer: every layer's states */
 
 /* Output scale: a logit as a float is logit_q * HEAD_SCALE (the exact scale rounded to float32) */
 #define JAPANESE_VOWELS_HEAD_SCALE       3.94918097e-05f
@@ -3043,3 +3059,7 @@ EDGERNN_SHARED_TABLE EDGERNN_FLASH const int8_t edgernn_tanh_lut[EDGERNN_LUT_SIZ
 };
 
 #endif /* EDGERNN_IMPLEMENTATION */
+
+#if defined(__cplusplus) && defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif

@@ -257,7 +257,7 @@ def _macros(qm: QuantizedModel, up: str, sizes: dict[str, int]) -> str:
                 (f"{up}_HEAD_MACS", str(sizes["head_macs"]), "int8 MACs of one head evaluation"),
                 (
                     f"{up}_RUN_BUF_BYTES(T)",
-                    f"((size_t)(T) * {per_step}u)",
+                    f"(EDGERNN_SIZE(T) * {per_step}u)",
                     "run buffer: every layer's states",
                 ),
             ],
@@ -350,6 +350,7 @@ def generate_header(qm: QuantizedModel, prefix: str = "edgernn_model") -> str:
     data = model_data(qm, prefix, up)
     parts = [
         _provenance(qm, prefix, sizes),
+        _CXX_QUIET_PUSH,
         _GUARD_SLOT,
         usage(qm, prefix),
         "/* ======== edgernn runtime (c_runtime/edgernn_runtime.h, embedded, shared by all models) ===== */\n"
@@ -376,12 +377,27 @@ def generate_header(qm: QuantizedModel, prefix: str = "edgernn_model") -> str:
         data.checks,
         f"#endif /* {up}_MODEL_IMPLEMENTED */",
         runtime_tables.strip("\n"),
+        _CXX_QUIET_POP,
     ]
     text = "\n\n".join(parts) + "\n"
     return text.replace(_GUARD_SLOT, _open_guard(prefix, text), 1)
 
 
 _GUARD_SLOT = "/*@guard@*/"
+
+# C99 has no C++ casts, so a C++ file with -Wold-style-cast (or GCC's -Wuseless-cast, where int32_t
+# is int) would drown in this header's casts. Silenced for the header's own lines only, every
+# include balanced: the includer's code keeps its warnings.
+_CXX_QUIET_PUSH = """#if defined(__cplusplus) && defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+#if !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuseless-cast"
+#endif
+#endif"""
+_CXX_QUIET_POP = """#if defined(__cplusplus) && defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif"""
 
 
 def _open_guard(prefix: str, text: str) -> str:
