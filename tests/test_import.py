@@ -548,6 +548,62 @@ int main(void) {{
     assert np.array_equal(got, want)
 
 
+def test_pad_to_ignores_what_a_batch_row_holds_past_its_length(tmp_path: Path, names_by_list) -> None:
+    """A pad_to model's pad steps are zeros whatever the caller padded its batch with: torch, the
+    float and integer ONNX graphs and the integer reference give each row the answer it gets
+    with zero padding (before the fix, steps length..pad_to were read from the caller's padding)."""
+    import onnxruntime as ort
+
+    from edgernn.contract.reference import int_forward
+    from edgernn.pipeline import load_quantized
+
+    m = _train(_UniClassifier(len(names_by_list.vocab)), names_by_list, 1, lambda m, x: m(x), per_step=False)
+    example = (torch.from_numpy(names_by_list.train.x[:2, :6]),)
+    import_model(m, tmp_path / "u", dataset="names_by_list", example=example, pad_to=12)
+    export_dir(tmp_path / "u")
+    test = names_by_list.test
+    short = np.flatnonzero(test.lengths < 8)[:40]
+    lengths = test.lengths[short].astype(np.int64)
+    x = np.zeros((len(short), 20), np.int64)
+    for row, i in enumerate(short):
+        x[row, : lengths[row]] = test.x[i, : lengths[row]]
+    junk = x.copy()
+    for row, n in enumerate(lengths):
+        junk[row, n:] = 1 + (np.arange(20 - n) % (len(names_by_list.vocab) - 1))
+    assert not np.array_equal(junk, x)
+
+    def answers(tokens: np.ndarray) -> list[np.ndarray]:
+        qm = load_quantized(tmp_path / "u")
+        model = load_checkpoint(tmp_path / "u").model.eval()
+        with torch.no_grad():
+            got = [model(torch.from_numpy(tokens), torch.from_numpy(lengths))[0].numpy()]
+        got.append(int_forward(qm, tokens, lengths).logits.numpy())
+        for name, h0_type in (("model.onnx", np.float32), ("model.int8.onnx", np.int8)):
+            sess = ort.InferenceSession(str(tmp_path / "u" / name), providers=["CPUExecutionProvider"])
+            h0 = np.zeros((1, len(tokens), model.cfg.hidden_size), h0_type)
+            got.append(sess.run(["logits"], {"tokens": tokens, "lengths": lengths, "h0": h0})[0])
+        return got
+
+    clean = answers(x)
+    for want, got in zip(clean, answers(junk), strict=True):
+        np.testing.assert_array_equal(got, want)
+    # examples/onnxruntime_stream.py runs the pad steps after the stream, as PREFIX_finish does.
+    import subprocess
+    import sys
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "onnxruntime_stream.py"
+    for row in range(3):
+        csv = tmp_path / f"s{row}.csv"
+        csv.write_text("".join(f"{int(t)}\n" for t in x[row, : lengths[row]]))
+        out = subprocess.run(
+            [sys.executable, str(example), str(tmp_path / "u" / "model.step.raw.int8.onnx"), str(csv)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert out.splitlines()[-1] == "logits " + " ".join(str(int(v)) for v in clean[1][row]), out
+
+
 class _LastBySize(nn.Module):
     """Reads the last step as output[:, x.size(1) - 1], which torch.export bakes in as an index."""
 

@@ -343,6 +343,32 @@ def test_drivers_refuse_bad_inputs() -> None:
             run(seq if run is oi.run_sequence else step, qm, x + qm.config.vocab_size, lens)
 
 
+@pytest.mark.parametrize("bidi", [False, True])
+def test_graphs_themselves_refuse_a_negative_token(bidi: bool) -> None:
+    """A plain ORT user has no driver to check ids. ONNX Gather reads index -1 as the last row, so
+    without the graphs' own check token -1 answered as the last token did, where C returns
+    EDGERNN_ERR_TOKEN: now every token graph, the float one included, fails on it."""
+    from edgernn.backends.onnx.float_graph import float_onnx_bytes, session
+
+    cfg = make_cfg("many-to-one", True, 1, bidi)
+    qm = quantized(cfg)
+    seq, step = sessions(qm)
+    floats = session(float_onnx_bytes(random_model(cfg, seed=0)))
+    x, lens, h0 = random_inputs(qm, [4, 2])
+    assert h0 is not None
+    runs = {
+        "sequence": lambda t: seq.run(None, {"tokens": t, "lengths": lens, "h0": h0}),
+        "float": lambda t: floats.run(None, {"tokens": t, "lengths": lens, "h0": h0.astype(np.float32)}),
+        "step": lambda t: step.run(None, {"token": t[:, :2] if bidi else t[:, 0], "h": h0}),
+    }
+    for run in runs.values():
+        run(x)  # the valid ids run
+        bad = x.copy()
+        bad[0, 0] = -1
+        with pytest.raises(Exception, match=r"indices element out of data bounds"):
+            run(bad)
+
+
 # ---------------------------------------------------------------------------------------------
 # Property test over random configurations
 

@@ -88,7 +88,7 @@ def float_onnx_bytes(model: EdgeRNN, qm: QuantizedModel | None = None) -> bytes:
     proto = onnx.load_from_string(buf.getvalue())
     proto.producer_name = "edgernn"
     proto.producer_version = ""
-    if cfg.frame > 1 or cfg.reverse:
+    if cfg.frame > 1 or cfg.reverse or cfg.tokens:
         _prepend_input_rules(proto, model)
     if qm is not None:
         from edgernn.backends.onnx.raw_input import raw_float_model
@@ -113,15 +113,18 @@ class _Steps(nn.Module):
 
 def _prepend_input_rules(proto: onnx.ModelProto, model: EdgeRNN) -> None:
     """The framing front (backends/onnx/framing.py) and a reverse model's ReverseSequence in
-    front of a graph traced on steps: x and lengths become what the user gives again."""
+    front of a graph traced on steps: x and lengths become what the user gives again. Token ids
+    pass the integer graphs' check first (refuse_negative_tokens)."""
     from edgernn.backends.onnx.framing import frame_front
-    from edgernn.backends.onnx.int_builder import Graph
+    from edgernn.backends.onnx.int_builder import Graph, refuse_negative_tokens
     from edgernn.backends.onnx.raw_input import rename_reads
 
     g = Graph()
     name = input_name(model)
     if model.cfg.frame > 1:
         x_steps, lengths_steps = frame_front(g, model.cfg, name, "lengths")
+    elif model.cfg.tokens:
+        x_steps, lengths_steps = refuse_negative_tokens(g, name, model.cfg.vocab_size, "edgernn"), "lengths"
     else:
         x_steps, lengths_steps = name, "lengths"
     if model.cfg.reverse:

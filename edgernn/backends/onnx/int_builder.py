@@ -119,10 +119,19 @@ def _cell_constants(g: Graph, p: str, cell: QuantCell) -> None:
     g.const(f"{p}_index_offset", -Z_MIN - (1 << (OFFSET_BITS - n)), np.int64)
 
 
+def refuse_negative_tokens(g: Graph, tokens: str, vocab: int, p: str) -> str:
+    """The token ids with each negative one replaced by `vocab`, an index Gather refuses. ONNX
+    Gather counts a negative index from the end, so token -1 would silently read the last token's
+    row, where the C runtime returns EDGERNN_ERR_TOKEN and torch raises."""
+    negative = g.op("Less", [tokens, g.const(f"{p}_zero_token", 0, np.int64)], f"{p}_token_negative")
+    return g.op("Where", [negative, g.const(f"{p}_vocab", vocab, np.int64), tokens], f"{p}_token_checked")
+
+
 def input_term(g: Graph, p: str, cell: QuantCell, inp: str) -> str:
     """acc_x * M_x (int64) for any leading shape: inp is int8 (..., In) or int64 tokens (...)."""
     if cell.table is not None:
-        acc_x = g.op("Gather", [f"{p}_table", inp], f"{p}_acc_x", axis=0)
+        ids = refuse_negative_tokens(g, inp, len(cell.table), p)
+        acc_x = g.op("Gather", [f"{p}_table", ids], f"{p}_acc_x", axis=0)
     else:
         x32 = g.cast(inp, f"{p}_x_i32", I32)
         acc_x = g.op("Add", [g.op("MatMul", [x32, f"{p}_w_ih_t"], f"{p}_wx"), f"{p}_bias"], f"{p}_acc_x")

@@ -92,10 +92,20 @@ def _run_direction(
 
 
 def _pad_steps(g: Graph, qm: QuantizedModel, x_name: str) -> tuple[str, str]:
-    """ModelConfig.pad_to (edgernn.pad): pad_to zero steps (token 0) after x, lengths raised to
-    pad_to. Returns the names of the padded x and lengths."""
+    """ModelConfig.pad_to (edgernn.pad): x's steps past each length zeroed (token 0), pad_to zero
+    steps after x, lengths raised to pad_to. Returns the names of the padded x and lengths."""
     pad_to = qm.config.pad_to
-    batch = g.op("Gather", [g.op("Shape", [x_name], "x_shape_pad"), "zero_i64"], "batch", axis=0)
+    x_shape = g.op("Shape", [x_name], "x_shape_pad")
+    steps = g.op("Gather", [x_shape, "one_i64"], "pad_steps_in", axis=0)
+    t = g.op("Range", ["zero_i64", steps, "one_i64"], "pad_time")
+    t_row = g.op("Unsqueeze", [t, "axes_0"], "pad_time_row")
+    len_col = g.op("Unsqueeze", ["lengths", "axes_1"], "pad_lengths_col")
+    keep = g.op("Less", [t_row, len_col], "pad_keep_bt")  # (B, T)
+    if not qm.config.tokens:
+        keep = g.op("Unsqueeze", [keep, "axes_2"], "pad_keep")  # (B, T, 1)
+    fill = g.const("pad_fill", 0, np.int64 if qm.config.tokens else np.int8)
+    x_name = g.op("Where", [keep, x_name, fill], f"{x_name}_kept")
+    batch = g.op("Gather", [x_shape, "zero_i64"], "batch", axis=0)
     batch_1 = g.op("Unsqueeze", [batch, "axes_0"], "batch_1")
     tail = [pad_to] if qm.config.tokens else [pad_to, qm.config.input_size]
     shape = g.op("Concat", [batch_1, g.const("pad_tail", tail, np.int64)], "pad_shape", axis=0)
@@ -153,6 +163,8 @@ def build_sequence_model(qm: QuantizedModel) -> onnx.ModelProto:
     outputs = [
         tensor_info("logits", I32, logits_shape),
         tensor_info("h_n", I8, [layers * dirs, "B", hsz]),
-        tensor_info("hidden", I8, [layers, "B", "T" if cfg.frame == 1 else "steps", dirs * hsz]),
+        tensor_info(
+            "hidden", I8, [layers, "B", "T" if cfg.frame == 1 and not cfg.pad_to else "steps", dirs * hsz]
+        ),
     ]
     return finish(qm, g, "edgernn_int8_sequence", inputs, outputs, describe(qm, "sequence"))
