@@ -369,6 +369,62 @@ def test_refusals_of_modules(tmp_path: Path, make: Any, message: str) -> None:
     assert not (tmp_path / "out").exists()
 
 
+class _PartOfInput(nn.Module):
+    """An RNN that reads part of the model's input: a window of the last steps, some features, or
+    the input joined with itself."""
+
+    def __init__(self, part: str) -> None:
+        super().__init__()
+        self.part = part
+        self.rnn = nn.RNN(24 if part == "joined" else 6 if part == "features" else 12, 8, batch_first=True)
+        self.head = nn.Linear(8, 9)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.part == "window":
+            x = x[:, -4:]
+        elif self.part == "features":
+            x = x[:, :, :6]
+        else:
+            x = torch.cat([x, x], -1)
+        return self.head(self.rnn(x)[0][:, -1])
+
+
+@pytest.mark.parametrize(
+    ("part", "message"),
+    [
+        ("window", r"slice \[-4:\] along dim 1"),
+        ("features", r"slice \[:6\] along dim 2"),
+        ("joined", "concat"),
+    ],
+)
+def test_an_rnn_reading_part_of_the_input_is_refused(tmp_path: Path, part: str, message: str) -> None:
+    """A window over time was imported as a plain RNN: a proof on sequences no longer than the
+    window cannot see it, and the export then read every step (a reviewer's 40-step data: 6 of 40
+    predictions changed). Refused, from the module, the exported program and the ONNX file."""
+    model = _PartOfInput(part).eval()
+    example = (torch.zeros(2, 6, 12),)
+    for kind, src in _sources(tmp_path, model, example).items():
+        onnx_message = "Slice" if part != "joined" else "Concat"
+        with pytest.raises(InputError, match=onnx_message if kind == "onnx" else message):
+            import_model(
+                src,
+                tmp_path / f"o_{kind}",
+                example=example if kind == "module" else None,
+                input_range=(-1, 1),
+                steps=4,
+            )
+        assert not (tmp_path / f"o_{kind}").exists()
+
+
+def test_a_proof_on_one_step_sequences_is_refused(tmp_path: Path) -> None:
+    """At one step the first output is the last and W_hh never acts: a model reading output[:, 0]
+    passed a --steps 1 proof and was exported as output[:, -1]."""
+    model = _Wrap(nn.RNN(12, 8, batch_first=True), nn.Linear(8, 9)).eval()
+    with pytest.raises(InputError, match="has 1 step"):
+        import_model(model, tmp_path / "o", example=(torch.zeros(2, 5, 12),), input_range=(-1, 1), steps=1)
+    assert import_model(model, tmp_path / "o", example=(torch.zeros(2, 5, 12),), input_range=(-1, 1), steps=2)
+
+
 def test_cli_refuses_a_corrupt_file_and_a_pickled_archive(tmp_path: Path, tutorial, names_by_list) -> None:
     runner = CliRunner()
     bad = tmp_path / "bad.onnx"

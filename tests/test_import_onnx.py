@@ -287,3 +287,40 @@ def test_reverse_model_read_per_step_is_refused(tmp_path: Path) -> None:
     model, _ = rnn_graph(direction="reverse", output="Y", head=False)
     with pytest.raises(InputError, match="a reverse-only RNN is exported read at its final state"):
         import_model(_save(tmp_path, model), tmp_path / "out", _data(tmp_path / "d.npz", per_step=True))
+
+
+@pytest.mark.parametrize("where", ["input", "head"])
+def test_a_view_that_drops_values_or_an_add_before_the_head_is_refused(tmp_path: Path, where: str) -> None:
+    """A Slice of X's time axis (a window the proof's short data never exceeds) was taken for a
+    view and dropped; an Add on the head's input was taken for its bias (exit 4 when the shapes
+    clashed). Both are refused with exit-2 messages that name the node."""
+    model, weights = rnn_graph()
+    g = model.graph
+    if where == "input":
+        g.initializer.extend(
+            [
+                numpy_helper.from_array(np.array([-4], np.int64), "w_start"),
+                numpy_helper.from_array(np.array([2**63 - 1], np.int64), "w_end"),
+                numpy_helper.from_array(np.array([0], np.int64), "w_axis"),
+            ]
+        )
+        rnn = next(n for n in g.node if n.op_type == "RNN")
+        rnn.input[0] = "X_window"
+        g.node.insert(0, helper.make_node("Slice", ["X", "w_start", "w_end", "w_axis"], ["X_window"]))
+        message = r"reads part of the model's input \(Slice 'X_window'\)"
+    else:
+        gemm = next(n for n in g.node if n.op_type == "Gemm")
+        g.node.remove(gemm)
+        shift = np.full(weights["HW"].shape[1], 0.5, np.float32)
+        g.initializer.extend(
+            [numpy_helper.from_array(shift, "shift"), numpy_helper.from_array(weights["HW"].T.copy(), "HWt")]
+        )
+        g.node.extend(
+            [
+                helper.make_node("Add", ["feat", "shift"], ["feat_shifted"]),
+                helper.make_node("MatMul", ["feat_shifted", "HWt"], ["logits"]),
+            ]
+        )
+        message = r"adds 'feat_shifted' before its MatMul"
+    with pytest.raises(InputError, match=message):
+        import_model(_save(tmp_path, model), tmp_path / "out", _data(tmp_path / "d.npz"))

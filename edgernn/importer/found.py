@@ -148,7 +148,7 @@ def build_model(found: Found, task: Task, readout: Readout, pad_to: int = 0) -> 
         model.load_state_dict(state)
     except RuntimeError as e:
         raise InputError(
-            f"the weights found do not fit {found.describe()}: {str(e).splitlines()[0]}"
+            f"the weights found do not fit {found.describe()}: {' '.join(str(e).split())[:400]}"
         ) from None
     for name, t in model.state_dict().items():
         if not torch.isfinite(t).all():

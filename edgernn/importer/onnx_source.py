@@ -91,10 +91,38 @@ def _walk_back(g: _Graph, name: str) -> tuple[str, list[onnx.NodeProto]]:
                 f"the RNN's input is computed by {node.op_type}; edgernn imports models whose RNN reads "
                 "the input, or an embedding of it, directly"
             )
-        ops.append(node)
         embedding = node.op_type == "Gather" and node.input[0] in g.init  # ids looked up in a stored table
+        if not embedding and not _keeps_every_value(g, node):
+            raise InputError(
+                f"the RNN reads part of the model's input ({node.op_type} {node.name or node.output[0]!r}); "
+                "edgernn imports models whose RNN reads every step and feature of it: select in your data "
+                "instead"
+            )
+        ops.append(node)
         name = node.input[1] if embedding else node.input[0]
     return name, ops
+
+
+_OPEN_END = 2**62  # torch writes an open slice end as INT64_MAX; anything this large is open
+
+
+def _keeps_every_value(g: _Graph, node: onnx.NodeProto) -> bool:
+    """False for a view on the input's path that drops or repeats values (a window over time, some
+    features, the input joined with itself): the proof, on the data's lengths, may never see the
+    difference. A slice counts as whole only when its constants say so."""
+    if node.op_type == "Slice":
+        starts, ends = g.init.get(node.input[1]), g.init.get(node.input[2])
+        steps = g.init.get(node.input[4]) if len(node.input) > 4 and node.input[4] else np.ones(1)
+        return (
+            starts is not None
+            and ends is not None
+            and bool(np.all(starts == 0) and np.all(ends >= _OPEN_END) and np.all(steps == 1))
+        )
+    if node.op_type == "Concat":
+        return len(node.input) == 1
+    if node.op_type == "Split":
+        return len(node.output) == 1
+    return node.op_type != "Gather"
 
 
 def _cells(g: _Graph, node: onnx.NodeProto, dirs: int) -> tuple[list[CellWeights], bool]:
@@ -158,6 +186,11 @@ def _head(g: _Graph, after: list[onnx.NodeProto]) -> tuple[np.ndarray | None, np
         b = np.zeros(w.shape[0], np.float32)
         if adds:
             add = adds[0]
+            if matmuls[0].output[0] not in add.input:
+                raise InputError(
+                    f"the head adds {add.name or add.output[0]!r} before its MatMul, not after it as a bias; "
+                    "edgernn exports one linear layer on the RNN's output"
+                )
             other = add.input[1] if add.input[0] == matmuls[0].output[0] else add.input[0]
             b = np.broadcast_to(g.tensor(other, "head bias"), (w.shape[0],)).astype(np.float32)
         return w, b
@@ -389,9 +422,14 @@ def from_onnx(path: Path, data: bytes, sha256: str) -> Source:
         try:
             values = run_graph(feed(x))
         except Exception as e:  # the runtime's own error types
-            raise InputError(
-                f"{path.name}: the runtime failed on the model: {str(e).splitlines()[0][:200]}"
-            ) from None
+            said = " ".join(str(e).split())[:400]  # its detail (which index, what size) is past line 1
+            hint = (
+                "; the graph's input has fixed sizes: export it with dynamic_axes for batch and time "
+                "(README, importing a model)"
+                if "invalid dimensions" in said.lower()
+                else ""
+            )
+            raise InputError(f"{path.name}: the runtime failed on the model: {said}{hint}") from None
         for name, v in zip(names, values, strict=True):
             if name in how.initial_states and np.any(v != 0):
                 raise InputError(

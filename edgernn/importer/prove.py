@@ -73,6 +73,13 @@ def prove(
     one that matches the source on every sequence, or refuse saying where it did not. With
     pad_to, the source reads each sequence padded to pad_to steps, and so does the model."""
     found = source.found
+    if seqs and max(len(padded_sequence(s, pad_to)) for s in seqs) < 2:
+        # At one step the recurrence (W_hh) never acts and the first step is the last: a model
+        # reading output[:, 0], or any W_hh at all, would pass.
+        raise InputError(
+            f"every one of the {len(seqs)} sequences to prove the import on has 1 step, which cannot "
+            "show what the model does over time: give data with longer sequences (or --steps 2 or more)"
+        )
     outs = []
     for i, s in enumerate(seqs):
         outs.append(source.run(padded_sequence(s, pad_to)))
@@ -82,24 +89,37 @@ def prove(
         raise InputError(
             f"the source answers with shape {outs[0].shape}; the graph reads {found.reading.value}"
         )
-    tried = []
+    tried: list[tuple[Readout, float, int, tuple[int, ...]]] = []
     for readout in readouts_for(found):
         model = build_model(found, task, readout, pad_to)
         worst, where = 0.0, 0
+        shape: tuple[int, ...] = ()
         for i, (s, want) in enumerate(zip(seqs, outs, strict=True)):
-            d = difference(want, edgernn_answer(model, s))
+            got = edgernn_answer(model, s)
+            d = difference(want, got)
             if d > worst:
-                worst, where = d, i
+                worst, where, shape = d, i, got.shape
             if d > TOLERANCE:
                 break
         if worst <= TOLERANCE:
             return Proof(model, worst, len(seqs), outs)
-        tried.append((readout, worst, where))
-    raise InputError(_mismatch(found, tried, seqs))
+        tried.append((readout, worst, where, shape))
+    raise InputError(_mismatch(found, tried, seqs, outs))
 
 
-def _mismatch(found: Found, tried: list[tuple[Readout, float, int]], seqs: Sequence[np.ndarray]) -> str:
-    readout, worst, where = min(tried, key=lambda t: t[1])
+def _mismatch(
+    found: Found,
+    tried: list[tuple[Readout, float, int, tuple[int, ...]]],
+    seqs: Sequence[np.ndarray],
+    outs: Sequence[np.ndarray],
+) -> str:
+    readout, worst, where, shape = min(tried, key=lambda t: t[1])
+    if worst == float("inf"):  # difference() of two shapes
+        return (
+            f"refused: the source answers sequence {where} ({len(seqs[where])} steps) with shape "
+            f"{outs[where].shape}, where the rebuilt model reading {found.reading.value} answers with "
+            f"{shape}: does the source's output put time first, or drop a step?"
+        )
     ops = " -> ".join(found.ops) or "nothing"
     part = (
         "the recurrence itself (it differs at one step)"

@@ -106,6 +106,36 @@ def _tensor(node: Any, inputs: ProgramInputs, what: str) -> np.ndarray:
     return inputs.tensors[node.name].detach().cpu().numpy().astype(np.float32)
 
 
+_OPEN_END = 2**62  # an open slice end is traced as INT64_MAX; anything this large is open
+
+
+def _part_of(node: Node) -> str:
+    """What part of its input a view on the RNN's input path keeps, or "" for all of it. A window
+    over time or some features is invisible to a proof on data no longer than the window."""
+    name = opname(node)
+
+    def arg(i: int, key: str, default: Any) -> Any:
+        return node.args[i] if len(node.args) > i else node.kwargs.get(key, default)
+
+    if name == "aten::slice":
+        dim, start, end, step = (
+            arg(1, "dim", 0),
+            arg(2, "start", None),
+            arg(3, "end", None),
+            arg(4, "step", 1),
+        )
+        open_end = end is None or (isinstance(end, int) and end >= _OPEN_END)
+        whole = start in (None, 0) and open_end and step == 1
+        shown = f"{start or ''}:{'' if open_end else end}{'' if step == 1 else f':{step}'}"
+        return "" if whole else f"a slice [{shown}] along dim {dim}"
+    if name == "aten::select":
+        return f"index {arg(2, 'index', '?')} along dim {arg(1, 'dim', '?')}"
+    if name == "aten::cat":
+        joined = node.args[0]
+        return "" if isinstance(joined, (list, tuple)) and len(joined) == 1 else "a concatenation"
+    return ""
+
+
 def _walk_back(node: Node, inputs: ProgramInputs) -> tuple[Node, list[Node]]:
     """From the RNN's input back to a user input: returns it and the ops on the way."""
     ops: list[Node] = []
@@ -116,6 +146,12 @@ def _walk_back(node: Node, inputs: ProgramInputs) -> tuple[Node, list[Node]]:
             raise InputError(
                 f"the RNN's input is computed by {_short(name)}; edgernn imports models whose RNN reads "
                 "the input, or an embedding of it, directly"
+            )
+        part = _part_of(cur)
+        if part:
+            raise InputError(
+                f"the RNN reads {part} of the model's input ({_short(name)}); edgernn imports models whose "
+                "RNN reads every step and feature of it: select in your data instead"
             )
         ops.append(cur)
         src = cur.args[1] if name == "aten::embedding" else cur.args[0]
