@@ -25,6 +25,7 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from edgernn.backends.c.build import STRICT_WARNINGS
 from edgernn.backends.c.codegen import c_runtime_dir, generate_header, validate_prefix, write_header
 from edgernn.backends.c.host import CModel, compile_model
 from edgernn.config import ModelConfig
@@ -39,16 +40,7 @@ from edgernn.targets.registry import get as get_target
 from edgernn.targets.toolchain import toolchain
 
 GOLDEN = Path(__file__).parent / "data" / "rnn_int8_golden.npz"
-STRICT_C = [
-    "-std=c99",
-    "-Wall",
-    "-Wextra",
-    "-Werror",
-    "-pedantic",
-    "-Wconversion",
-    "-Wshadow",
-    "-Wfloat-equal",
-]
+STRICT_C = ["-std=c99", *STRICT_WARNINGS, "-Wfloat-equal"]
 STRICT_CXX = [
     "-x",
     "c++",
