@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from edgernn.config import ModelConfig
+from edgernn.data.dataset import step_mask
 
 
 def pad_torch(cfg: ModelConfig, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,7 +31,7 @@ def pad_numpy(cfg: ModelConfig, x: np.ndarray, lengths: np.ndarray) -> tuple[np.
     """The same on numpy arrays (the drivers of the step graph, C and the MCU vectors)."""
     if not cfg.pad_to:
         return x, lengths
-    keep = np.arange(x.shape[1])[None, :] < np.asarray(lengths)[:, None]
+    keep = step_mask(lengths, x.shape[1])
     x = np.where(keep.reshape(*keep.shape, *([1] * (x.ndim - 2))), x, np.zeros((), x.dtype))
     pad = np.zeros((x.shape[0], cfg.pad_to, *x.shape[2:]), dtype=x.dtype)
     return np.concatenate([x, pad], axis=1), np.maximum(np.asarray(lengths), cfg.pad_to)

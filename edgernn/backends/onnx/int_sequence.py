@@ -36,13 +36,18 @@ from edgernn.contract.bounds import check_bounds
 from edgernn.contract.model import QuantizedModel
 
 
+def _within_lengths(g: Graph, inp: str, lengths: str, p: str = "") -> str:
+    """within[b, t] = t < lengths[b]: bool (B, T), T being inp's axis 1. `p` prefixes the names."""
+    steps = g.op("Gather", [g.op("Shape", [inp], f"{p}x_shape"), "one_i64"], f"{p}steps", axis=0)
+    t = g.op("Range", ["zero_i64", steps, "one_i64"], f"{p}time_index")
+    t_row = g.op("Unsqueeze", [t, "axes_0"], f"{p}time_row")  # (1, T)
+    len_col = g.op("Unsqueeze", [lengths, "axes_1"], f"{p}lengths_col")  # (B, 1)
+    return g.op("Less", [t_row, len_col], f"{p}valid_bt")
+
+
 def _validity_mask(g: Graph, inp: str, lengths: str) -> str:
     """valid[b, t, 0] = t < lengths[b]: bool (B, T, 1), scanned along axis 1 as (B, 1) per step."""
-    steps = g.op("Gather", [g.op("Shape", [inp], "x_shape"), "one_i64"], "steps", axis=0)
-    t = g.op("Range", ["zero_i64", steps, "one_i64"], "time_index")
-    t_row = g.op("Unsqueeze", [t, "axes_0"], "time_row")  # (1, T)
-    len_col = g.op("Unsqueeze", [lengths, "axes_1"], "lengths_col")  # (B, 1)
-    return g.op("Unsqueeze", [g.op("Less", [t_row, len_col], "valid_bt"), "axes_2"], "valid")
+    return g.op("Unsqueeze", [_within_lengths(g, inp, lengths), "axes_2"], "valid")
 
 
 def _scan_body(p: str, hidden: int) -> onnx.GraphProto:
@@ -95,17 +100,12 @@ def _pad_steps(g: Graph, qm: QuantizedModel, x_name: str) -> tuple[str, str]:
     """ModelConfig.pad_to (edgernn.pad): x's steps past each length zeroed (token 0), pad_to zero
     steps after x, lengths raised to pad_to. Returns the names of the padded x and lengths."""
     pad_to = qm.config.pad_to
-    x_shape = g.op("Shape", [x_name], "x_shape_pad")
-    steps = g.op("Gather", [x_shape, "one_i64"], "pad_steps_in", axis=0)
-    t = g.op("Range", ["zero_i64", steps, "one_i64"], "pad_time")
-    t_row = g.op("Unsqueeze", [t, "axes_0"], "pad_time_row")
-    len_col = g.op("Unsqueeze", ["lengths", "axes_1"], "pad_lengths_col")
-    keep = g.op("Less", [t_row, len_col], "pad_keep_bt")  # (B, T)
+    keep = _within_lengths(g, x_name, "lengths", "kept_")  # (B, T)
     if not qm.config.tokens:
         keep = g.op("Unsqueeze", [keep, "axes_2"], "pad_keep")  # (B, T, 1)
     fill = g.const("pad_fill", 0, np.int64 if qm.config.tokens else np.int8)
     x_name = g.op("Where", [keep, x_name, fill], f"{x_name}_kept")
-    batch = g.op("Gather", [x_shape, "zero_i64"], "batch", axis=0)
+    batch = g.op("Gather", ["kept_x_shape", "zero_i64"], "batch", axis=0)  # _within_lengths's Shape
     batch_1 = g.op("Unsqueeze", [batch, "axes_0"], "batch_1")
     tail = [pad_to] if qm.config.tokens else [pad_to, qm.config.input_size]
     shape = g.op("Concat", [batch_1, g.const("pad_tail", tail, np.int64)], "pad_shape", axis=0)
