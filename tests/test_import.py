@@ -425,6 +425,41 @@ def test_a_proof_on_one_step_sequences_is_refused(tmp_path: Path) -> None:
     assert import_model(model, tmp_path / "o", example=(torch.zeros(2, 5, 12),), input_range=(-1, 1), steps=2)
 
 
+class _Dropping(nn.Module):
+    """Dropout between two RNN layers, or before the head, active while the module trains."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__()
+        self.where = where
+        self.rnn = nn.RNN(
+            12,
+            8,
+            num_layers=2 if where == "layers" else 1,
+            dropout=0.3 if where == "layers" else 0.0,
+            batch_first=True,
+        )
+        self.head = nn.Linear(8, 9)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        last = self.rnn(x)[0][:, -1]
+        if self.where == "head":
+            last = nn.functional.dropout(last, 0.3, self.training)
+        return self.head(last)
+
+
+@pytest.mark.parametrize("where", ["layers", "head"])
+def test_a_program_exported_in_training_mode_is_refused_as_such(tmp_path: Path, where: str) -> None:
+    """A .pt2 exported before .eval() drops values at random in every run: it was refused as a
+    readout or recurrence mismatch. The refusal names training mode; the eval-mode export imports."""
+    example = (torch.zeros(2, 6, 12),)
+    model = _Dropping(where).train()
+    torch.export.save(torch.export.export(model, example), tmp_path / "train.pt2")
+    with pytest.raises(InputError, match=r"exported in training mode.*model.eval\(\)"):
+        import_model(tmp_path / "train.pt2", tmp_path / "o", input_range=(-1, 1), steps=4)
+    torch.export.save(torch.export.export(model.eval(), example), tmp_path / "eval.pt2")
+    assert import_model(tmp_path / "eval.pt2", tmp_path / "o", input_range=(-1, 1), steps=4)
+
+
 def test_cli_refuses_a_corrupt_file_and_a_pickled_archive(tmp_path: Path, tutorial, names_by_list) -> None:
     runner = CliRunner()
     bad = tmp_path / "bad.onnx"

@@ -171,6 +171,9 @@ CASES = {
     "no-bias": {"with_b": False},
     "sequence-lens": {"with_lengths": True},
     "initial-h": {"with_h0": True},
+    # layout 1 takes initial_h as (N, directions, H), not (directions, N, H): fed the wrong shape,
+    # a bidirectional graph failed to run at all.
+    "layout-1-bidirectional-initial-h": {"layout": 1, "direction": "bidirectional", "with_h0": True},
     "tokens": {"tokens": True},
     "reverse": {"direction": "reverse"},
     "reverse-layout-1": {"direction": "reverse", "layout": 1},
@@ -281,6 +284,84 @@ def test_reverse_model_through_every_backend(tmp_path: Path) -> None:
 
     _zig_path()
     _assert_exact(check_dir(tmp_path / "out", ("cortex-m0plus", "cortex-m4"), ("zig",)), "zig+unicorn")
+
+
+def _read_y_at(model: onnx.ModelProto, step: int) -> onnx.ModelProto:
+    """The head reads Y at one time step (layout 0, one direction: (1, N, H) like Y_h) instead of Y_h."""
+    g = model.graph
+    g.initializer.append(numpy_helper.from_array(np.array(step, np.int64), "step"))
+    transpose = next(n for n in g.node if n.op_type == "Transpose")
+    transpose.input[0] = "Y_at"
+    g.node.insert(list(g.node).index(transpose), helper.make_node("Gather", ["Y", "step"], ["Y_at"], axis=0))
+    return model
+
+
+def test_reverse_model_read_at_step_0_is_its_final_state(tmp_path: Path) -> None:
+    """A reverse-only RNN's Y[0] is its Y_h: imported as such (it was refused as output[:, -1]),
+    while its Y[-1], which has read one step, is refused with what differs."""
+    model, _ = rnn_graph(direction="reverse", with_lengths=True)
+    result = import_model(_save(tmp_path, _read_y_at(model, 0)), tmp_path / "out", _data(tmp_path / "d.npz"))
+    assert result.proof.max_abs_diff <= TOLERANCE and load_checkpoint(tmp_path / "out").model.cfg.reverse
+    model, _ = rnn_graph(direction="reverse", with_lengths=True)
+    with pytest.raises(InputError, match=r"only step 0 \(Y\[0\]\) is its final state"):
+        import_model(_save(tmp_path, _read_y_at(model, -1)), tmp_path / "o2", _data(tmp_path / "d.npz"))
+
+
+@pytest.mark.parametrize("head", [True, False], ids=["head", "no-head"])
+def test_a_bidirectional_rnn_read_in_one_direction_is_refused_by_name(tmp_path: Path, head: bool) -> None:
+    """Y_h[0] of a bidirectional RNN: torch's size-mismatch text (with a head) or a time-axis
+    hint (without one) used to stand for "reads one direction"."""
+    model, weights = rnn_graph(direction="bidirectional", head=head, output="Y_h")
+    g = model.graph
+    g.initializer.append(numpy_helper.from_array(np.array(0, np.int64), "forward_only"))
+    if head:
+        for t in list(g.initializer):
+            if t.name == "HW":
+                g.initializer.remove(t)
+        g.initializer.append(numpy_helper.from_array(weights["HW"][:, :H].copy(), "HW"))
+        reshape = next(n for n in g.node if n.op_type == "Reshape")
+        transpose = next(n for n in g.node if n.op_type == "Transpose")
+        g.node.remove(transpose)
+        g.node.insert(
+            list(g.node).index(reshape), helper.make_node("Gather", ["Y_h", "forward_only"], ["Y_h_n"])
+        )
+    else:
+        g.node.append(helper.make_node("Gather", ["Y_h", "forward_only"], ["fwd"]))
+        g.output.pop()
+        g.output.append(helper.make_tensor_value_info("fwd", TensorProto.FLOAT, ["N", H]))
+    with pytest.raises(InputError, match=r"one direction only \(Y_h\[0\] or Y_h\[1\]\?\)"):
+        import_model(_save(tmp_path, model), tmp_path / "out", _data(tmp_path / "d.npz"))
+
+
+def test_a_batch_reordered_by_computed_indices_is_refused_as_a_reorder(tmp_path: Path) -> None:
+    """pack_padded_sequence(enforce_sorted=False) exports a Gather of X by sorted lengths: it was
+    refused as "reads part of the input", whose advice (select in your data) did not apply."""
+    model, _ = rnn_graph()
+    g = model.graph
+    g.input.append(helper.make_tensor_value_info("order", TensorProto.INT64, ["N"]))
+    rnn = next(n for n in g.node if n.op_type == "RNN")
+    rnn.input[0] = "X_sorted"
+    g.node.insert(0, helper.make_node("Gather", ["X", "order"], ["X_sorted"], axis=1))
+    with pytest.raises(InputError, match=r"reordered by computed indices .*enforce_sorted=True"):
+        import_model(_save(tmp_path, model), tmp_path / "out", _data(tmp_path / "d.npz"))
+
+
+def test_per_step_answers_in_another_layout_are_refused_without_labels_too(tmp_path: Path) -> None:
+    """Time-first input, batch-first output: labelled data got the shape refusal, but source-made
+    labels (--input-range, unlabelled data) failed on IGNORE inside a sequence in an internal file."""
+    model, _ = rnn_graph(output="Y", head=False)
+    g = model.graph
+    g.initializer.append(numpy_helper.from_array(np.array([0, 0, -1], np.int64), "ntc"))
+    g.node.extend(
+        [
+            helper.make_node("Transpose", ["Y"], ["Y_ntdh"], perm=[2, 0, 1, 3]),
+            helper.make_node("Reshape", ["Y_ntdh", "ntc"], ["per_step"]),
+        ]
+    )
+    g.output.pop()
+    g.output.append(helper.make_tensor_value_info("per_step", TensorProto.FLOAT, ["N", "T", H]))
+    with pytest.raises(InputError, match="does the source's output put time first"):
+        import_model(_save(tmp_path, model), tmp_path / "out", input_range=(-1.0, 1.0))
 
 
 def test_reverse_model_read_per_step_is_refused(tmp_path: Path) -> None:

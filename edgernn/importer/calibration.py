@@ -61,6 +61,7 @@ def labelled_by_source(source: Source, seqs: list[np.ndarray], task: Task, pad_t
         x, lengths = pad_features(seqs)
     t_max = int(lengths.max())
     answers = [source.run(padded_sequence(s, pad_to)) for s in seqs]
+    _check_answers(seqs, answers, task)
     if task == Task.MANY_TO_ONE:
         y = np.array([int(np.argmax(a)) for a in answers], dtype=np.int64)
     else:
@@ -77,6 +78,21 @@ def labelled_by_source(source: Source, seqs: list[np.ndarray], task: Task, pad_t
     names = np.array([str(c) for c in range(classes)])
     np.savez(buf, X=x, y=y, lengths=lengths, class_names=names)
     return buf.getvalue()
+
+
+def _check_answers(seqs: list[np.ndarray], answers: list[np.ndarray], task: Task) -> None:
+    """Labels from answers of the wrong shape would be garbage (or IGNORE inside a sequence):
+    refuse as the proof refuses a shape it does not reproduce."""
+    classes = answers[0].shape[-1] if answers[0].ndim else 0
+    for i, (s, a) in enumerate(zip(seqs, answers, strict=True)):
+        want: tuple[int, ...] = (classes,) if task == Task.MANY_TO_ONE else (len(s), classes)
+        if a.shape != want:
+            per = "per sequence" if task == Task.MANY_TO_ONE else "per step"
+            raise InputError(
+                f"refused: the source answers sequence {i} ({len(s)} steps) with shape {a.shape}, where "
+                f"a model answering {per} answers with {want}: does the source's output put time "
+                "first, or drop a step?"
+            )
 
 
 def unlabelled_sequences(path: Path) -> list[np.ndarray]:

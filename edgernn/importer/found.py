@@ -108,10 +108,13 @@ def readouts_for(found: Found) -> tuple[Readout, ...]:
 def build_model(found: Found, task: Task, readout: Readout, pad_to: int = 0) -> EdgeRNN:
     """The edgernn float model with the source's weights (zeros for absent biases, an identity
     head when the source has none)."""
-    if found.reverse and (task is not Task.MANY_TO_ONE or found.reading is not Reading.FINAL_STATE or pad_to):
+    # A reverse-only RNN's output at step 0 is its final state, so a source reading an output
+    # step is built as one reading h_n; the proof then shows whether that step was step 0.
+    if found.reverse and (task is not Task.MANY_TO_ONE or found.reading is Reading.PER_STEP or pad_to):
         reads = found.reading.value + (" with --pad-to" if pad_to else "")
         raise InputError(
-            f"a reverse-only RNN is exported read at its final state (Y_h); this one reads {reads}"
+            f"a reverse-only RNN is exported read at its final state (Y_h, or Y at step 0); this one "
+            f"reads {reads}"
         )
     width = found.directions * found.hidden_size
     cfg = ModelConfig(
@@ -136,6 +139,11 @@ def build_model(found: Found, task: Task, readout: Readout, pad_to: int = 0) -> 
             state[f"rnn.{name}_{suffix}"] = torch.tensor(np.asarray(value, dtype=np.float32))
         state[f"rnn.bias_ih_{suffix}"] = torch.tensor(np.asarray(cell.b_ih, dtype=np.float32))
         state[f"rnn.bias_hh_{suffix}"] = torch.tensor(np.asarray(cell.b_hh, dtype=np.float32))
+    if found.bidirectional and found.head_w is not None and found.head_w.shape[-1] == found.hidden_size:
+        raise InputError(
+            f"the head reads {found.hidden_size} values of a bidirectional RNN whose state has {width}: "
+            "one direction only (Y_h[0] or Y_h[1]?); edgernn reads both directions, concatenated"
+        )
     if found.head_w is not None and found.head_b is not None:
         state["head.weight"] = torch.tensor(np.asarray(found.head_w, dtype=np.float32))
         state["head.bias"] = torch.tensor(np.asarray(found.head_b, dtype=np.float32))

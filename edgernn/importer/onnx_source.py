@@ -92,6 +92,12 @@ def _walk_back(g: _Graph, name: str) -> tuple[str, list[onnx.NodeProto]]:
                 "the input, or an embedding of it, directly"
             )
         embedding = node.op_type == "Gather" and node.input[0] in g.init  # ids looked up in a stored table
+        if node.op_type == "Gather" and not embedding and node.input[1] not in g.init:
+            raise InputError(
+                f"the RNN reads the model's input reordered by computed indices (Gather "
+                f"{node.name or node.output[0]!r}), as pack_padded_sequence(enforce_sorted=False) sorts "
+                "a batch; export the model with enforce_sorted=True, or without packing"
+            )
         if not embedding and not _keeps_every_value(g, node):
             raise InputError(
                 f"the RNN reads part of the model's input ({node.op_type} {node.name or node.output[0]!r}); "
@@ -363,10 +369,16 @@ def _input_behind(g: _Graph, name: str) -> str | None:
     return name
 
 
-def _session(model: onnx.ModelProto) -> Callable[[dict[str, np.ndarray]], list[np.ndarray]]:
-    """ONNX Runtime, or onnx's reference evaluator for graphs ORT refuses (layout=1 RNNs)."""
+def _session(model: onnx.ModelProto, layout: int) -> Callable[[dict[str, np.ndarray]], list[np.ndarray]]:
+    """ONNX Runtime, or onnx's reference evaluator for graphs ORT refuses: layout=1 RNNs (asked
+    first, ORT would log its refusal on stderr even though the import then succeeds), and any
+    other graph it fails to load."""
     import onnxruntime as ort
+    from onnx.reference import ReferenceEvaluator
 
+    if layout == 1:
+        ref = ReferenceEvaluator(model)
+        return lambda feed: [np.asarray(v) for v in ref.run(None, feed)]
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
@@ -375,8 +387,6 @@ def _session(model: onnx.ModelProto) -> Callable[[dict[str, np.ndarray]], list[n
         sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         return lambda feed: [np.asarray(v) for v in sess.run(None, feed)]
     except Exception:  # ORT's own error types; the reference evaluator is the fallback for all
-        from onnx.reference import ReferenceEvaluator
-
         ref = ReferenceEvaluator(model)
         return lambda feed: [np.asarray(v) for v in ref.run(None, feed)]
 
@@ -401,7 +411,7 @@ def from_onnx(path: Path, data: bytes, sha256: str) -> Source:
     watched.CopyFrom(model)
     for name in how.initial_states:  # read them back to prove they are zeros
         watched.graph.output.append(helper.make_empty_tensor_value_info(name))
-    run_graph = _session(watched)
+    run_graph = _session(watched, how.layout)
     x_type = _dtype(model, roles["x"])
     names = [o.name for o in watched.graph.output]
     answer = names.index(how.answer)
@@ -414,7 +424,9 @@ def from_onnx(path: Path, data: bytes, sha256: str) -> Source:
         if "lengths" in roles:
             out[roles["lengths"]] = np.full(n, steps, _dtype(model, roles["lengths"]))
         if "h0" in roles:
-            shape = (found.num_layers * found.directions, n, found.hidden_size)
+            states = found.num_layers * found.directions
+            # ONNX RNN's initial_h: (directions, N, H) at layout 0, (N, directions, H) at layout 1.
+            shape = (states, n, found.hidden_size) if how.layout == 0 else (n, states, found.hidden_size)
             out[roles["h0"]] = np.zeros(shape, _dtype(model, roles["h0"]))
         return out
 

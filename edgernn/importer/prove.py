@@ -114,6 +114,12 @@ def _mismatch(
     outs: Sequence[np.ndarray],
 ) -> str:
     readout, worst, where, shape = min(tried, key=lambda t: t[1])
+    if worst == float("inf") and found.bidirectional and outs[where].shape[-1:] == (found.hidden_size,):
+        return (
+            f"refused: the source answers with {found.hidden_size} values of a bidirectional RNN whose "
+            f"state has {2 * found.hidden_size}: one direction only (Y_h[0] or Y_h[1]?); edgernn reads "
+            "both directions, concatenated"
+        )
     if worst == float("inf"):  # difference() of two shapes
         return (
             f"refused: the source answers sequence {where} ({len(seqs[where])} steps) with shape "
@@ -121,11 +127,15 @@ def _mismatch(
             f"{shape}: does the source's output put time first, or drop a step?"
         )
     ops = " -> ".join(found.ops) or "nothing"
-    part = (
-        "the recurrence itself (it differs at one step)"
-        if len(seqs[where]) == 1
-        else f"the readout ({found.reading.value} via {ops}) or the recurrence over time"
-    )
+    if len(seqs[where]) == 1:
+        part = "the recurrence itself (it differs at one step)"
+    elif found.reverse and found.reading is Reading.LAST_OUTPUT:
+        part = (
+            "the step of the output it reads: of a reverse-only RNN's outputs only step 0 (Y[0]) is "
+            "its final state, which edgernn exports"
+        )
+    else:
+        part = f"the readout ({found.reading.value} via {ops}) or the recurrence over time"
     return (
         f"refused: the rebuilt model does not reproduce the source: {worst:.2e} > {TOLERANCE:g} on "
         f"sequence {where} ({len(seqs[where])} steps) with readout {readout.value}; what differs is {part}"

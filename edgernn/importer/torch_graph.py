@@ -69,6 +69,14 @@ def opname(node: Node) -> str:
     return f"{getattr(target, '__module__', '')}.{getattr(target, '__name__', str(target))}".lstrip(".")
 
 
+_DROPOUTS = {"aten::dropout", "aten::feature_dropout"}
+
+
+def _dropping(p: Any, train: Any) -> bool:
+    """Whether a dropout's (p, train) arguments drop values: in training mode, p above 0."""
+    return bool(train) and isinstance(p, (int, float)) and p > 0
+
+
 def _short(name: str) -> str:
     return name.split("::")[-1].split(".")[-1]
 
@@ -254,7 +262,15 @@ def read_program(ep: ExportedProgram, kind: str) -> tuple[Found, str, int]:
     rnn = rnns[0]
     if str(rnn.target).endswith(".data"):
         raise InputError("the RNN reads a PackedSequence; trace the model with a plain padded tensor")
-    inp, hx, params, has_biases, layers, _dropout, _train, bidirectional, batch_first = rnn.args[:9]
+    inp, hx, params, has_biases, layers, dropout, train, bidirectional, batch_first = rnn.args[:9]
+    active = [
+        n for n, name in zip(nodes, names, strict=True) if name in _DROPOUTS and _dropping(*n.args[1:3])
+    ]
+    if (train and int(layers) > 1 and _dropping(dropout, train)) or active:
+        raise InputError(
+            "the model was exported in training mode: its dropout is active, so each run drops "
+            "different values; call model.eval() before torch.export"
+        )
     dirs = 2 if bidirectional else 1
     cells = _cells(params, inputs, int(layers), dirs, bool(has_biases))
     x_node, back = _walk_back(inp, inputs)
