@@ -24,7 +24,6 @@ from click.exceptions import NoArgsIsHelpError
 from edgernn import __version__
 from edgernn import packages as firmware_packages  # the package registry: --package's choices
 from edgernn import targets as mcu_targets  # the target registry: --target's choices
-from edgernn.config import MAX_MIXUP
 from edgernn.errors import CheckFailed, EdgeRNNError, InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -213,14 +212,6 @@ def _out_dir(out: str | None, name: str) -> Path:
     "--clip", type=click.FloatRange(0, min_open=True), help="clip_grad_norm_ max_norm (default 1.0)."
 )
 @click.option(
-    "--mixup",
-    type=click.FloatRange(0, MAX_MIXUP),
-    metavar="ALPHA",
-    help="Train on blends of two sequences and their labels, mixed Beta(ALPHA, ALPHA) (many-to-one "
-    "feature data; docs/training.md); 0: off. Default: 0.2 for --data and the long bundled sets, 0 "
-    "for the short ones.",
-)
-@click.option(
     "--seed",
     type=click.IntRange(0, 2**31 - 1),
     default=0,
@@ -262,7 +253,6 @@ def train(
     lr: float | None,
     batch_size: int | None,
     clip: float | None,
-    mixup: float | None,
     seed: int,
     auto: bool,
     budget: float | None,
@@ -308,7 +298,6 @@ def train(
         "lr": lr,
         "batch_size": batch_size,
         "clip_grad_norm": clip,
-        "mixup": mixup,
     }
     spec = replace(preset.model, **{k: v for k, v in model_opts.items() if v is not None})
     if dropout and spec.num_layers == 1:

@@ -177,9 +177,6 @@ class ModelConfig:
 # How the recurrent weights W_hh start (edgernn.train.recipe; docs/training.md): torch's uniform
 # default, a random orthogonal matrix, or the identity (IRNN, Le et al. 2015), biases zero.
 INITS: tuple[str, ...] = ("torch", "orthogonal", "identity")
-# Beta(a, a) with a above a few puts nearly every blend at 50/50, which teaches nothing about
-# either class; Zhang et al. (2018) use 0.1-0.4 on ImageNet and 1 on CIFAR-10.
-MAX_MIXUP = 10.0
 # The learning rate over the epochs: constant, or cosine annealing after the warm-up.
 SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 
@@ -205,18 +202,8 @@ class TrainConfig:
     # which has no held-out split to stop on: edgernn.train.auto). True: keep the epoch of lowest
     # validation loss and stop after `patience` epochs without improvement.
     early_stop: bool = True
-    # Mixup (Zhang et al. 2018): each batch is trained on blends lam * a + (1 - lam) * b of its
-    # sequences with a shuffled copy, lam ~ Beta(mixup, mixup), against the blend of their labels.
-    # Many-to-one feature data only (recipe_for in edgernn.train.loop sets it to 0 elsewhere); 0: off.
-    mixup: float = 0.0
 
     def __post_init__(self) -> None:
-        if (
-            isinstance(self.mixup, bool)
-            or not isinstance(self.mixup, (int, float))
-            or not 0 <= self.mixup <= MAX_MIXUP
-        ):
-            raise InputError(f"mixup must be a number in 0..{MAX_MIXUP:g} (0: off), got {self.mixup!r}")
         if self.init not in INITS:
             raise InputError(f"init must be one of {', '.join(INITS)}, not {self.init!r}")
         if self.schedule not in SCHEDULES:
@@ -229,8 +216,8 @@ class TrainConfig:
             raise InputError(f"warmup_epochs must be a non-negative integer, got {self.warmup_epochs!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types. Fields added later (early_stop, mixup) are left out at their defaults, so
-        checkpoints of runs that do not use them keep their bytes."""
+        """Plain JSON types. A field added later (early_stop) is left out at its default, so
+        checkpoints of runs that do not use it keep their bytes."""
         return _without_defaults(asdict(self), _TRAIN_OMITTED_AT_DEFAULT)
 
 
@@ -242,7 +229,7 @@ _MODEL_OMITTED_AT_DEFAULT: dict[str, Any] = {
     "reverse": False,
     "input_clip": 0.0,
 }
-_TRAIN_OMITTED_AT_DEFAULT: dict[str, Any] = {"early_stop": True, "mixup": 0.0}
+_TRAIN_OMITTED_AT_DEFAULT: dict[str, Any] = {"early_stop": True}
 
 
 def _without_defaults(d: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:

@@ -44,15 +44,7 @@ from edgernn.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from edgernn.train.loop import (
-    ModelSpec,
-    Preset,
-    TrainResult,
-    dataset_meta,
-    model_config,
-    recipe_for,
-    train,
-)
+from edgernn.train.loop import ModelSpec, Preset, TrainResult, dataset_meta, model_config, train
 from edgernn.train.model import EdgeRNN
 
 QUANT_NAME = "model.int8.json"
@@ -216,7 +208,7 @@ def train_to_dir(
 ) -> Checkpoint:
     ref, ds, preset = _data_and_preset(dataset, data_file, tc)
     spec = spec or preset.model
-    tc = recipe_for(ds, tc or preset.train)
+    tc = tc or preset.train
     cfg = model_config(ds, spec)
     out = Path(out_dir)
     with exclusive(out):
@@ -243,7 +235,7 @@ def auto_train_to_dir(
         found = auto_train(
             ds,
             spec or preset.model,
-            recipe_for(ds, tc or preset.train),
+            tc or preset.train,
             flash_bytes,
             budget_minutes,
             max_flash,

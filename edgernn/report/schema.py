@@ -100,7 +100,6 @@ class TrainSection(TypedDict, total=False):
     warmup_epochs: int
     schedule: str
     early_stop: bool  # recorded only when False (a retrain on train + val: edgernn.train.auto)
-    mixup: float  # recorded only when above 0 (the long-sequence recipe: edgernn.train.recipe.mixup)
 
 
 class _McuRowRequired(TypedDict):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import click
@@ -18,7 +18,7 @@ from edgernn.data.dataset import Dataset, Split
 from edgernn.errors import InputError
 from edgernn.metrics import IGNORE, task_metrics
 from edgernn.train.model import EdgeRNN
-from edgernn.train.recipe import init_recurrent, lr_factor, mixup
+from edgernn.train.recipe import init_recurrent, lr_factor
 
 DEFAULT_EMBED_DIM = 16  # token data's embedding size unless --embed-dim gives one
 
@@ -63,16 +63,8 @@ PRESETS: dict[str, Preset] = {
 # took int8 from 7 points below float to within 1, and changed nothing on ArrowHead or PickupGesture.
 DEFAULT_PRESET = Preset(
     ModelSpec(input_clip=3.0),
-    TrainConfig(epochs=200, patience=40, init="orthogonal", warmup_epochs=10, schedule="cosine", mixup=0.2),
+    TrainConfig(epochs=200, patience=40, init="orthogonal", warmup_epochs=10, schedule="cosine"),
 )
-
-
-def recipe_for(ds: Dataset, tc: TrainConfig) -> TrainConfig:
-    """tc as it trains on ds: mixup blends feature sequences under one label, so token and per-step
-    data train without it (the checkpoint then records 0)."""
-    if tc.mixup and (ds.vocab or ds.task is not Task.MANY_TO_ONE):
-        return replace(tc, mixup=0.0)
-    return tc
 
 
 def model_config(ds: Dataset, spec: ModelSpec) -> ModelConfig:
@@ -169,12 +161,8 @@ def _train(ds: Dataset, cfg: ModelConfig, tc: TrainConfig, progress: bool) -> Tr
     model = EdgeRNN(cfg)
     init_recurrent(model.rnn, tc.init)
     opt = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    if tc.mixup and (cfg.tokens or cfg.task is not Task.MANY_TO_ONE):
-        kind = "token" if cfg.tokens else str(cfg.task)
-        raise InputError(f"mixup is for many-to-one feature data; {ds.name} is {kind} data")
     x, y, lengths = tensors(ds.train)
     gen = torch.Generator().manual_seed(tc.seed)
-    rng = np.random.default_rng(tc.seed)
     best_loss, best_state, best_epoch, stale = float("inf"), copy.deepcopy(model.state_dict()), 0, 0
     history: list[dict[str, float]] = []
     with click.progressbar(
@@ -193,20 +181,9 @@ def _train(ds: Dataset, cfg: ModelConfig, tc: TrainConfig, progress: bool) -> Tr
             for i in range(0, len(x), tc.batch_size):
                 idx = order[i : i + tc.batch_size]
                 steps = int(lengths[idx].max())
-                xb, lb, target = (
-                    x[idx, :steps],
-                    lengths[idx],
-                    y[idx] if cfg.task == Task.MANY_TO_ONE else y[idx, :steps],
-                )
-                if tc.mixup:
-                    xb, lb, partner, lam = mixup(xb, lb, tc.mixup, gen, rng)
-                    logits, _ = model(xb, lb)
-                    loss = lam * _loss(logits, target, cfg.task) + (1 - lam) * _loss(
-                        logits, target[partner], cfg.task
-                    )
-                else:
-                    logits, _ = model(xb, lb)
-                    loss = _loss(logits, target, cfg.task)
+                logits, _ = model(x[idx, :steps], lengths[idx])
+                target = y[idx] if cfg.task == Task.MANY_TO_ONE else y[idx, :steps]
+                loss = _loss(logits, target, cfg.task)
                 opt.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(model.parameters(), max_norm=tc.clip_grad_norm)

@@ -1,5 +1,4 @@
-"""The long-sequence training recipe: recurrent weight initialization, the learning-rate schedule
-and mixup.
+"""The long-sequence training recipe: recurrent weight initialization and the learning-rate schedule.
 
 Why each exists, and what it measured on the long bundled sets, is in docs/training.md.
 """
@@ -8,7 +7,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -49,17 +47,3 @@ def lr_factor(epoch: int, tc: TrainConfig) -> float:
         return 1.0
     span = max(1, tc.epochs - warm)
     return 0.5 * (1.0 + math.cos(math.pi * (epoch - warm) / span))
-
-
-def mixup(
-    x: torch.Tensor, lengths: torch.Tensor, alpha: float, gen: torch.Generator, rng: np.random.Generator
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
-    """One mixup batch (Zhang et al. 2018): (blended x, their lengths, the partner of each
-    sequence, lam). Train on lam * loss(y) + (1 - lam) * loss(y[partner]).
-
-    A blend is as long as the longer of its two sequences: past its own length a sequence is
-    zero-padded, which in normalized units is the training mean. The draws come from the loop's
-    seeded generators: deterministic."""
-    lam = float(rng.beta(alpha, alpha))
-    partner = torch.randperm(len(x), generator=gen)
-    return lam * x + (1.0 - lam) * x[partner], torch.maximum(lengths, lengths[partner]), partner, lam
