@@ -19,7 +19,7 @@ import numpy as np
 from edgernn.config import Task
 from edgernn.data.dataset import IGNORE, PAD, pad_features, pad_tokens, seeded_rng
 from edgernn.errors import InputError
-from edgernn.importer.prove import padded_sequence
+from edgernn.importer.prove import padded_sequence, shape_refusal
 from edgernn.importer.source import Source
 from edgernn.predict.io import read_sequences
 
@@ -88,11 +88,7 @@ def _check_answers(seqs: list[np.ndarray], answers: list[np.ndarray], task: Task
         want: tuple[int, ...] = (classes,) if task == Task.MANY_TO_ONE else (len(s), classes)
         if a.shape != want:
             per = "per sequence" if task == Task.MANY_TO_ONE else "per step"
-            raise InputError(
-                f"refused: the source answers sequence {i} ({len(s)} steps) with shape {a.shape}, where "
-                f"a model answering {per} answers with {want}: does the source's output put time "
-                "first, or drop a step?"
-            )
+            raise InputError(shape_refusal(i, s, a.shape, f"a model answering {per}", want))
 
 
 def unlabelled_sequences(path: Path) -> list[np.ndarray]:

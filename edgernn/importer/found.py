@@ -105,6 +105,15 @@ def readouts_for(found: Found) -> tuple[Readout, ...]:
     return (Readout.FINAL_STATE,)
 
 
+def one_direction_refusal(found: Found) -> str:
+    """What a source reading one direction of a bidirectional RNN is told (head or not)."""
+    return (
+        f"the source reads {found.hidden_size} values of a bidirectional RNN whose state has "
+        f"{2 * found.hidden_size}: one direction only (Y_h[0] or Y_h[1]?); edgernn reads both "
+        "directions, concatenated"
+    )
+
+
 def build_model(found: Found, task: Task, readout: Readout, pad_to: int = 0) -> EdgeRNN:
     """The edgernn float model with the source's weights (zeros for absent biases, an identity
     head when the source has none)."""
@@ -140,10 +149,7 @@ def build_model(found: Found, task: Task, readout: Readout, pad_to: int = 0) -> 
         state[f"rnn.bias_ih_{suffix}"] = torch.tensor(np.asarray(cell.b_ih, dtype=np.float32))
         state[f"rnn.bias_hh_{suffix}"] = torch.tensor(np.asarray(cell.b_hh, dtype=np.float32))
     if found.bidirectional and found.head_w is not None and found.head_w.shape[-1] == found.hidden_size:
-        raise InputError(
-            f"the head reads {found.hidden_size} values of a bidirectional RNN whose state has {width}: "
-            "one direction only (Y_h[0] or Y_h[1]?); edgernn reads both directions, concatenated"
-        )
+        raise InputError(one_direction_refusal(found))
     if found.head_w is not None and found.head_b is not None:
         state["head.weight"] = torch.tensor(np.asarray(found.head_w, dtype=np.float32))
         state["head.bias"] = torch.tensor(np.asarray(found.head_b, dtype=np.float32))

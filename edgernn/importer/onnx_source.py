@@ -376,9 +376,12 @@ def _session(model: onnx.ModelProto, layout: int) -> Callable[[dict[str, np.ndar
     import onnxruntime as ort
     from onnx.reference import ReferenceEvaluator
 
-    if layout == 1:
+    def reference() -> Callable[[dict[str, np.ndarray]], list[np.ndarray]]:
         ref = ReferenceEvaluator(model)
         return lambda feed: [np.asarray(v) for v in ref.run(None, feed)]
+
+    if layout == 1:
+        return reference()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
@@ -387,8 +390,7 @@ def _session(model: onnx.ModelProto, layout: int) -> Callable[[dict[str, np.ndar
         sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         return lambda feed: [np.asarray(v) for v in sess.run(None, feed)]
     except Exception:  # ORT's own error types; the reference evaluator is the fallback for all
-        ref = ReferenceEvaluator(model)
-        return lambda feed: [np.asarray(v) for v in ref.run(None, feed)]
+        return reference()
 
 
 def _dtype(model: onnx.ModelProto, name: str) -> Any:

@@ -17,7 +17,7 @@ import torch
 from edgernn.config import Readout, Task
 from edgernn.data.dataset import Dataset, Split
 from edgernn.errors import InputError
-from edgernn.importer.found import Found, Reading, build_model, readouts_for
+from edgernn.importer.found import Found, Reading, build_model, one_direction_refusal, readouts_for
 from edgernn.importer.source import Source
 from edgernn.train.model import EdgeRNN
 
@@ -107,6 +107,16 @@ def prove(
     raise InputError(_mismatch(found, tried, seqs, outs))
 
 
+def shape_refusal(
+    where: int, seq: np.ndarray, got: tuple[int, ...], model: str, want: tuple[int, ...]
+) -> str:
+    """The refusal of a source whose answer has another shape than `model`'s."""
+    return (
+        f"refused: the source answers sequence {where} ({len(seq)} steps) with shape {got}, where "
+        f"{model} answers with {want}: does the source's output put time first, or drop a step?"
+    )
+
+
 def _mismatch(
     found: Found,
     tried: list[tuple[Readout, float, int, tuple[int, ...]]],
@@ -115,16 +125,10 @@ def _mismatch(
 ) -> str:
     readout, worst, where, shape = min(tried, key=lambda t: t[1])
     if worst == float("inf") and found.bidirectional and outs[where].shape[-1:] == (found.hidden_size,):
-        return (
-            f"refused: the source answers with {found.hidden_size} values of a bidirectional RNN whose "
-            f"state has {2 * found.hidden_size}: one direction only (Y_h[0] or Y_h[1]?); edgernn reads "
-            "both directions, concatenated"
-        )
+        return f"refused: {one_direction_refusal(found)}"
     if worst == float("inf"):  # difference() of two shapes
-        return (
-            f"refused: the source answers sequence {where} ({len(seqs[where])} steps) with shape "
-            f"{outs[where].shape}, where the rebuilt model reading {found.reading.value} answers with "
-            f"{shape}: does the source's output put time first, or drop a step?"
+        return shape_refusal(
+            where, seqs[where], outs[where].shape, f"the rebuilt model reading {found.reading.value}", shape
         )
     ops = " -> ".join(found.ops) or "nothing"
     if len(seqs[where]) == 1:

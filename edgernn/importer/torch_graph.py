@@ -266,7 +266,7 @@ def read_program(ep: ExportedProgram, kind: str) -> tuple[Found, str, int]:
     active = [
         n for n, name in zip(nodes, names, strict=True) if name in _DROPOUTS and _dropping(*n.args[1:3])
     ]
-    if (train and int(layers) > 1 and _dropping(dropout, train)) or active:
+    if (int(layers) > 1 and _dropping(dropout, train)) or active:
         raise InputError(
             "the model was exported in training mode: its dropout is active, so each run drops "
             "different values; call model.eval() before torch.export"
