@@ -77,7 +77,7 @@ def test_same_seed_gives_the_same_checkpoint_bytes_and_records_every_candidate(t
 def test_a_tiny_budget_runs_the_first_candidate_only():
     ds = load_dataset("japanese_vowels")
     found = auto_train(ds, ModelSpec(), TC, flash_bytes, budget_minutes=1e-6)
-    assert [t.status for t in found.trials] == ["trained"] and found.stopped_by_budget
+    assert [t.status for t in found.trials] == ["trained"] and found.skipped
     assert found.meta()["candidates"][0]["hidden_size"] == 32
 
 
@@ -200,10 +200,17 @@ def test_a_candidate_past_the_budget_is_skipped_and_the_search_goes_on(monkeypat
     )
     lines: list[str] = []
     found = auto_train(ds, ModelSpec(), TC, flash_bytes, budget_minutes=60, log=lines.append)
-    assert found.stopped_by_budget
+    assert found.skipped and all(c.hidden_size == 64 for c in found.skipped)
+    assert len(set(found.skipped)) == len(found.skipped)
     assert all(t.candidate.hidden_size != 64 for t in found.trials)
     skipped = [line for line in lines if "past the budget" in line]
     assert skipped and all("hidden 64" in line and line.endswith("skipped") for line in skipped)
+    # The user is told the result now depends on the machine, and the checkpoint and report say which.
+    assert "makes the search repeatable" in lines[-1]
+    meta = found.meta()
+    assert meta["stopped_by_budget"] and meta["skipped_by_budget"] == [c.label() for c in found.skipped]
+    section = search_section({"auto": meta})
+    assert section is not None and f"skipped {len(found.skipped)} candidate(s) (frame" in section
     # The init, learning-rate and clip steps still ran after the skip.
     assert [t.candidate.input_clip for t in found.trials[-3:]] == [2.0, 3.0, 4.0]
 

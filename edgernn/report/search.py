@@ -52,7 +52,15 @@ def search_section(meta: dict[str, Any]) -> str | None:
         f", at most {auto['max_flash']:,} B of flash" if auto.get("max_flash") else ""
     )
     scoring = f"scored by {auto['scoring']}; " if auto.get("scoring") else ""
-    stop = " The budget stopped the search early." if auto.get("stopped_by_budget") else ""
+    skipped = auto.get("skipped_by_budget", [])
+    stop = (
+        f" The budget skipped {len(skipped)} candidate(s) ({'; '.join(skipped)}): which ones depends"
+        " on the machine's speed, so a larger budget is needed for a search every machine repeats."
+        if skipped
+        else " The budget skipped candidates."
+        if auto.get("stopped_by_budget")
+        else ""
+    )
     return (
         f"`edgernn train --auto` ({limits}) chose candidate {auto['chosen'] + 1} by validation "
         f"accuracy (the lower of float and int8 where int8 was measured), then validation loss; "

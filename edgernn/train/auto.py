@@ -153,7 +153,7 @@ class AutoResult:
     chosen: int  # index into trials
     budget_minutes: float
     max_flash: int | None
-    stopped_by_budget: bool  # a candidate was left out for the budget (the checkpoint's key)
+    skipped: list[Candidate]  # left out for the budget, in the order the search met them
     cv_repeats: int = 0  # > 0: scored by cv_repeats x K_FOLDS-fold CV on train + val, retrained on both
 
     def meta(self) -> dict[str, Any]:
@@ -164,7 +164,9 @@ class AutoResult:
             else "validation split",
             "budget_minutes": self.budget_minutes,
             "max_flash": self.max_flash,
-            "stopped_by_budget": self.stopped_by_budget,
+            "stopped_by_budget": bool(self.skipped),
+            # Only when the budget bound: which candidates ran then depends on the machine's speed.
+            **({"skipped_by_budget": [c.label() for c in self.skipped]} if self.skipped else {}),
             "chosen": self.chosen,
             "candidates": [t.to_dict() for t in self.trials],
         }
@@ -231,7 +233,7 @@ class _Search:
         self.best_result: TrainResult | None = None  # validation-split scoring only
         self.seconds: dict[tuple[int, int], float] = {}  # (frame, hidden) -> longest run seen
         self.best: int | None = None
-        self.over_budget = False  # a candidate was skipped: its estimate passed the budget
+        self.skipped: list[Candidate] = []  # estimated past the budget, so not run
         self._flash: dict[tuple[int, int], int] = {}
         self.cv = uses_cross_validation(ds)
         self.repeats = 0
@@ -327,12 +329,15 @@ class _Search:
         estimate = self.estimate(c)
         if self.trials and elapsed + estimate + self.reserve() > self.budget_s:
             # Skipped, not the end of the search: a cheaper candidate after it may still fit.
-            self.over_budget = True
+            if c not in self.skipped:
+                self.skipped.append(c)
             self.log(  # no [n]: a skipped candidate is not recorded, so it takes no number
                 f"{c.label()}: about {estimate / 60:.1f} min, past the budget "
                 f"({elapsed / 60:.1f} of {self.budget_s / 60:g} min spent), skipped"
             )
             return
+        if c in self.skipped:  # a cheaper estimate now: it runs after all
+            self.skipped.remove(c)
         how = f"{self.repeats} x {K_FOLDS}-fold CV" if self.cv else "validation split"
         self.log(f"[{n}] {c.label()} ({self.flash(c)} B flash, {how}) ...")
         t0 = time.monotonic()
@@ -476,6 +481,12 @@ def auto_train(
     for clip in () if ds.vocab else INPUT_CLIPS:
         s.run(replace(s.current, input_clip=clip))
     assert s.best is not None  # the first always runs and fits
+    if s.skipped:
+        log(
+            f"the budget skipped {len(s.skipped)} candidate(s); which ones depends on this machine's "
+            "speed and load, so the same command may choose differently elsewhere: a larger --budget "
+            "runs them all and makes the search repeatable"
+        )
     best = s.trials[s.best].candidate
     return AutoResult(
         spec=s.spec_of(best),
@@ -485,6 +496,6 @@ def auto_train(
         chosen=s.best,
         budget_minutes=budget_minutes,
         max_flash=max_flash,
-        stopped_by_budget=s.over_budget,
+        skipped=s.skipped,
         cv_repeats=s.repeats,
     )
