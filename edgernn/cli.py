@@ -8,6 +8,7 @@ Every error is a one-line message, never a traceback.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -50,6 +51,20 @@ def _noting_interrupts() -> Iterator[list[bool]]:
         yield seen
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+class Finite(click.FloatRange):
+    """click.FloatRange without NaN and infinities: NaN passes its bound checks (every comparison
+    with NaN is false), so `--clip nan` trained an all-NaN model that early stopping hid and
+    `--budget nan` was a budget that never binds."""
+
+    name = "finite float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        v = super().convert(value, param, ctx)
+        if not math.isfinite(v):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return v
 
 
 def friendly(fn: F) -> F:
@@ -176,7 +191,8 @@ def _out_dir(out: str | None, name: str) -> Path:
     "data_file",
     type=click.Path(dir_okay=False),
     metavar="FILE",
-    help="Your own data: .npz (X, y, optional lengths) or long-format .csv; see README.",
+    help="Your own data: .npz (X, y, optional lengths, split, class_names) or long-format .csv "
+    "(sequence, step, optional split and label columns, features); see README.",
 )
 @click.option("--hidden", type=click.IntRange(1, 1024), help="Hidden units per layer and direction.")
 @click.option("--layers", type=click.IntRange(1, 8), help="Stacked RNN layers.")
@@ -185,19 +201,20 @@ def _out_dir(out: str | None, name: str) -> Path:
 )
 @click.option(
     "--dropout",
-    type=click.FloatRange(0, 1, max_open=True),
+    type=Finite(0, 1, max_open=True),
     help="Dropout between layers (needs --layers 2 or more).",
 )
 @click.option("--embed-dim", type=click.IntRange(1, 1024), help="Embedding size for token data.")
 @click.option(
     "--frame",
     type=click.IntRange(1, 1024),
-    help="Samples per RNN step (many-to-one feature data): K samples side by side make one step, so a "
-    "long sequence takes 1/K of the steps; the C header's PREFIX_push_sample still takes one sample.",
+    help="Samples per RNN step (many-to-one feature data; at most the shortest "
+    "sequence): K samples side by side make one step, so a long sequence takes 1/K of the steps; the "
+    "C header's PREFIX_push_sample still takes one sample.",
 )
 @click.option(
     "--input-clip",
-    type=click.FloatRange(0, 1e6),
+    type=Finite(0, 1e6),
     metavar="SIGMAS",
     help="Clamp each normalized input feature to +-SIGMAS standard deviations, in the float model and "
     "by the int8 input grid alike (finer int8 steps for heavy-tailed data); 0: no clamp. Default: 3 "
@@ -206,11 +223,9 @@ def _out_dir(out: str | None, name: str) -> Path:
 @click.option(
     "--epochs", type=click.IntRange(1, 100000), help="Maximum epochs (early stopping on validation)."
 )
-@click.option("--lr", type=click.FloatRange(0, 10, min_open=True), help="Adam learning rate.")
+@click.option("--lr", type=Finite(0, 10, min_open=True), help="Adam learning rate.")
 @click.option("--batch-size", type=click.IntRange(1, 65536), help="Sequences per batch.")
-@click.option(
-    "--clip", type=click.FloatRange(0, min_open=True), help="clip_grad_norm_ max_norm (default 1.0)."
-)
+@click.option("--clip", type=Finite(0, min_open=True), help="clip_grad_norm_ max_norm (default 1.0).")
 @click.option(
     "--seed",
     type=click.IntRange(0, 2**31 - 1),
@@ -221,12 +236,13 @@ def _out_dir(out: str | None, name: str) -> Path:
 @click.option(
     "--auto",
     is_flag=True,
-    help="Search frame, hidden size, init, learning rate and input clip on the validation split "
-    "(docs/training.md).",
+    help="Search frame, hidden size, init, learning rate and input clip, scored on the validation "
+    "split, or by 5-fold cross-validation on train + val for sets of at most 200 sequences (the "
+    "winner then retrains on both); the test split is never used (docs/training.md).",
 )
 @click.option(
     "--budget",
-    type=click.FloatRange(0, min_open=True),
+    type=Finite(0, min_open=True),
     metavar="MINUTES",
     help="With --auto: start no candidate that would end past this [default: 10].",
 )
@@ -262,9 +278,9 @@ def train(
 ) -> None:
     """Train a float model and write OUT/checkpoint.pt (config, data set, normalization, metrics).
 
-    With --auto, a small search on the validation split picks frame, hidden size, init,
-    learning rate and input clip; the checkpoint and report.md list every candidate's validation
-    score."""
+    With --auto, a small search picks frame, hidden size, init, learning rate and input clip by
+    validation accuracy (cross-validated on small sets); the checkpoint and report.md list every
+    candidate's score."""
     from dataclasses import replace
 
     from edgernn.data.bundled import DEFAULT_DATASET
@@ -348,7 +364,7 @@ def train(
 @click.option(
     "--input-range",
     nargs=2,
-    type=float,
+    type=Finite(),
     metavar="LOW HIGH",
     help="No data at hand: calibrate on synthetic feature sequences, uniform in [LOW, HIGH] (the "
     "range the model's inputs take on the device). Their labels, like those of a --data file "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from typing import Any
@@ -214,6 +215,13 @@ class TrainConfig:
             or self.warmup_epochs < 0
         ):
             raise InputError(f"warmup_epochs must be a non-negative integer, got {self.warmup_epochs!r}")
+        # `not x > 0` also refuses NaN, which passes every bound check written the other way round.
+        for field_name in ("lr", "clip_grad_norm"):
+            value = getattr(self, field_name)
+            if not (value > 0 and math.isfinite(value)):
+                raise InputError(f"{field_name} must be a positive finite number, got {value!r}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise InputError(f"weight_decay must be a non-negative finite number, got {self.weight_decay!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types. A field added later (early_stop) is left out at its default, so

@@ -137,6 +137,8 @@ def _data_file(ref: dict[str, Any], near: Path | None) -> Path:
     """The recorded data file, or its namesake beside the checkpoint; either must hold the bytes the
     checkpoint was trained on (sha256)."""
     recorded = Path(ref["path"])
+    if not recorded.is_absolute():  # recorded_ref: relative to the checkpoint's directory
+        recorded = Path(os.path.normpath((near if near is not None else Path.cwd()) / recorded))
     places = [recorded] + ([near / recorded.name] if near is not None else [])
     for p in places:
         try:
@@ -170,10 +172,21 @@ def data_ref(dataset: str | None, data_file: str | os.PathLike[str] | None, seed
     return {"kind": "bundled", "name": dataset, "seed": seed}
 
 
+def recorded_ref(ref: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """The data reference as a checkpoint in out_dir records it: a file's path relative to out_dir,
+    so the same data and command give the same checkpoint bytes in any checkout or clone (an
+    absolute path made every artifact, which embeds the checkpoint's sha256, depend on where the
+    project sat)."""
+    if ref.get("kind") != "file":
+        return ref
+    return {**ref, "path": Path(os.path.relpath(Path(ref["path"]).resolve(), out_dir.resolve())).as_posix()}
+
+
 def load_data(ref: dict[str, Any], near: Path | None = None) -> Dataset:
     """Rebuild the exact data set (and split and normalization) a checkpoint was trained on. A data
-    file is found where it was, or (`near`: the checkpoint's directory) beside the checkpoint under
-    its own name, so an export directory passed on with its data still verifies."""
+    file is found where it was (a relative path from `near`, the checkpoint's directory, else from
+    the working directory), or beside the checkpoint under its own name, so an export directory
+    passed on with its data still verifies."""
     seed = int(ref.get("seed", 0))
     if ref.get("kind") == "file":
         p = _data_file(ref, near)
@@ -195,7 +208,9 @@ def _data_and_preset(
 
     ref = data_ref(dataset, data_file, (tc or TrainConfig()).seed)
     ds = load_data(ref)
-    return ref, ds, PRESETS.get(ds.name, DEFAULT_PRESET)
+    # A data file trains with the long-sequence recipe whatever its name: a file called names.npz
+    # is the user's data, not the bundled names set (the CLI chooses the same way).
+    return ref, ds, DEFAULT_PRESET if data_file is not None else PRESETS.get(ds.name, DEFAULT_PRESET)
 
 
 def train_to_dir(
@@ -272,7 +287,7 @@ def _save_trained(
     extra: dict[str, Any] | None = None,
 ) -> None:
     meta = {
-        **dataset_meta(ds, ref),
+        **dataset_meta(ds, recorded_ref(ref, out)),
         "train": tc.to_dict(),
         "metrics": {"float": result.metrics["test"], "val": result.metrics["val"]},
         "best_epoch": result.best_epoch,

@@ -242,3 +242,9 @@ def test_train_config_records_new_fields_only_when_set():
     }
     assert set(TrainConfig().to_dict()) == old_keys
     assert TrainConfig(early_stop=False).to_dict()["early_stop"] is False
+
+
+@pytest.mark.parametrize("minutes", [0.0, -1.0, float("nan"), float("inf")])
+def test_a_budget_that_is_not_a_positive_finite_number_is_refused(minutes):
+    with pytest.raises(InputError, match="the budget must be a positive finite number"):
+        auto_train(load_dataset("japanese_vowels"), ModelSpec(), TC, flash_bytes, budget_minutes=minutes)

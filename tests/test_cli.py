@@ -11,6 +11,7 @@ import shutil
 import signal
 import time
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -255,6 +256,12 @@ def test_usage_errors_are_one_line(tmp_path):
         (("train", "--data", str(tmp_path / "none.npz")), "does not exist"),
         (("nonsense",), "error: No such command 'nonsense'"),
         (("train", "--dropout", "0.2", "--out", str(tmp_path / "o")), "--dropout acts between layers"),
+        # NaN passes a range check (every comparison with it is false): it trained a NaN model.
+        (("train", "--clip", "nan"), "error: Invalid value for '--clip': 'nan' is not a finite number."),
+        (("train", "--lr", "nan"), "'nan' is not a finite number"),
+        (("train", "--auto", "--budget", "nan"), "'nan' is not a finite number"),
+        (("train", "--auto", "--budget", "inf"), "'inf' is not a finite number"),
+        (("import", "m.onnx", "--input-range", "-inf", "1"), "'-inf' is not a finite number"),
     ):
         r = run(*args)
         assert r.exit_code == 2 and "\n" not in r.output.strip(), r.output
@@ -346,6 +353,46 @@ def test_an_export_directory_travels_with_its_data_file(tmp_path):
     assert r.exit_code == 2 and f"is gone; put it back, or copy it to {out / 'mine.npz'}" in r.output, (
         r.output
     )
+
+
+def test_a_data_file_named_like_a_bundled_set_trains_with_the_long_sequence_recipe(tmp_path):
+    """The library API chose the preset by the file's name: a feature file called names.npz was
+    refused for an embedding size nobody gave, japanese_vowels.npz got that set's short recipe."""
+    from edgernn.pipeline import auto_train_to_dir
+    from edgernn.train.loop import DEFAULT_PRESET
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(30, 6, 2)).astype(np.float32), np.arange(30) % 2
+    for stem in ("names", "japanese_vowels"):
+        data = tmp_path / f"{stem}.npz"
+        np.savez(data, X=x, y=y)
+        ckpt = train_to_dir(tmp_path / stem, data_file=data, progress=False)
+        assert ckpt.meta["train"] == DEFAULT_PRESET.train.to_dict()
+        assert ckpt.meta["config"]["input_clip"] == DEFAULT_PRESET.model.input_clip
+    tc = replace(DEFAULT_PRESET.train, epochs=1)
+    ckpt = auto_train_to_dir(tmp_path / "auto", data_file=data, tc=tc, budget_minutes=1e-6)
+    assert ckpt.meta["auto"]["candidates"][0]["input_clip"] == DEFAULT_PRESET.model.input_clip
+
+
+def test_the_same_data_and_command_in_another_checkout_give_the_same_bytes(tmp_path, monkeypatch):
+    """The checkpoint records its data file relative to itself, so two clones of a project give
+    byte-identical checkpoints and exports; verify then finds the file from any working directory."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(30, 6, 2)).astype(np.float32), np.arange(30) % 2
+    x[y == 1] += 1.0
+    for clone in ("a", "b"):
+        (tmp_path / clone / "data").mkdir(parents=True)
+        np.savez(tmp_path / clone / "data" / "mine.npz", X=x, y=y)
+        monkeypatch.chdir(tmp_path / clone)
+        r = run("train", "--data", "data/mine.npz", "--hidden", "4", "--epochs", "1", "--quiet", "--out=out")
+        assert r.exit_code == 0, r.output
+        assert run("export", "out").exit_code == 0
+    for name in ("checkpoint.pt", "model.h", "model.int8.onnx", "manifest.json"):
+        a, b = (tmp_path / clone / "out" / name for clone in ("a", "b"))
+        assert a.read_bytes() == b.read_bytes(), name
+    monkeypatch.chdir(tmp_path)
+    r = run("verify", str(tmp_path / "a" / "out"), "--no-c")
+    assert r.exit_code == 0, r.output
 
 
 def test_export_writes_a_deterministic_manifest_last(tiny_export, tmp_path):
@@ -557,7 +604,7 @@ def test_verify_checks_the_raw_input_graph_and_catches_a_wrong_scale(tiny_export
 
     from edgernn.backends.onnx.int_run import save_model
     from edgernn.backends.onnx.raw_input import build_raw_sequence_model
-    from edgernn.pipeline import RAW_INT_ONNX, load_data, load_quantized
+    from edgernn.pipeline import RAW_INT_ONNX, checkpoint_data, load_quantized
     from edgernn.train.checkpoint import load_checkpoint
     from edgernn.verify import raw_parity, verify_dir
 
@@ -566,7 +613,7 @@ def test_verify_checks_the_raw_input_graph_and_catches_a_wrong_scale(tiny_export
     row = next(p for p in v.report["parity"] if p["b"] == "ort-int8-raw")
     assert row["passed"] and row["mismatches"] == 0 and row["n"] > 0
     qm = load_quantized(d)
-    test = load_data(load_checkpoint(d).meta.get("data", {})).test
+    test = checkpoint_data(load_checkpoint(d), d).test
     off = dataclasses.replace(qm, input_scale=np.asarray(qm.input_scale) * 1.01)
     save_model(build_raw_sequence_model(off), d / RAW_INT_ONNX)
     assert not raw_parity(d, qm, test)["passed"]

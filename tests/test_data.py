@@ -545,6 +545,11 @@ def test_user_csv_split_column(tmp_path: Path) -> None:
     assert test == set(range(8, 12)) and train | val == set(range(8)) and len(val) == 2
     p.write_text(_split_csv(lambda s: (0, 1, 2)[s % 3]))
     assert _csv_ids(load_user_data(p)) == [{0, 3, 6, 9}, {1, 4, 7, 10}, {2, 5, 8, 11}]
+    # As pandas writes an integer column with gaps, and in any case, even within one sequence.
+    p.write_text(_split_csv(lambda s: ("0.0", "1.0", "2.0")[s % 3]))
+    assert _csv_ids(load_user_data(p)) == [{0, 3, 6, 9}, {1, 4, 7, 10}, {2, 5, 8, 11}]
+    p.write_text(_split_csv(_test_from_8).replace("s1,1,train,", "s1,1,TRAIN,"))
+    assert _csv_ids(load_user_data(p))[2] == set(range(8, 12))
 
 
 def test_predict_reads_a_file_with_a_split(tmp_path: Path) -> None:
@@ -578,7 +583,10 @@ def _bad_split_cases() -> list[tuple[str, dict[str, Any], str]]:
         ("unlabelled test (NaN)", {"y": unlabelled, "split": words}, no_label.format(35)),
         ("unlabelled test (-1)", {"y": np.where(at >= 30, -1, y), "split": words}, no_label.format(30)),
         ("a class only in test", {"y": np.where(at >= 30, 3, y % 3), "split": words},
-         "test sequences of class 3 but no train or val ones"),
+         "split marks test sequences of class 3 but no train ones"),
+        # Training fits train only: a class in val (and test) but not train is never learned either.
+        ("a class in val and test only", {"y": np.where(at >= 24, 3, y % 3), "split": words},
+         "split marks val and test sequences of class 3 but no train ones; .* mark some of them train"),
     ]  # fmt: skip
 
 
@@ -616,6 +624,8 @@ def _test_from_8(s: int) -> str:
         (_test_from_8, (",test,walk,", ",test,,"),
          "test sequence 's8' has no label; test sequences need their true labels to be scored"),
         (_test_from_8, ("s0,0,train,walk,", "s0,0,train,,"), "sequence 's0' has an empty label"),
+        # Messages name a class by the user's label, not the id edgernn gave it.
+        (_test_from_8, (",test,walk,", ",test,jump,"), "marks test sequences of class 'jump' but no train"),
     ],
 )  # fmt: skip
 def test_user_csv_split_errors(

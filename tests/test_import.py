@@ -25,7 +25,7 @@ from edgernn.data.dataset import Dataset
 from edgernn.errors import InputError
 from edgernn.importer.api import import_model, load_source
 from edgernn.importer.prove import TOLERANCE, edgernn_answer, sequences
-from edgernn.pipeline import export_dir, load_data
+from edgernn.pipeline import checkpoint_data, export_dir
 from edgernn.train.checkpoint import load_checkpoint
 from edgernn.verify import verify_dir
 
@@ -235,7 +235,7 @@ def test_tutorial_classifier_output_last_is_exported_faithfully(
     # Only the module and ONNX sources run padded batches: the padding effect is measured there.
     padded = [w for w in results["module"].warnings if "depends on padding" in w]
     assert padded and "on padded batches" in padded[0]
-    test = load_data(load_checkpoint(results["onnx"].out_dir).meta["data"]).test
+    test = checkpoint_data(load_checkpoint(results["onnx"].out_dir), results["onnx"].out_dir).test
     _source_predictions_equal(results["onnx"], load_source(tmp_path / "model.onnx"), test)
     report = _export_and_verify(results["module"].out_dir)
     assert report["config"]["readout"] == "last-output"
@@ -255,7 +255,7 @@ def test_tutorial_classifier_with_final_state_readout(tmp_path: Path, names_by_l
     for r in results.values():
         assert load_checkpoint(r.out_dir).model.cfg.readout is Readout.FINAL_STATE
         assert not any("output[:, -1]" in w for w in r.warnings)
-    test = load_data(load_checkpoint(results["module"].out_dir).meta["data"]).test
+    test = checkpoint_data(load_checkpoint(results["module"].out_dir), results["module"].out_dir).test
     _source_predictions_equal(results["module"], load_source(tmp_path / "model.pt2"), test)
     _export_and_verify(results["onnx"].out_dir)
     _cortex_m4(results["onnx"].out_dir)
@@ -269,7 +269,7 @@ def test_many_to_many_tagger(tmp_path: Path) -> None:
     _same_weights(results)
     for r in results.values():
         assert load_checkpoint(r.out_dir).model.cfg.task is Task.MANY_TO_MANY
-    test = load_data(load_checkpoint(results["pt2"].out_dir).meta["data"]).test
+    test = checkpoint_data(load_checkpoint(results["pt2"].out_dir), results["pt2"].out_dir).test
     _source_predictions_equal(results["pt2"], load_source(tmp_path / "model.onnx"), test)
     _export_and_verify(results["pt2"].out_dir)
     _cortex_m4(results["pt2"].out_dir)
@@ -310,7 +310,7 @@ def test_time_first_no_bias_three_layers(tmp_path: Path) -> None:
     _same_weights(results)
     found = results["module"].found
     assert (found.num_layers, found.batch_first, found.has_bias) == (3, False, False)
-    test = load_data(load_checkpoint(results["module"].out_dir).meta["data"]).test
+    test = checkpoint_data(load_checkpoint(results["module"].out_dir), results["module"].out_dir).test
     _source_predictions_equal(results["module"], load_source(tmp_path / "model.onnx"), test)
     _export_and_verify(results["module"].out_dir)
     _cortex_m4(results["module"].out_dir)

@@ -73,3 +73,17 @@ def test_gradient_clipping_bounds_the_update(monkeypatch, tmp_path):
 def test_default_model_reaches_target_accuracy(jv_export):
     meta = load_checkpoint(jv_export).meta
     assert meta["metrics"]["float"]["test_accuracy"] >= 0.90  # chance is 1/9
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [("lr", float("nan")), ("lr", 0.0), ("clip_grad_norm", float("nan")), ("clip_grad_norm", float("inf")),
+     ("weight_decay", float("nan")), ("weight_decay", -1e-4)],
+)  # fmt: skip
+def test_a_recipe_with_a_nan_or_out_of_range_number_is_refused(field, value):
+    """The library API refuses what the CLI's option types refuse: a NaN clip trained a model of
+    NaN weights that early stopping then hid behind the untrained ones."""
+    from edgernn.errors import InputError
+
+    with pytest.raises(InputError, match=f"{field} must be a (positive|non-negative) finite number"):
+        TrainConfig(**{field: value})

@@ -51,7 +51,7 @@ from edgernn.data.dataset import (
     three_way,
     token_dataset,
 )
-from edgernn.data.user_split import is_test, parse_split, require_test_labels, split_indices
+from edgernn.data.user_split import is_test, parse_split, require_test_labels, split_indices, split_key
 from edgernn.errors import InputError
 
 MIN_SEQUENCES = 10
@@ -186,7 +186,9 @@ def read_long_csv(p: Path, labels: str) -> LongCsv:
         steps = seqs.setdefault(sid, {})
         if step in steps:
             raise InputError(f"{p.name} line {line_no}: step {step} repeated in sequence {row[i_seq]!r}")
-        if i_split >= 0 and split_of.setdefault(sid, row[i_split].strip()) != row[i_split].strip():
+        if i_split >= 0 and split_key(split_of.setdefault(sid, row[i_split].strip())) != split_key(
+            row[i_split]
+        ):
             raise InputError(
                 f"{p.name} line {line_no}: split {row[i_split].strip()!r} differs from "
                 f"{split_of[sid]!r} on an earlier row of sequence {sid!r}; a sequence is in one split"
@@ -339,7 +341,10 @@ def _user_dataset(p: Path, arrays: UserArrays, rng: np.random.Generator, normali
             raise InputError(f"{name}: X has {int(bad.sum())} NaN/Inf values, first in sequence {which}")
 
     strata = y if task == Task.MANY_TO_ONE else None
-    idx = three_way(n, 0.15, 0.15, rng, strata) if codes is None else split_indices(codes, rng, strata, name)
+    if codes is None:
+        idx = three_way(n, 0.15, 0.15, rng, strata)
+    else:
+        idx = split_indices(codes, rng, strata, name, names)
     parts = [(x[i], y[i], lengths[i]) for i in idx]
     source, licence = f"user file {p.name}", "user-supplied"  # no build path in firmware
     if not tokens:

@@ -18,8 +18,19 @@ VAL_SHARE = 0.2  # of the train-marked sequences, when no sequence is marked val
 _CODES = {**{s: i for i, s in enumerate(SPLITS)}, **{str(i): i for i in range(3)}}
 
 
+def split_key(value: str) -> str:
+    """A split value as parse_split reads it: any case, and a whole number written as a float
+    ("2.0", as pandas writes an integer column with gaps) is that number."""
+    key = value.strip().lower()
+    try:
+        number = float(key)
+    except ValueError:
+        return key
+    return str(int(number)) if number.is_integer() else key
+
+
 def is_test(value: str) -> bool:
-    return value.strip().lower() in ("test", str(TEST))
+    return _CODES.get(split_key(value)) == TEST
 
 
 def parse_split(raw: Array, n: int, name: str, ids: list[str] | None = None) -> Array:
@@ -29,7 +40,7 @@ def parse_split(raw: Array, n: int, name: str, ids: list[str] | None = None) -> 
         raise InputError(f"{name}: split must have shape ({n},), one entry per sequence, got {raw.shape}")
     if raw.dtype.kind in "US":
         values = [v.decode(errors="replace") if isinstance(v, bytes) else v for v in raw.tolist()]
-        keys = [v.strip().lower() for v in values]
+        keys = [split_key(v) for v in values]
     elif raw.dtype.kind in "iuf":
         # Whole-valued floats are accepted, as pandas writes integer columns that way.
         values = raw.tolist()
@@ -66,8 +77,15 @@ def require_test_labels(
         )
 
 
-def split_indices(codes: Array, rng: np.random.Generator, strata: Array | None, name: str) -> list[Array]:
-    """Indices of train, val and test; val carved from train (VAL_SHARE, stratified) if none is marked."""
+def split_indices(
+    codes: Array,
+    rng: np.random.Generator,
+    strata: Array | None,
+    name: str,
+    class_names: tuple[str, ...] = (),
+) -> list[Array]:
+    """Indices of train, val and test; val carved from train (VAL_SHARE, stratified) if none is
+    marked. `class_names` name the classes in messages (by id without them)."""
     train, val, test = (np.flatnonzero(codes == k) for k in (TRAIN, VAL, TEST))
     if len(train) == 0:
         raise InputError(f"{name}: split marks no sequence as train; training needs at least one")
@@ -76,18 +94,27 @@ def split_indices(codes: Array, rng: np.random.Generator, strata: Array | None, 
             f"{name}: split marks no sequence as test; mark the held-out ones test, "
             "or leave split out for a 70/15/15 split by seed"
         )
-    if len(val) == 0:
-        if len(train) < 2:
-            raise InputError(
-                f"{name}: split marks 1 sequence as train and none as val; validation is carved "
-                "from train, so mark at least 2 as train or some as val"
-            )
-        train, val = carve(train, max(1, round(VAL_SHARE * len(train))), rng, strata)
-    if strata is not None:  # many-to-one: a class the model never trains on, it cannot answer
-        unseen = sorted(set(strata[test].tolist()) - set(strata[np.concatenate([train, val])].tolist()))
+    if len(val) == 0 and len(train) < 2:
+        raise InputError(
+            f"{name}: split marks 1 sequence as train and none as val; validation is carved "
+            "from train, so mark at least 2 as train or some as val"
+        )
+    if strata is not None:
+        # Many-to-one: training fits the train sequences only (val chooses the epoch), so a class
+        # with none there is one the model never learns, however many val or test sequences it has.
+        unseen = sorted(set(strata[np.concatenate([val, test])].tolist()) - set(strata[train].tolist()))
         if unseen:
-            raise InputError(
-                f"{name}: split marks test sequences of class {', '.join(map(str, unseen[:5]))} but no "
-                "train or val ones; the model cannot learn a class it never sees: move some to train"
+            shown = ", ".join(
+                repr(class_names[c]) if c < len(class_names) and class_names[c] != str(c) else str(c)
+                for c in unseen[:5]
             )
+            where = " and ".join(
+                part for part, idx in (("val", val), ("test", test)) if np.isin(strata[idx], unseen).any()
+            )
+            raise InputError(
+                f"{name}: split marks {where} sequences of class {shown} but no train ones; "
+                "the model cannot learn a class it never trains on: mark some of them train"
+            )
+    if len(val) == 0:
+        train, val = carve(train, max(1, round(VAL_SHARE * len(train))), rng, strata)
     return [train, val, test]

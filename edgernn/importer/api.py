@@ -39,7 +39,7 @@ from edgernn.importer.padding import PaddingEffect, padding_effect
 from edgernn.importer.prove import TOLERANCE, Proof, all_sequences, prove, sequences
 from edgernn.importer.source import Source
 from edgernn.metrics import task_metrics
-from edgernn.pipeline import data_ref, exclusive, load_data
+from edgernn.pipeline import data_ref, exclusive, load_data, recorded_ref
 from edgernn.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from edgernn.train.loop import dataset_meta, evaluate
 
@@ -178,11 +178,7 @@ def import_model(
             scratch = Path(tmp) / CALIBRATION
             scratch.write_bytes(calibration)
             ds = load_data({**data_ref(None, scratch, seed), "normalize": False})
-            ref = {
-                **data_ref(None, scratch, seed),
-                "path": str((out / CALIBRATION).resolve()),
-                "normalize": False,
-            }
+            ref = {**data_ref(None, scratch, seed), "path": str(out / CALIBRATION), "normalize": False}
         else:
             ref = {**data_ref(dataset, data, seed), "normalize": False}
             ds = load_data(ref)
@@ -203,7 +199,7 @@ def import_model(
     answers = _padded_answers(test_answers, ds)
     np.savez(buf, outputs=answers["outputs"], lengths=answers["lengths"])
     outputs_bytes = buf.getvalue()
-    provenance = dataset_meta(ds, ref)
+    provenance = dataset_meta(ds, recorded_ref(ref, out))
     if calibration is not None:
         what = (
             "synthetic sequences" if input_range is not None else f"the sequences of {Path(str(data)).name}"

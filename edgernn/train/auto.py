@@ -464,8 +464,8 @@ def auto_train(
 
     `spec` and `tc` give everything the search does not vary (layers, epochs, patience, schedule,
     batch size, seed)."""
-    if budget_minutes <= 0:
-        raise InputError(f"the budget must be positive, got {budget_minutes!r} minutes")
+    if not (budget_minutes > 0 and math.isfinite(budget_minutes)):
+        raise InputError(f"the budget must be a positive finite number, got {budget_minutes!r} minutes")
     s = _Search(ds, spec, tc, flash_of, int8_of, budget_minutes * 60.0, max_flash, log)
     allowed = frames(ds) if not spec.bidirectional else (1,)  # framing streams: unidirectional only
     # A frame the caller chose is the base; frame 1 (the ModelSpec default) means "not chosen".
