@@ -25,7 +25,7 @@ import numpy as np
 
 from edgernn import __version__
 from edgernn.artifacts import TMP_SUFFIX, write_text
-from edgernn.config import ModelConfig, TrainConfig
+from edgernn.config import ModelConfig, Task, TrainConfig
 from edgernn.contract.meta import ModelMeta
 from edgernn.contract.model import QuantizedModel
 from edgernn.contract.quantize import quantize_inputs, quantize_model
@@ -33,6 +33,7 @@ from edgernn.contract.reference import int_forward
 from edgernn.data.bundled import load_dataset
 from edgernn.data.dataset import Dataset, Split
 from edgernn.data.user import load_user_data
+from edgernn.data.user_split import class_list
 from edgernn.errors import InputError
 from edgernn.manifest import MANIFEST, write_manifest
 from edgernn.metrics import task_metrics
@@ -213,6 +214,25 @@ def _data_and_preset(
     return ref, ds, DEFAULT_PRESET if data_file is not None else PRESETS.get(ds.name, DEFAULT_PRESET)
 
 
+def require_trained_classes(ds: Dataset) -> None:
+    """Many-to-one: training fits the train split only (val chooses the epoch), so a class that
+    only val or test holds is one the model never learns. Checked for training, not on load: an
+    imported model's calibration data trains nothing."""
+    if ds.task is not Task.MANY_TO_ONE:
+        return
+    trained = set(ds.train.y.tolist())
+    unseen = sorted((set(ds.val.y.tolist()) | set(ds.test.y.tolist())) - trained)
+    if unseen:
+        where = " and ".join(
+            n for n, sp in (("val", ds.val), ("test", ds.test)) if np.isin(sp.y, unseen).any()
+        )
+        raise InputError(
+            f"{ds.name}: the {where} split holds class {class_list(unseen, ds.class_names)} but train "
+            "has none; the model cannot learn a class it never trains on: mark some of its sequences "
+            "train (at least 2 when val is carved from train)"
+        )
+
+
 def train_to_dir(
     out_dir: str | os.PathLike[str],
     dataset: str | None = None,
@@ -222,6 +242,7 @@ def train_to_dir(
     progress: bool = True,
 ) -> Checkpoint:
     ref, ds, preset = _data_and_preset(dataset, data_file, tc)
+    require_trained_classes(ds)
     spec = spec or preset.model
     tc = tc or preset.train
     cfg = model_config(ds, spec)
@@ -245,6 +266,7 @@ def auto_train_to_dir(
     """`train_to_dir` with the search of edgernn.train.auto choosing hidden size, init and lr;
     the checkpoint records every candidate under meta["auto"]."""
     ref, ds, preset = _data_and_preset(dataset, data_file, tc)
+    require_trained_classes(ds)
     out = Path(out_dir)
     with exclusive(out):
         found = auto_train(

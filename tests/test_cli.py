@@ -355,6 +355,33 @@ def test_an_export_directory_travels_with_its_data_file(tmp_path):
     )
 
 
+def test_a_class_that_train_does_not_hold_is_refused_for_training_only(tmp_path):
+    """Training fits train only: a class in val and test but not train would never be answered.
+    Importing a model with the same file as calibration data trains nothing, so it loads."""
+    from edgernn.pipeline import load_data
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 6, 2)).astype(np.float32)
+    y = np.array(["walk", "run", "idle"] * 13 + ["walk"])
+    split = np.array(["train"] * 24 + ["val"] * 6 + ["test"] * 10)
+    y[24:] = np.where(np.arange(16) % 2, "jump", y[24:])
+    ids = {c: i for i, c in enumerate(sorted(set(y)))}
+    data = tmp_path / "moves.npz"
+    np.savez(data, X=x, y=np.array([ids[c] for c in y]), split=split, class_names=np.array(sorted(ids)))
+    for auto in ((), ("--auto",)):
+        r = run("train", "--data", str(data), *auto, "--out", str(tmp_path / "o"))
+        assert r.exit_code == 2 and r.output.strip() == (
+            "error: moves: the val and test split holds class 'jump' but train has none; the model "
+            "cannot learn a class it never trains on: mark some of its sequences train (at least 2 "
+            "when val is carved from train)"
+        ), r.output
+    assert not (tmp_path / "o" / "checkpoint.pt").exists()
+    ds = load_data(
+        {"kind": "file", "path": str(data), "sha256": hashlib.sha256(data.read_bytes()).hexdigest()}
+    )
+    assert ids["jump"] in ds.val.y and ids["jump"] not in ds.train.y
+
+
 def test_a_data_file_named_like_a_bundled_set_trains_with_the_long_sequence_recipe(tmp_path):
     """The library API chose the preset by the file's name: a feature file called names.npz was
     refused for an embedding size nobody gave, japanese_vowels.npz got that set's short recipe."""

@@ -29,6 +29,14 @@ def split_key(value: str) -> str:
     return str(int(number)) if number.is_integer() else key
 
 
+def class_list(ids: list[int], class_names: tuple[str, ...]) -> str:
+    """Classes as a message names them: by the user's label where there is one, else by id."""
+    shown = [
+        repr(class_names[c]) if c < len(class_names) and class_names[c] != str(c) else str(c) for c in ids
+    ]
+    return ", ".join(shown[:5]) + (", ..." if len(shown) > 5 else "")
+
+
 def is_test(value: str) -> bool:
     return _CODES.get(split_key(value)) == TEST
 
@@ -100,20 +108,13 @@ def split_indices(
             "from train, so mark at least 2 as train or some as val"
         )
     if strata is not None:
-        # Many-to-one: training fits the train sequences only (val chooses the epoch), so a class
-        # with none there is one the model never learns, however many val or test sequences it has.
-        unseen = sorted(set(strata[np.concatenate([val, test])].tolist()) - set(strata[train].tolist()))
+        # Many-to-one: a test class with no train or val sequence is one no model made from this
+        # file can answer, trained (edgernn.pipeline.require_trained_classes) or imported.
+        unseen = sorted(set(strata[test].tolist()) - set(strata[np.concatenate([train, val])].tolist()))
         if unseen:
-            shown = ", ".join(
-                repr(class_names[c]) if c < len(class_names) and class_names[c] != str(c) else str(c)
-                for c in unseen[:5]
-            )
-            where = " and ".join(
-                part for part, idx in (("val", val), ("test", test)) if np.isin(strata[idx], unseen).any()
-            )
             raise InputError(
-                f"{name}: split marks {where} sequences of class {shown} but no train ones; "
-                "the model cannot learn a class it never trains on: mark some of them train"
+                f"{name}: split marks test sequences of class {class_list(unseen, class_names)} but no "
+                "train or val ones; the model cannot learn a class it never sees: move some to train"
             )
     if len(val) == 0:
         train, val = carve(train, max(1, round(VAL_SHARE * len(train))), rng, strata)
