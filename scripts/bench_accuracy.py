@@ -19,7 +19,7 @@ import numpy as np
 
 from edgernn.data.bundled import LONG, load_dataset
 from edgernn.data.dataset import resource_npz
-from edgernn.pipeline import auto_train_to_dir, int8_metrics, load_data, quantize_checkpoint
+from edgernn.pipeline import auto_train_to_dir, checkpoint_data, int8_metrics, quantize_checkpoint
 from edgernn.train.auto import DEFAULT_BUDGET_MINUTES
 from edgernn.train.loop import DEFAULT_PRESET
 
@@ -50,7 +50,7 @@ def row(name: str, out_root: Path, budget: float, quiet: bool, seed: int) -> lis
     )
     tc = replace(DEFAULT_PRESET.train, seed=seed)
     ckpt = auto_train_to_dir(out_root / name, name, tc=tc, budget_minutes=budget, log=log)
-    ds = load_data(ckpt.meta["data"])
+    ds = checkpoint_data(ckpt, out_root / name)
     qm = quantize_checkpoint(ckpt, ds)
     int8, _ = int8_metrics(qm, ds.test)
     chosen = ckpt.meta["auto"]["candidates"][ckpt.meta["auto"]["chosen"]]
