@@ -323,6 +323,13 @@ def train(
     tc = replace(preset.train, seed=seed, **{k: v for k, v in train_opts.items() if v is not None})
     out_dir = _out_dir(out, name)
     source = None if data_file else name
+    if input_clip is not None:
+        from edgernn.pipeline import data_ref, load_data
+
+        # A token model has no input clip (model_config drops the recipe's); one asked for is refused,
+        # as --embed-dim is on feature data, rather than ignored. Read once more only in this case.
+        if load_data(data_ref(source, data_file, seed)).vocab:
+            raise InputError(f"--input-clip is for feature data; {name} holds tokens")
     if auto:
         ckpt = auto_train_to_dir(
             out_dir,

@@ -271,6 +271,9 @@ def test_usage_errors_are_one_line(tmp_path):
         r.exit_code == 2
         and r.output.strip() == "error: --embed-dim is for token data; japanese_vowels holds float features"
     )
+    r = run("train", "--dataset", "names", "--input-clip", "2", "--out", str(tmp_path / "o"))
+    assert r.exit_code == 2, r.output
+    assert r.output.strip() == "error: --input-clip is for feature data; names holds tokens"
 
 
 def test_an_unexpected_exception_is_one_line_with_exit_4(monkeypatch, tmp_path):
