@@ -37,7 +37,7 @@ from edgernn.data.user_split import class_list
 from edgernn.errors import InputError
 from edgernn.manifest import MANIFEST, write_manifest
 from edgernn.metrics import task_metrics
-from edgernn.train.auto import DEFAULT_BUDGET_MINUTES, auto_train
+from edgernn.train.auto import DEFAULT_BUDGET_MINUTES, auto_train, uses_cross_validation
 from edgernn.train.checkpoint import (
     CHECKPOINT_NAME,
     Checkpoint,
@@ -135,13 +135,18 @@ def _open_readonly(lock: Path, out_dir: Path) -> int:
 
 
 def _data_file(ref: dict[str, Any], near: Path | None) -> Path:
-    """The recorded data file, or its namesake beside the checkpoint; either must hold the bytes the
-    checkpoint was trained on (sha256)."""
-    recorded = Path(ref["path"])
-    if not recorded.is_absolute():  # recorded_ref: relative to the checkpoint's directory
-        recorded = Path(os.path.normpath((near if near is not None else Path.cwd()) / recorded))
-    places = [recorded] + ([near / recorded.name] if near is not None else [])
-    for p in places:
+    """The recorded data file: where the checkpoint's directory says it is (`from_checkpoint`),
+    where it was given (a relative path: from the working directory), or its namesake beside the
+    checkpoint; it must hold the bytes the checkpoint was trained on (sha256)."""
+    given = Path(ref["path"])
+    places = []
+    if near is not None and "from_checkpoint" in ref:
+        # Resolved first: recorded_ref measured the way from the resolved directory (symlinks).
+        places.append(Path(os.path.normpath(near.resolve() / ref["from_checkpoint"])))
+    places.append(given)
+    if near is not None:
+        places.append(near / given.name)
+    for p in dict.fromkeys(places):
         try:
             data = p.read_bytes()
         except FileNotFoundError:
@@ -151,9 +156,11 @@ def _data_file(ref: dict[str, Any], near: Path | None) -> Path:
         if hashlib.sha256(data).hexdigest() != ref.get("sha256"):
             raise InputError(f"the training data file {p} changed since the checkpoint was trained")
         return p
+    where = ", nor ".join(str(p) for p in dict.fromkeys(places[:-1] if near is not None else places))
     beside = f", or copy it to {places[-1]}" if near is not None else ""
     raise InputError(
-        f"the training data file {recorded} recorded in the checkpoint is gone; put it back{beside}"
+        f"the training data file {given.name} recorded in the checkpoint is gone: not at {where}; "
+        f"put it back{beside}"
     )
 
 
@@ -169,25 +176,27 @@ def data_ref(dataset: str | None, data_file: str | os.PathLike[str] | None, seed
             digest = hashlib.sha256(p.read_bytes()).hexdigest()
         except OSError as e:
             raise InputError(f"cannot read {data_file}: {e.strerror or e}") from None
-        return {"kind": "file", "path": str(p.resolve()), "sha256": digest, "seed": seed}
+        return {"kind": "file", "path": str(p), "sha256": digest, "seed": seed}
     return {"kind": "bundled", "name": dataset, "seed": seed}
 
 
 def recorded_ref(ref: dict[str, Any], out_dir: Path) -> dict[str, Any]:
-    """The data reference as a checkpoint in out_dir records it: a file's path relative to out_dir,
-    so the same data and command give the same checkpoint bytes in any checkout or clone (an
-    absolute path made every artifact, which embeds the checkpoint's sha256, depend on where the
-    project sat)."""
+    """The data reference as a checkpoint in out_dir records it: a file's path as it was given, and
+    relative to out_dir (`from_checkpoint`), never made absolute, so the same data and command give
+    the same checkpoint bytes in any clone of a project (an absolute path made every artifact, which
+    embeds the checkpoint's sha256, depend on where the project sat). The first finds the file when
+    the export directory moves, the second when the whole project does."""
     if ref.get("kind") != "file":
         return ref
-    return {**ref, "path": Path(os.path.relpath(Path(ref["path"]).resolve(), out_dir.resolve())).as_posix()}
+    rel = os.path.relpath(Path(ref["path"]).resolve(), out_dir.resolve())
+    return {**ref, "path": Path(ref["path"]).as_posix(), "from_checkpoint": Path(rel).as_posix()}
 
 
 def load_data(ref: dict[str, Any], near: Path | None = None) -> Dataset:
     """Rebuild the exact data set (and split and normalization) a checkpoint was trained on. A data
-    file is found where it was (a relative path from `near`, the checkpoint's directory, else from
-    the working directory), or beside the checkpoint under its own name, so an export directory
-    passed on with its data still verifies."""
+    file is found where it was (`near`, the checkpoint's directory, finds it wherever the project
+    moved; without it, a relative path is read from the working directory), or beside the
+    checkpoint under its own name, so an export directory passed on with its data still verifies."""
     seed = int(ref.get("seed", 0))
     if ref.get("kind") == "file":
         p = _data_file(ref, near)
@@ -215,17 +224,19 @@ def _data_and_preset(
 
 
 def require_trained_classes(ds: Dataset) -> None:
-    """Many-to-one: training fits the train split only (val chooses the epoch), so a class that
-    only val or test holds is one the model never learns. Checked for training, not on load: an
-    imported model's calibration data trains nothing."""
-    if ds.task is not Task.MANY_TO_ONE:
+    """Many-to-one, on a split the user marked: training fits the train split only (val chooses
+    the epoch), so a class that only val or test holds is one the model never learns, and the
+    user's marks can say otherwise. Checked for training, not on load: an imported model's
+    calibration data trains nothing. Not for a split edgernn drew (a class of one or two sequences
+    may land outside train by the seed; it trained so before), nor for `--auto`'s cross-validated
+    search, which trains on train + val (a test-only class is refused on load)."""
+    if ds.task is not Task.MANY_TO_ONE or not ds.split_marked:
         return
     trained = set(ds.train.y.tolist())
     unseen = sorted((set(ds.val.y.tolist()) | set(ds.test.y.tolist())) - trained)
     if unseen:
-        where = " and ".join(
-            n for n, sp in (("val", ds.val), ("test", ds.test)) if np.isin(sp.y, unseen).any()
-        )
+        held = (("val", ds.val), ("test", ds.test))
+        where = " and ".join(n for n, sp in held if np.isin(sp.y, unseen).any())
         raise InputError(
             f"{ds.name}: the {where} split holds class {class_list(unseen, ds.class_names)} but train "
             "has none; the model cannot learn a class it never trains on: mark some of its sequences "
@@ -266,7 +277,8 @@ def auto_train_to_dir(
     """`train_to_dir` with the search of edgernn.train.auto choosing hidden size, init and lr;
     the checkpoint records every candidate under meta["auto"]."""
     ref, ds, preset = _data_and_preset(dataset, data_file, tc)
-    require_trained_classes(ds)
+    if not uses_cross_validation(ds):
+        require_trained_classes(ds)
     out = Path(out_dir)
     with exclusive(out):
         found = auto_train(

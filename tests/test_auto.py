@@ -139,6 +139,15 @@ def test_small_sets_are_cross_validated_then_retrained_deterministically(tmp_pat
     assert (auto["candidates"][0]["frame"], auto["candidates"][0]["hidden_size"]) == (16, 32)
 
 
+def test_the_budget_notice_comes_after_the_retrain_of_a_cross_validated_search():
+    lines: list[str] = []
+    ds = load_dataset("arrowhead")
+    tc = TrainConfig(epochs=1, init="orthogonal")
+    found = auto_train(ds, ModelSpec(), tc, flash_bytes, budget_minutes=1e-6, log=lines.append)
+    assert found.skipped and found.meta()["scoring"].endswith("then retrained")
+    assert lines[-2].startswith("retraining [1]") and "makes the search repeatable" in lines[-1]
+
+
 class _Grid:
     """A search whose candidates score from a table: what climb sees of _Search."""
 

@@ -353,14 +353,18 @@ def test_an_export_directory_travels_with_its_data_file(tmp_path):
     assert r.exit_code == 0, r.output
     (out / "mine.npz").unlink()
     r = run("verify", str(out), "--no-c")
-    assert r.exit_code == 2 and f"is gone; put it back, or copy it to {out / 'mine.npz'}" in r.output, (
-        r.output
+    assert r.exit_code == 2, r.output
+    assert r.output.strip() == (
+        f"error: the training data file mine.npz recorded in the checkpoint is gone: not at {data}; "
+        f"put it back, or copy it to {out / 'mine.npz'}"
     )
 
 
-def test_a_class_that_train_does_not_hold_is_refused_for_training_only(tmp_path):
-    """Training fits train only: a class in val and test but not train would never be answered.
-    Importing a model with the same file as calibration data trains nothing, so it loads."""
+def test_a_class_that_train_does_not_hold_is_refused_where_no_model_would_learn_it(tmp_path):
+    """On the user's own split, training fits train only: a class in val and test but not train
+    would never be answered. --auto on a set this small trains on train + val (cross-validation,
+    then the retrain), and importing calibration data trains nothing: both accept the file. A
+    split edgernn draws itself is not refused: a rare class may land outside train by the seed."""
     from edgernn.pipeline import load_data
 
     rng = np.random.default_rng(0)
@@ -369,20 +373,26 @@ def test_a_class_that_train_does_not_hold_is_refused_for_training_only(tmp_path)
     split = np.array(["train"] * 24 + ["val"] * 6 + ["test"] * 10)
     y[24:] = np.where(np.arange(16) % 2, "jump", y[24:])
     ids = {c: i for i, c in enumerate(sorted(set(y)))}
+    labels, names = np.array([ids[c] for c in y]), np.array(sorted(ids))
     data = tmp_path / "moves.npz"
-    np.savez(data, X=x, y=np.array([ids[c] for c in y]), split=split, class_names=np.array(sorted(ids)))
-    for auto in ((), ("--auto",)):
-        r = run("train", "--data", str(data), *auto, "--out", str(tmp_path / "o"))
-        assert r.exit_code == 2 and r.output.strip() == (
-            "error: moves: the val and test split holds class 'jump' but train has none; the model "
-            "cannot learn a class it never trains on: mark some of its sequences train (at least 2 "
-            "when val is carved from train)"
-        ), r.output
+    np.savez(data, X=x, y=labels, split=split, class_names=names)
+    r = run("train", "--data", str(data), "--out", str(tmp_path / "o"))
+    assert r.exit_code == 2 and r.output.strip() == (
+        "error: moves: the val and test split holds class 'jump' but train has none; the model "
+        "cannot learn a class it never trains on: mark some of its sequences train (at least 2 "
+        "when val is carved from train)"
+    ), r.output
     assert not (tmp_path / "o" / "checkpoint.pt").exists()
-    ds = load_data(
-        {"kind": "file", "path": str(data), "sha256": hashlib.sha256(data.read_bytes()).hexdigest()}
-    )
+    auto = ("--auto", "--epochs", "1", "--budget", "1e-6", "--quiet")
+    r = run("train", "--data", str(data), *auto, "--out", str(tmp_path / "a"))
+    assert r.exit_code == 0, r.output
+    digest = hashlib.sha256(data.read_bytes()).hexdigest()
+    ds = load_data({"kind": "file", "path": str(data), "sha256": digest})
     assert ids["jump"] in ds.val.y and ids["jump"] not in ds.train.y
+    drawn = tmp_path / "drawn.npz"
+    np.savez(drawn, X=x, y=np.where(np.arange(40) == 39, 3, labels % 3), class_names=names)
+    r = run("train", "--data", str(drawn), "--epochs", "1", "--quiet", "--out", str(tmp_path / "d"))
+    assert r.exit_code == 0, r.output
 
 
 def test_a_data_file_named_like_a_bundled_set_trains_with_the_long_sequence_recipe(tmp_path):
@@ -423,6 +433,18 @@ def test_the_same_data_and_command_in_another_checkout_give_the_same_bytes(tmp_p
     monkeypatch.chdir(tmp_path)
     r = run("verify", str(tmp_path / "a" / "out"), "--no-c")
     assert r.exit_code == 0, r.output
+    # Reached through a symlink, the directory still finds its data (the way was measured resolved).
+    (tmp_path / "link").symlink_to(tmp_path / "a" / "out")
+    assert run("verify", "link", "--no-c").exit_code == 0
+    # The export directory moved and the data stayed: found where it was given, from the project.
+    monkeypatch.chdir(tmp_path / "b")
+    (tmp_path / "b" / "out").rename(tmp_path / "moved")
+    r = run("verify", str(tmp_path / "moved"), "--no-c")
+    assert r.exit_code == 0, r.output
+    (tmp_path / "b" / "data" / "mine.npz").unlink()
+    r = run("verify", str(tmp_path / "moved"), "--no-c")
+    assert r.exit_code == 2, r.output
+    assert f"is gone: not at {tmp_path / 'data' / 'mine.npz'}, nor data/mine.npz; put it" in r.output
 
 
 def test_export_writes_a_deterministic_manifest_last(tiny_export, tmp_path):

@@ -49,6 +49,9 @@ class Dataset:
     norm_std: Array  # float32 (I,)
     source: str
     licence: str
+    # True when the user's file said which sequences are train, val and test (edgernn.data.user_split);
+    # False when edgernn drew the split (or a bundled set's is used).
+    split_marked: bool = False
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ import csv
 import os
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -349,9 +349,11 @@ def _user_dataset(p: Path, arrays: UserArrays, rng: np.random.Generator, normali
     source, licence = f"user file {p.name}", "user-supplied"  # no build path in firmware
     if not tokens:
         # Padding may hold anything (NaN included); normalize() zeroes it.
-        return feature_dataset(p.stem, task, names, parts, source, licence, normalize)
-    vocab = ("<pad>", *(str(i) for i in range(1, int(x.max()) + 1)))
-    return token_dataset(p.stem, task, vocab, names, parts, source, licence)
+        ds = feature_dataset(p.stem, task, names, parts, source, licence, normalize)
+    else:
+        vocab = ("<pad>", *(str(i) for i in range(1, int(x.max()) + 1)))
+        ds = token_dataset(p.stem, task, vocab, names, parts, source, licence)
+    return replace(ds, split_marked=codes is not None)
 
 
 def _oneline(e: BaseException) -> str:

@@ -481,6 +481,7 @@ def auto_train(
     for clip in () if ds.vocab else INPUT_CLIPS:
         s.run(replace(s.current, input_clip=clip))
     assert s.best is not None  # the first always runs and fits
+    result = s.final()  # the retrain on train + val logs its start: the notice below comes last
     if s.skipped:
         log(
             f"the budget skipped {len(s.skipped)} candidate(s); which ones depends on this machine's "
@@ -491,7 +492,7 @@ def auto_train(
     return AutoResult(
         spec=s.spec_of(best),
         tc=s.final_recipe(best),
-        result=s.final(),
+        result=result,
         trials=s.trials,
         chosen=s.best,
         budget_minutes=budget_minutes,
