@@ -139,14 +139,12 @@ def _data_file(ref: dict[str, Any], near: Path | None) -> Path:
     where it was given (a relative path: from the working directory), or its namesake beside the
     checkpoint; it must hold the bytes the checkpoint was trained on (sha256)."""
     given = Path(ref["path"])
-    places = []
+    beside = near / given.name if near is not None else None
+    places = [given]
     if near is not None and "from_checkpoint" in ref:
         # Resolved first: recorded_ref measured the way from the resolved directory (symlinks).
-        places.append(Path(os.path.normpath(near.resolve() / ref["from_checkpoint"])))
-    places.append(given)
-    if near is not None:
-        places.append(near / given.name)
-    for p in dict.fromkeys(places):
+        places.insert(0, Path(os.path.normpath(near.resolve() / ref["from_checkpoint"])))
+    for p in dict.fromkeys([*places, *([beside] if beside is not None else [])]):
         try:
             data = p.read_bytes()
         except FileNotFoundError:
@@ -156,11 +154,11 @@ def _data_file(ref: dict[str, Any], near: Path | None) -> Path:
         if hashlib.sha256(data).hexdigest() != ref.get("sha256"):
             raise InputError(f"the training data file {p} changed since the checkpoint was trained")
         return p
-    where = ", nor ".join(str(p) for p in dict.fromkeys(places[:-1] if near is not None else places))
-    beside = f", or copy it to {places[-1]}" if near is not None else ""
+    where = ", nor ".join(str(p) for p in dict.fromkeys(places))
+    copy = f", or copy it to {beside}" if beside is not None else ""
     raise InputError(
         f"the training data file {given.name} recorded in the checkpoint is gone: not at {where}; "
-        f"put it back{beside}"
+        f"put it back{copy}"
     )
 
 

@@ -50,9 +50,8 @@ def parse_split(raw: Array, n: int, name: str, ids: list[str] | None = None) -> 
         values = [v.decode(errors="replace") if isinstance(v, bytes) else v for v in raw.tolist()]
         keys = [split_key(v) for v in values]
     elif raw.dtype.kind in "iuf":
-        # Whole-valued floats are accepted, as pandas writes integer columns that way.
         values = raw.tolist()
-        keys = [str(int(v)) if float(v).is_integer() else str(v) for v in values]
+        keys = [split_key(str(v)) for v in values]
     else:
         raise InputError(
             f"{name}: split must be strings (train/val/test) or integers (0/1/2), got {raw.dtype}"

@@ -177,8 +177,9 @@ def import_model(
         if calibration is not None:  # read from a scratch copy, recorded where it will be written
             scratch = Path(tmp) / CALIBRATION
             scratch.write_bytes(calibration)
-            ds = load_data({**data_ref(None, scratch, seed), "normalize": False})
-            ref = {**data_ref(None, scratch, seed), "path": str(out / CALIBRATION), "normalize": False}
+            scratch_ref = {**data_ref(None, scratch, seed), "normalize": False}
+            ds = load_data(scratch_ref)
+            ref = {**scratch_ref, "path": str(out / CALIBRATION)}
         else:
             ref = {**data_ref(dataset, data, seed), "normalize": False}
             ds = load_data(ref)

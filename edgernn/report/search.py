@@ -53,14 +53,14 @@ def search_section(meta: dict[str, Any]) -> str | None:
     )
     scoring = f"scored by {auto['scoring']}; " if auto.get("scoring") else ""
     skipped = auto.get("skipped_by_budget", [])
-    stop = (
-        f" The budget skipped {len(skipped)} candidate(s) ({'; '.join(skipped)}): which ones depends"
-        " on the machine's speed, so a larger budget is needed for a search every machine repeats."
-        if skipped
-        else " The budget skipped candidates."
-        if auto.get("stopped_by_budget")
-        else ""
-    )
+    stop = ""
+    if skipped:
+        stop = (
+            f" The budget skipped {len(skipped)} candidate(s) ({'; '.join(skipped)}): which ones depends"
+            " on the machine's speed, so a larger budget is needed for a search every machine repeats."
+        )
+    elif auto.get("stopped_by_budget"):  # a checkpoint from before skipped_by_budget was recorded
+        stop = " The budget skipped candidates."
     return (
         f"`edgernn train --auto` ({limits}) chose candidate {auto['chosen'] + 1} by validation "
         f"accuracy (the lower of float and int8 where int8 was measured), then validation loss; "
