@@ -57,7 +57,7 @@ def random_quantized(
     if cfg.tokens:
         return model, quantize_model(model, None, None, meta=meta)
     rng = np.random.default_rng(seed)
-    inp = cfg.input_size
+    inp = cfg.sample_size  # calibration data are raw samples, framed by the model (edgernn.frame)
     calib = (rng.normal(size=(CALIB_SEQUENCES, CALIB_STEPS, inp)) * rng.uniform(0.5, 3.0, size=inp)).astype(
         np.float32
     )

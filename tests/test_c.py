@@ -51,6 +51,7 @@ STRICT_CXX = [
     "-Wfloat-equal",
     "-Wold-style-cast",
     "-Wuseless-cast",
+    "-Wzero-as-null-pointer-constant",
 ]
 CLANG_MISSING = "clang not found on PATH (make test installs clang)"
 NASTY_META = {
@@ -643,6 +644,64 @@ def test_integer_path_needs_no_libc(
                 [nm, "-u", str(obj)], capture_output=True, text=True, check=True
             ).stdout.split()
             assert [s for s in undefined if s != "U"] == [], f"{name} {opt}: needs {undefined}"
+
+
+# Soft-float helpers: EABI __aeabi_fadd, __aeabi_i2f, ...; libgcc/compiler-rt __addsf3, __fixsfsi, ...
+SOFT_FLOAT_HELPER = re.compile(r"^__aeabi_(?:[fd]|u?[il]2[fd])|[sd]f\d?$|[sd]f[sd]i$|si[sd]f$")
+
+
+@pytest.mark.parametrize(
+    ("target", "compiler", "defines"),
+    [
+        ("cortex-m0plus", "zig", []),
+        ("cortex-m0plus", "zig", ["EDGERNN_NO_V6M_ASM"]),
+        ("cortex-m0plus", "gcc", []),
+        ("cortex-m4", "zig", []),
+        ("riscv32imc", "zig", []),
+    ],
+)
+def test_every_call_needs_no_compiler_runtime_helper_on_a_core(
+    drivers: dict[str, tuple[QuantizedModel, Path]],
+    tmp_path: Path,
+    target: str,
+    compiler: str,
+    defines: list[str],
+) -> None:
+    """Every API call, sampled generation included, is built to code that calls no integer helper:
+    no __aeabi_lmul on Armv6-M (no 32 x 32 -> 64 multiply), no division helper anywhere. The float
+    boundary (quantize_input, dequantize_logit) may call soft-float helpers on cores without an FPU."""
+    if compiler == "zig" and importlib.util.find_spec("ziglang") is None:
+        pytest.skip("zig missing; pip install -e '.[mcu]' installs it")
+    if compiler == "gcc" and shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc missing; `make mcu-tools` installs it")
+    chain = toolchain(compiler, get_target(target))
+    for name, (_, src) in drivers.items():
+        needed = Elf.read(chain.compile(src, tmp_path / f"{name}.o", defines, [])).undefined()
+        integer = sorted(n for n in needed if not SOFT_FLOAT_HELPER.search(n))
+        assert integer == [], f"{name} on {target} needs {integer}"
+
+
+@pytest.mark.parametrize("compiler", ["gcc", "clang", "arm-none-eabi-gcc"])
+def test_a_file_that_only_includes_the_header_emits_no_kernel(tmp_path: Path, compiler: str) -> None:
+    """At -O0 too (a debug build, often linked without --gc-sections): GCC emits a static function
+    that is not inline in every file, called or not; the kernels are inline there."""
+    if shutil.which(compiler) is None:
+        pytest.skip(
+            CLANG_MISSING if compiler == "clang" else f"{compiler} missing; `make mcu-tools` installs it"
+        )
+    header = write_header(make_qm("many-to-one", 5, 8, 2, seed=50), tmp_path / "model.h", "io")
+    src = tmp_path / "user.c"
+    src.write_text(
+        f'#include "{header}"\nint classes(void);\nint classes(void) {{ return IO_NUM_CLASSES; }}\n'
+    )
+    arch = ["-mcpu=cortex-m4", "-mthumb"] if compiler.startswith("arm") else []
+    for opt in ("-O0", "-Og", "-O2"):
+        obj = tmp_path / f"user{opt}.o"
+        compile_object([compiler, *STRICT_C, *arch, opt, "-c", str(src), "-o", str(obj)])
+        nm = "arm-none-eabi-nm" if compiler.startswith("arm") else "nm"
+        defined = subprocess.run([nm, "--defined-only", str(obj)], capture_output=True, text=True, check=True)
+        kernels = {"edgernn_cell_step", "edgernn_matvec_s8"} & set(defined.stdout.split())
+        assert not kernels, f"{compiler} {opt} emitted {sorted(kernels)}"
 
 
 def test_two_models_in_one_program(workdir: Path, tmp_path: Path) -> None:

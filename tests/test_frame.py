@@ -8,6 +8,7 @@ PREFIX_push_sample; over a 10,000-sample stream every state it steps to equals t
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from pathlib import Path
 
@@ -108,6 +109,37 @@ int main(void) {{
     assert got.shape == want.shape and np.array_equal(got, want)
     logits = [int(v) for v in lines[-1].split()[1:]]
     assert logits == ref.logits.numpy()[0].tolist()
+
+
+@pytest.mark.parametrize("hidden", [16, 17])
+def test_state_bytes_hold_on_every_target(tmp_path: Path, hidden: int) -> None:
+    """PREFIX_STATE_BYTES is sizeof(PREFIX_state_t) on the host, Arm and AVR (uint16_t aligned to
+    1 byte there) whether h + frame is an even or an odd number of bytes: the header's own
+    compile-time check fails the build otherwise."""
+    import shutil
+
+    from edgernn.backends.c.codegen import model_sizes, write_header
+    from edgernn.synthetic import random_quantized, small_config
+
+    cfg = dataclasses.replace(small_config("many-to-one", 7, hidden, classes=3), frame=7)
+    _, qm = random_quantized(cfg, seed=3)
+    write_header(qm, tmp_path / "model.h", "fs")
+    assert model_sizes(qm)["state"] == hidden + 7 + (hidden + 7) % 2 + 2
+    src = tmp_path / "impl.c"
+    src.write_text('#define EDGERNN_IMPLEMENTATION\n#include "model.h"\n')
+    compilers = [
+        ["gcc"],
+        ["arm-none-eabi-gcc", "-mcpu=cortex-m0plus", "-mthumb"],
+        ["avr-gcc", "-mmcu=atmega328p"],
+    ]
+    ran = 0
+    for cc in compilers:
+        if shutil.which(cc[0]) is None:
+            continue
+        subprocess.run([*cc, "-std=c99", "-Os", "-c", str(src), "-o", str(tmp_path / "impl.o")], check=True)
+        ran += 1
+    if ran < len(compilers):
+        pytest.skip("arm-none-eabi-gcc or avr-gcc missing; `make mcu-tools` installs them")
 
 
 def test_bad_frame_values_are_one_line_errors(tmp_path: Path) -> None:
@@ -248,12 +280,14 @@ def test_bench_and_report_of_a_framed_model(framed: Path, tmp_path: Path) -> Non
 
 
 def test_firmware_package_demo_of_a_framed_model(framed: Path, tmp_path: Path) -> None:
-    """The packages' demo runs the model's steps (whole frames) through PREFIX_run and prints the
-    integer reference's class."""
+    """The packages' demo streams raw samples through PREFIX_push_sample, as firmware does (no
+    copy of the sequence in RAM, no run buffer), and prints the integer reference's class. The
+    sequence's samples past its last full frame are pushed too, and stepped on by neither."""
     from edgernn.packages import packaged_model, platformio
 
     m = packaged_model(framed)
-    assert m.whole_sequence and m.demo.shape[1] == FRAME * load_quantized(framed).config.sample_size
+    assert m.framed and not m.whole_sequence
+    assert m.demo.shape[1] == load_quantized(framed).config.sample_size and len(m.demo) % FRAME
     root = tmp_path / "pkg"
     for rel, data in platformio.build(m).items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -274,3 +308,5 @@ def test_firmware_package_demo_of_a_framed_model(framed: Path, tmp_path: Path) -
     subprocess.run([*cmd, str(exe)], check=True, timeout=120)
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True, timeout=30).stdout
     assert out.startswith(f"{m.name} class={m.expected_class} "), out
+    demo = main_c.read_text()
+    assert f"{m.name}_push_sample(" in demo and f"{m.name}_run(" not in demo

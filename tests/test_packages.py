@@ -266,7 +266,17 @@ def test_cmake_consumer_builds_and_runs_on_the_host(
     )
     _cmake("-S", "sub", "-B", "as", cwd=tmp_path)
     _cmake("--build", "as", cwd=tmp_path)
-    for exe in (tmp_path / "fp" / f"{NAME}_stream", tmp_path / "as" / "app"):
+    # find_package from a C++-only project: the package enables C for its implementation unit
+    (tmp_path / "cxx").mkdir()
+    shutil.copy(pkg / "examples" / "stream" / "main.c", tmp_path / "cxx" / "main.cpp")
+    (tmp_path / "cxx" / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.16)\nproject(cxxapp LANGUAGES CXX)\n"
+        f"find_package({NAME} CONFIG REQUIRED)\nadd_executable(app main.cpp)\n"
+        f"target_link_libraries(app PRIVATE {NAME}::{NAME})\n"
+    )
+    _cmake("-S", "cxx", "-B", "cx", f"-D{NAME}_DIR={pkg}", cwd=tmp_path)
+    _cmake("--build", "cx", cwd=tmp_path)
+    for exe in (tmp_path / "fp" / f"{NAME}_stream", tmp_path / "as" / "app", tmp_path / "cx" / "app"):
         out = subprocess.run([str(exe)], capture_output=True, text=True, timeout=30, check=True).stdout
         assert out.strip().startswith(f"{NAME} class={expected_class} "), out
 

@@ -71,11 +71,12 @@ def packaged_model(out_dir: str | os.PathLike[str]) -> PackagedModel:
         dataset=str(meta.dataset or name),
         task=str(qm.config.task.value if hasattr(qm.config.task, "value") else qm.config.task),
         tokens=bool(qm.config.tokens),
-        whole_sequence=bool(cfg.bidirectional or cfg.frame > 1 or cfg.pad_to or cfg.reverse),
+        whole_sequence=bool(cfg.bidirectional or cfg.pad_to or cfg.reverse),
         licence=str(meta.licence or "see the data set's licence"),
         class_names=tuple(meta.class_names or ()),
-        demo=np.asarray(run_x[0, : int(run_steps[0])], dtype=np.int64),
+        demo=np.asarray(seq if cfg.frame > 1 else run_x[0, : int(run_steps[0])], dtype=np.int64),
         expected_class=int(np.argmax(last)),
+        framed=cfg.frame > 1,
     )
 
 

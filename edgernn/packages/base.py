@@ -39,13 +39,16 @@ class PackagedModel:
     dataset: str
     task: str
     tokens: bool
-    # The demo runs PREFIX_run on the whole sequence (a bidirectional, framed, padded or reversed
-    # model: `demo` is then the steps the run reads); else it streams PREFIX_step.
+    # The demo runs PREFIX_run on the whole sequence (a bidirectional, padded or reversed model:
+    # `demo` is then the steps the run reads); else it streams PREFIX_step, or PREFIX_push_sample.
     whole_sequence: bool
     licence: str
     class_names: tuple[str, ...]
-    demo: np.ndarray  # the bundled sequence's steps: int8 (steps, INPUT_SIZE) or token ids (steps,)
+    # The bundled sequence's steps: int8 (steps, INPUT_SIZE) or token ids (steps,); a framed
+    # model's raw samples, (samples, SAMPLE_SIZE), as firmware pushes them.
+    demo: np.ndarray
     expected_class: int  # the integer reference's class for it (last step for per-step tasks)
+    framed: bool = False  # frame > 1: the demo pushes one sample at a time (PREFIX_push_sample)
 
     @property
     def version(self) -> str:
@@ -78,8 +81,10 @@ def demo_c(m: PackagedModel) -> str:
     """C (and C++) for the examples: the bundled sequence, in flash on AVR, and
     `demo_class()`, which runs the model over it and returns the class."""
     p, up, steps = m.name, m.upper, len(m.demo)
+    width = f"{up}_SAMPLE_SIZE" if m.framed else f"{up}_INPUT_SIZE"
     lines = [
-        f"/* The first test sequence of {m.dataset} ({steps} steps), as the model takes it; the",
+        f"/* The first test sequence of {m.dataset} ({steps} {'samples' if m.framed else 'steps'}), as the "
+        "model takes it; the",
         f" * integer reference (edgernn.contract.reference.int_forward) gives class {m.expected_class}. */",
         "#if defined(__AVR__)",
         "#include <avr/pgmspace.h>",
@@ -98,7 +103,7 @@ def demo_c(m: PackagedModel) -> str:
         lines.append(f"static const int32_t demo_seq[DEMO_STEPS] DEMO_FLASH = {{{vals}}};")
     else:
         rows = ",\n    ".join("{" + ", ".join(str(int(v)) for v in row) + "}" for row in m.demo)
-        decl = f"static const int8_t demo_seq[DEMO_STEPS][{up}_INPUT_SIZE] DEMO_FLASH"
+        decl = f"static const int8_t demo_seq[DEMO_STEPS][{width}] DEMO_FLASH"
         lines.append(f"{decl} = {{\n    {rows}}};")
     lines.append("")
     lines.append("static int32_t demo_class(void)")
@@ -107,16 +112,19 @@ def demo_c(m: PackagedModel) -> str:
     if not m.whole_sequence:
         lines += [f"    int32_t logits[{up}_NUM_CLASSES];", "    size_t t;"]
         if not m.tokens:
-            lines += [f"    int8_t x[{up}_INPUT_SIZE];", "    size_t i;"]
+            lines += [f"    int8_t x[{width}];", "    size_t i;"]
         lines.append(f"    {p}_init(&st);")
         lines.append("    for (t = 0; t < DEMO_STEPS; ++t) { /* streaming: one sample at a time */")
         if m.tokens:
             lines.append(f"        (void){p}_step_token(&st, DEMO_S32(&demo_seq[t]));")
         else:
-            lines.append(f"        for (i = 0; i < {up}_INPUT_SIZE; ++i) {{")
+            lines.append(f"        for (i = 0; i < {width}; ++i) {{")
             lines.append("            x[i] = DEMO_S8(&demo_seq[t][i]);")
             lines.append("        }")
-            lines.append(f"        {p}_step(&st, x);")
+            # A step every FRAME samples; the class is read at the end, after the last full frame.
+            lines.append(
+                f"        (void){p}_push_sample(&st, x);" if m.framed else f"        {p}_step(&st, x);"
+            )
         lines.append("    }")
         lines.append(f"    return {p}_classify(&st, logits);")
     else:

@@ -33,6 +33,8 @@ if(TARGET {n}::{n})
   return()
 endif()
 get_filename_component(_{n}_root "${{CMAKE_CURRENT_LIST_DIR}}" ABSOLUTE)
+# The implementation unit is C: a C++-only project (project(app LANGUAGES CXX)) has not enabled it.
+enable_language(C)
 add_library({n}_header INTERFACE)
 target_include_directories({n}_header INTERFACE "${{_{n}_root}}/include")
 add_library({n}::header ALIAS {n}_header)

@@ -328,7 +328,7 @@ def _macros(qm: QuantizedModel, up: str, sizes: dict[str, int]) -> str:
 
 def frame_buffer_bytes(qm: QuantizedModel) -> int:
     """RAM a framed model's state adds: the frame being filled and its uint16 fill count, with
-    the struct's padding (PREFIX_state_t: h, then frame, then filled)."""
+    the byte that keeps the count at an even offset (PREFIX_state_t: h, frame, reserved, filled)."""
     cfg = qm.config
     if cfg.frame == 1:
         return 0
@@ -391,6 +391,7 @@ _GUARD_SLOT = "/*@guard@*/"
 _CXX_QUIET_PUSH = """#if defined(__cplusplus) && defined(__GNUC__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wold-style-cast"
+#pragma GCC diagnostic ignored "-Wzero-as-null-pointer-constant"
 #if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuseless-cast"
 #endif

@@ -23,7 +23,14 @@ def _scratch(up: str, generate: bool = False) -> str:
 
 def state_type(qm: QuantizedModel, p: str) -> str:
     up = p.upper()
-    if qm.config.frame > 1:
+    cfg = qm.config
+    if cfg.frame > 1:
+        # AVR aligns uint16_t to 1 byte, Arm and RISC-V to 2: after an odd number of int8 bytes
+        # the compiler would pad on some targets only, and STATE_BYTES would hold on those alone.
+        odd = (cfg.num_layers * cfg.directions * cfg.hidden_size + cfg.input_size) % 2
+        reserved = (
+            "    uint8_t reserved; /* keeps `filled` at an even offset on every target */\n" if odd else ""
+        )
         return (
             f"/* The stream's state: {up}_STATE_BYTES bytes of RAM, owned by the caller. h as below; frame\n"
             f" * holds the samples of the step being filled ({p}_push_sample), `filled` of them.\n"
@@ -32,6 +39,7 @@ def state_type(qm: QuantizedModel, p: str) -> str:
             "typedef struct {\n"
             f"    int8_t h[{up}_NUM_LAYERS * {up}_NUM_DIRECTIONS][{up}_HIDDEN_SIZE];\n"
             f"    int8_t frame[{up}_INPUT_SIZE];\n"
+            f"{reserved}"
             "    uint16_t filled;\n"
             f"}} {p}_state_t;"
         )
