@@ -60,6 +60,10 @@ class Finite(click.FloatRange):
 
     name = "finite float"
 
+    def _describe_range(self) -> str:
+        # Unbounded, click's own text would read "x<=None" in --help.
+        return "finite" if self.min is None and self.max is None else super()._describe_range()
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         v = super().convert(value, param, ctx)
         if not math.isfinite(v):
@@ -277,6 +281,11 @@ def train(
     quiet: bool,
 ) -> None:
     """Train a float model and write OUT/checkpoint.pt (config, data set, normalization, metrics).
+
+    Without --dataset or --data it trains japanese_vowels. An option left out (hidden size,
+    layers, epochs, learning rate, batch size, ...) takes the data set's preset value; your own
+    data gets the long-sequence recipe (docs/training.md). The checkpoint and report.md record
+    every value used.
 
     With --auto, a small search picks frame, hidden size, init, learning rate and input clip by
     validation accuracy (cross-validated on small sets); the checkpoint and report.md list every

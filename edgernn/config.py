@@ -40,6 +40,7 @@ MAX_LAYERS = 8
 MAX_INPUT = 4096
 MAX_PAD = 65535
 MAX_FRAME = 1024
+MAX_CLASSES = 1 << 16
 MAX_INPUT_CLIP = 1e6  # normalized units; past this the int8 grid is coarser than any data needs
 
 
@@ -83,7 +84,7 @@ class ModelConfig:
             ("input_size", self.input_size, 1, MAX_INPUT),
             ("hidden_size", self.hidden_size, 1, MAX_HIDDEN),
             ("num_layers", self.num_layers, 1, MAX_LAYERS),
-            ("num_classes", self.num_classes, 1, 1 << 16),
+            ("num_classes", self.num_classes, 1, MAX_CLASSES),
             ("pad_to", self.pad_to, 0, MAX_PAD),
             ("frame", self.frame, 1, MAX_FRAME),
         ):

@@ -90,6 +90,14 @@ def exclusive(out_dir: Path, wait: bool = False) -> Iterator[None]:
         # Holding the lock, any temporary file left here belongs to a writer that was killed.
         for stale in out_dir.glob(f".*{TMP_SUFFIX}"):
             stale.unlink(missing_ok=True)
+        # A lock file a writer left is writable where its directory may no longer be: find out
+        # now, not after the training or export whose files could not then be written.
+        probe = out_dir / f".write-probe{TMP_SUFFIX}"
+        try:
+            os.close(os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644))
+            probe.unlink()
+        except OSError as e:
+            raise InputError(f"cannot write to {out_dir}: {e.strerror or e}") from None
         yield
     finally:
         os.close(fd)
@@ -190,12 +198,32 @@ def recorded_ref(ref: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     return {**ref, "path": Path(ref["path"]).as_posix(), "from_checkpoint": Path(rel).as_posix()}
 
 
+def _check_ref(ref: Any) -> None:
+    """A checkpoint's data reference is its own JSON: refuse a malformed one (exit 2) before
+    anything reads a field of it as the type it should be."""
+    if not isinstance(ref, dict):
+        raise InputError(f"the checkpoint's data reference must be an object, got {type(ref).__name__}")
+    seed = ref.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InputError(f"the checkpoint's data seed must be an integer, got {seed!r}")
+    if not isinstance(ref.get("normalize", True), bool):
+        raise InputError(f"the checkpoint's data normalize must be true or false, got {ref['normalize']!r}")
+    kind = ref.get("kind")
+    fields = ("path", "sha256") if kind == "file" else ("name",) if kind == "bundled" else None
+    if fields is None:
+        raise InputError(f"the checkpoint's data kind must be 'file' or 'bundled', got {kind!r}")
+    for f in fields:
+        if not isinstance(ref.get(f), str):
+            raise InputError(f"the checkpoint's data {f} must be a string, got {ref.get(f)!r}")
+
+
 def load_data(ref: dict[str, Any], near: Path | None = None) -> Dataset:
     """Rebuild the exact data set (and split and normalization) a checkpoint was trained on. A data
     file is found where it was (`near`, the checkpoint's directory, finds it wherever the project
     moved; without it, a relative path is read from the working directory), or beside the
     checkpoint under its own name, so an export directory passed on with its data still verifies."""
-    seed = int(ref.get("seed", 0))
+    _check_ref(ref)
+    seed = ref.get("seed", 0)
     if ref.get("kind") == "file":
         p = _data_file(ref, near)
         return load_user_data(p, seed=seed, normalize=ref.get("normalize", True))
@@ -366,6 +394,7 @@ def quantize_checkpoint(ckpt: Checkpoint, ds: Dataset) -> QuantizedModel:
         edgernn_version=__version__,
         vocab=meta.get("vocab", []),
         class_names=meta.get("class_names", []),
+        feature_names=meta.get("feature_names"),
         start_token=ids.get("start_token"),
         end_token=ids.get("end_token"),
     )

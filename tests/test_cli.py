@@ -669,3 +669,55 @@ def test_verify_checks_the_raw_input_graph_and_catches_a_wrong_scale(tiny_export
     off = dataclasses.replace(qm, input_scale=np.asarray(qm.input_scale) * 1.01)
     save_model(build_raw_sequence_model(off), d / RAW_INT_ONNX)
     assert not raw_parity(d, qm, test)["passed"]
+
+
+def test_a_flipped_bit_in_a_weight_is_refused(tiny_dir, tmp_path):
+    """torch.load does not check the zip's CRC-32s: the flipped weight would load, export and
+    verify as another model."""
+    data = bytearray((tiny_dir / "checkpoint.pt").read_bytes())
+    weight = torch.load(tiny_dir / "checkpoint.pt", weights_only=True)["state_dict"]["rnn.weight_hh_l0"]
+    at = bytes(data).find(weight.numpy().tobytes())
+    assert at > 0
+    data[at + 5] ^= 0xFF
+    assert_input_error(run("export", _checkpoint_dir(tmp_path, bytes(data))), "fails its CRC-32 check")
+
+
+def test_a_refused_pickle_prints_no_torch_warning(tmp_path):
+    """The refusal is the one line the user sees: torch's own UserWarning is not printed before it."""
+    import warnings
+
+    from edgernn.errors import InputError
+    from edgernn.train.checkpoint import load_checkpoint
+
+    _checkpoint_dir(tmp_path, pickle.dumps(Payload()))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(InputError):
+            load_checkpoint(tmp_path)
+    assert [str(w.message) for w in seen] == []
+
+
+def test_a_checkpoint_of_another_format_version_says_so(tiny_dir, tmp_path):
+    def edit(p):
+        p["format"] = "edgernn-checkpoint-v9"
+
+    assert_input_error(run("export", _rewrite(tiny_dir, tmp_path, edit)), "another edgernn version")
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (None, "data reference must be an object"),
+        ([], "data reference must be an object"),
+        ({"kind": "bundled", "name": "japanese_vowels", "seed": "x"}, "data seed must be an integer"),
+        ({"kind": "bundled", "name": 7, "seed": 0}, "data name must be a string"),
+        ({"kind": "url", "seed": 0}, "data kind must be"),
+    ],
+)
+def test_a_malformed_data_reference_in_a_checkpoint_is_exit_2(tiny_dir, tmp_path, data, fragment):
+    def edit(p):
+        meta = json.loads(p["meta"])
+        meta["data"] = data
+        p["meta"] = json.dumps(meta)
+
+    assert_input_error(run("export", _rewrite(tiny_dir, tmp_path, edit)), fragment)

@@ -163,14 +163,11 @@ PERMISSION_CASES: dict[str, tuple[int, tuple[str, ...]]] = {
     "--data file chmod 000": (2, ("--data", "is not readable")),
     "train --out read-only dir": (2, ("cannot write to", "permission denied")),
     "export into read-only dir": (2, ("cannot write to", "permission denied")),
-    "export into read-only dir, lock file present": (
-        2,
-        ("cannot write", "model.int8.json", "permission denied"),
-    ),
-    "quantize into read-only dir, lock file present": (
-        2,
-        ("cannot write", "model.int8.json", "permission denied"),
-    ),
+    # The lock file opens for writing: the directory is probed before any work, so the message
+    # names it, not the first file that could not be written after the work was done.
+    "export into read-only dir, lock file present": (2, ("cannot write to", "permission denied")),
+    "quantize into read-only dir, lock file present": (2, ("cannot write to", "permission denied")),
+    "train --out read-only dir, lock file present": (2, ("cannot write to", "permission denied")),
 }
 
 
@@ -191,7 +188,8 @@ def permission_results(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     np.savez(data, X=np.zeros((20, 3, 2), np.float32), y=np.arange(20) % 2)
     data.chmod(0)
     for name in ("export into read-only dir", "export into read-only dir, lock file present",
-                 "quantize into read-only dir, lock file present"):  # fmt: skip
+                 "quantize into read-only dir, lock file present",
+                 "train --out read-only dir, lock file present"):  # fmt: skip
         copy_dir(tiny, d[name], ("checkpoint.pt", HEADER, QUANT_NAME))
         if "lock" in name:
             (d[name] / ".edgernn.lock").touch()
@@ -203,6 +201,7 @@ def permission_results(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         "export into read-only dir": 0o555,
         "export into read-only dir, lock file present": 0o555,
         "quantize into read-only dir, lock file present": 0o555,
+        "train --out read-only dir, lock file present": 0o555,
     }
     args = {
         "checkpoint file chmod 000": ["export", str(d["checkpoint file chmod 000"])],
@@ -218,6 +217,12 @@ def permission_results(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         "quantize into read-only dir, lock file present": [
             "quantize",
             str(d["quantize into read-only dir, lock file present"]),
+        ],
+        "train --out read-only dir, lock file present": [
+            "train",
+            "--out",
+            str(d["train --out read-only dir, lock file present"]),
+            "--quiet",
         ],
     }
     for name, mode in modes.items():

@@ -422,3 +422,52 @@ def test_predict_refuses_a_tampered_export(jv, tmp_path):
     data = _write_csv(tmp_path / "ok.csv", ["a"], [np.zeros((3, 12))])
     r = run("predict", str(d), "--data", str(data))
     assert r.exit_code == 1 and "does not match" in r.output and "Traceback" not in r.output, r.output
+
+
+def test_predict_matches_csv_columns_to_the_trained_features_by_name(jv, tmp_path):
+    """A model trained on a CSV records its feature columns; predict reads a CSV's columns by
+    name, so another column order gives the same answers, and columns it was not trained on are
+    refused (taken by position they would answer wrongly, with exit 0)."""
+    ds = load_data(load_checkpoint(jv).meta["data"])
+    raw = ds.train.x * ds.norm_std + ds.norm_mean
+    names = [f"cep{i}" for i in range(12)]
+
+    def write(path: Path, order: list[int], header: list[str], n: int, label: bool) -> Path:
+        with path.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["sequence", "step", *(["label"] if label else []), *(header[i] for i in order)])
+            for s in range(n):
+                for t in range(int(ds.train.lengths[s])):
+                    lab = [str(int(ds.train.y[s]))] if label else []
+                    w.writerow([f"s{s}", t, *lab, *(repr(float(raw[s, t, i])) for i in order)])
+        return path
+
+    out = tmp_path / "named"
+    train_to_dir(
+        out,
+        data_file=write(tmp_path / "train.csv", list(range(12)), names, len(ds.train), True),
+        spec=ModelSpec(hidden_size=8),
+        tc=TrainConfig(epochs=1),
+        progress=False,
+    )
+    export_dir(out)
+    assert load_checkpoint(out).meta["feature_names"] == names
+    assert load_quantized(out).meta.feature_names == tuple(names)
+    shuffled = list(np.random.default_rng(0).permutation(12))
+    same = run(
+        "predict", str(out), "--data", str(write(tmp_path / "a.csv", list(range(12)), names, 8, False))
+    )
+    moved = run("predict", str(out), "--data", str(write(tmp_path / "b.csv", shuffled, names, 8, False)))
+    assert same.exit_code == moved.exit_code == 0 and same.output == moved.output
+    # The check can fail: read by position, the moved columns give other logits.
+    seqs = [raw[s, : int(ds.train.lengths[s])].astype(np.float32) for s in range(8)]
+    rt = Runtime(out, backend="onnx")
+    positional = rt.predict([s[:, shuffled] for s in seqs])
+    assert any(not np.allclose(a.logits, b.logits) for a, b in zip(positional, rt.predict(seqs), strict=True))
+    renamed = [f"f{i}" for i in range(12)]
+    assert_input_error(
+        run(
+            "predict", str(out), "--data", str(write(tmp_path / "c.csv", list(range(12)), renamed, 2, False))
+        ),
+        "are not the ones the model was trained on (cep0, cep1",
+    )

@@ -38,6 +38,7 @@ _KINDS: dict[str, str] = {
     "edgernn_version": "text",
     "vocab": "names",
     "class_names": "names",
+    "feature_names": "names",
     "start_token": "token",
     "end_token": "token",
     "c_prefix": "text",
@@ -88,6 +89,7 @@ class ModelMeta(Mapping[str, Any]):
     edgernn_version: str | None = None  # the edgernn that quantized it
     vocab: tuple[str, ...] | None = None  # token strings by id (empty for feature models)
     class_names: tuple[str, ...] | None = None  # class names by id
+    feature_names: tuple[str, ...] | None = None  # input features by position (a CSV's columns)
     start_token: int | None = None  # one-to-many: the token that begins a sequence
     end_token: int | None = None  # one-to-many: generation stops when it produces this class
     c_prefix: str | None = None  # prefix of the C symbols in model.h

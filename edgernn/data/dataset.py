@@ -52,6 +52,9 @@ class Dataset:
     # True when the user's file said which sequences are train, val and test (edgernn.data.user_split);
     # False when edgernn drew the split (or a bundled set's is used).
     split_marked: bool = False
+    # The features' names, in the order X holds them, when the file named them (a CSV header);
+    # `edgernn predict` matches a CSV's columns to them by name. Empty: not named.
+    feature_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgernn.config import Task
+from edgernn.config import MAX_CLASSES, Task
 from edgernn.data.dataset import (
     IGNORE,
     PAD,
@@ -69,6 +69,7 @@ class UserArrays:
     class_names: Array | None
     split: Array | None  # raw values, parsed by user_split.parse_split
     ids: list[str] | None = None  # CSV sequence ids, to name sequences in messages
+    feature_names: tuple[str, ...] = ()  # CSV feature columns, in header order
 
 
 def load_user_data(path: str | os.PathLike[str], seed: int = 0, normalize: bool = True) -> Dataset:
@@ -129,6 +130,7 @@ class LongCsv:
     labels: list[list[str]]  # per sequence, the label of every step ([] when labels are ignored)
     per_step: bool  # labels come from `step_label`, not `label`
     splits: list[str]  # per sequence, its `split` value ([] without the column or when ignored)
+    feature_names: tuple[str, ...]  # the feature columns' names, in header order
 
 
 def read_long_csv(p: Path, labels: str) -> LongCsv:
@@ -206,7 +208,8 @@ def read_long_csv(p: Path, labels: str) -> LongCsv:
         labels_per_seq.append([lab for lab, _ in ordered])
     per_step = i_lab >= 0 and header[i_lab] == "step_label"
     splits = [split_of[sid] for sid in ids] if i_split >= 0 else []
-    return LongCsv(ids, feats_per_seq, labels_per_seq if i_lab >= 0 else [], per_step, splits)
+    names = tuple(header[i] for i in feat_cols)
+    return LongCsv(ids, feats_per_seq, labels_per_seq if i_lab >= 0 else [], per_step, splits, names)
 
 
 def _read_csv(p: Path) -> UserArrays:
@@ -241,7 +244,7 @@ def _read_csv(p: Path) -> UserArrays:
     else:
         y = np.array([to_id[labels[0]] for labels in raw_labels], dtype=np.int64)
     split = np.array(data.splits) if data.splits else None
-    return UserArrays(x, y, lengths, class_names, split, data.ids)
+    return UserArrays(x, y, lengths, class_names, split, data.ids, data.feature_names)
 
 
 def _is_int(s: str) -> bool:
@@ -252,13 +255,24 @@ def _is_int(s: str) -> bool:
     return True
 
 
+INT64_MAX = int(np.iinfo(np.int64).max)
+
+
 def _as_int(a: Array, what: str, name: str) -> Array:
     """Integer view of `a`; whole-valued floats (as pandas often writes labels) are accepted."""
     if a.dtype.kind in "iub":
+        if a.dtype.kind == "u" and a.size and int(a.max()) > INT64_MAX:
+            raise InputError(
+                f"{name}: {what} holds {int(a.max())}, past the largest integer edgernn reads (2^63 - 1)"
+            )
         return a.astype(np.int64)
     if a.dtype.kind == "f":
         if not np.all(np.isfinite(a)) or not np.all(a == np.round(a)):
             raise InputError(f"{name}: {what} must hold whole numbers, found fractional or NaN/Inf values")
+        if a.size and float(np.abs(a).max()) >= 2.0**63:  # astype would wrap it to a negative number
+            raise InputError(
+                f"{name}: {what} holds {np.abs(a).max():g}, past the largest integer edgernn reads (2^63 - 1)"
+            )
         return a.astype(np.int64)
     raise InputError(f"{name}: {what} must be integers, got dtype {a.dtype}")
 
@@ -309,15 +323,26 @@ def _user_dataset(p: Path, arrays: UserArrays, rng: np.random.Generator, normali
     if len(np.unique(used)) < 2:
         raise InputError(f"{name}: need at least 2 classes, every label is {used[0]}")
     num_classes = int(used.max()) + 1
+    if num_classes > MAX_CLASSES:
+        # Before anything sized by it is built: an id or a timestamp given as the label would
+        # otherwise allocate a range of that many class ids.
+        raise InputError(
+            f"{name}: labels are class ids 0..{num_classes - 1}, more than the {MAX_CLASSES} classes a "
+            "model can have; map your labels to 0, 1, 2, ... (one id per class)"
+        )
     if class_names is not None:
         if class_names.ndim != 1 or len(class_names) < num_classes:
             raise InputError(f"{name}: class_names must list at least {num_classes} names, one per class id")
         names = tuple(str(c) for c in class_names)
+        twice = next((c for i, c in enumerate(names) if c in names[:i]), None)
+        if twice is not None:
+            raise InputError(f"{name}: class_names must be distinct, {twice!r} names two classes")
         num_classes = len(names)
     else:
         # A class id nothing carries is a head output the model can never learn: most often labels
         # counted from 1. A class_names array states such a class on purpose.
-        absent = sorted(set(range(num_classes)) - {int(v) for v in np.unique(used)})
+        present = {int(v) for v in np.unique(used)}
+        absent = [c for c in range(num_classes) if c not in present]
         if absent:
             shown = ", ".join(str(c) for c in absent[:5]) + (", ..." if len(absent) > 5 else "")
             hint = " (labels counted from 1? subtract 1)" if absent == [0] else ""
@@ -353,7 +378,7 @@ def _user_dataset(p: Path, arrays: UserArrays, rng: np.random.Generator, normali
     else:
         vocab = ("<pad>", *(str(i) for i in range(1, int(x.max()) + 1)))
         ds = token_dataset(p.stem, task, vocab, names, parts, source, licence)
-    return replace(ds, split_marked=codes is not None)
+    return replace(ds, split_marked=codes is not None, feature_names=arrays.feature_names)
 
 
 def _oneline(e: BaseException) -> str:

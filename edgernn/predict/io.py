@@ -45,6 +45,12 @@ def _oneline(e: BaseException) -> str:
 
 def read_sequences(path: str | os.PathLike[str]) -> tuple[list[str], list[np.ndarray]]:
     """(sequence ids, one raw array per sequence) from a .npz or .csv; labels optional, ignored."""
+    ids, arrays, _ = read_named_sequences(path)
+    return ids, arrays
+
+
+def read_named_sequences(path: str | os.PathLike[str]) -> tuple[list[str], list[np.ndarray], tuple[str, ...]]:
+    """read_sequences, plus the feature columns' names (a CSV's header; () for .npz)."""
     p = Path(path)
     try:
         if not p.is_file():
@@ -53,9 +59,10 @@ def read_sequences(path: str | os.PathLike[str]) -> tuple[list[str], list[np.nda
         raise InputError(f"cannot access {p}: {e.strerror or e}") from None
     suffix = p.suffix.lower()
     if suffix == ".npz":
-        return _read_npz(p)
+        return (*_read_npz(p), ())
     if suffix == ".csv":
-        return _read_csv(p)
+        data = read_long_csv(p, labels="ignored")
+        return data.ids, [np.array(rows, dtype=np.float64) for rows in data.features], data.feature_names
     raise InputError(f"{p.name}: unsupported extension {suffix or '(none)'!r}; use .npz or .csv")
 
 
@@ -101,10 +108,21 @@ def _read_npz(p: Path) -> tuple[list[str], list[np.ndarray]]:
     return [str(i) for i in range(n)], [x[i, : int(k)] for i, k in enumerate(lens)]
 
 
-def _read_csv(p: Path) -> tuple[list[str], list[np.ndarray]]:
-    """The documented long CSV format (edgernn.data.user.read_long_csv); label columns are ignored."""
-    data = read_long_csv(p, labels="ignored")
-    return data.ids, [np.array(rows, dtype=np.float64) for rows in data.features]
+def by_feature_name(
+    arrays: list[np.ndarray], columns: tuple[str, ...], trained: tuple[str, ...] | None, name: str
+) -> list[np.ndarray]:
+    """The file's feature columns in the order the model was trained on, matched by name when both
+    name them (a CSV trained on, a CSV predicted); columns in another order are put back in order,
+    and other columns are refused: taken by position, they would give wrong answers silently."""
+    if not trained or not columns or columns == trained:
+        return arrays
+    if sorted(columns) != sorted(trained):
+        raise InputError(
+            f"{name}: feature columns {', '.join(columns)} are not the ones the model was trained on "
+            f"({', '.join(trained)})"
+        )
+    order = [columns.index(c) for c in trained]
+    return [a[:, order] for a in arrays]
 
 
 def as_model_input(rt: Runtime, arrays: list[np.ndarray], name: str) -> list[np.ndarray]:
@@ -200,8 +218,10 @@ def predict_file(
     if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
         raise InputError(f"--max-len must be a positive integer, got {max_len!r}")
     rt = Runtime(directory, backend=backend)
-    ids, arrays = read_sequences(data)
+    ids, arrays, columns = read_named_sequences(data)
     inputs = as_model_input(rt, arrays, Path(data).name)
+    if not rt.tokens:
+        inputs = by_feature_name(inputs, columns, rt.qm.meta.feature_names, Path(data).name)
     named = []
     for sid, a in zip(ids, inputs, strict=True):
         try:

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import pickle
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,14 +64,32 @@ def checkpoint_path(path: str | os.PathLike[str]) -> Path:
     return p
 
 
+def _damaged_member(data: bytes) -> str | None:
+    """The first member of a zip checkpoint whose bytes no longer match their CRC-32, if any.
+    torch.load does not check them: a flipped bit in a weight loads as a different weight."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            return z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError):
+        return None  # not a readable zip at all: torch.load says so below
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     p = checkpoint_path(path)
     try:
         data = p.read_bytes()
     except OSError as e:
         raise InputError(f"cannot read {p}: {e.strerror or e}") from None
+    damaged = _damaged_member(data)
+    if damaged:
+        raise InputError(
+            f"{p} is not a readable checkpoint (truncated or corrupt): {damaged} fails its CRC-32 check"
+        )
     try:
-        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns on stderr about a plain pickle before refusing it: the refusal says it all.
+            warnings.simplefilter("ignore")
+            payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
         raise InputError(
@@ -80,7 +99,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise InputError(
             f"{p} is not a readable checkpoint (truncated or corrupt): {type(e).__name__}"
         ) from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    tag = payload.get("format") if isinstance(payload, dict) else None
+    if isinstance(tag, str) and tag.startswith("edgernn-checkpoint-") and tag != FORMAT:
+        raise InputError(f"{p} is a checkpoint of another edgernn version ({tag}); this one reads {FORMAT}")
+    if tag != FORMAT:
         raise InputError(f"{p} is not an edgernn checkpoint (format tag missing)")
     try:
         meta = json.loads(payload["meta"])

@@ -226,6 +226,8 @@ def dataset_meta(ds: Dataset, data_ref: dict[str, Any]) -> dict[str, Any]:
         "task": ds.task,
         "vocab": list(ds.vocab),
         "class_names": list(ds.class_names),
+        # Only when named: checkpoints of data without names keep their bytes.
+        **({"feature_names": list(ds.feature_names)} if ds.feature_names else {}),
         "norm_mean": [float(v) for v in ds.norm_mean],
         "norm_std": [float(v) for v in ds.norm_std],
         "source": ds.source,
