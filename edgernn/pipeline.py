@@ -215,6 +215,10 @@ def _check_ref(ref: Any) -> None:
     for f in fields:
         if not isinstance(ref.get(f), str):
             raise InputError(f"the checkpoint's data {f} must be a string, got {ref.get(f)!r}")
+    if not isinstance(ref.get("from_checkpoint", ""), str):
+        raise InputError(
+            f"the checkpoint's data from_checkpoint must be a string, got {ref['from_checkpoint']!r}"
+        )
 
 
 def load_data(ref: dict[str, Any], near: Path | None = None) -> Dataset:

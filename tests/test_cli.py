@@ -155,6 +155,20 @@ def test_not_a_zip_checkpoint(tmp_path):
     assert_input_error(run("export", _checkpoint_dir(tmp_path, buf.getvalue())), "checkpoint")
 
 
+@pytest.mark.parametrize("method", [zipfile.ZIP_DEFLATED, zipfile.ZIP_LZMA])
+def test_a_zip_whose_compressed_member_is_corrupt(tmp_path, method):
+    """Checking the CRCs decompresses: a member that does not decompress is refused like any
+    unreadable checkpoint (was an escaped zlib.error / LZMAError, exit 4)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as z:
+        z.writestr("archive/data.pkl", b"hello world " * 200)
+    data = bytearray(buf.getvalue())
+    start = 30 + len("archive/data.pkl")  # the local header, then the compressed bytes
+    for i in range(start + 2, start + 30):
+        data[i] ^= 0xFF
+    assert_input_error(run("export", _checkpoint_dir(tmp_path, bytes(data))), "checkpoint")
+
+
 @pytest.mark.parametrize(
     "arrays, fragment",
     [
@@ -712,6 +726,10 @@ def test_a_checkpoint_of_another_format_version_says_so(tiny_dir, tmp_path):
         ({"kind": "bundled", "name": "japanese_vowels", "seed": "x"}, "data seed must be an integer"),
         ({"kind": "bundled", "name": 7, "seed": 0}, "data name must be a string"),
         ({"kind": "url", "seed": 0}, "data kind must be"),
+        (
+            {"kind": "file", "path": "d.npz", "sha256": "0", "seed": 0, "from_checkpoint": 5},
+            "from_checkpoint must",
+        ),
     ],
 )
 def test_a_malformed_data_reference_in_a_checkpoint_is_exit_2(tiny_dir, tmp_path, data, fragment):

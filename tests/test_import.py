@@ -732,6 +732,20 @@ def test_without_labels_the_source_answers_stand_in(tmp_path: Path, names_by_lis
     r = import_model(model, tmp_path / "b", input_range=(-2.0, 2.0), steps=20, example=example)
     assert r.labels == "source" and r.proof.n == 300
     _export_and_verify(tmp_path / "b")
+    # An unlabelled CSV: its column names are kept (the calibration .npz cannot carry them), so
+    # predict reads a CSV's columns by name as for a model trained on one.
+    columns = [f"lpc{i}" for i in range(12)]
+    rows = [
+        [f"s{s}", t, *(repr(float(v)) for v in ds.test.x[s, t])]
+        for s in range(40)
+        for t in range(int(ds.test.lengths[s]))
+    ]
+    unlabelled_csv = tmp_path / "unlabelled.csv"
+    unlabelled_csv.write_text(
+        "\n".join(",".join(map(str, r)) for r in [["sequence", "step", *columns], *rows])
+    )
+    import_model(model, tmp_path / "d", unlabelled_csv, example=example)
+    assert load_checkpoint(tmp_path / "d").meta["feature_names"] == columns
     token_example = torch.from_numpy(names_by_list.train.x[:2, :6])
     uni = _UniClassifier(len(names_by_list.vocab)).eval()
     with pytest.raises(InputError, match="a token model needs --data or --dataset"):

@@ -1,8 +1,9 @@
 """Typed provenance of a QuantizedModel: the "meta" object of model.int8.json.
 
 No field changes an integer. The backends read `start_token` and `end_token` (one-to-many
-generation macros in C) and `c_prefix` (the C symbol prefix chosen at export); everything else is
-provenance that `edgernn report` shows and the C header prints in its opening comment.
+generation macros in C) and `c_prefix` (the C symbol prefix chosen at export); `edgernn predict`
+matches a CSV's feature columns to `feature_names`; everything else is provenance that
+`edgernn report` shows and the C header prints in its opening comment.
 
 Rules of the format:
 - every field is optional; None means "not recorded", and such a field is left out of the JSON
@@ -11,7 +12,8 @@ Rules of the format:
   edgernn reads an unlisted key, so a typo or a key from a newer edgernn is reported instead of
   being dropped or printed unchecked, and there is no free-form `extra` mapping;
 - values are checked on construction: text fields are str, accuracies real numbers, token ids
-  non-negative ints (not bool), `vocab` and `class_names` sequences of str (kept as tuples).
+  non-negative ints (not bool), `vocab`, `class_names` and `feature_names` sequences of str (kept
+  as tuples).
 
 Besides its attributes, a ModelMeta reads as a Mapping of the recorded fields (key -> value, in
 field order), which is what the JSON and the header's provenance comment list.

@@ -334,9 +334,11 @@ def _user_dataset(p: Path, arrays: UserArrays, rng: np.random.Generator, normali
         if class_names.ndim != 1 or len(class_names) < num_classes:
             raise InputError(f"{name}: class_names must list at least {num_classes} names, one per class id")
         names = tuple(str(c) for c in class_names)
-        twice = next((c for i, c in enumerate(names) if c in names[:i]), None)
-        if twice is not None:
-            raise InputError(f"{name}: class_names must be distinct, {twice!r} names two classes")
+        seen: set[str] = set()
+        for c in names:
+            if c in seen:
+                raise InputError(f"{name}: class_names must be distinct, {c!r} names two classes")
+            seen.add(c)
         num_classes = len(names)
     else:
         # A class id nothing carries is a head output the model can never learn: most often labels

@@ -15,7 +15,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -171,14 +171,17 @@ def import_model(
         raise InputError(
             f"--pad-to is for models with one answer per sequence; this one answers {found.reading.value}"
         )
-    calibration = _source_labelled(src, task, data, input_range, steps, seed, pad_to)
+    labelled = _source_labelled(src, task, data, input_range, steps, seed, pad_to)
+    calibration, columns = labelled if labelled is not None else (None, ())
     out = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="edgernn-import-") as tmp:
         if calibration is not None:  # read from a scratch copy, recorded where it will be written
             scratch = Path(tmp) / CALIBRATION
             scratch.write_bytes(calibration)
             scratch_ref = {**data_ref(None, scratch, seed), "normalize": False}
-            ds = load_data(scratch_ref)
+            # The CSV's column names, so that predict reads that CSV's columns by name as it would
+            # for a model trained on it.
+            ds = replace(load_data(scratch_ref), feature_names=columns)
             ref = {**scratch_ref, "path": str(out / CALIBRATION)}
         else:
             ref = {**data_ref(dataset, data, seed), "normalize": False}
@@ -249,15 +252,17 @@ def _source_labelled(
     steps: int,
     seed: int,
     pad_to: int,
-) -> bytes | None:
-    """The calibration set labelled by the source, when there are no true labels; else None."""
+) -> tuple[bytes, tuple[str, ...]] | None:
+    """The calibration set labelled by the source, when there are no true labels, and the names of
+    its feature columns (() unless a CSV named them); else None."""
     if input_range is not None:
         if src.found.tokens:
             raise InputError("--input-range makes feature sequences; a token model needs --data or --dataset")
         seqs = synthetic_sequences(src.found.input_size, *input_range, steps, seed)
-        return labelled_by_source(src, seqs, task, pad_to)
+        return labelled_by_source(src, seqs, task, pad_to), ()
     if data is not None and not has_labels(Path(data)):
-        return labelled_by_source(src, unlabelled_sequences(Path(data)), task, pad_to)
+        seqs, names = unlabelled_sequences(Path(data))
+        return labelled_by_source(src, seqs, task, pad_to), names
     return None
 
 

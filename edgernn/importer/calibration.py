@@ -21,7 +21,7 @@ from edgernn.data.dataset import IGNORE, PAD, pad_features, pad_tokens, seeded_r
 from edgernn.errors import InputError
 from edgernn.importer.prove import padded_sequence, shape_refusal
 from edgernn.importer.source import Source
-from edgernn.predict.io import read_sequences
+from edgernn.predict.io import read_named_sequences
 
 CALIBRATION = "calibration.npz"
 SYNTHETIC_SEQUENCES = 300  # enough for stable input scales; the proof runs the source on each
@@ -91,6 +91,8 @@ def _check_answers(seqs: list[np.ndarray], answers: list[np.ndarray], task: Task
             raise InputError(shape_refusal(i, s, a.shape, f"a model answering {per}", want))
 
 
-def unlabelled_sequences(path: Path) -> list[np.ndarray]:
-    """The sequences of an unlabelled --data file, each at its own length."""
-    return read_sequences(path)[1]
+def unlabelled_sequences(path: Path) -> tuple[list[np.ndarray], tuple[str, ...]]:
+    """The sequences of an unlabelled --data file, each at its own length, and the names of its
+    feature columns (a CSV's header; () for .npz), which the calibration .npz cannot carry."""
+    _, seqs, names = read_named_sequences(path)
+    return seqs, names

@@ -8,10 +8,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import lzma
 import os
 import pickle
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,8 +72,17 @@ def _damaged_member(data: bytes) -> str | None:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             return z.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError):
-        return None  # not a readable zip at all: torch.load says so below
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        EOFError,
+        ValueError,
+        RuntimeError,
+        NotImplementedError,  # a compression method zipfile lacks
+        zlib.error,
+        lzma.LZMAError,
+    ):
+        return None  # not a zip that can be checked: torch.load refuses it below
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
