@@ -233,3 +233,23 @@ def test_driver_build_honours_cc(tmp_path, monkeypatch):
     monkeypatch.setenv("CC", "false")  # found, but every build fails
     with pytest.raises(ToolchainError, match="bench driver"):
         build_driver(header, "cc_test", tmp_path / "build")
+
+
+def test_a_corrupt_report_json_fails_before_any_measurement(jv_export, tmp_path, monkeypatch):
+    """bench merges `edgernn mcu`'s rows from report.json: a corrupt one is reported at once, not
+    after the measurements (28 s in quick mode, minutes with --peers), and bench.json is not written."""
+    import edgernn.bench.suites as suites
+    from edgernn.errors import InputError
+
+    d = tmp_path / "d"
+    shutil.copytree(jv_export, d)
+    (d / "report.json").write_text("{not json")
+    (d / BENCH_JSON).unlink(missing_ok=True)
+
+    def measured(*args, **kwargs):
+        raise AssertionError("bench started measuring")
+
+    monkeypatch.setattr(suites, "build_c", measured)
+    with pytest.raises(InputError, match=r"report\.json"):
+        run_bench(d, quick=True)
+    assert not (d / BENCH_JSON).exists()

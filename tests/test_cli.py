@@ -739,3 +739,22 @@ def test_a_malformed_data_reference_in_a_checkpoint_is_exit_2(tiny_dir, tmp_path
         p["meta"] = json.dumps(meta)
 
     assert_input_error(run("export", _rewrite(tiny_dir, tmp_path, edit)), fragment)
+
+
+def test_an_export_of_another_model_drops_the_measurements_of_the_old_one(tiny_dir, tmp_path):
+    """mcu and bench measured the model.h that was there: after an export that replaces it with
+    another (retrained, another prefix), their figures would be shown as the new model's."""
+    d = tmp_path / "m"
+    shutil.copytree(tiny_dir, d)
+    assert run("export", str(d), "--prefix", "first").exit_code == 0
+
+    def measured() -> None:
+        (d / "bench.json").write_text("{}")
+        (d / "report.json").write_text(json.dumps({"schema": "x", "dataset": "jv", "mcu": [], "bench": {}}))
+
+    measured()
+    assert run("export", str(d), "--prefix", "first").exit_code == 0  # the same model.h: still valid
+    assert (d / "bench.json").exists() and "mcu" in json.loads((d / "report.json").read_text())
+    assert run("export", str(d), "--prefix", "second").exit_code == 0
+    assert not (d / "bench.json").exists()
+    assert json.loads((d / "report.json").read_text()) == {"schema": "x", "dataset": "jv"}

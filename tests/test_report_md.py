@@ -301,6 +301,9 @@ def test_parity_rows_of_every_kind_validate_and_a_bad_one_is_named(verified):
     }
     ok = {**r, "parity": [*r["parity"], gen]}
     assert validate(ok) is ok
+    from edgernn.report.markdown import parity_section
+
+    assert "greedy generation: 0 of 26 seeds differ" in parity_section(ok)  # not "0 mismatches in 26"
     bad = {**r, "parity": [*r["parity"], {**gen, "passed": "yes"}]}
     with pytest.raises(SchemaError, match=rf"parity\[{len(r['parity'])}\]\.passed must be true/false"):
         validate(bad)
@@ -320,7 +323,7 @@ def test_mcu_table_shows_simavr_cycles_and_the_m4_estimate(tmp_path):
             "cycles_per_step": 70305.0,
             "us_per_step_16mhz": 4394.1,
         },
-        {**MCU_ROW, "target": "cortex-m0plus"},
+        {**MCU_ROW, "target": "cortex-m0plus", "sequences": 20},
     ]
     table = size_section({"mcu": rows}, tmp_path).splitlines()
     mcu = [line.split(" | ") for line in table if line.count(" | ") == 9]  # the ten-column table
@@ -328,3 +331,5 @@ def test_mcu_table_shows_simavr_cycles_and_the_m4_estimate(tmp_path):
     assert cells["cortex-m4"] == "3,056 est."
     assert cells["avr"] == "70,305 (4,394)"
     assert cells["cortex-m0plus"] == "-"
+    checked = {row[0].lstrip("| "): row[8] for row in mcu}
+    assert checked["cortex-m0plus"] == "0 (20)"  # `mcu --sequences 20`: not the whole split

@@ -87,7 +87,8 @@ def callgrind_table(result: dict[str, Any]) -> str:
         return f"Callgrind: {cg['skipped']}."
     lines = [
         f"{cg['macs_per_step']:,} MACs per step (+ {cg['head_macs']:,} for the head); per-step figures are "
-        f"the difference of two runs {cg['steps_differenced']:,} steps apart.",
+        + cg.get("method", f"the difference of two runs {cg['steps_differenced']:,} steps apart")
+        + ".",
         "",
         "| build | instructions/step | instructions/MAC | with head: instructions/step |",
         "|---|---:|---:|---:|",

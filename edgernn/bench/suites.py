@@ -215,10 +215,17 @@ def callgrind_default(ctx: Context, c: dict[str, CBuild], s: Settings) -> dict[s
             "insns_per_mac": step / macs,
             "insns_per_step_with_head": head,
         }
+    method = (
+        # A bidirectional model has no step call: its run's per-call overhead is in the figure.
+        f"one PREFIX_run of {steps:,} steps less the same program without it, divided by {steps:,}"
+        if ctx.cfg.bidirectional
+        else f"the difference of two runs {steps:,} steps apart"
+    )
     return {
         "macs_per_step": macs,
         "head_macs": ctx.sizes["head_macs"],
         "steps_differenced": steps,
+        "method": method,
         "builds": rows,
     }
 
@@ -326,6 +333,8 @@ def run_bench(
     if peers is not None:
         find_sources(peers.path)  # a wrong PATH fails now, not after the timings
     ctx = load_context(out_dir)
+    # Read now: a corrupt report.json fails before the measurements, not after them.
+    mcu = mcu_rows(read_report(ctx.out_dir))
     started = time.perf_counter()
     with single_threaded(), tempfile.TemporaryDirectory(prefix="edgernn-bench-") as tmp:
         work = Path(tmp)
@@ -373,7 +382,7 @@ def run_bench(
         "latency": latency,
         "throughput": thr,
         "callgrind": cg,
-        "mcu": mcu_rows(read_report(ctx.out_dir)),
+        "mcu": mcu,
         "scaling": {"hidden": hidden, "length": lengths},
         **peer_results,
         "elapsed_s": round(time.perf_counter() - started, 1),
