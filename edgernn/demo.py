@@ -59,7 +59,7 @@ def run_demo(root: Path, names: Iterable[str] | None, progress: bool, echo: Call
 def summary_table(reports: list[dict[str, Any]]) -> str:
     head = (
         f"{'data set':<16} {'task':<13} {'float':>7} {'int8':>7} {'agree':>7} {'torch~ORT float':>16} "
-        f"{'int8 mismatches (ORT/step/C)':>29} {'flash B':>8} {'RAM B':>6}"
+        f"{'int8 mismatches (ORT/step/C)':>29} {'tables B':>8} {'state B':>7}"
     )
     lines = [head, "-" * len(head)]
     for r in reports:
@@ -70,6 +70,6 @@ def summary_table(reports: list[dict[str, Any]]) -> str:
         lines.append(
             f"{r['dataset']:<16} {r['task']:<13} {f['test_accuracy']:>7.4f} {i['test_accuracy']:>7.4f} "
             f"{i['agreement_with_float']:>7.4f} {flt['max_abs_diff']:>16.1e} {mism:>29} "
-            f"{size['weights_bytes'] + size['lut_bytes']:>8,} {size['state_bytes']:>6}"
+            f"{size['weights_bytes'] + size['lut_bytes']:>8,} {size['state_bytes']:>7}"
         )
     return "\n".join(lines)

@@ -253,3 +253,23 @@ def test_a_corrupt_report_json_fails_before_any_measurement(jv_export, tmp_path,
     with pytest.raises(InputError, match=r"report\.json"):
         run_bench(d, quick=True)
     assert not (d / BENCH_JSON).exists()
+
+
+def test_without_valgrind_the_mcu_rows_and_the_time_fit_stay():
+    """The microcontroller rows come from `edgernn mcu` and the time fit from timings: neither
+    needs valgrind, so neither disappears with it."""
+    from edgernn.bench.markdown import callgrind_table, hidden_table
+
+    mcu = {
+        "target": "cortex-m4",
+        "compiler": "zig",
+        "kernel": "dsp",
+        "emulator": "unicorn",
+        "insns_per_step": 2341.0,
+        "insns_per_mac": 1.66,
+    }
+    cg = callgrind_table({"callgrind": {"skipped": "valgrind not found on PATH"}, "mcu": [mcu]})
+    assert "valgrind not found" in cg and "| cortex-m4 (zig, dsp, unicorn) | 2,341 | 1.66 | - |" in cg
+    fit = {"slope": 0.1, "intercept": 5.0, "r2": 0.99}
+    table = hidden_table({"scaling": {"hidden": {"rows": [], "fits": {f"time_{n}": fit for n in C_BUILDS}}}})
+    assert "time/step = 0.100 ns × MACs" in table and "instructions/step =" not in table

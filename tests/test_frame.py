@@ -275,6 +275,10 @@ def test_bench_and_report_of_a_framed_model(framed: Path, tmp_path: Path) -> Non
     record_verification(d, verify_dir(d))
     result = run_bench(d, quick=True)
     assert result["elapsed_s"] > 0
+    # Every throughput row counts RNN steps (a frame each; ArrowHead: 251 samples, 25 frames of 10),
+    # the unit of the native driver's rows, not samples.
+    thr = result["throughput"]
+    assert thr["steps"] == thr["sequences"] * (251 // FRAME) and thr["mean_length"] == 251 // FRAME
     written = write_report_md(d, plots=False)
     assert (d / "report.md").exists() and written.files
 

@@ -729,6 +729,14 @@ def test_without_labels_the_source_answers_stand_in(tmp_path: Path, names_by_lis
     assert r.metrics["source"]["test_accuracy"] == 1.0
     report = _export_and_verify(tmp_path / "a")
     assert report["metrics"]["int8"]["agreement_with_float"] > 0.9
+    from edgernn.report.markdown import write_report_md
+    from edgernn.report.store import record_verification
+
+    record_verification(tmp_path / "a", verify_dir(tmp_path / "a"))
+    write_report_md(tmp_path / "a", plots=False)
+    card = (tmp_path / "a" / "report.md").read_text()
+    assert "used as given (no normalisation)" in card and "normalised on the training split" not in card
+    assert "not trained by edgernn" in card and "None of at most None" not in card
     r = import_model(model, tmp_path / "b", input_range=(-2.0, 2.0), steps=20, example=example)
     assert r.labels == "source" and r.proof.n == 300
     _export_and_verify(tmp_path / "b")

@@ -66,7 +66,7 @@ def latency_table(result: dict[str, Any]) -> str:
 def throughput_table(result: dict[str, Any]) -> str:
     thr = result["throughput"]
     lines = [
-        f"The first {thr['sequences']} test sequences ({thr['steps']:,} valid steps, mean length "
+        f"The first {thr['sequences']} test sequences ({thr['steps']:,} valid RNN steps, mean length "
         f"{thr['mean_length']:.1f}) per pass; c-native rows: the driver's PREFIX_run on sequences of the "
         "mean length, no Python (their µs column is per step).",
         "",
@@ -83,8 +83,19 @@ def throughput_table(result: dict[str, Any]) -> str:
 
 def callgrind_table(result: dict[str, Any]) -> str:
     cg = result["callgrind"]
+    mcu = [
+        f"| {r['target']} ({r['compiler']}, {r['kernel']}, {r['emulator']}) | "
+        f"{_n(r['insns_per_step'])} | {_n(r['insns_per_mac'], '.2f')} | - |"
+        for r in result.get("mcu", [])
+    ]
     if "builds" not in cg:
-        return f"Callgrind: {cg['skipped']}."
+        # The microcontroller rows come from `edgernn mcu`, not from valgrind: shown without it.
+        head = [
+            "",
+            "| build | instructions/step | instructions/MAC | with head: instructions/step |",
+            "|---|---:|---:|---:|",
+        ]
+        return "\n".join([f"Callgrind: {cg['skipped']}.", *((head + mcu) if mcu else [])])
     lines = [
         f"{cg['macs_per_step']:,} MACs per step (+ {cg['head_macs']:,} for the head); per-step figures are "
         + cg.get("method", f"the difference of two runs {cg['steps_differenced']:,} steps apart")
@@ -98,13 +109,7 @@ def callgrind_table(result: dict[str, Any]) -> str:
             f"| host {' '.join(r['flags'])} | {r['insns_per_step']:,.0f} | {r['insns_per_mac']:.2f} | "
             f"{_n(r['insns_per_step_with_head'])} |"
         )
-    for r in result.get("mcu", []):
-        lines.append(
-            f"| {r['target']} ({r['compiler']}, {r['kernel']}, {r['emulator']}) | "
-            f"{_n(r['insns_per_step'])} | "
-            f"{_n(r['insns_per_mac'], '.2f')} | - |"
-        )
-    return "\n".join(lines)
+    return "\n".join(lines + mcu)
 
 
 def hidden_table(result: dict[str, Any]) -> str:
@@ -126,18 +131,18 @@ def hidden_table(result: dict[str, Any]) -> str:
     for name in C_BUILDS:
         f = fits.get(f"insns_{name}")
         t = fits.get(f"time_{name}")
-        if f is not None:
-            lines.append("")
-            lines.append(
-                f"-{name}: instructions/step = {f['slope']:.3f} × MACs {signed(f['intercept'])} "
-                f"(R² = {f['r2']:.5f})"
-                + (
-                    f"; time/step = {t['slope']:.3f} ns × MACs {signed(t['intercept'])} ns "
-                    f"(R² = {t['r2']:.4f})"
-                    if t
-                    else ""
-                )
+        # Either fit alone is shown too: without valgrind there are timings but no instruction counts.
+        parts = (
+            [f"instructions/step = {f['slope']:.3f} × MACs {signed(f['intercept'])} (R² = {f['r2']:.5f})"]
+            if f
+            else []
+        )
+        if t:
+            parts.append(
+                f"time/step = {t['slope']:.3f} ns × MACs {signed(t['intercept'])} ns (R² = {t['r2']:.4f})"
             )
+        if parts:
+            lines += ["", f"-{name}: " + "; ".join(parts)]
     return "\n".join(lines)
 
 

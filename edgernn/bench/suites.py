@@ -172,7 +172,9 @@ def throughput(ctx: Context, c: dict[str, CBuild], s: Settings) -> dict[str, Any
 
     f_sess, i_sess = session(ctx.out_dir / FLOAT_ONNX), session(ctx.out_dir / INT_ONNX)
     total = min(max(s.batches), len(ctx.test.lengths))
-    steps = int(ctx.test.lengths[:total].sum())
+    # RNN steps, the unit of every row: a framed model steps once per `frame` samples (the last
+    # partial frame is dropped), and the native driver runs mean_len RNN steps.
+    steps = int((ctx.test.lengths[:total] // ctx.cfg.frame).sum())
     mean_len = max(1, round(steps / total))
     blocks: dict[tuple[str, int], Block] = {}
     n_batches = {}

@@ -124,6 +124,17 @@ def _table(head: list[str], rows: list[list[str]], align: str = "") -> str:
     return "\n".join("| " + " | ".join(r) + " |" for r in [head, rule, *rows])
 
 
+def _training_cell(meta: dict[str, Any], tr: dict[str, Any]) -> str:
+    imported = meta.get("import")
+    if isinstance(imported, dict):  # edgernn import: trained elsewhere, no epochs or rate of ours
+        return f"imported from {imported.get('source')}, not trained by edgernn"
+    return (
+        f"{meta.get('epochs_run')} of at most {tr.get('epochs')} epochs (best {meta.get('best_epoch')}), "
+        f"lr {tr.get('lr')}, batch {tr.get('batch_size')}, clip_grad_norm {tr.get('clip_grad_norm')}, "
+        f"seed {tr.get('seed')}"
+    )
+
+
 def model_card(report: dict[str, Any], meta: dict[str, Any], qm: QuantizedModel) -> str:
     cfg = qm.config
     data = report.get("data", {})
@@ -138,7 +149,10 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], qm: QuantizedModel)
             if cfg.frame > 1
             else f"{cfg.input_size} float features per step"
         )
-        inputs = f"{per_step}, normalised on the training split, int8 with one scale per feature"
+        # An imported model reads its features as given (data.normalize false): no normalisation.
+        normalised = meta.get("data", {}).get("normalize", True) is not False
+        how = "normalised on the training split" if normalised else "used as given (no normalisation)"
+        inputs = f"{per_step}, {how}, int8 with one scale per feature"
     names = meta.get("class_names") or []
     classes = f"{cfg.num_classes}" + (
         f" ({', '.join(map(str, names[:12]))}{', …' if len(names) > 12 else ''})" if names else ""
@@ -157,12 +171,7 @@ def model_card(report: dict[str, Any], meta: dict[str, Any], qm: QuantizedModel)
         ],
         ["classes", classes],
         ["splits (train/val/test)", f"{data.get('n_train')} / {data.get('n_val')} / {data.get('n_test')}"],
-        [
-            "training",
-            f"{meta.get('epochs_run')} of at most {tr.get('epochs')} epochs (best {meta.get('best_epoch')}), "
-            f"lr {tr.get('lr')}, batch {tr.get('batch_size')}, clip_grad_norm {tr.get('clip_grad_norm')}, "
-            f"seed {tr.get('seed')}",
-        ],
+        ["training", _training_cell(meta, tr)],
         ["checkpoint sha256", f"`{report.get('checkpoint_sha256')}`"],
         ["C prefix", f"`{qm.meta.get('c_prefix', '?')}`"],
     ]
