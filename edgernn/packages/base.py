@@ -82,6 +82,7 @@ def demo_c(m: PackagedModel) -> str:
     `demo_class()`, which runs the model over it and returns the class."""
     p, up, steps = m.name, m.upper, len(m.demo)
     width = f"{up}_SAMPLE_SIZE" if m.framed else f"{up}_INPUT_SIZE"
+    count = "DEMO_SAMPLES" if m.framed else "DEMO_STEPS"
     lines = [
         f"/* The first test sequence of {m.dataset} ({steps} {'samples' if m.framed else 'steps'}), as the "
         "model takes it; the",
@@ -96,14 +97,14 @@ def demo_c(m: PackagedModel) -> str:
         "#define DEMO_S8(p) (*(p))",
         "#define DEMO_S32(p) (*(p))",
         "#endif",
-        f"#define DEMO_STEPS {steps}",
+        f"#define {count} {steps}",
     ]
     if m.tokens:
         vals = ", ".join(str(int(v)) for v in m.demo)
         lines.append(f"static const int32_t demo_seq[DEMO_STEPS] DEMO_FLASH = {{{vals}}};")
     else:
         rows = ",\n    ".join("{" + ", ".join(str(int(v)) for v in row) + "}" for row in m.demo)
-        decl = f"static const int8_t demo_seq[DEMO_STEPS][{width}] DEMO_FLASH"
+        decl = f"static const int8_t demo_seq[{count}][{width}] DEMO_FLASH"
         lines.append(f"{decl} = {{\n    {rows}}};")
     lines.append("")
     lines.append("static int32_t demo_class(void)")
@@ -114,7 +115,7 @@ def demo_c(m: PackagedModel) -> str:
         if not m.tokens:
             lines += [f"    int8_t x[{width}];", "    size_t i;"]
         lines.append(f"    {p}_init(&st);")
-        lines.append("    for (t = 0; t < DEMO_STEPS; ++t) { /* streaming: one sample at a time */")
+        lines.append(f"    for (t = 0; t < {count}; ++t) {{ /* streaming: one sample at a time */")
         if m.tokens:
             lines.append(f"        (void){p}_step_token(&st, DEMO_S32(&demo_seq[t]));")
         else:
