@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -36,7 +35,7 @@ from edgernn.data.dataset import Dataset, Split
 from edgernn.data.user import load_user_data
 from edgernn.data.user_split import class_list
 from edgernn.errors import InputError
-from edgernn.manifest import MANIFEST, write_manifest
+from edgernn.manifest import MANIFEST, file_record, write_manifest
 from edgernn.metrics import task_metrics
 from edgernn.train.auto import DEFAULT_BUDGET_MINUTES, auto_train, uses_cross_validation
 from edgernn.train.checkpoint import (
@@ -450,31 +449,6 @@ def quantize_dir(out_dir: str | os.PathLike[str]) -> QuantizedModel:
     return qm
 
 
-def _file_sha256(p: Path) -> str | None:
-    try:
-        return hashlib.sha256(p.read_bytes()).hexdigest()
-    except FileNotFoundError:
-        return None
-
-
-def _drop_measurements(out: Path) -> None:
-    """`edgernn mcu` and `edgernn bench` measured the model.h that an export just replaced with
-    another (a retrained model, another prefix, another edgernn): their figures (report.json's `mcu`
-    and `bench`, bench.json) are another model's now, and are removed rather than shown as this
-    one's. verify's sections stay: verify rewrites them, and refuses an export it has not checked."""
-    from edgernn.bench.store import BENCH_JSON
-    from edgernn.report.schema import OTHER_SECTIONS
-
-    (out / BENCH_JSON).unlink(missing_ok=True)
-    try:
-        report = json.loads((out / REPORT_JSON).read_text())
-    except (OSError, ValueError):
-        return  # none, or corrupt: verify replaces a corrupt one
-    if isinstance(report, dict) and set(OTHER_SECTIONS) & set(report):
-        kept = {k: v for k, v in report.items() if k not in OTHER_SECTIONS}
-        write_text(out / REPORT_JSON, json.dumps(kept, indent=2, sort_keys=True) + "\n")
-
-
 def export_dir(out_dir: str | os.PathLike[str], prefix: str | None = None) -> Exported:
     """Quantize the checkpoint in out_dir and write every artifact, each atomically, then
     manifest.json (atomically, last): a set without a matching manifest is one verify refuses."""
@@ -489,7 +463,9 @@ def export_dir(out_dir: str | os.PathLike[str], prefix: str | None = None) -> Ex
     # The lock is taken before any work, so a second export into the same directory fails within
     # moments instead of after quantizing, and no export quantizes a checkpoint mid-replacement.
     with exclusive(out):
-        measured = _file_sha256(out / HEADER)
+        # What `edgernn mcu` and `bench` measured, if anything: an export that changes it makes
+        # their figures another model's (edgernn.report.store.drop_measurements).
+        measured = file_record(out / HEADER) if (out / HEADER).exists() else None
         ckpt = load_checkpoint(out)
         prefix = prefix or default_prefix(str(ckpt.meta.get("dataset", "model")))
         ds = checkpoint_data(ckpt, out)
@@ -503,7 +479,9 @@ def export_dir(out_dir: str | os.PathLike[str], prefix: str | None = None) -> Ex
         save_model(build_raw_step_model(qm), out / RAW_STEP_ONNX)
         write_header(qm, out / HEADER, prefix)
         write_manifest(out, EXPORTED, ckpt.sha256)
-        if measured is not None and _file_sha256(out / HEADER) != measured:
-            _drop_measurements(out)
+        if measured is not None and file_record(out / HEADER) != measured:
+            from edgernn.report.store import drop_measurements
+
+            drop_measurements(out)
     files = tuple(out / n for n in (*EXPORTED, MANIFEST))
     return Exported(out_dir=out, qm=qm, files=files)

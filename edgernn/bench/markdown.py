@@ -83,33 +83,33 @@ def throughput_table(result: dict[str, Any]) -> str:
 
 def callgrind_table(result: dict[str, Any]) -> str:
     cg = result["callgrind"]
-    mcu = [
+    rows = [
+        f"| host {' '.join(r['flags'])} | {r['insns_per_step']:,.0f} | {r['insns_per_mac']:.2f} | "
+        f"{_n(r['insns_per_step_with_head'])} |"
+        for r in cg.get("builds", {}).values()
+    ]
+    # The microcontroller rows come from `edgernn mcu`, not from valgrind: shown without it too.
+    rows += [
         f"| {r['target']} ({r['compiler']}, {r['kernel']}, {r['emulator']}) | "
         f"{_n(r['insns_per_step'])} | {_n(r['insns_per_mac'], '.2f')} | - |"
         for r in result.get("mcu", [])
     ]
-    if "builds" not in cg:
-        # The microcontroller rows come from `edgernn mcu`, not from valgrind: shown without it.
-        head = [
-            "",
-            "| build | instructions/step | instructions/MAC | with head: instructions/step |",
-            "|---|---:|---:|---:|",
-        ]
-        return "\n".join([f"Callgrind: {cg['skipped']}.", *((head + mcu) if mcu else [])])
-    lines = [
-        f"{cg['macs_per_step']:,} MACs per step (+ {cg['head_macs']:,} for the head); per-step figures are "
-        + cg.get("method", f"the difference of two runs {cg['steps_differenced']:,} steps apart")
-        + ".",
-        "",
+    if "builds" in cg:
+        intro = (
+            f"{cg['macs_per_step']:,} MACs per step (+ {cg['head_macs']:,} for the head); per-step figures "
+            "are "
+            + cg.get("method", f"the difference of two runs {cg['steps_differenced']:,} steps apart")
+            + "."
+        )
+    else:
+        intro = f"Callgrind: {cg['skipped']}."
+    if not rows:
+        return intro
+    header = [
         "| build | instructions/step | instructions/MAC | with head: instructions/step |",
         "|---|---:|---:|---:|",
     ]
-    for r in cg["builds"].values():
-        lines.append(
-            f"| host {' '.join(r['flags'])} | {r['insns_per_step']:,.0f} | {r['insns_per_mac']:.2f} | "
-            f"{_n(r['insns_per_step_with_head'])} |"
-        )
-    return "\n".join(lines + mcu)
+    return "\n".join([intro, "", *header, *rows])
 
 
 def hidden_table(result: dict[str, Any]) -> str:

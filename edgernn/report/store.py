@@ -148,8 +148,30 @@ def update_report(
             validate(report)
         except SchemaError as e:
             raise InternalError(f"edgernn made an invalid report.json ({e}); the old one is kept") from None
-        write_text(out / REPORT_JSON, json.dumps(report, indent=2, sort_keys=True) + "\n")
+        _write(out, report)
     return report
+
+
+def _write(out: Path, report: dict[str, Any]) -> None:
+    write_text(out / REPORT_JSON, json.dumps(report, indent=2, sort_keys=True) + "\n")
+
+
+def drop_measurements(out_dir: str | os.PathLike[str]) -> None:
+    """`edgernn mcu` and `edgernn bench` measured the model.h that an export just replaced with
+    another (a retrained model, another prefix, another edgernn): their figures (report.json's `mcu`
+    and `bench`, bench.json) are another model's now, and are removed rather than shown as this
+    one's. verify's sections stay: verify rewrites them, and refuses an export it has not checked.
+    The caller (the export) holds the directory lock."""
+    from edgernn.bench.store import BENCH_JSON
+
+    out = Path(out_dir)
+    (out / BENCH_JSON).unlink(missing_ok=True)
+    try:
+        report = json.loads((out / REPORT_JSON).read_text())
+    except (OSError, ValueError):
+        return  # none, or corrupt: verify replaces a corrupt one
+    if isinstance(report, dict) and set(OTHER_SECTIONS) & set(report):
+        _write(out, {k: v for k, v in report.items() if k not in OTHER_SECTIONS})
 
 
 def record_verification(out_dir: str | os.PathLike[str], v: Verification) -> dict[str, Any]:
