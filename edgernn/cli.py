@@ -490,12 +490,19 @@ def quantize(directory: str) -> None:
 def export(directory: str, prefix: str | None, packages: tuple[str, ...]) -> None:
     """Quantize and write model.int8.json, model.onnx, model.int8.onnx, model.step.int8.onnx, their raw-input
     forms model.raw.int8.onnx and model.step.raw.int8.onnx, and model.h, then manifest.json (their
-    sha256s, written last: `verify` refuses a set that does not match it)."""
+    sha256s, written last: `verify` refuses a set that does not match it). An export that changes
+    the files removes what described the old ones: report.md and its figures, and if model.h
+    changed, the `mcu` and `bench` measurements."""
     from edgernn.pipeline import export_dir
 
     result = export_dir(directory, prefix)
     for f in result.files:
         click.echo(f"wrote {f} ({f.stat().st_size:,} bytes)")
+    for f in result.removed:
+        what = "removed the old export's measurements from" if f.exists() else "removed"
+        click.echo(f"{what} {f} (it described the old export)")
+    if result.removed:
+        click.echo(f"  run `edgernn verify {directory}` and `edgernn report {directory}` to write them anew")
     if packages:
         for f in firmware_packages.write_packages(directory, packages):
             click.echo(f"wrote {f}")

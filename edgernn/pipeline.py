@@ -35,7 +35,7 @@ from edgernn.data.dataset import Dataset, Split
 from edgernn.data.user import load_user_data
 from edgernn.data.user_split import class_list
 from edgernn.errors import InputError
-from edgernn.manifest import MANIFEST, file_record, write_manifest
+from edgernn.manifest import MANIFEST, file_record, manifest_digest, write_manifest
 from edgernn.metrics import task_metrics
 from edgernn.train.auto import DEFAULT_BUDGET_MINUTES, auto_train, uses_cross_validation
 from edgernn.train.checkpoint import (
@@ -420,6 +420,7 @@ class Exported:
     out_dir: Path
     qm: QuantizedModel
     files: tuple[Path, ...]
+    removed: tuple[Path, ...] = ()  # what described the export this one replaced
 
 
 def default_prefix(name: str) -> str:
@@ -466,6 +467,7 @@ def export_dir(out_dir: str | os.PathLike[str], prefix: str | None = None) -> Ex
         # What `edgernn mcu` and `bench` measured, if anything: an export that changes it makes
         # their figures another model's (edgernn.report.store.drop_measurements).
         measured = file_record(out / HEADER) if (out / HEADER).exists() else None
+        described = manifest_digest(out)  # what report.md, if any, describes
         ckpt = load_checkpoint(out)
         prefix = prefix or default_prefix(str(ckpt.meta.get("dataset", "model")))
         ds = checkpoint_data(ckpt, out)
@@ -479,9 +481,12 @@ def export_dir(out_dir: str | os.PathLike[str], prefix: str | None = None) -> Ex
         save_model(build_raw_step_model(qm), out / RAW_STEP_ONNX)
         write_header(qm, out / HEADER, prefix)
         write_manifest(out, EXPORTED, ckpt.sha256)
-        if measured is not None and file_record(out / HEADER) != measured:
-            from edgernn.report.store import drop_measurements
+        from edgernn.report.store import drop_measurements, drop_report_page
 
-            drop_measurements(out)
+        removed: list[Path] = []
+        if measured is not None and file_record(out / HEADER) != measured:
+            removed += drop_measurements(out)
+        if described is not None and manifest_digest(out) != described:
+            removed += drop_report_page(out)
     files = tuple(out / n for n in (*EXPORTED, MANIFEST))
-    return Exported(out_dir=out, qm=qm, files=files)
+    return Exported(out_dir=out, qm=qm, files=files, removed=tuple(removed))

@@ -266,6 +266,7 @@ def _verify_locked(out: Path, with_c: bool) -> Verification:
         "parity": parity,
         "size": size_block(qm),
         "checkpoint_sha256": ckpt.sha256,
+        "manifest_sha256": digest,
     }
     return Verification(
         report=report, passed=all(p["passed"] for p in parity), notes=notes, manifest_sha256=digest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sys
@@ -333,3 +334,46 @@ def test_mcu_table_shows_simavr_cycles_and_the_m4_estimate(tmp_path):
     assert cells["cortex-m0plus"] == "-"
     checked = {row[0].lstrip("| "): row[8] for row in mcu}
     assert checked["cortex-m0plus"] == "0 (20)"  # `mcu --sequences 20`: not the whole split
+
+
+def test_report_md_describes_one_export_and_goes_with_it(verified, tmp_path):
+    """report.md names the manifest it describes; an export that writes other files removes it and
+    its figures, and `report` will not build a page from a verify of the earlier export."""
+    d = tmp_path / "jv"
+    shutil.copytree(verified, d)
+    digest = json.loads((d / "report.json").read_text())["manifest_sha256"]
+    assert digest == hashlib.sha256((d / "manifest.json").read_bytes()).hexdigest()
+    runner = CliRunner()
+    assert runner.invoke(main, ["report", str(d)]).exit_code == 0
+    page = (d / "report.md").read_bytes()
+    assert f"manifest.json has sha256 `{digest}`" in page.decode()
+
+    res = runner.invoke(main, ["export", str(d)])  # the same files again: the page still holds
+    assert res.exit_code == 0 and "removed" not in res.output, res.output
+    assert (d / "report.md").read_bytes() == page and (d / TRACE_PNG).exists()
+
+    res = runner.invoke(main, ["export", str(d), "--prefix", "other"])
+    assert res.exit_code == 0, res.output
+    assert f"removed {d / 'report.md'}" in res.output and f"removed {d / TRACE_PNG}" in res.output
+    assert not (d / "report.md").exists() and not (d / TRACE_PNG).exists()
+    res = runner.invoke(main, ["report", str(d), "--no-plots"])
+    assert res.exit_code == 1 and "verified on an earlier export" in res.output, res.output
+    assert not (d / "report.md").exists()
+
+    record_verification(d, verify_dir(d, with_c=False))
+    assert runner.invoke(main, ["report", str(d), "--no-plots"]).exit_code == 0
+    new = hashlib.sha256((d / "manifest.json").read_bytes()).hexdigest()
+    assert new != digest and f"`{new}`" in (d / "report.md").read_text()
+
+
+def test_a_report_verified_before_the_manifest_digest_was_recorded_still_builds(verified, tmp_path):
+    d = tmp_path / "jv"
+    shutil.copytree(verified, d)
+    report = json.loads((d / "report.json").read_text())
+    del report["manifest_sha256"]
+    (d / "report.json").write_text(json.dumps(report))
+    assert "## Model card" in build_report(d, plots=False).text
+    report["manifest_sha256"] = "F" * 64
+    (d / "report.json").write_text(json.dumps(report))
+    with pytest.raises(InputError, match="manifest_sha256 must be 64 lowercase hex"):
+        build_report(d, plots=False)

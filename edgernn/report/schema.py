@@ -3,8 +3,10 @@
 report.json is one JSON object, written with sorted keys, merged from three writers:
 
     schema             "edgernn-report-v2" (REPORT_SCHEMA)
-    dataset, task, config, train, data, metrics, parity, size, checkpoint_sha256
-                       `edgernn verify` (edgernn.verify.verify_dir): all nine together or none
+    dataset, task, config, train, data, metrics, parity, size, checkpoint_sha256,
+    manifest_sha256    `edgernn verify` (edgernn.verify.verify_dir): all together or none, except
+                       manifest_sha256 (the export verified), which reports verified before
+                       edgernn recorded it lack
     mcu                `edgernn mcu` (edgernn.targets.check): a list of McuRow
     bench              `edgernn bench` (edgernn.bench.store.summary): a BenchSummary
 
@@ -166,6 +168,7 @@ class Report(TypedDict, total=False):
     parity: list[ParityRow]
     size: SizeSection
     checkpoint_sha256: str
+    manifest_sha256: str
     mcu: list[McuRow]
     bench: BenchSummary
 
@@ -180,7 +183,10 @@ VERIFY_SECTIONS: tuple[str, ...] = (
     "parity",
     "size",
     "checkpoint_sha256",
+    "manifest_sha256",
 )
+# Verified before edgernn recorded which export it checked: such a report.json is still whole.
+VERIFY_OPTIONAL: tuple[str, ...] = ("manifest_sha256",)
 OTHER_SECTIONS: tuple[str, ...] = ("mcu", "bench")
 OPEN: tuple[type, ...] = (McuRow, BenchSummary)  # extra keys allowed (JSON scalars, lists, dicts)
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -310,11 +316,12 @@ def validate(report: Any) -> Report:
         raise SchemaError(f"schema is {report.get('schema')!r}, expected {REPORT_SCHEMA!r}")
     _check_typeddict(report, Report, "")
     present = [k for k in VERIFY_SECTIONS if k in report]
-    if present and len(present) != len(VERIFY_SECTIONS):
-        lacking = [k for k in VERIFY_SECTIONS if k not in report]
+    lacking = [k for k in VERIFY_SECTIONS if k not in report and k not in VERIFY_OPTIONAL]
+    if present and lacking:
         raise SchemaError(f"has {', '.join(present)} from `edgernn verify` but not {', '.join(lacking)}")
-    if "checkpoint_sha256" in report and not SHA256.fullmatch(report["checkpoint_sha256"]):
-        raise SchemaError("checkpoint_sha256 must be 64 lowercase hex digits")
+    for key in ("checkpoint_sha256", "manifest_sha256"):
+        if key in report and not SHA256.fullmatch(report[key]):
+            raise SchemaError(f"{key} must be 64 lowercase hex digits")
     if "config" in report:
         try:
             ModelConfig.from_dict(report["config"])

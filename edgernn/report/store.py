@@ -156,22 +156,45 @@ def _write(out: Path, report: dict[str, Any]) -> None:
     write_text(out / REPORT_JSON, json.dumps(report, indent=2, sort_keys=True) + "\n")
 
 
-def drop_measurements(out_dir: str | os.PathLike[str]) -> None:
+def drop_measurements(out_dir: str | os.PathLike[str]) -> list[Path]:
     """`edgernn mcu` and `edgernn bench` measured the model.h that an export just replaced with
     another (a retrained model, another prefix, another edgernn): their figures (report.json's `mcu`
     and `bench`, bench.json) are another model's now, and are removed rather than shown as this
-    one's. verify's sections stay: verify rewrites them, and refuses an export it has not checked.
+    one's. verify's sections stay: `edgernn report` refuses them once the export differs from the one
+    verify checked (their manifest_sha256), and verify rewrites them. Returns the files changed.
     The caller (the export) holds the directory lock."""
     from edgernn.bench.store import BENCH_JSON
 
     out = Path(out_dir)
-    (out / BENCH_JSON).unlink(missing_ok=True)
+    changed = []
+    if (out / BENCH_JSON).exists():
+        (out / BENCH_JSON).unlink()
+        changed.append(out / BENCH_JSON)
     try:
         report = json.loads((out / REPORT_JSON).read_text())
     except (OSError, ValueError):
-        return  # none, or corrupt: verify replaces a corrupt one
+        return changed  # none, or corrupt: verify replaces a corrupt one
     if isinstance(report, dict) and set(OTHER_SECTIONS) & set(report):
         _write(out, {k: v for k, v in report.items() if k not in OTHER_SECTIONS})
+        changed.append(out / REPORT_JSON)
+    return changed
+
+
+def drop_report_page(out_dir: str | os.PathLike[str]) -> list[Path]:
+    """report.md and its figures describe one export (report.md names its manifest's sha256): an
+    export that writes another leaves them describing files no longer there, so it removes them
+    (`edgernn verify` and `edgernn report` write them anew). Returns what was removed. The caller
+    (the export) holds the directory lock."""
+    from edgernn.pipeline import REPORT_MD
+    from edgernn.report.plots import SCALING_PNG, SWEEP_PNG, TRACE_PNG
+
+    out = Path(out_dir)
+    removed = []
+    for name in (REPORT_MD, TRACE_PNG, SCALING_PNG, SWEEP_PNG):
+        if (out / name).exists():
+            (out / name).unlink()
+            removed.append(out / name)
+    return removed
 
 
 def record_verification(out_dir: str | os.PathLike[str], v: Verification) -> dict[str, Any]:
