@@ -9,6 +9,8 @@ byte-for-byte determinism.
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -399,3 +401,74 @@ def test_property_random_configurations(case: tuple[ModelConfig, float, list[int
     cfg, scale, lengths, seed = case
     qm = quantized(cfg, seed=seed, scale=scale)
     assert_parity(qm, *random_inputs(qm, lengths, seed=seed, h0=seed % 2 == 0))
+
+
+_EMPTY_BATCH_RUN = """
+import json, sys
+import numpy as np, onnxruntime as ort
+feeds = dict(np.load(sys.argv[2]))
+out = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"]).run(None, feeds)
+np.savez(sys.argv[3], *out)
+"""
+
+
+@pytest.mark.parametrize(
+    "case", ["many-to-one", "many-to-many tokens, 2 layers, bidirectional", "one-to-many", "framed"]
+)
+def test_a_batch_with_no_step_runs_none(case: str, tmp_path: Path) -> None:
+    """ONNX Runtime's Scan fails on a time axis of length 0 and, with a batch of two, kills the
+    process (SIGFPE): x with T = 0, or a framed batch without a whole frame. The graph appends a step
+    no length reaches, so nothing runs: the state stays h0 and the head reads it, as with T = 1 and
+    lengths 0 (a case Scan handles); per-step outputs have the T = 0 steps. Run in a child process,
+    which such a crash would kill instead of the test worker."""
+    frame = 3 if case == "framed" else 1
+    if case == "framed":
+        cfg = dataclasses.replace(make_cfg("many-to-one", False, 1, False, inp=6), frame=frame)
+    elif case.startswith("many-to-many"):
+        cfg = make_cfg("many-to-many", True, 2, True)
+    else:
+        cfg = make_cfg(case, case == "one-to-many", 1, False)
+    if case == "framed":  # calibrated on samples (cfg.sample_size features), not steps
+        calib = np.random.default_rng(2).normal(size=(16, 12, cfg.sample_size)).astype(np.float32)
+        qm = quantize_model(random_model(cfg), calib, np.full(16, 12))
+    else:
+        qm = quantized(cfg)
+    graphs = {"int8": oi.build_sequence_model(qm)}
+    if not cfg.tokens:
+        graphs["raw"] = oi.build_raw_sequence_model(qm)
+    x1, _, h0 = random_inputs(qm, [frame, frame])
+    assert h0 is not None and h0.any()
+    if case == "framed":  # samples of cfg.sample_size features, not steps
+        x1 = np.random.default_rng(1).integers(-127, 128, size=(2, frame, cfg.sample_size)).astype(np.int8)
+    for name, model in graphs.items():
+        onnx.save(model, tmp_path / f"{name}.onnx")
+        x = x1.astype(np.float32) if name == "raw" else x1
+        x_name = "tokens" if cfg.tokens else "x"
+        # The same graph on one whole step that no length reaches (frame - 1 samples: not a frame).
+        ref = oi.make_session(model).run(None, {x_name: x, "lengths": np.zeros(2, np.int64), "h0": h0})
+        empty = x[:, : frame - 1]
+        np.savez(
+            tmp_path / "feeds.npz", **{x_name: empty, "lengths": np.full(2, frame - 1, np.int64), "h0": h0}
+        )
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _EMPTY_BATCH_RUN,
+                str(tmp_path / f"{name}.onnx"),
+                str(tmp_path / "feeds.npz"),
+                str(tmp_path / "out.npz"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, f"{case}, {name}: exit {run.returncode}, {run.stderr[-400:]}"
+        got = np.load(tmp_path / "out.npz")
+        logits, h_n, hidden = (got[f"arr_{i}"] for i in range(3))
+        assert np.array_equal(h_n, h0), f"{case}, {name}: the state moved"
+        assert hidden.shape[2] == 0 and hidden.shape[:2] == ref[2].shape[:2]
+        if cfg.task == "many-to-one":
+            assert np.array_equal(logits, ref[0]) and ref[0].any(), f"{case}, {name}: not the head on h0"
+        else:
+            assert logits.shape == (2, 0, cfg.num_classes)

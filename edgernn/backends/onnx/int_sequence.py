@@ -116,6 +116,40 @@ def _pad_steps(g: Graph, qm: QuantizedModel, x_name: str) -> tuple[str, str]:
     return x_in, lengths
 
 
+def _at_least_one_step(g: Graph, x_in: str, lengths: str, rank: int) -> tuple[str, str, str]:
+    """ONNX Runtime's Scan fails on a time axis of length 0, and with a batch of two or more kills
+    the process (SIGFPE, onnxruntime 1.32): x with T = 0, or a framed batch that holds no whole
+    frame. Such an x gets one zero step appended that no length reaches (lengths are clamped to the
+    steps x has, which is how the validity mask already read a longer one), so no step runs and
+    the state stays h0, as in every other backend; the per-step outputs are cropped back to the
+    steps x has. Returns the padded x, the clamped lengths and that step count (1-D, for Slice)."""
+    steps = g.op("Gather", [g.op("Shape", [x_in], "scan_in_shape"), "one_i64"], "scan_in_steps", axis=0)
+    missing = g.op("Sub", [g.op("Max", [steps, "one_i64"], "scan_steps"), steps], "scan_missing")
+    # Pad's pads: every axis's begin, then every axis's end; only the time axis (1) grows at its end.
+    pads = g.op(
+        "Concat",
+        [
+            g.const("scan_pads_before", [0] * (rank + 1), np.int64),
+            g.op("Unsqueeze", [missing, "axes_0"], "scan_missing_1"),
+            *([g.const("scan_pads_after", [0] * (rank - 2), np.int64)] if rank > 2 else []),
+        ],
+        "scan_pads",
+        axis=0,
+    )
+    padded = g.op("Pad", [x_in, pads], "scan_x")
+    clamped = g.op("Min", [lengths, steps], "scan_lengths")
+    return padded, clamped, g.op("Unsqueeze", [steps, "axes_0"], "scan_in_steps_1")
+
+
+def _crop_steps(g: Graph, y: str, steps: str, axis: int, out: str) -> str:
+    """y's first `steps` entries along the time axis (undoing _at_least_one_step's padding)."""
+    return g.op(
+        "Slice",
+        [y, g.const(f"{out}_start", [0], np.int64), steps, g.const(f"{out}_axis", [axis], np.int64)],
+        out,
+    )
+
+
 def build_sequence_model(qm: QuantizedModel) -> onnx.ModelProto:
     """`model.int8.onnx`: whole padded batches, dynamic B and T (see the module docstring)."""
     check_bounds(qm)
@@ -127,6 +161,7 @@ def build_sequence_model(qm: QuantizedModel) -> onnx.ModelProto:
         x_in, lengths = frame_front(g, cfg, x_name, "lengths")
     else:
         x_in, lengths = _pad_steps(g, qm, x_name) if cfg.pad_to else (x_name, "lengths")
+    x_in, lengths, steps = _at_least_one_step(g, x_in, lengths, 2 if cfg.tokens else 3)
     if cfg.reverse:  # each sequence read from its end (edgernn.frame.reverse_*)
         x_in = g.op("ReverseSequence", [x_in, lengths], "x_reversed", batch_axis=0, time_axis=1)
     valid = _validity_mask(g, x_in, lengths)
@@ -139,7 +174,7 @@ def build_sequence_model(qm: QuantizedModel) -> onnx.ModelProto:
             finals.append(h_last)
         layer_in = g.op("Concat", ys, f"l{layer}_out", axis=2)  # (B, T, D*H) int8
         layer_outs.append(g.op("Unsqueeze", [layer_in, "axes_0"], f"l{layer}_out_u"))
-    g.op("Concat", layer_outs, "hidden", axis=0)
+    _crop_steps(g, g.op("Concat", layer_outs, "hidden_scanned", axis=0), steps, 2, "hidden")
     stack_states(g, finals, "h_n")
     if cfg.task == Task.MANY_TO_ONE:
         if cfg.last_output:  # the top layer's output at each sequence's last valid step
@@ -152,7 +187,7 @@ def build_sequence_model(qm: QuantizedModel) -> onnx.ModelProto:
         logits_shape: list[int | str | None] = ["B", cfg.num_classes]
     else:
         raw = head(g, layer_in, "logits_all")
-        g.op("Where", [valid, raw, "zero_i32"], "logits")
+        _crop_steps(g, g.op("Where", [valid, raw, "zero_i32"], "logits_scanned"), steps, 1, "logits")
         logits_shape = ["B", "T", cfg.num_classes]
     x_info = (
         tensor_info("tokens", I64, ["B", "T"])
