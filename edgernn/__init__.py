@@ -13,15 +13,17 @@ if TYPE_CHECKING:
 __all__ = ["Runtime", "__version__", "import_model"]
 
 
-def __getattr__(name: str) -> Any:
-    # `edgernn.Runtime` and `edgernn.import_model` on first use: `import edgernn` (and the CLI)
-    # stays free of torch and ORT.
-    if name == "Runtime":
-        from edgernn.predict.runtime import Runtime
+if not TYPE_CHECKING:  # type checkers see the imports above, so a misspelt name is an error there
 
-        return Runtime
-    if name == "import_model":
-        from edgernn.importer.api import import_model
+    def __getattr__(name: str) -> Any:
+        # `edgernn.Runtime` and `edgernn.import_model` on first use: `import edgernn` (and the CLI)
+        # stays free of torch and ORT.
+        if name == "Runtime":
+            from edgernn.predict.runtime import Runtime
 
-        return import_model
-    raise AttributeError(f"module 'edgernn' has no attribute {name!r}")
+            return Runtime
+        if name == "import_model":
+            from edgernn.importer.api import import_model
+
+            return import_model
+        raise AttributeError(f"module 'edgernn' has no attribute {name!r}")

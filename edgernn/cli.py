@@ -25,6 +25,7 @@ from click.exceptions import NoArgsIsHelpError
 from edgernn import __version__
 from edgernn import packages as firmware_packages  # the package registry: --package's choices
 from edgernn import targets as mcu_targets  # the target registry: --target's choices
+from edgernn.config import MAX_GENERATED
 from edgernn.errors import CheckFailed, EdgeRNNError, InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -697,7 +698,7 @@ def report(directory: str, no_plots: bool) -> None:
     "--max-len",
     default=32,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_GENERATED),
     help="One-to-many models: the most tokens generated after each prompt.",
 )
 @friendly

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from typing import Any
@@ -41,6 +42,9 @@ MAX_INPUT = 4096
 MAX_PAD = 65535
 MAX_FRAME = 1024
 MAX_CLASSES = 1 << 16
+# The most tokens one generation returns: the C runtime fills a buffer of them, and PREFIX_generate
+# takes an int32 count.
+MAX_GENERATED = 1 << 20
 MAX_INPUT_CLIP = 1e6  # normalized units; past this the int8 grid is coarser than any data needs
 
 
@@ -81,12 +85,12 @@ class ModelConfig:
         if self.vocab_size and (self.embed_dim < 1 or self.input_size != self.embed_dim):
             raise InputError("a token model needs embed_dim >= 1 and input_size == embed_dim")
         for name, value, lo, hi in (
+            ("frame", self.frame, 1, MAX_FRAME),  # first: input_size is frame x the sample's features
             ("input_size", self.input_size, 1, MAX_INPUT),
             ("hidden_size", self.hidden_size, 1, MAX_HIDDEN),
             ("num_layers", self.num_layers, 1, MAX_LAYERS),
             ("num_classes", self.num_classes, 1, MAX_CLASSES),
             ("pad_to", self.pad_to, 0, MAX_PAD),
-            ("frame", self.frame, 1, MAX_FRAME),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise InputError(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
@@ -210,12 +214,25 @@ class TrainConfig:
             raise InputError(f"init must be one of {', '.join(INITS)}, not {self.init!r}")
         if self.schedule not in SCHEDULES:
             raise InputError(f"schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
-        if (
-            isinstance(self.warmup_epochs, bool)
-            or not isinstance(self.warmup_epochs, int)
-            or self.warmup_epochs < 0
+        # The CLI's ranges (edgernn train --help): an epochs of 0 saved the untrained model, a
+        # batch_size of 0 failed inside range(), a float count inside torch.
+        for field_name, low, high in (
+            ("epochs", 1, 100_000),
+            ("batch_size", 1, 65_536),
+            ("patience", 1, 100_000),
+            ("warmup_epochs", 0, 100_000),
+            ("seed", 0, 2**31 - 1),
         ):
-            raise InputError(f"warmup_epochs must be a non-negative integer, got {self.warmup_epochs!r}")
+            value = getattr(self, field_name)
+            try:
+                count = None if isinstance(value, bool) else operator.index(value)  # numpy ints too
+            except TypeError:
+                count = None
+            if count is None or not low <= count <= high:
+                raise InputError(f"{field_name} must be an integer in {low}..{high:,}, got {value!r}")
+            object.__setattr__(self, field_name, count)  # a plain int, as checkpoints store it
+        if not isinstance(self.early_stop, bool):
+            raise InputError(f"early_stop must be True or False, got {self.early_stop!r}")
         # `not x > 0` also refuses NaN, which passes every bound check written the other way round.
         for field_name in ("lr", "clip_grad_norm"):
             value = getattr(self, field_name)

@@ -45,7 +45,15 @@ from edgernn.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from edgernn.train.loop import ModelSpec, Preset, TrainResult, dataset_meta, model_config, train
+from edgernn.train.loop import (
+    ModelSpec,
+    Preset,
+    TrainResult,
+    callers_random_state,
+    dataset_meta,
+    model_config,
+    train,
+)
 from edgernn.train.model import EdgeRNN
 
 QUANT_NAME = "model.int8.json"
@@ -246,11 +254,23 @@ def _data_and_preset(
     """The data reference, the data, and the preset the data set trains with by default."""
     from edgernn.train.loop import DEFAULT_PRESET, PRESETS
 
+    if (dataset is None) == (data_file is None):
+        raise InputError(
+            "give dataset (a bundled set: `edgernn datasets`) or data_file (your .npz or .csv), "
+            + ("not both" if dataset is not None else "not neither")
+        )
     ref = data_ref(dataset, data_file, (tc or TrainConfig()).seed)
     ds = load_data(ref)
     # A data file trains with the long-sequence recipe whatever its name: a file called names.npz
     # is the user's data, not the bundled names set (the CLI chooses the same way).
     return ref, ds, DEFAULT_PRESET if data_file is not None else PRESETS.get(ds.name, DEFAULT_PRESET)
+
+
+def _check_spec(ds: Dataset, spec: ModelSpec | None) -> None:
+    """What the caller asked for and the data cannot have: refused, not dropped (the CLI refuses
+    --input-clip on token data the same way). A preset's clip is the preset's, not the caller's."""
+    if spec is not None and spec.input_clip and ds.vocab:
+        raise InputError(f"input_clip clamps features; {ds.name} is token data, which has none to clamp")
 
 
 def require_trained_classes(ds: Dataset) -> None:
@@ -284,11 +304,12 @@ def train_to_dir(
 ) -> Checkpoint:
     ref, ds, preset = _data_and_preset(dataset, data_file, tc)
     require_trained_classes(ds)
+    _check_spec(ds, spec)
     spec = spec or preset.model
     tc = tc or preset.train
     cfg = model_config(ds, spec)
     out = Path(out_dir)
-    with exclusive(out):
+    with exclusive(out), callers_random_state():
         result = train(ds, cfg, tc, progress=progress)
         _save_trained(out, ds, ref, tc, result)
     return load_checkpoint(out)
@@ -309,8 +330,9 @@ def auto_train_to_dir(
     ref, ds, preset = _data_and_preset(dataset, data_file, tc)
     if not uses_cross_validation(ds):
         require_trained_classes(ds)
+    _check_spec(ds, spec)
     out = Path(out_dir)
-    with exclusive(out):
+    with exclusive(out), callers_random_state():
         found = auto_train(
             ds,
             spec or preset.model,

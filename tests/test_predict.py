@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -276,6 +277,64 @@ def test_runtime_bad_inputs(jv, names):
         tok.stream().step(0)
     with pytest.raises(InputError, match="unknown backend"):
         Runtime(jv, backend="tflite")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_values_past_float32_are_refused_by_every_backend(jv, backend):
+    """Finite, but past float32 (or past it once normalised): the float backends answered NaN
+    logits and class 0, the integer ones a real class."""
+    rt = Runtime(jv, backend=backend)
+    with pytest.raises(InputError, match="too large for float32"):
+        rt.predict([np.full((3, 12), 1e300)])
+    with pytest.raises(InputError, match="too large for float32"):
+        rt.stream().step(np.full(12, 3e38, np.float32))
+
+
+def test_runtime_turns_what_users_pass_into_one_line_errors(jv, names, tmp_path):
+    """Raw numpy, torch and OS errors were raised for these; torch tensors of any float type and
+    with requires_grad are read as data."""
+    import torch
+
+    rt = Runtime(jv, backend="onnx-int8")
+    seq = np.random.default_rng(0).normal(size=(5, 12)).astype(np.float32)
+    want = rt.predict([seq])[0].logits_q
+    for given in (
+        torch.tensor(seq, requires_grad=True),
+        torch.tensor(seq, dtype=torch.float64),
+        torch.tensor(seq[None]),  # a padded (B, T, I) tensor
+    ):
+        got = rt.predict(given if given.ndim == 3 else [given])[0].logits_q
+        assert np.array_equal(got, want)
+    half = torch.tensor(seq).to(torch.bfloat16)
+    assert rt.predict([half])[0].logits_q is not None
+    assert rt.stream().step(torch.tensor(seq[0], requires_grad=True)).logits_q is not None
+    for bad, fragment in (
+        ([[[1.0] * 12, [1.0] * 11]], "ragged"),
+        (3.0, "got float"),
+        (None, "got NoneType"),
+        (seq, "one sequence of shape (5, 12)"),
+        (np.zeros((1, 2, 5, 12)), "a padded batch has shape (B, T, 12)"),
+        (np.zeros((2, 0, 12)), "no steps"),
+    ):
+        with pytest.raises(InputError, match=re.escape(fragment)):
+            rt.predict(bad)
+    with pytest.raises(InputError, match="ragged"):
+        rt.predict(np.zeros((2, 3, 12)), lengths=[[1], [2, 3]])
+    (tmp_path / "file").write_text("")
+    with pytest.raises(InputError, match="workdir"):
+        Runtime(jv, backend="c", workdir=tmp_path / "file")
+    with pytest.raises(InputError, match=r"max_len must be an integer in 0\.\.1,048,576"):
+        Runtime(names, backend="c").generate(max_len=2**40)
+
+
+def test_a_closed_runtime_refuses_and_its_build_directory_is_gone(jv):
+    with Runtime(jv, backend="c") as rt:
+        built = rt._impl.cm.path  # the library, in the Runtime's own temporary directory
+        assert rt.predict([np.zeros((3, 12), np.float32)])
+        assert built.exists()
+    with pytest.raises(InputError, match="closed"):
+        rt.predict([np.zeros((3, 12), np.float32)])
+    assert not built.exists()
 
 
 def test_runtime_refuses_a_missing_or_incomplete_export(jv, tmp_path):

@@ -87,3 +87,93 @@ def test_a_recipe_with_a_nan_or_out_of_range_number_is_refused(field, value):
 
     with pytest.raises(InputError, match=f"{field} must be a (positive|non-negative) finite number"):
         TrainConfig(**{field: value})
+
+
+def test_a_float64_default_dtype_trains_the_same_bytes_and_the_model_runs(tmp_path):
+    """torch.set_default_dtype(torch.float64), common in notebooks: training, loading and the torch
+    backend raised dtype mismatches, and export wrote model.int8.json before failing. Now the same
+    checkpoint bytes as under float32, and every backend answers."""
+    import numpy as np
+
+    from edgernn.pipeline import export_dir
+    from edgernn.predict import Runtime
+
+    tc = TrainConfig(epochs=2)
+    train_to_dir(tmp_path / "f32", dataset="japanese_vowels", spec=SPEC, tc=tc, progress=False)
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        train_to_dir(tmp_path / "f64", dataset="japanese_vowels", spec=SPEC, tc=tc, progress=False)
+        assert _digest(tmp_path / "f64") == _digest(tmp_path / "f32")
+        export_dir(tmp_path / "f64")
+        seq = np.random.default_rng(0).normal(size=(6, 12))
+        float_logits = [
+            Runtime(tmp_path / "f64", backend=b).predict([seq])[0].logits for b in ("torch", "onnx")
+        ]
+        assert np.allclose(float_logits[0], float_logits[1], atol=1e-4)
+        assert torch.get_default_dtype() == torch.float64  # the caller's setting is left alone
+    finally:
+        torch.set_default_dtype(before)
+
+
+def test_training_leaves_the_callers_random_state_alone(tmp_path):
+    """Training seeds Python's, numpy's and torch's generators; the caller's states are restored
+    (it used to leave them seeded with the training seed), and opening a model draws nothing."""
+    import random
+
+    import numpy as np
+
+    from edgernn.pipeline import export_dir
+    from edgernn.predict import Runtime
+
+    def draws() -> tuple[float, float, float]:
+        return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+    random.seed(123)
+    np.random.seed(123)
+    torch.manual_seed(123)
+    expected = draws()
+    random.seed(123)
+    np.random.seed(123)
+    torch.manual_seed(123)
+    train_to_dir(tmp_path, dataset="japanese_vowels", spec=SPEC, tc=TrainConfig(epochs=1), progress=False)
+    export_dir(tmp_path)
+    Runtime(tmp_path, backend="torch")
+    load_checkpoint(tmp_path)
+    assert draws() == expected
+
+
+@pytest.mark.parametrize(
+    "kw, fragment",
+    [
+        ({"epochs": 0}, "epochs must be an integer in 1..100,000, got 0"),
+        ({"epochs": 1.5}, "epochs must be an integer"),
+        ({"batch_size": 0}, "batch_size must be an integer in 1..65,536"),
+        ({"patience": -1}, "patience must be an integer"),
+        ({"seed": -1}, "seed must be an integer"),
+        ({"early_stop": 1}, "early_stop must be True or False"),
+    ],
+)
+def test_train_config_refuses_counts_the_cli_would(kw, fragment):
+    """An epochs of 0 saved the untrained model; a batch_size of 0 failed inside range()."""
+    from edgernn.errors import InputError
+
+    with pytest.raises(InputError, match=fragment):
+        TrainConfig(**kw)
+
+
+def test_train_to_dir_refuses_what_the_cli_refuses(tmp_path):
+    from edgernn.errors import InputError
+
+    data = tmp_path / "d.npz"
+    import numpy as np
+
+    np.savez(data, X=np.zeros((4, 5, 2), np.float32), y=np.array([0, 1, 0, 1]))
+    with pytest.raises(InputError, match="not both"):
+        train_to_dir(tmp_path / "a", dataset="japanese_vowels", data_file=data, progress=False)
+    with pytest.raises(InputError, match="not neither"):
+        train_to_dir(tmp_path / "b", progress=False)
+    with pytest.raises(InputError, match="names is token data"):
+        train_to_dir(tmp_path / "c", dataset="names", spec=ModelSpec(input_clip=2.0), progress=False)
+    with pytest.raises(InputError, match=r"frame must be an integer in 1\.\.1024, got 0"):
+        train_to_dir(tmp_path / "d", dataset="arrowhead", spec=ModelSpec(frame=0), progress=False)

@@ -139,7 +139,8 @@ def build_model(found: Found, task: Task, readout: Readout, pad_to: int = 0) -> 
         pad_to=pad_to,
         reverse=found.reverse,
     )
-    model = EdgeRNN(cfg)
+    with torch.random.fork_rng(devices=[]):  # every weight is replaced below: keep the caller's draws
+        model = EdgeRNN(cfg)
     state: dict[str, torch.Tensor] = {}
     for i, cell in enumerate(found.cells):
         layer, direction = divmod(i, found.directions)
@@ -154,8 +155,8 @@ def build_model(found: Found, task: Task, readout: Readout, pad_to: int = 0) -> 
         state["head.weight"] = torch.tensor(np.asarray(found.head_w, dtype=np.float32))
         state["head.bias"] = torch.tensor(np.asarray(found.head_b, dtype=np.float32))
     else:
-        state["head.weight"] = torch.eye(width)
-        state["head.bias"] = torch.zeros(width)
+        state["head.weight"] = torch.eye(width, dtype=torch.float32)
+        state["head.bias"] = torch.zeros(width, dtype=torch.float32)
     if found.embedding is not None:
         state["embedding.weight"] = torch.tensor(np.asarray(found.embedding, dtype=np.float32))
     try:

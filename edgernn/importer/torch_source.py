@@ -33,7 +33,7 @@ def _one_sequence(seq: np.ndarray, time_axis: int, tokens: bool) -> torch.Tensor
 
 
 def _zero_state(found: Found, batch: int = 1) -> torch.Tensor:
-    return torch.zeros(found.num_layers * found.directions, batch, found.hidden_size)
+    return torch.zeros(found.num_layers * found.directions, batch, found.hidden_size, dtype=torch.float32)
 
 
 def _batch_answer(out: Any, index: int, found: Found, time_axis: int) -> np.ndarray:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from edgernn.config import Task
+from edgernn.config import MAX_GENERATED, Task
 from edgernn.contract.model import QuantizedModel
 from edgernn.contract.quantize import quantize_inputs
 from edgernn.data.dataset import normalize
@@ -72,6 +72,24 @@ class Generation:
     text: str
     prompt: list[int] = field(default_factory=list)
     full_text: str = ""
+
+
+def as_array(value: Any, what: str) -> np.ndarray:
+    """A user's sequence, sample or batch as a numpy array: lists, numpy arrays and torch tensors
+    (detached; a float type numpy lacks, such as bfloat16, as float32). Ragged nesting and values
+    that are not numbers are InputErrors, not numpy's."""
+    if type(value).__module__.startswith("torch"):
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu()
+            if value.is_floating_point() and value.dtype not in (torch.float16, torch.float32, torch.float64):
+                value = value.float()
+            return np.asarray(value.numpy())
+    try:
+        return np.asarray(value)
+    except ValueError as e:  # ragged: rows of different lengths
+        raise InputError(f"{what} is ragged ({e}); give sequences as a list of (T_i, I) arrays") from None
 
 
 def _check_backend(backend: str) -> str:
@@ -134,13 +152,43 @@ class Runtime:
             names if len(names) == cfg.num_classes else tuple(str(i) for i in range(cfg.num_classes))
         )
 
+    def close(self) -> None:
+        """Release what the backend holds: the ONNX Runtime sessions, the C backend's temporary build
+        directory. The loaded C library stays mapped until the process ends (ctypes cannot unload
+        one safely). Using the Runtime afterwards is an InputError. Also `with Runtime(...) as rt:`."""
+        impl, self._impl = self._impl, _Closed()
+        impl.close()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- inputs ---------------------------------------------------------------------------------
 
     def _batch(self, sequences: Any, lengths: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Raw input -> padded (B, T, I) float32 / (B, T) int64 and lengths, checked."""
-        if isinstance(sequences, np.ndarray) and sequences.ndim == (2 if self.tokens else 3):
+        rank = 2 if self.tokens else 3
+        if type(sequences).__module__.startswith("torch"):
+            sequences = as_array(sequences, "the batch")
+        if isinstance(sequences, np.ndarray):
+            if sequences.ndim == rank - 1:
+                raise InputError(
+                    f"got one sequence of shape {sequences.shape}; predict takes a batch: "
+                    "pass [seq] or seq[None]"
+                )
+            if sequences.ndim != rank:
+                raise InputError(
+                    f"a padded batch has shape {'(B, T)' if self.tokens else f'(B, T, {self.input_size})'}, "
+                    f"got {sequences.shape}"
+                )
             x = sequences
-            lens = np.full(x.shape[0], x.shape[1], np.int64) if lengths is None else np.asarray(lengths)
+            if x.shape[0] and x.shape[1] == 0:
+                raise InputError(f"the batch has no steps (shape {x.shape}); a sequence needs at least one")
+            lens = (
+                np.full(x.shape[0], x.shape[1], np.int64) if lengths is None else as_array(lengths, "lengths")
+            )
             if lens.shape != (x.shape[0],) or not np.issubdtype(lens.dtype, np.integer):
                 raise InputError(f"lengths must be {x.shape[0]} integers, one per sequence")
             if x.shape[0] and (lens.min() < 1 or lens.max() > x.shape[1]):
@@ -148,8 +196,14 @@ class Runtime:
             seqs = [x[i, : int(n)] for i, n in enumerate(lens)]
         else:
             if lengths is not None:
-                raise InputError("lengths go with a padded array; a list of sequences carries its own")
-            seqs = [np.asarray(s) for s in sequences]
+                raise InputError(
+                    "lengths go with a padded array (or tensor); a list of sequences carries its own"
+                )
+            if isinstance(sequences, (str, bytes)) or not hasattr(sequences, "__iter__"):
+                raise InputError(
+                    f"predict takes a list of sequences or a padded array, got {type(sequences).__name__}"
+                )
+            seqs = [as_array(s, f"sequence {i}") for i, s in enumerate(sequences)]
         if not seqs:
             raise InputError("no sequences to predict")
         return self._pad(seqs)
@@ -183,6 +237,17 @@ class Runtime:
             raise InputError(f"{what}: features must be numbers, got dtype {s.dtype}")
         if not np.isfinite(s).all():
             raise InputError(f"{what} holds NaN or Inf")
+        # Finite, but past float32 (or past it once normalised): the float backends would answer NaN
+        # and the integer ones a class, so no backend answers.
+        mean, std = self.qm.sample_norm
+        with np.errstate(over="ignore", invalid="ignore"):
+            f = s.astype(np.float32)
+            z = (f - np.asarray(mean, np.float32)) / np.asarray(std, np.float32) if len(mean) else f
+        if not (np.isfinite(f).all() and np.isfinite(z).all()):
+            raise InputError(
+                f"{what} holds values too large for float32 features "
+                f"(largest |x| {float(np.abs(s).max()):.3g})"
+            )
 
     def _check_tokens(self, s: np.ndarray, what: str, rank: int) -> None:
         v = self.qm.config.vocab_size
@@ -286,8 +351,12 @@ class Runtime:
             ids = np.asarray(prompt)
             self._check_tokens(ids, "prompt", rank=1)
         toks = [int(t) for t in ids]
-        if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or max_len < 0:
-            raise InputError(f"max_len must be a non-negative integer, got {max_len!r}")
+        if (
+            isinstance(max_len, bool)
+            or not isinstance(max_len, (int, np.integer))
+            or not 0 <= max_len <= MAX_GENERATED
+        ):
+            raise InputError(f"max_len must be an integer in 0..{MAX_GENERATED:,}, got {max_len!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
             raise InputError(f"seed must be an integer in 0..2^32-1 (0: greedy), got {seed!r}")
         if seed and self.backend != "c":
@@ -335,7 +404,7 @@ class Stream:
                 f"this model steps once per {rt.qm.config.frame} samples: feed it with push(sample), "
                 "which returns a prediction when a frame is full (as PREFIX_push_sample in C)"
             )
-        s = np.asarray(raw_sample)
+        s = as_array(raw_sample, "the sample")
         x: np.ndarray
         if rt.tokens:
             if s.size != 1:
@@ -360,7 +429,7 @@ class Stream:
 
     def _sample(self, raw_sample: Any) -> np.ndarray:
         rt = self._rt
-        s = np.asarray(raw_sample)
+        s = as_array(raw_sample, "the sample")
         rt._check_sequence(s.reshape(1, -1) if s.ndim == 1 else s, "the sample")
         if s.ndim != 1:
             raise InputError(f"a sample is ({rt.input_size},) floats, got shape {s.shape}")
@@ -395,6 +464,9 @@ class _Impl:
     def run(self, rt: Runtime, x: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release sessions and files (Runtime.close)."""
+
     def zero_state(self, rt: Runtime) -> np.ndarray:
         cfg = rt.qm.config
         return np.zeros((cfg.num_layers * cfg.directions, 1, cfg.hidden_size), np.int8)
@@ -424,15 +496,41 @@ class _Impl:
         return out
 
 
+class _Closed(_Impl):
+    """A closed Runtime's backend: every use is refused."""
+
+    def _refuse(self) -> InputError:
+        return InputError("this Runtime is closed; open the export again")
+
+    def run(self, rt: Runtime, x: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        raise self._refuse()
+
+    def zero_state(self, rt: Runtime) -> np.ndarray:
+        raise self._refuse()
+
+    def step(
+        self, rt: Runtime, x: np.ndarray, state: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        raise self._refuse()
+
+    def generate(self, rt: Runtime, start: int, end: int, max_len: int, seed: int) -> list[int]:
+        raise self._refuse()
+
+
 class _C(_Impl):
     def __init__(self, out: Path, qm: QuantizedModel, workdir: str | os.PathLike[str] | None) -> None:
         from edgernn.backends.c.host import compile_model
 
+        self._cleanup: weakref.finalize[Any, Any] | None = None
         if workdir is None:
             work = Path(tempfile.mkdtemp(prefix="edgernn-runtime-"))
-            weakref.finalize(self, shutil.rmtree, work, True)
+            self._cleanup = weakref.finalize(self, shutil.rmtree, work, True)
         else:
             work = Path(workdir)
+            try:
+                work.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise InputError(f"workdir {work}: {e.strerror or e}") from None
         self.cm = compile_model(out / HEADER, qm.meta.c_prefix or "edgernn_model", work)
 
     def _quantize(self, rt: Runtime, x: np.ndarray, lens: np.ndarray) -> np.ndarray:
@@ -464,6 +562,10 @@ class _C(_Impl):
 
     def generate(self, rt: Runtime, start: int, end: int, max_len: int, seed: int) -> list[int]:
         return self.cm.generate(start, end, max_len, seed)  # refuses an end the header does not have
+
+    def close(self) -> None:
+        if self._cleanup is not None:
+            self._cleanup()  # runs once: the finalizer is then dead
 
 
 class _OnnxInt(_Impl):

@@ -119,7 +119,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         meta = json.loads(payload["meta"])
         cfg = ModelConfig.from_dict(meta["config"])
         state = payload["state_dict"]
-        model = EdgeRNN(cfg)
+        with torch.random.fork_rng(devices=[]):  # the weights drawn here are replaced: keep the caller's
+            model = EdgeRNN(cfg)
         model.load_state_dict(state)
     except InputError as e:
         raise InputError(f"{p}: {e}") from None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import io
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +19,7 @@ from edgernn.config import ModelConfig, Task, TrainConfig
 from edgernn.data.dataset import Dataset, Split
 from edgernn.errors import InputError
 from edgernn.metrics import IGNORE, task_metrics
-from edgernn.train.model import EdgeRNN
+from edgernn.train.model import EdgeRNN, float32_default
 from edgernn.train.recipe import init_recurrent, lr_factor
 
 DEFAULT_EMBED_DIM = 16  # token data's embedding size unless --embed-dim gives one
@@ -104,6 +106,20 @@ class TrainResult:
     best_epoch: int = 0
 
 
+@contextmanager
+def callers_random_state() -> Iterator[None]:
+    """Training seeds Python's, numpy's and torch's global generators (seed_everything); around a
+    whole training call, the caller's states are put back afterwards, so that training does not
+    replay the caller's random numbers from the seed."""
+    py, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            yield
+        finally:
+            random.setstate(py)
+            np.random.set_state(np_state)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -151,7 +167,8 @@ def train(ds: Dataset, cfg: ModelConfig, tc: TrainConfig, progress: bool = True)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train(ds, cfg, tc, progress)
+        with float32_default():
+            return _train(ds, cfg, tc, progress)
     finally:
         torch.set_num_threads(threads)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -9,6 +12,19 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from edgernn.config import ModelConfig, Task
 from edgernn.frame import frame_torch, reverse_torch
 from edgernn.pad import pad_torch
+
+
+@contextmanager
+def float32_default() -> Iterator[None]:
+    """torch's default dtype as float32 while edgernn builds or trains a model: after a user's
+    torch.set_default_dtype(torch.float64) (common in notebooks) the weights would be float64, which
+    the float32 inputs do not match, and the random initial weights would differ in their low bits."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
 
 
 class EdgeRNN(nn.Module):
@@ -21,17 +37,20 @@ class EdgeRNN(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.embedding = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=0) if cfg.tokens else None
-        self.rnn = nn.RNN(
-            cfg.input_size,
-            cfg.hidden_size,
-            num_layers=cfg.num_layers,
-            nonlinearity="tanh",
-            batch_first=True,
-            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
-            bidirectional=cfg.bidirectional,
-        )
-        self.head = nn.Linear(cfg.directions * cfg.hidden_size, cfg.num_classes)
+        with float32_default():
+            self.embedding = (
+                nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=0) if cfg.tokens else None
+            )
+            self.rnn = nn.RNN(
+                cfg.input_size,
+                cfg.hidden_size,
+                num_layers=cfg.num_layers,
+                nonlinearity="tanh",
+                batch_first=True,
+                dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
+                bidirectional=cfg.bidirectional,
+            )
+            self.head = nn.Linear(cfg.directions * cfg.hidden_size, cfg.num_classes)
 
     def forward(
         self, x: torch.Tensor, lengths: torch.Tensor, h0: torch.Tensor | None = None
@@ -64,7 +83,9 @@ class EdgeRNN(nn.Module):
         return self.head(y), h_n
 
     def init_state(self, batch: int) -> torch.Tensor:
-        return torch.zeros(self.cfg.num_layers * self.cfg.directions, batch, self.cfg.hidden_size)
+        return torch.zeros(
+            self.cfg.num_layers * self.cfg.directions, batch, self.cfg.hidden_size, dtype=torch.float32
+        )
 
 
 @torch.no_grad()

@@ -20,7 +20,7 @@ from torch import nn
 from edgernn.artifacts import write_bytes
 from edgernn.config import Task
 from edgernn.contract.model import QuantizedModel
-from edgernn.train.model import EdgeRNN
+from edgernn.train.model import EdgeRNN, float32_default
 
 OPSET = 17
 
@@ -57,7 +57,11 @@ def float_onnx_bytes(model: EdgeRNN, qm: QuantizedModel | None = None) -> bytes:
     model = model.eval()
     cfg = model.cfg
     b, t = 2, 3
-    x = torch.ones(b, t, dtype=torch.int64) if cfg.tokens else torch.zeros(b, t, cfg.input_size)
+    x = (
+        torch.ones(b, t, dtype=torch.int64)
+        if cfg.tokens
+        else torch.zeros(b, t, cfg.input_size, dtype=torch.float32)
+    )
     lengths = torch.tensor([t, t - 1], dtype=torch.int64)
     h0 = model.init_state(b)
     name = input_name(model)
@@ -67,7 +71,8 @@ def float_onnx_bytes(model: EdgeRNN, qm: QuantizedModel | None = None) -> bytes:
     # A framed model is traced on steps; the framing front (Shape, Slice, Reshape) goes in front
     # afterwards, so no sequence length is baked into the trace.
     traced: nn.Module = _Steps(model) if cfg.frame > 1 or cfg.reverse else model
-    with _quiet_native_stderr():
+    # The tracer makes constants in torch's default dtype: float32, whatever the caller set.
+    with _quiet_native_stderr(), float32_default():
         torch.onnx.export(
             traced,
             (x, lengths, h0),
