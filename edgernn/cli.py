@@ -494,7 +494,8 @@ def export(directory: str, prefix: str | None, packages: tuple[str, ...]) -> Non
     sha256s, written last: `verify` refuses a set that does not match it). An export that changes
     the files removes what described the old ones: report.md and its figures, and if model.h
     changed, the `mcu` and `bench` measurements."""
-    from edgernn.pipeline import export_dir
+    from edgernn.bench.store import BENCH_JSON
+    from edgernn.pipeline import REPORT_JSON, export_dir
 
     result = export_dir(directory, prefix)
     for f in result.files:
@@ -503,7 +504,10 @@ def export(directory: str, prefix: str | None, packages: tuple[str, ...]) -> Non
         what = "removed the old export's measurements from" if f.exists() else "removed"
         click.echo(f"{what} {f} (it described the old export)")
     if result.removed:
-        click.echo(f"  run `edgernn verify {directory}` and `edgernn report {directory}` to write them anew")
+        again = [f"`edgernn verify {directory}`", f"`edgernn report {directory}`"]
+        if any(f.name in (BENCH_JSON, REPORT_JSON) for f in result.removed):  # model.h's measurements
+            again[1:1] = [f"`edgernn mcu {directory}`", f"`edgernn bench {directory}`"]
+        click.echo(f"  run {', '.join(again[:-1])} and {again[-1]} to write them anew")
     if packages:
         for f in firmware_packages.write_packages(directory, packages):
             click.echo(f"wrote {f}")

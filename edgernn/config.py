@@ -221,7 +221,9 @@ class TrainConfig:
             ("batch_size", 1, 65_536),
             ("patience", 1, 100_000),
             ("warmup_epochs", 0, 100_000),
-            ("seed", 0, 2**31 - 1),
+            # The CLI takes seeds up to 2^31 - 1; --auto's repeats train with seed + r; numpy's
+            # global generator takes any seed below 2^32.
+            ("seed", 0, 2**32 - 1),
         ):
             value = getattr(self, field_name)
             try:

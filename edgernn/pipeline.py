@@ -266,10 +266,12 @@ def _data_and_preset(
     return ref, ds, DEFAULT_PRESET if data_file is not None else PRESETS.get(ds.name, DEFAULT_PRESET)
 
 
-def _check_spec(ds: Dataset, spec: ModelSpec | None) -> None:
+def _check_spec(ds: Dataset, spec: ModelSpec | None, preset: Preset) -> None:
     """What the caller asked for and the data cannot have: refused, not dropped (the CLI refuses
-    --input-clip on token data the same way). A preset's clip is the preset's, not the caller's."""
-    if spec is not None and spec.input_clip and ds.vocab:
+    --input-clip on token data the same way). The preset's own clip (the long-sequence recipe's,
+    which the CLI passes on for every data file) is the preset's, not the caller's: token data
+    trains without it, as before."""
+    if spec is not None and ds.vocab and spec.input_clip not in (0.0, preset.model.input_clip):
         raise InputError(f"input_clip clamps features; {ds.name} is token data, which has none to clamp")
 
 
@@ -304,7 +306,7 @@ def train_to_dir(
 ) -> Checkpoint:
     ref, ds, preset = _data_and_preset(dataset, data_file, tc)
     require_trained_classes(ds)
-    _check_spec(ds, spec)
+    _check_spec(ds, spec, preset)
     spec = spec or preset.model
     tc = tc or preset.train
     cfg = model_config(ds, spec)
@@ -330,7 +332,7 @@ def auto_train_to_dir(
     ref, ds, preset = _data_and_preset(dataset, data_file, tc)
     if not uses_cross_validation(ds):
         require_trained_classes(ds)
-    _check_spec(ds, spec)
+    _check_spec(ds, spec, preset)
     out = Path(out_dir)
     with exclusive(out), callers_random_state():
         found = auto_train(

@@ -327,6 +327,21 @@ def test_runtime_turns_what_users_pass_into_one_line_errors(jv, names, tmp_path)
         Runtime(names, backend="c").generate(max_len=2**40)
 
 
+def test_an_object_array_of_sequences_is_a_list_of_them(jv, names):
+    """np.array of ragged sequences (dtype object) is read as the list it holds, as before the
+    padded-batch checks existed (they called it one sequence, or a batch of the wrong shape)."""
+    rng = np.random.default_rng(0)
+    seqs = [rng.normal(size=(n, 12)).astype(np.float32) for n in (7, 5)]
+    held = np.empty(2, object)
+    held[0], held[1] = seqs
+    rt = Runtime(jv, backend="onnx-int8")
+    assert [p.predicted for p in rt.predict(held)] == [p.predicted for p in rt.predict(seqs)]
+    ids = np.empty(3, object)
+    ids[0], ids[1], ids[2] = [1, 2, 3], [4, 5], [6]
+    tok = Runtime(names, backend="onnx-int8")
+    assert len(tok.predict(ids)) == 3
+
+
 def test_a_closed_runtime_refuses_and_its_build_directory_is_gone(jv):
     with Runtime(jv, backend="c") as rt:
         built = rt._impl.cm.path  # the library, in the Runtime's own temporary directory

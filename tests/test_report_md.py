@@ -352,9 +352,12 @@ def test_report_md_describes_one_export_and_goes_with_it(verified, tmp_path):
     assert res.exit_code == 0 and "removed" not in res.output, res.output
     assert (d / "report.md").read_bytes() == page and (d / TRACE_PNG).exists()
 
+    (d / "bench.json").write_text("{}")  # as if `edgernn bench` had measured this model.h
     res = runner.invoke(main, ["export", str(d), "--prefix", "other"])
     assert res.exit_code == 0, res.output
     assert f"removed {d / 'report.md'}" in res.output and f"removed {d / TRACE_PNG}" in res.output
+    # model.h changed too, so its measurements went: the hint names what writes them again.
+    assert f"`edgernn mcu {d}`, `edgernn bench {d}` and `edgernn report {d}`" in res.output
     assert not (d / "report.md").exists() and not (d / TRACE_PNG).exists()
     res = runner.invoke(main, ["report", str(d), "--no-plots"])
     assert res.exit_code == 1 and "verified on an earlier export" in res.output, res.output

@@ -177,3 +177,37 @@ def test_train_to_dir_refuses_what_the_cli_refuses(tmp_path):
         train_to_dir(tmp_path / "c", dataset="names", spec=ModelSpec(input_clip=2.0), progress=False)
     with pytest.raises(InputError, match=r"frame must be an integer in 1\.\.1024, got 0"):
         train_to_dir(tmp_path / "d", dataset="arrowhead", spec=ModelSpec(frame=0), progress=False)
+
+
+def test_a_token_data_file_trains_with_the_recipe_whose_clip_it_cannot_use(tmp_path):
+    """The CLI passes the long-sequence recipe (input_clip 3) for every data file; on token data
+    that clip is the preset's, not the user's, and training goes on without it (a first version of
+    the refusal above refused every token file). An explicit --input-clip is still refused."""
+    import numpy as np
+    from click.testing import CliRunner
+
+    from edgernn.cli import main
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "tok.npz"
+    np.savez(data, X=rng.integers(1, 7, size=(20, 6)), y=np.arange(20) % 2)
+    res = CliRunner().invoke(
+        main, ["train", "--data", str(data), "--epochs", "1", "--quiet", "--out", str(tmp_path / "m")]
+    )
+    assert res.exit_code == 0, res.output
+    assert load_checkpoint(tmp_path / "m").model.cfg.input_clip == 0.0
+    res = CliRunner().invoke(
+        main, ["train", "--data", str(data), "--input-clip", "2", "--quiet", "--out", str(tmp_path / "n")]
+    )
+    assert res.exit_code == 2 and "token" in res.output
+
+
+def test_auto_takes_the_largest_seed_the_cli_takes(tmp_path):
+    """--auto's cross-validation repeats train with seed + r: the largest --seed ran one pass and
+    then failed TrainConfig's own seed check."""
+    from edgernn.pipeline import auto_train_to_dir
+
+    ckpt = auto_train_to_dir(
+        tmp_path, "arrowhead", tc=TrainConfig(epochs=1, seed=2**31 - 1), budget_minutes=1e-6
+    )
+    assert ckpt.meta["train"]["seed"] == 2**31 - 1

@@ -172,7 +172,8 @@ class Runtime:
         rank = 2 if self.tokens else 3
         if type(sequences).__module__.startswith("torch"):
             sequences = as_array(sequences, "the batch")
-        if isinstance(sequences, np.ndarray):
+        # An object array holds sequences of their own lengths: a list, read as one.
+        if isinstance(sequences, np.ndarray) and sequences.dtype != object:
             if sequences.ndim == rank - 1:
                 raise InputError(
                     f"got one sequence of shape {sequences.shape}; predict takes a batch: "
