@@ -249,9 +249,13 @@ def load_data(ref: dict[str, Any], near: Path | None = None) -> Dataset:
 
 
 def _data_and_preset(
-    dataset: str | None, data_file: str | os.PathLike[str] | None, tc: TrainConfig | None
+    dataset: str | None,
+    data_file: str | os.PathLike[str] | None,
+    tc: TrainConfig | None,
+    spec: ModelSpec | None,
 ) -> tuple[dict[str, Any], Dataset, Preset]:
-    """The data reference, the data, and the preset the data set trains with by default."""
+    """The data reference, the data, and the preset the data set trains with by default; `spec`,
+    the caller's, is checked against the data."""
     from edgernn.train.loop import DEFAULT_PRESET, PRESETS
 
     if (dataset is None) == (data_file is None):
@@ -263,7 +267,9 @@ def _data_and_preset(
     ds = load_data(ref)
     # A data file trains with the long-sequence recipe whatever its name: a file called names.npz
     # is the user's data, not the bundled names set (the CLI chooses the same way).
-    return ref, ds, DEFAULT_PRESET if data_file is not None else PRESETS.get(ds.name, DEFAULT_PRESET)
+    preset = DEFAULT_PRESET if data_file is not None else PRESETS.get(ds.name, DEFAULT_PRESET)
+    _check_spec(ds, spec, preset)
+    return ref, ds, preset
 
 
 def _check_spec(ds: Dataset, spec: ModelSpec | None, preset: Preset) -> None:
@@ -304,9 +310,8 @@ def train_to_dir(
     tc: TrainConfig | None = None,
     progress: bool = True,
 ) -> Checkpoint:
-    ref, ds, preset = _data_and_preset(dataset, data_file, tc)
+    ref, ds, preset = _data_and_preset(dataset, data_file, tc, spec)
     require_trained_classes(ds)
-    _check_spec(ds, spec, preset)
     spec = spec or preset.model
     tc = tc or preset.train
     cfg = model_config(ds, spec)
@@ -329,10 +334,9 @@ def auto_train_to_dir(
 ) -> Checkpoint:
     """`train_to_dir` with the search of edgernn.train.auto choosing hidden size, init and lr;
     the checkpoint records every candidate under meta["auto"]."""
-    ref, ds, preset = _data_and_preset(dataset, data_file, tc)
+    ref, ds, preset = _data_and_preset(dataset, data_file, tc, spec)
     if not uses_cross_validation(ds):
         require_trained_classes(ds)
-    _check_spec(ds, spec, preset)
     out = Path(out_dir)
     with exclusive(out), callers_random_state():
         found = auto_train(

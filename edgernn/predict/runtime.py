@@ -239,12 +239,10 @@ class Runtime:
         if not np.isfinite(s).all():
             raise InputError(f"{what} holds NaN or Inf")
         # Finite, but past float32 (or past it once normalised): the float backends would answer NaN
-        # and the integer ones a class, so no backend answers.
-        mean, std = self.qm.sample_norm
+        # and the integer ones a class, so no backend answers. The normalisation is the backends' own.
         with np.errstate(over="ignore", invalid="ignore"):
-            f = s.astype(np.float32)
-            z = (f - np.asarray(mean, np.float32)) / np.asarray(std, np.float32) if len(mean) else f
-        if not (np.isfinite(f).all() and np.isfinite(z).all()):
+            z = self._normalised(s[None], np.array([len(s)]))
+        if not np.isfinite(z).all():
             raise InputError(
                 f"{what} holds values too large for float32 features "
                 f"(largest |x| {float(np.abs(s).max()):.3g})"

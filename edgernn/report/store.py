@@ -166,10 +166,7 @@ def drop_measurements(out_dir: str | os.PathLike[str]) -> list[Path]:
     from edgernn.bench.store import BENCH_JSON
 
     out = Path(out_dir)
-    changed = []
-    if (out / BENCH_JSON).exists():
-        (out / BENCH_JSON).unlink()
-        changed.append(out / BENCH_JSON)
+    changed = _remove(out, (BENCH_JSON,))
     try:
         report = json.loads((out / REPORT_JSON).read_text())
     except (OSError, ValueError):
@@ -188,12 +185,14 @@ def drop_report_page(out_dir: str | os.PathLike[str]) -> list[Path]:
     from edgernn.pipeline import REPORT_MD
     from edgernn.report.plots import SCALING_PNG, SWEEP_PNG, TRACE_PNG
 
-    out = Path(out_dir)
-    removed = []
-    for name in (REPORT_MD, TRACE_PNG, SCALING_PNG, SWEEP_PNG):
-        if (out / name).exists():
-            (out / name).unlink()
-            removed.append(out / name)
+    return _remove(Path(out_dir), (REPORT_MD, TRACE_PNG, SCALING_PNG, SWEEP_PNG))
+
+
+def _remove(out: Path, names: tuple[str, ...]) -> list[Path]:
+    """Delete those of DIR/names that exist; the ones deleted."""
+    removed = [out / n for n in names if (out / n).exists()]
+    for f in removed:
+        f.unlink()
     return removed
 
 
