@@ -289,7 +289,11 @@ static inline void edgernn_zero_s8(int8_t *p, size_t n)
  *
  * EDGERNN_DSP        1 on cores with the Armv7E-M DSP extension (Cortex-M4, M7; M33 with DSP)
  *                    under GCC or clang: the matvec uses SXTB16 + SMLAD, two MACs an instruction.
- *                    Define EDGERNN_NO_DSP to build the portable C instead.
+ *                    Define EDGERNN_NO_DSP to build the portable C instead. Little-endian only:
+ *                    the kernels load four int8 values as one word and take byte k as lane k,
+ *                    the order edgernn.backends.c.tables lays the weights in; a big-endian core
+ *                    (BE8, __ARM_BIG_ENDIAN) loads the same bytes in the other order, and there
+ *                    the portable C runs.
  * EDGERNN_SPLIT_MUL  1 where the instruction set has no 32 x 32 -> 64 multiply (Armv6-M:
  *                    Cortex-M0, M0+, M1): requantization builds its 64-bit sums from 16-bit
  *                    products instead of calling the compiler's __aeabi_lmul, so model code
@@ -312,7 +316,8 @@ static inline void edgernn_zero_s8(int8_t *p, size_t n)
 #define EDGERNN_KERNEL static
 #endif
 
-#if defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_FEATURE_DSP) && !defined(EDGERNN_NO_DSP)
+#if defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_FEATURE_DSP) && !defined(__ARM_BIG_ENDIAN) && \
+    !defined(EDGERNN_NO_DSP)
 #define EDGERNN_DSP 1
 #else
 #define EDGERNN_DSP 0

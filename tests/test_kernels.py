@@ -5,6 +5,7 @@ that runs it:
 
 - host x86-64: SSE2 (the default flags), SSE4.1, AVX2, and the portable C (EDGERNN_NO_SIMD);
 - AArch64 NEON, cross-compiled with zig cc and run under qemu-aarch64 user mode;
+- big-endian Cortex-M4 and M0+ builds (zig cc, freestanding), run under qemu-armeb user mode;
 - Cortex-M4 and M33 (the DSP block kernels), M0+ (Armv6-M assembly), RISC-V (the RV32 C kernel,
   with zig and gcc) and AVR (portable C).
 
@@ -136,6 +137,90 @@ def test_neon_path_is_bit_exact_under_qemu_aarch64(tmp_path: Path) -> None:
         )
         run = subprocess.run(["qemu-aarch64", str(exe)], capture_output=True, text=True, timeout=120)
         assert "mismatches=0 " in run.stdout and run.returncode == 0, (inp, hidden, run.stdout, run.stderr)
+
+
+# _start for a freestanding Arm build run under qemu-arm(eb) user mode: no libc to build for a
+# big-endian Cortex-M, the mismatch count (capped below the shell's 126) as the exit status.
+LINUX_USER_START = """#include <stdint.h>
+#include "vectors.h"
+int32_t mcu_check(int32_t first, int32_t count);
+__attribute__((noreturn, used)) void _start(void)
+{
+    register int32_t r0 __asm__("r0") = mcu_check(0, MCU_NUM_SEQS);
+    if (r0 > 125) {
+        r0 = 125;
+    }
+    __asm__ volatile("movs r7, #1\\n\\tsvc #0" : : "r"(r0) : "memory"); /* exit(r0) */
+    for (;;) {
+    }
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("target", "cpu", "dsp"),
+    [
+        ("thumbeb-freestanding-eabi", "cortex_m4", 0),  # the DSP kernels step aside: portable C
+        ("thumbeb-freestanding-eabi", "cortex_m0plus", 0),  # the Armv6-M assembly (byte loads)
+        ("thumb-freestanding-eabi", "cortex_m4", 1),  # the same build little-endian: DSP kernels
+    ],
+)
+def test_big_endian_arm_builds_are_bit_exact(tmp_path: Path, target: str, cpu: str, dsp: int) -> None:
+    """A big-endian (BE8) Cortex-M build gives the reference's integers. The DSP kernels load four
+    int8 weights as one word and take byte k as lane k; on a big-endian core that reversed the
+    lanes against the weights' layout, and every shape here mismatched (exit 125) until
+    EDGERNN_DSP required little-endian. qemu-armeb user mode runs the Thumb code."""
+    if importlib.util.find_spec("ziglang") is None:
+        pytest.skip("zig missing; pip install -e '.[mcu]' installs it")
+    qemu = "qemu-armeb" if "eb-" in target else "qemu-arm"
+    if shutil.which(qemu) is None:
+        pytest.skip(f"{qemu} (user mode) missing; {QEMU_HINT}")
+    src = c_runtime_dir() / "mcu"
+    (tmp_path / "start.c").write_text(LINUX_USER_START)
+    zig = [sys.executable, "-m", "ziglang", "cc", "-target", target, f"-mcpu={cpu}", "-O2", "-std=c99"]
+    for i, (inp, hidden) in enumerate(SHAPES):
+        qm, x, lengths, _ = _model_and_inputs(inp, hidden, i)
+        work = tmp_path / f"m{i}"
+        work.mkdir()
+        header = write_header(qm, work / "model.h", "m")
+        vectors = build_vectors(qm, x, lengths)
+        (work / "vectors.h").write_text(vectors.text)
+        if i == 0:  # which matvec the header picked on this core
+            probe = work / "probe.c"
+            probe.write_text(f'#include "model.h"\n#if EDGERNN_DSP != {dsp}\n#error EDGERNN_DSP\n#endif\n')
+            obj = str(work / "probe.o")
+            built = subprocess.run([*zig, "-c", str(probe), "-o", obj], capture_output=True, timeout=300)
+            assert built.returncode == 0, f"EDGERNN_DSP is not {dsp} on {target} {cpu}"
+        exe = work / "check"
+        subprocess.run(
+            [
+                *zig,
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-static",
+                "-nostdlib",
+                "-ffreestanding",
+                f'-DEDGERNN_MODEL_HEADER="{header}"',
+                "-DEDGERNN_MODEL=m_model",
+                f"-DMCU_SCRATCH_WORDS={vectors.macros['MCU_SCRATCH_WORDS']}",
+                "-DMCU_BIDIRECTIONAL=0",
+                "-DMCU_SEMIHOST=0",
+                f"-I{work}",
+                f"-I{src}",
+                str(src / "model_unit.c"),
+                str(src / "harness.c"),
+                str(tmp_path / "start.c"),
+                "-o",
+                str(exe),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        run = subprocess.run([qemu, str(exe)], capture_output=True, text=True, timeout=120)
+        mismatches = f"{run.returncode} mismatches (125: or more)"
+        assert run.returncode == 0, (target, cpu, inp, hidden, mismatches, run.stderr)
 
 
 def _zig_path() -> None:
