@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -89,13 +90,11 @@ def test_host_simd_paths_are_bit_exact(tmp_path: Path, variant: str) -> None:
         assert_same_as_reference(qm, cm, x, lengths, random_h0(qm, rng, 3))
 
 
-def test_neon_path_is_bit_exact_under_qemu_aarch64(tmp_path: Path) -> None:
-    """zig cc -target aarch64-linux-musl builds the MCU harness as a static Linux program (its
-    hosted main, MCU_SEMIHOST) with the NEON kernels; qemu-aarch64 runs it."""
-    if importlib.util.find_spec("ziglang") is None:
-        pytest.skip("zig missing; pip install -e '.[mcu]' installs it")
-    if shutil.which("qemu-aarch64") is None:
-        pytest.skip(f"qemu-aarch64 (user mode) missing; {QEMU_HINT}")
+def _zig_linux_programs(
+    tmp_path: Path, zig: list[str], flags: list[str], sources: list[Path]
+) -> Iterator[tuple[tuple[int, int], Path]]:
+    """The MCU harness with each of SHAPES' models, built by `zig` (zig cc and its target) as a
+    static Linux program for qemu user mode: yields ((input, hidden), program)."""
     src = c_runtime_dir() / "mcu"
     for i, (inp, hidden) in enumerate(SHAPES):
         qm, x, lengths, _ = _model_and_inputs(inp, hidden, i)
@@ -105,38 +104,30 @@ def test_neon_path_is_bit_exact_under_qemu_aarch64(tmp_path: Path) -> None:
         vectors = build_vectors(qm, x, lengths)
         (work / "vectors.h").write_text(vectors.text)
         exe = work / "check"
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "ziglang",
-                "cc",
-                "-target",
-                "aarch64-linux-musl",
-                "-O2",
-                "-std=c99",
-                "-Wall",
-                "-Wextra",
-                "-Werror",
-                "-static",
-                f'-DEDGERNN_MODEL_HEADER="{header}"',
-                "-DEDGERNN_MODEL=m_model",
-                f"-DMCU_SCRATCH_WORDS={vectors.macros['MCU_SCRATCH_WORDS']}",
-                "-DMCU_BIDIRECTIONAL=0",
-                "-DMCU_SEMIHOST=1",
-                f"-I{work}",
-                f"-I{src}",
-                str(src / "model_unit.c"),
-                str(src / "harness.c"),
-                "-o",
-                str(exe),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=900,
-        )
+        defines = [
+            f'-DEDGERNN_MODEL_HEADER="{header}"',
+            "-DEDGERNN_MODEL=m_model",
+            f"-DMCU_SCRATCH_WORDS={vectors.macros['MCU_SCRATCH_WORDS']}",
+            "-DMCU_BIDIRECTIONAL=0",
+        ]
+        harness = [str(src / "model_unit.c"), str(src / "harness.c"), *map(str, sources)]
+        includes = [f"-I{work}", f"-I{src}"]
+        command = [*zig, "-Wall", "-Wextra", "-Werror", "-static", *flags, *defines, *includes, *harness]
+        subprocess.run([*command, "-o", str(exe)], check=True, capture_output=True, timeout=900)
+        yield (inp, hidden), exe
+
+
+def test_neon_path_is_bit_exact_under_qemu_aarch64(tmp_path: Path) -> None:
+    """zig cc -target aarch64-linux-musl builds the MCU harness as a static Linux program (its
+    hosted main, MCU_SEMIHOST) with the NEON kernels; qemu-aarch64 runs it."""
+    if importlib.util.find_spec("ziglang") is None:
+        pytest.skip("zig missing; pip install -e '.[mcu]' installs it")
+    if shutil.which("qemu-aarch64") is None:
+        pytest.skip(f"qemu-aarch64 (user mode) missing; {QEMU_HINT}")
+    zig = [sys.executable, "-m", "ziglang", "cc", "-target", "aarch64-linux-musl", "-O2", "-std=c99"]
+    for shape, exe in _zig_linux_programs(tmp_path, zig, ["-DMCU_SEMIHOST=1"], []):
         run = subprocess.run(["qemu-aarch64", str(exe)], capture_output=True, text=True, timeout=120)
-        assert "mismatches=0 " in run.stdout and run.returncode == 0, (inp, hidden, run.stdout, run.stderr)
+        assert "mismatches=0 " in run.stdout and run.returncode == 0, (shape, run.stdout, run.stderr)
 
 
 # _start for a freestanding Arm build run under qemu-arm(eb) user mode: no libc to build for a
@@ -175,52 +166,19 @@ def test_big_endian_arm_builds_are_bit_exact(tmp_path: Path, target: str, cpu: s
     qemu = "qemu-armeb" if "eb-" in target else "qemu-arm"
     if shutil.which(qemu) is None:
         pytest.skip(f"{qemu} (user mode) missing; {QEMU_HINT}")
-    src = c_runtime_dir() / "mcu"
-    (tmp_path / "start.c").write_text(LINUX_USER_START)
     zig = [sys.executable, "-m", "ziglang", "cc", "-target", target, f"-mcpu={cpu}", "-O2", "-std=c99"]
-    for i, (inp, hidden) in enumerate(SHAPES):
-        qm, x, lengths, _ = _model_and_inputs(inp, hidden, i)
-        work = tmp_path / f"m{i}"
-        work.mkdir()
-        header = write_header(qm, work / "model.h", "m")
-        vectors = build_vectors(qm, x, lengths)
-        (work / "vectors.h").write_text(vectors.text)
-        if i == 0:  # which matvec the header picked on this core
-            probe = work / "probe.c"
-            probe.write_text(f'#include "model.h"\n#if EDGERNN_DSP != {dsp}\n#error EDGERNN_DSP\n#endif\n')
-            obj = str(work / "probe.o")
-            built = subprocess.run([*zig, "-c", str(probe), "-o", obj], capture_output=True, timeout=300)
-            assert built.returncode == 0, f"EDGERNN_DSP is not {dsp} on {target} {cpu}"
-        exe = work / "check"
-        subprocess.run(
-            [
-                *zig,
-                "-Wall",
-                "-Wextra",
-                "-Werror",
-                "-static",
-                "-nostdlib",
-                "-ffreestanding",
-                f'-DEDGERNN_MODEL_HEADER="{header}"',
-                "-DEDGERNN_MODEL=m_model",
-                f"-DMCU_SCRATCH_WORDS={vectors.macros['MCU_SCRATCH_WORDS']}",
-                "-DMCU_BIDIRECTIONAL=0",
-                "-DMCU_SEMIHOST=0",
-                f"-I{work}",
-                f"-I{src}",
-                str(src / "model_unit.c"),
-                str(src / "harness.c"),
-                str(tmp_path / "start.c"),
-                "-o",
-                str(exe),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
+    probe = tmp_path / "probe.c"  # which matvec the header picks on this core
+    write_header(_model_and_inputs(*SHAPES[0], 0)[0], tmp_path / "model.h", "m")
+    probe.write_text(f'#include "model.h"\n#if EDGERNN_DSP != {dsp}\n#error EDGERNN_DSP\n#endif\n')
+    built = subprocess.run([*zig, "-c", str(probe), "-o", str(tmp_path / "probe.o")], capture_output=True)
+    assert built.returncode == 0, f"EDGERNN_DSP is not {dsp} on {target} {cpu}"
+    start = tmp_path / "start.c"
+    start.write_text(LINUX_USER_START)
+    flags = ["-nostdlib", "-ffreestanding", "-DMCU_SEMIHOST=0"]
+    for shape, exe in _zig_linux_programs(tmp_path, zig, flags, [start]):
         run = subprocess.run([qemu, str(exe)], capture_output=True, text=True, timeout=120)
         mismatches = f"{run.returncode} mismatches (125: or more)"
-        assert run.returncode == 0, (target, cpu, inp, hidden, mismatches, run.stderr)
+        assert run.returncode == 0, (target, cpu, shape, mismatches, run.stderr)
 
 
 def _zig_path() -> None:
