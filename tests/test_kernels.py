@@ -5,7 +5,7 @@ that runs it:
 
 - host x86-64: SSE2 (the default flags), SSE4.1, AVX2, and the portable C (EDGERNN_NO_SIMD);
 - AArch64 NEON, cross-compiled with zig cc and run under qemu-aarch64 user mode;
-- big-endian Cortex-M4 and M0+ builds (zig cc, freestanding), run under qemu-armeb user mode;
+- big-endian Cortex-M4, M0+ and AArch64 builds (zig cc, freestanding), under qemu user mode;
 - Cortex-M4 and M33 (the DSP block kernels), M0+ (Armv6-M assembly), RISC-V (the RV32 C kernel,
   with zig and gcc) and AVR (portable C).
 
@@ -130,48 +130,56 @@ def test_neon_path_is_bit_exact_under_qemu_aarch64(tmp_path: Path) -> None:
         assert "mismatches=0 " in run.stdout and run.returncode == 0, (shape, run.stdout, run.stderr)
 
 
-# _start for a freestanding Arm build run under qemu-arm(eb) user mode: no libc to build for a
-# big-endian Cortex-M, the mismatch count (capped below the shell's 126) as the exit status.
+# _start for a freestanding build run under qemu user mode: no libc to build for a big-endian
+# core, the mismatch count (capped below the shell's 126) as the exit status.
 LINUX_USER_START = """#include <stdint.h>
 #include "vectors.h"
 int32_t mcu_check(int32_t first, int32_t count);
 __attribute__((noreturn, used)) void _start(void)
 {
-    register int32_t r0 __asm__("r0") = mcu_check(0, MCU_NUM_SEQS);
-    if (r0 > 125) {
-        r0 = 125;
-    }
+    int32_t m = mcu_check(0, MCU_NUM_SEQS);
+#if defined(__aarch64__)
+    register int64_t x0 __asm__("x0") = m > 125 ? 125 : m;
+    __asm__ volatile("mov x8, #93\\n\\tsvc #0" : : "r"(x0) : "x8", "memory"); /* exit(x0) */
+#else
+    register int32_t r0 __asm__("r0") = m > 125 ? 125 : m;
     __asm__ volatile("movs r7, #1\\n\\tsvc #0" : : "r"(r0) : "memory"); /* exit(r0) */
+#endif
     for (;;) {
     }
 }
 """
 
 
+QEMU_USER = {"thumbeb": "qemu-armeb", "thumb": "qemu-arm", "aarch64_be": "qemu-aarch64_be"}  # by zig's arch
+
+
 @pytest.mark.parametrize(
-    ("target", "cpu", "dsp"),
+    ("target", "cpu", "path"),
     [
-        ("thumbeb-freestanding-eabi", "cortex_m4", 0),  # the DSP kernels step aside: portable C
-        ("thumbeb-freestanding-eabi", "cortex_m0plus", 0),  # the Armv6-M assembly (byte loads)
-        ("thumb-freestanding-eabi", "cortex_m4", 1),  # the same build little-endian: DSP kernels
+        ("thumbeb-freestanding-eabi", "cortex_m4", "!EDGERNN_DSP"),  # the DSP kernels step aside
+        ("thumbeb-freestanding-eabi", "cortex_m0plus", "EDGERNN_V6M_ASM"),  # byte loads: either order
+        ("thumb-freestanding-eabi", "cortex_m4", "EDGERNN_DSP"),  # the same build little-endian
+        ("aarch64_be-freestanding-none", "generic", "EDGERNN_SIMD == 2"),  # NEON loads elements
     ],
 )
-def test_big_endian_arm_builds_are_bit_exact(tmp_path: Path, target: str, cpu: str, dsp: int) -> None:
-    """A big-endian (BE8) Cortex-M build gives the reference's integers. The DSP kernels load four
-    int8 weights as one word and take byte k as lane k; on a big-endian core that reversed the
+def test_big_endian_builds_are_bit_exact(tmp_path: Path, target: str, cpu: str, path: str) -> None:
+    """A big-endian build gives the reference's integers. The Cortex-M DSP kernels load four int8
+    weights as one word and take byte k as lane k; on a big-endian (BE8) core that reversed the
     lanes against the weights' layout, and every shape here mismatched (exit 125) until
-    EDGERNN_DSP required little-endian. qemu-armeb user mode runs the Thumb code."""
+    EDGERNN_DSP required little-endian. qemu-armeb / qemu-aarch64_be user mode runs the code;
+    `path` is the kernel path the header must pick there."""
     if importlib.util.find_spec("ziglang") is None:
         pytest.skip("zig missing; pip install -e '.[mcu]' installs it")
-    qemu = "qemu-armeb" if "eb-" in target else "qemu-arm"
+    qemu = QEMU_USER[target.split("-")[0]]
     if shutil.which(qemu) is None:
         pytest.skip(f"{qemu} (user mode) missing; {QEMU_HINT}")
     zig = [sys.executable, "-m", "ziglang", "cc", "-target", target, f"-mcpu={cpu}", "-O2", "-std=c99"]
-    probe = tmp_path / "probe.c"  # which matvec the header picks on this core
+    probe = tmp_path / "probe.c"
     write_header(_model_and_inputs(*SHAPES[0], 0)[0], tmp_path / "model.h", "m")
-    probe.write_text(f'#include "model.h"\n#if EDGERNN_DSP != {dsp}\n#error EDGERNN_DSP\n#endif\n')
+    probe.write_text(f'#include "model.h"\n#if !({path})\n#error kernel path\n#endif\n')
     built = subprocess.run([*zig, "-c", str(probe), "-o", str(tmp_path / "probe.o")], capture_output=True)
-    assert built.returncode == 0, f"EDGERNN_DSP is not {dsp} on {target} {cpu}"
+    assert built.returncode == 0, f"not {path} on {target} {cpu}"
     start = tmp_path / "start.c"
     start.write_text(LINUX_USER_START)
     flags = ["-nostdlib", "-ffreestanding", "-DMCU_SEMIHOST=0"]
