@@ -139,8 +139,7 @@ def build_model(found: Found, task: Task, readout: Readout, pad_to: int = 0) -> 
         pad_to=pad_to,
         reverse=found.reverse,
     )
-    with torch.random.fork_rng(devices=[]):  # every weight is replaced below: keep the caller's draws
-        model = EdgeRNN(cfg)
+    model = EdgeRNN.to_be_loaded(cfg)
     state: dict[str, torch.Tensor] = {}
     for i, cell in enumerate(found.cells):
         layer, direction = divmod(i, found.directions)

@@ -119,8 +119,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         meta = json.loads(payload["meta"])
         cfg = ModelConfig.from_dict(meta["config"])
         state = payload["state_dict"]
-        with torch.random.fork_rng(devices=[]):  # the weights drawn here are replaced: keep the caller's
-            model = EdgeRNN(cfg)
+        model = EdgeRNN.to_be_loaded(cfg)
         model.load_state_dict(state)
     except InputError as e:
         raise InputError(f"{p}: {e}") from None

@@ -34,6 +34,14 @@ class EdgeRNN(nn.Module):
     each sequence's state after its last *valid* step (packed sequences, so padding never leaks in).
     """
 
+    @classmethod
+    def to_be_loaded(cls, cfg: ModelConfig) -> EdgeRNN:
+        """A model whose every weight the caller replaces (a checkpoint's, an imported source's):
+        built without drawing from torch's global generator, so loading leaves the caller's random
+        numbers where they were."""
+        with torch.random.fork_rng(devices=[]):
+            return cls(cfg)
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
