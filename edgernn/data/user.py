@@ -91,36 +91,45 @@ def load_user_data(path: str | os.PathLike[str], seed: int = 0, normalize: bool 
 
 
 def _read_npz(p: Path) -> UserArrays:
-    allowed = ("X", "y", "lengths", "class_names", "split")
-    try:
-        with p.open("rb") as f:
-            magic = f.read(4)
-        # np.load would take any other file for a pickle and report that, which misleads.
-        if magic != b"PK\x03\x04":
-            raise InputError(f"{p.name}: not an .npz archive; save one with np.savez(path, X=..., y=...)")
-        with np.load(p, allow_pickle=False) as z:
-            keys = set(z.files)
-            missing = [k for k in ("X", "y") if k not in keys]
-            if missing:
-                found = ", ".join(sorted(keys)) or "nothing"
-                raise InputError(f"{p.name}: missing array {missing[0]!r} (found: {found}); expected X, y")
-            extra = sorted(keys - set(allowed))
-            if extra:
-                raise InputError(f"{p.name}: unexpected array {extra[0]!r}; allowed: {', '.join(allowed)}")
-            arrays = {k: z[k] for k in keys}
-    except InputError:
-        raise
-    except ValueError as e:
-        if "allow_pickle" in str(e):
-            raise InputError(f"{p.name}: an array holds Python objects; save plain numeric arrays") from None
-        raise InputError(f"{p.name}: cannot read as .npz: {_oneline(e)}") from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise InputError(f"{p.name}: cannot read as .npz: {_oneline(e)}") from None
+    arrays = read_npz(p, ("X", "y"), ("lengths", "class_names", "split"))
     if "class_names" in arrays and arrays["class_names"].dtype.kind not in "US":
         raise InputError(f"{p.name}: class_names must be an array of strings")
     return UserArrays(
         arrays["X"], arrays["y"], arrays.get("lengths"), arrays.get("class_names"), arrays.get("split")
     )
+
+
+def read_npz(p: Path, required: tuple[str, ...], optional: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The arrays of the .npz file `p` by name, read without pickle. A file that is not an .npz,
+    a missing or unexpected array name, an object array or a damaged archive is an InputError."""
+    allowed = (*required, *optional)
+    try:
+        with p.open("rb") as f:
+            magic = f.read(4)
+        # np.load would take any other file for a pickle and report that, which misleads.
+        if magic != b"PK\x03\x04":
+            example = ", ".join(f"{k}=..." for k in required)
+            raise InputError(f"{p.name}: not an .npz archive; save one with np.savez(path, {example})")
+        with np.load(p, allow_pickle=False) as z:
+            keys = set(z.files)
+            missing = [k for k in required if k not in keys]
+            if missing:
+                found = ", ".join(sorted(keys)) or "nothing"
+                raise InputError(
+                    f"{p.name}: missing array {missing[0]!r} (found: {found}); expected {', '.join(required)}"
+                )
+            extra = sorted(keys - set(allowed))
+            if extra:
+                raise InputError(f"{p.name}: unexpected array {extra[0]!r}; allowed: {', '.join(allowed)}")
+            return {k: z[k] for k in keys}
+    except InputError:
+        raise
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise InputError(f"{p.name}: an array holds Python objects; save plain numeric arrays") from None
+        raise InputError(f"{p.name}: cannot read as .npz: {oneline(e)}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise InputError(f"{p.name}: cannot read as .npz: {oneline(e)}") from None
 
 
 @dataclass(frozen=True)
@@ -145,7 +154,7 @@ def read_long_csv(p: Path, labels: str) -> LongCsv:
     except UnicodeDecodeError:
         raise InputError(f"{p.name}: not a UTF-8 text file") from None
     except (OSError, csv.Error) as e:
-        raise InputError(f"{p.name}: cannot read as CSV: {_oneline(e)}") from None
+        raise InputError(f"{p.name}: cannot read as CSV: {oneline(e)}") from None
     if not rows:
         raise InputError(f"{p.name}: empty file; expected a header like {CSV_HEADER}")
     header = [h.strip() for h in rows[0]]
@@ -383,5 +392,6 @@ def _user_dataset(p: Path, arrays: UserArrays, rng: np.random.Generator, normali
     return replace(ds, split_marked=codes is not None, feature_names=arrays.feature_names)
 
 
-def _oneline(e: BaseException) -> str:
+def oneline(e: BaseException) -> str:
+    """An exception's message on one line, for an InputError that quotes it."""
     return " ".join(str(e).split()) or type(e).__name__

@@ -23,8 +23,6 @@ import csv
 import io
 import json
 import os
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +30,11 @@ import numpy as np
 
 from edgernn.artifacts import write_text
 from edgernn.config import Task
-from edgernn.data.user import read_long_csv
+from edgernn.data.user import read_long_csv, read_npz
 from edgernn.errors import InputError
 from edgernn.predict.runtime import Generation, Prediction, Runtime
 
 OUT_FORMATS = (".csv", ".json")
-
-
-def _oneline(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
 
 
 def read_sequences(path: str | os.PathLike[str]) -> tuple[list[str], list[np.ndarray]]:
@@ -67,30 +61,8 @@ def read_named_sequences(path: str | os.PathLike[str]) -> tuple[list[str], list[
 
 
 def _read_npz(p: Path) -> tuple[list[str], list[np.ndarray]]:
-    allowed = ("X", "lengths", "y", "class_names", "split")
-    try:
-        with p.open("rb") as f:
-            if f.read(4) != b"PK\x03\x04":
-                raise InputError(f"{p.name}: not an .npz archive; save one with np.savez(path, X=...)")
-        with np.load(p, allow_pickle=False) as z:
-            keys = set(z.files)
-            if "X" not in keys:
-                raise InputError(
-                    f"{p.name}: missing array 'X' (found: {', '.join(sorted(keys)) or 'nothing'})"
-                )
-            extra = sorted(keys - set(allowed))
-            if extra:
-                raise InputError(f"{p.name}: unexpected array {extra[0]!r}; allowed: {', '.join(allowed)}")
-            x = z["X"]
-            lengths = z["lengths"] if "lengths" in keys else None
-    except InputError:
-        raise
-    except ValueError as e:
-        if "allow_pickle" in str(e):
-            raise InputError(f"{p.name}: an array holds Python objects; save plain numeric arrays") from None
-        raise InputError(f"{p.name}: cannot read as .npz: {_oneline(e)}") from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise InputError(f"{p.name}: cannot read as .npz: {_oneline(e)}") from None
+    arrays = read_npz(p, ("X",), ("lengths", "y", "class_names", "split"))
+    x, lengths = arrays["X"], arrays.get("lengths")
     if x.dtype.kind not in "iuf" or x.ndim not in (2, 3) or x.shape[0] == 0 or x.shape[1] == 0:
         raise InputError(
             f"{p.name}: X must be float (N, T, I) features or integer (N, T) token ids, "
