@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_c import assert_same_as_reference, make_qm, random_h0, random_inputs
-from test_mcu import _assert_exact
+from test_mcu import _assert_exact, _zig_path
 from test_mcu_avr import _avr_helper
 from test_mcu_riscv import _gcc_path as _gcc_riscv_path
 
@@ -187,12 +187,6 @@ def test_big_endian_builds_are_bit_exact(tmp_path: Path, target: str, cpu: str, 
         run = subprocess.run([qemu, str(exe)], capture_output=True, text=True, timeout=120)
         mismatches = f"{run.returncode} mismatches (125: or more)"
         assert run.returncode == 0, (target, cpu, shape, mismatches, run.stderr)
-
-
-def _zig_path() -> None:
-    for mod in ("ziglang", "unicorn", "capstone"):
-        if importlib.util.find_spec(mod) is None:
-            pytest.skip(f"pip-only path (zig + Unicorn): {mod} missing; pip install -e '.[mcu]' installs it")
 
 
 def _tools_for(target: str) -> None:

@@ -10,14 +10,13 @@ check refusing A, F/D and Zb* code.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import padded_batch
-from test_mcu import _assert_exact, _bidirectional_model
+from test_mcu import _assert_exact, _bidirectional_model, _zig_path
 
 from edgernn.backends.c.codegen import write_header
 from edgernn.contract.model import QuantizedModel
@@ -33,12 +32,6 @@ TARGET = "riscv32imc"
 MAKE_HINT = (
     "`make mcu-tools` installs them (gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc)"
 )
-
-
-def _zig_path() -> None:
-    for mod in ("ziglang", "unicorn", "capstone"):
-        if importlib.util.find_spec(mod) is None:
-            pytest.skip(f"pip-only path (zig + Unicorn): {mod} missing; pip install -e '.[mcu]' installs it")
 
 
 def _gcc_path() -> None:
