@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -26,7 +27,7 @@ from edgernn import __version__
 from edgernn import packages as firmware_packages  # the package registry: --package's choices
 from edgernn import targets as mcu_targets  # the target registry: --target's choices
 from edgernn.config import MAX_GENERATED
-from edgernn.errors import CheckFailed, EdgeRNNError, InputError
+from edgernn.errors import CheckFailed, DataWarning, EdgeRNNError, InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_ROOT = Path("export")
@@ -54,6 +55,24 @@ def _noting_interrupts() -> Iterator[list[bool]]:
         signal.signal(signal.SIGINT, before)
 
 
+@contextmanager
+def _printing_warnings() -> Iterator[None]:
+    """DataWarnings as `warning: ...` lines on stderr when they are raised (before a long
+    training, not after it), every one of them, rather than Python's file:line form."""
+
+    def show(message: Any, category: type[Warning], *_: Any, **__: Any) -> None:
+        if issubclass(category, DataWarning):
+            click.secho(f"warning: {message}", fg="yellow", err=True)
+        else:
+            shown(message, category, *_, **__)
+
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+        warnings.simplefilter("always", DataWarning)
+        warnings.showwarning = show
+        yield
+
+
 class Finite(click.FloatRange):
     """click.FloatRange without NaN and infinities: NaN passes its bound checks (every comparison
     with NaN is false), so `--clip nan` trained an all-NaN model that early stopping hid and
@@ -77,7 +96,7 @@ def friendly(fn: F) -> F:
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with _noting_interrupts() as interrupted:
+        with _noting_interrupts() as interrupted, _printing_warnings():
             try:
                 return fn(*args, **kwargs)
             except Exception as e:

@@ -9,6 +9,9 @@ Classed by what the user should do about them:
 | CheckFailed        | 1    | a check ran and the answer is no (a parity mismatch, a corrupt set)  |
 | ToolchainError     | 3    | a compiler, emulator or other outside tool is missing or failed      |
 | InternalError      | 4    | edgernn broke its own promise (a C return code it never expects)     |
+
+Input that is taken but likely not what the user meant is a DataWarning (`warnings.warn`): the
+CLI prints it as `warning: ...` and goes on; a library caller sees a Python warning.
 """
 
 
@@ -46,3 +49,9 @@ class InternalError(EdgeRNNError):
     """A state edgernn's own code should never reach, e.g. an unexpected C return code (exit 4)."""
 
     exit_code = 4
+
+
+class DataWarning(UserWarning):
+    """Input that edgernn takes as documented but that likely means something else (integer
+    sensor samples read as token ids, an array that looks transposed, a retrain beside an older
+    export): the work goes on and the CLI prints `warning: ...`."""

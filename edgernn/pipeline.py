@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
@@ -34,7 +35,7 @@ from edgernn.data.bundled import load_dataset
 from edgernn.data.dataset import Dataset, Split
 from edgernn.data.user import load_user_data
 from edgernn.data.user_split import class_list
-from edgernn.errors import InputError
+from edgernn.errors import DataWarning, InputError
 from edgernn.manifest import MANIFEST, file_record, manifest_digest, write_manifest
 from edgernn.metrics import task_metrics
 from edgernn.train.auto import DEFAULT_BUDGET_MINUTES, auto_train, uses_cross_validation
@@ -317,6 +318,7 @@ def train_to_dir(
     cfg = model_config(ds, spec)
     out = Path(out_dir)
     with exclusive(out), callers_random_state():
+        _warn_if_exported(out)
         result = train(ds, cfg, tc, progress=progress)
         _save_trained(out, ds, ref, tc, result)
     return load_checkpoint(out)
@@ -339,6 +341,7 @@ def auto_train_to_dir(
         require_trained_classes(ds)
     out = Path(out_dir)
     with exclusive(out), callers_random_state():
+        _warn_if_exported(out)
         found = auto_train(
             ds,
             spec or preset.model,
@@ -368,6 +371,19 @@ def int8_val_accuracy(model: EdgeRNN, ds: Dataset) -> float:
     """Accuracy on ds.val of the model's int8 version, calibrated on ds.train as export calibrates."""
     qm = quantize_model(model, ds.train.x, ds.train.lengths, ds.norm_mean, ds.norm_std)
     return float(int8_metrics(qm, ds.val)[0]["test_accuracy"])
+
+
+def _warn_if_exported(out: Path) -> None:
+    """A new checkpoint beside an export of the old one leaves model.h and the ONNX files stale
+    until the next `edgernn export`; verify, report and predict refuse them then, but a model.h
+    copied into firmware in between would be the old model."""
+    if (out / MANIFEST).exists():
+        warnings.warn(
+            f"{out} holds an export of its current checkpoint (model.h, ONNX); once this training "
+            f"replaces the checkpoint they are stale until `edgernn export {out}` is run again",
+            DataWarning,
+            stacklevel=3,
+        )
 
 
 def _save_trained(

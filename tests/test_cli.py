@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 from edgernn.cli import main
 from edgernn.config import TrainConfig
+from edgernn.errors import DataWarning
 from edgernn.pipeline import train_to_dir
 from edgernn.train.checkpoint import FORMAT
 from edgernn.train.loop import ModelSpec
@@ -114,7 +115,14 @@ def test_checkpoint_carrying_pickled_code_is_refused(tmp_path):
 
 
 def test_plain_pickle_is_refused(tmp_path):
-    assert_input_error(run("export", _checkpoint_dir(tmp_path, pickle.dumps(Payload()))), "checkpoint")
+    r = run("export", _checkpoint_dir(tmp_path, pickle.dumps(Payload())))
+    assert_input_error(r, "holds objects other than tensors, which edgernn never unpickles")
+    assert "weights_only" not in r.output  # torch's text suggests the load that would run it
+
+
+def test_a_text_file_is_not_a_checkpoint(tmp_path):
+    r = run("export", _checkpoint_dir(tmp_path, b"hi\n"))
+    assert_input_error(r, "is not a PyTorch checkpoint file")
 
 
 def _rewrite(tiny_dir, tmp_path, edit) -> str:
@@ -138,7 +146,10 @@ def test_checkpoint_with_wrong_tensor_shapes(tiny_dir, tmp_path):
     def edit(p):
         p["state_dict"]["head.weight"] = torch.zeros(3, 3)
 
-    assert_input_error(run("export", _rewrite(tiny_dir, tmp_path, edit)), "malformed")
+    r = run("export", _rewrite(tiny_dir, tmp_path, edit))
+    assert_input_error(
+        r, "malformed: Error(s) in loading state_dict for EdgeRNN: size mismatch for head.weight"
+    )
 
 
 def test_checkpoint_with_nan_weights(tiny_dir, tmp_path):
@@ -523,13 +534,14 @@ def test_verify_refuses_a_missing_artifact_and_a_corrupt_manifest(tiny_export, t
 
 def test_verify_refuses_a_checkpoint_retrained_after_export(tiny_export, tmp_path):
     d = _copy_export(tiny_export, tmp_path / "d")
-    train_to_dir(
-        d,
-        dataset="japanese_vowels",
-        spec=ModelSpec(hidden_size=8),
-        tc=TrainConfig(epochs=1, seed=9),
-        progress=False,
-    )
+    with pytest.warns(DataWarning, match="holds an export"):
+        train_to_dir(
+            d,
+            dataset="japanese_vowels",
+            spec=ModelSpec(hidden_size=8),
+            tc=TrainConfig(epochs=1, seed=9),
+            progress=False,
+        )
     assert_check_failed(
         run("verify", str(d), "--no-c"), "checkpoint.pt is not the checkpoint", "edgernn export"
     )
@@ -716,6 +728,34 @@ def test_a_checkpoint_of_another_format_version_says_so(tiny_dir, tmp_path):
         p["format"] = "edgernn-checkpoint-v9"
 
     assert_input_error(run("export", _rewrite(tiny_dir, tmp_path, edit)), "another edgernn version")
+
+    def other(p):
+        p["format"] = "other"
+
+    r = run("export", _rewrite(tiny_dir, tmp_path, other))
+    assert_input_error(r, "not an edgernn checkpoint (format tag 'other', not edgernn-checkpoint-v1)")
+
+
+def test_training_beside_an_export_warns_that_it_will_be_stale(tiny_export, tmp_path):
+    d = _copy_export(tiny_export, tmp_path / "d")
+    r = run(
+        "train", "--dataset", "japanese_vowels", "--hidden", "8", "--epochs", "1", "--quiet", "--out", str(d)
+    )
+    assert r.exit_code == 0, r.output
+    assert f"warning: {d} holds an export" in r.output and f"`edgernn export {d}`" in r.output
+    r = run(
+        "train",
+        "--dataset",
+        "japanese_vowels",
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        str(tmp_path / "new"),
+    )
+    assert r.exit_code == 0 and "warning" not in r.output, r.output
 
 
 @pytest.mark.parametrize(

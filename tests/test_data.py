@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from edgernn.data import bundled as data
 from edgernn.data.bundled import BUNDLED, DEFAULT_DATASET, DEMO, LONG, load_dataset
 from edgernn.data.dataset import Dataset, Split, normalize, resource_npz
 from edgernn.data.user import load_user_data
-from edgernn.errors import InputError
+from edgernn.errors import DataWarning, InputError
 
 
 @pytest.fixture(scope="module")
@@ -333,6 +334,22 @@ def test_user_npz_many_to_many_tokens_and_defaults(tmp_path: Path) -> None:
     assert all((sp.lengths == 5).all() and sp.x.dtype == np.int64 for sp in _splits(d))
 
 
+def test_user_npz_warns_of_what_is_likely_meant_otherwise(tmp_path: Path) -> None:
+    """Taken as documented, with a warning: integer X with more ids than a vocabulary has (raw ADC
+    counts?), and features outnumbering steps with no lengths to check them by (transposed?)."""
+    x, y, _ = _features()
+    counts = np.random.default_rng(2).integers(1, 4096, (40, 8))
+    with pytest.warns(DataWarning, match=r"token ids, 409\d of them.*save X as float32"):
+        d = load_user_data(_save(tmp_path, X=counts, y=y))
+    assert len(d.vocab) > 4000
+    with pytest.warns(DataWarning, match=r"read as 3 steps of 8 features each; if X is \(sequences"):
+        load_user_data(_save(tmp_path, X=x.transpose(0, 2, 1), y=y))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        load_user_data(_save(tmp_path, X=counts % 200 + 1, y=y))
+        load_user_data(_save(tmp_path, X=x, y=y))
+
+
 def test_user_npz_padding_may_hold_nan(tmp_path: Path) -> None:
     x, y, lengths = _features()
     x[np.arange(8)[None, :] >= lengths[:, None]] = np.nan
@@ -400,8 +417,10 @@ def _bad_npz_cases() -> list[tuple[str, dict[str, Any], str]]:
         ("lengths > T", {"X": x, "y": y, "lengths": n + 8}, r"lengths must be in 1\.\.8"),
         ("empty sequences", {"X": np.zeros((40, 0, 3)), "y": y}, "X is empty"),
         ("too few", {"X": x[:5], "y": y[:5]}, "only 5 sequences"),
-        ("token 0 inside", {"X": np.zeros((40, 4), int), "y": y}, "0 is padding"),
-        ("negative token", {"X": -np.ones((40, 4), int), "y": y}, "token ids must be"),
+        ("token 0 inside", {"X": np.zeros((40, 4), int), "y": y}, "0 is padding.*sensor samples"),
+        ("integer (N, T, I)", {"X": x.astype(np.int16), "y": y}, r"sensor samples\? save X as float32"),
+        ("channels first", {"X": x.transpose(0, 2, 1), "y": y, "lengths": n}, r"X\.transpose\(0, 2, 1\)"),
+        ("negative token", {"X": -np.ones((40, 4), int), "y": y}, "token ids, which must be in 1"),
         ("class_names short", {"X": x, "y": y, "class_names": np.array(["a", "b"])}, "at least 3 names"),
         ("class_names numbers", {"X": x, "y": y, "class_names": np.arange(3)}, "array of strings"),
     ]

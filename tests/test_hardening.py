@@ -449,7 +449,7 @@ DATA_CASES: dict[str, tuple[dict[str, Any] | str, str]] = {
     "CSV with a header only": (_csv([]), "no data rows"),
     "too few sequences": ({"X": X[:4], "y": Y[:4]}, "only 4 sequences"),
     "token 0 inside a sequence": ({"X": np.zeros((30, 4), np.int64), "y": Y}, "0 is padding"),
-    "token id >= 65536": ({"X": np.full((30, 4), 70000), "y": Y}, "token ids must be in 1..65535"),
+    "token id >= 65536": ({"X": np.full((30, 4), 70000), "y": Y}, "token ids, which must be in 1..65535"),
 }
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import os
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass, replace
@@ -52,11 +53,16 @@ from edgernn.data.dataset import (
     token_dataset,
 )
 from edgernn.data.user_split import is_test, parse_split, require_test_labels, split_indices, split_key
-from edgernn.errors import InputError
+from edgernn.errors import DataWarning, InputError
 
 MIN_SEQUENCES = 10
 CSV_HEADER = "sequence,step,label,f0,f1"
 MAX_TOKEN = 1 << 16
+# Beyond this many token ids, integer X is more likely raw sensor counts (a 12-bit ADC reads up
+# to 4,095) than a vocabulary: the character and word sets this is built for stay well below.
+LARGE_VOCAB = 256
+SENSOR_HINT = "sensor samples? save X as float32 (N, T, I): X.astype(np.float32), [..., None] for one feature"
+TRANSPOSED_HINT = "if X is (sequences, features, steps), pass X.transpose(0, 2, 1)"
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,24 +110,15 @@ def read_npz(p: Path, required: tuple[str, ...], optional: tuple[str, ...]) -> d
     a missing or unexpected array name, an object array or a damaged archive is an InputError."""
     allowed = (*required, *optional)
     try:
+        # Opened here, not by np.load, which leaves its own handle open when the archive is damaged.
         with p.open("rb") as f:
-            magic = f.read(4)
-        # np.load would take any other file for a pickle and report that, which misleads.
-        if magic != b"PK\x03\x04":
-            example = ", ".join(f"{k}=..." for k in required)
-            raise InputError(f"{p.name}: not an .npz archive; save one with np.savez(path, {example})")
-        with np.load(p, allow_pickle=False) as z:
-            keys = set(z.files)
-            missing = [k for k in required if k not in keys]
-            if missing:
-                found = ", ".join(sorted(keys)) or "nothing"
-                raise InputError(
-                    f"{p.name}: missing array {missing[0]!r} (found: {found}); expected {', '.join(required)}"
-                )
-            extra = sorted(keys - set(allowed))
-            if extra:
-                raise InputError(f"{p.name}: unexpected array {extra[0]!r}; allowed: {', '.join(allowed)}")
-            return {k: z[k] for k in keys}
+            # np.load would take any other file for a pickle and report that, which misleads.
+            if f.read(4) != b"PK\x03\x04":
+                example = ", ".join(f"{k}=..." for k in required)
+                raise InputError(f"{p.name}: not an .npz archive; save one with np.savez(path, {example})")
+            f.seek(0)
+            with np.load(f, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
     except InputError:
         raise
     except ValueError as e:
@@ -130,6 +127,14 @@ def read_npz(p: Path, required: tuple[str, ...], optional: tuple[str, ...]) -> d
         raise InputError(f"{p.name}: cannot read as .npz: {oneline(e)}") from None
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise InputError(f"{p.name}: cannot read as .npz: {oneline(e)}") from None
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        found, expected = ", ".join(sorted(arrays)) or "nothing", ", ".join(required)
+        raise InputError(f"{p.name}: missing array {missing[0]!r} (found: {found}); expected {expected}")
+    extra = sorted(set(arrays) - set(allowed))
+    if extra:
+        raise InputError(f"{p.name}: unexpected array {extra[0]!r}; allowed: {', '.join(allowed)}")
+    return arrays
 
 
 @dataclass(frozen=True)
@@ -295,6 +300,8 @@ def _user_dataset(p: Path, arrays: UserArrays, rng: np.random.Generator, normali
     if x.ndim != (2 if tokens else 3):
         want = "(N, T) for integer tokens" if tokens else "(N, T, I) for float features"
         hint = "; for one feature per step use X[..., None]" if not tokens and x.ndim == 2 else ""
+        if tokens and x.ndim == 3:
+            hint = f"; {SENSOR_HINT}"
         raise InputError(f"{name}: X must be {want}, got shape {x.shape}{hint}")
     n, t_max = x.shape[0], x.shape[1]
     if x.size == 0 or t_max == 0:
@@ -307,7 +314,18 @@ def _user_dataset(p: Path, arrays: UserArrays, rng: np.random.Generator, normali
         raise InputError(f"{name}: lengths must have shape ({n},) to match X, got {lengths.shape}")
     if lengths.min() < 1 or lengths.max() > t_max:
         first = int(np.flatnonzero((lengths < 1) | (lengths > t_max))[0])
-        raise InputError(f"{name}: lengths must be in 1..{t_max}; sequence {first} has {lengths[first]}")
+        hint = ""
+        if not tokens and lengths.max() > t_max and lengths.max() <= x.shape[2]:
+            hint = f"; {TRANSPOSED_HINT}"
+        raise InputError(
+            f"{name}: lengths must be in 1..{t_max}; sequence {first} has {lengths[first]}{hint}"
+        )
+    if not tokens and arrays.lengths is None and x.shape[2] > t_max:
+        warnings.warn(
+            f"{name}: X is {x.shape}, read as {t_max} steps of {x.shape[2]} features each; {TRANSPOSED_HINT}",
+            DataWarning,
+            stacklevel=2,
+        )
     valid = step_mask(lengths, t_max)
     codes = None if arrays.split is None else parse_split(arrays.split, n, name, arrays.ids)
     if codes is not None:
@@ -367,7 +385,17 @@ def _user_dataset(p: Path, arrays: UserArrays, rng: np.random.Generator, normali
         ids = x[valid]
         if ids.min() < 1 or ids.max() >= MAX_TOKEN:
             found = f"{ids.min()}..{ids.max()}"
-            raise InputError(f"{name}: token ids must be in 1..{MAX_TOKEN - 1} (0 is padding), found {found}")
+            raise InputError(
+                f"{name}: integer X is token ids, which must be in 1..{MAX_TOKEN - 1} (0 is padding), "
+                f"found {found}; {SENSOR_HINT}"
+            )
+        if ids.max() > LARGE_VOCAB:
+            warnings.warn(
+                f"{name}: integer X is read as token ids, {ids.max()} of them, each its own embedding "
+                f"row in model.h; {SENSOR_HINT}",
+                DataWarning,
+                stacklevel=2,
+            )
         x = np.where(valid, x, PAD).astype(np.int64)
     else:
         bad = ~np.isfinite(x) & valid[..., None]

@@ -11,6 +11,7 @@ import json
 import lzma
 import os
 import pickle
+import re
 import warnings
 import zipfile
 import zlib
@@ -27,6 +28,10 @@ from edgernn.train.model import EdgeRNN
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT = "edgernn-checkpoint-v1"
+# What a file torch.load can read starts with: a zip archive (torch.save's format since 1.6) or a
+# pickle's protocol opcode (the legacy format, and plain pickles, which a weights-only load refuses).
+ZIP_MAGIC = b"PK\x03\x04"
+PICKLE_MAGIC = b"\x80"
 
 
 @dataclass(frozen=True)
@@ -96,15 +101,19 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise InputError(
             f"{p} is not a readable checkpoint (truncated or corrupt): {damaged} fails its CRC-32 check"
         )
+    if not data.startswith((ZIP_MAGIC, PICKLE_MAGIC)):
+        raise InputError(f"{p} is not a PyTorch checkpoint file (edgernn train writes a zip archive)")
     try:
         with warnings.catch_warnings():
             # torch warns on stderr about a plain pickle before refusing it: the refusal says it all.
             warnings.simplefilter("ignore")
             payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
+        # torch's own text suggests weights_only=False, which would run whatever the file holds.
+        named = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        what = f" (it names {named.group(1)})" if named else ""
         raise InputError(
-            f"{p} is refused: it carries objects a weights-only load will not unpickle ({first})"
+            f"{p} is refused: it holds objects other than tensors, which edgernn never unpickles{what}"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError) as e:
         raise InputError(
@@ -114,7 +123,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     if isinstance(tag, str) and tag.startswith("edgernn-checkpoint-") and tag != FORMAT:
         raise InputError(f"{p} is a checkpoint of another edgernn version ({tag}); this one reads {FORMAT}")
     if tag != FORMAT:
-        raise InputError(f"{p} is not an edgernn checkpoint (format tag missing)")
+        found = "format tag missing" if tag is None else f"format tag {str(tag)[:40]!r}, not {FORMAT}"
+        raise InputError(f"{p} is not an edgernn checkpoint ({found})")
     try:
         meta = json.loads(payload["meta"])
         cfg = ModelConfig.from_dict(meta["config"])
@@ -124,8 +134,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     except InputError as e:
         raise InputError(f"{p}: {e}") from None
     except (KeyError, TypeError, ValueError, RuntimeError, json.JSONDecodeError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(f"{p} is malformed: {msg[:200]}") from None
+        # load_state_dict puts its first line alone ("Error(s) in loading ...:"), the detail after.
+        msg = " ".join(str(e).split()) or type(e).__name__
+        raise InputError(f"{p} is malformed: {msg[:300]}") from None
     for name, t in model.state_dict().items():
         if not torch.isfinite(t).all():
             raise InputError(f"{p}: parameter {name} contains NaN or Inf")
