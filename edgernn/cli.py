@@ -268,7 +268,8 @@ def _out_dir(out: str | None, name: str) -> Path:
     "--budget",
     type=Finite(0, min_open=True),
     metavar="MINUTES",
-    help="With --auto: start no candidate that would end past this [default: 10].",
+    help="With --auto: start no candidate that would end past this [default: 10]. The first candidate "
+    "and the final retrain always run, so a tiny budget still takes their time.",
 )
 @click.option(
     "--max-flash",

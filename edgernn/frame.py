@@ -17,11 +17,14 @@ from edgernn.errors import InputError
 from edgernn.pad import pad_numpy, pad_torch
 
 
-def check_frames(cfg: ModelConfig, lengths: np.ndarray | torch.Tensor) -> None:
-    """Refuse a sequence shorter than one frame: a device never steps on it, so no backend answers."""
+def check_frames(cfg: ModelConfig, lengths: np.ndarray | torch.Tensor, ids: list[str] | None = None) -> None:
+    """Refuse a sequence shorter than one frame: a device never steps on it, so no backend answers.
+    `ids` name the sequences in the message (default: their index in the batch)."""
     if cfg.frame > 1 and len(lengths) and int(lengths.min()) < cfg.frame:
+        first = int(np.flatnonzero(np.asarray(lengths) < cfg.frame)[0])
+        name = repr(ids[first]) if ids else str(first)
         raise InputError(
-            f"a sequence of {int(lengths.min())} samples is shorter than one frame ({cfg.frame} samples)"
+            f"sequence {name} has {int(lengths[first])} samples, fewer than one frame ({cfg.frame} samples)"
         )
 
 

@@ -503,7 +503,7 @@ def export_dir(out_dir: str | os.PathLike[str], prefix: str | None = None) -> Ex
     from edgernn.backends.onnx.raw_input import build_raw_sequence_model, build_raw_step_model
 
     out = Path(out_dir)
-    prefix = validate_prefix(prefix) if prefix else None
+    prefix = None if prefix is None else validate_prefix(prefix)
     checkpoint_path(out)  # a missing directory is an input error: exclusive() must not create it
     # The lock is taken before any work, so a second export into the same directory fails within
     # moments instead of after quantizing, and no export quantizes a checkpoint mid-replacement.

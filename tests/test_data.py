@@ -398,12 +398,12 @@ def _bad_npz_cases() -> list[tuple[str, dict[str, Any], str]]:
         ("complex X", {"X": x.astype(np.complex64), "y": y}, "dtype complex64"),
         ("string X", {"X": x.astype(str), "y": y}, "dtype <U"),
         ("object X", {"X": x.astype(object), "y": y}, "Python objects"),
-        ("NaN/Inf", {"X": xc, "y": y, "lengths": np.full(40, 8)}, "1 NaN/Inf values, first in sequence 3"),
+        ("NaN/Inf", {"X": xc, "y": y, "lengths": np.full(40, 8)}, "first in sequence 3 at step 1, feature 2"),
         ("y too short", {"X": x, "y": y[:-1]}, "39 labels but X has 40 sequences"),
         ("y 3-D", {"X": x, "y": y[:, None, None]}, "y must be"),
         ("y per step wrong shape", {"X": x, "y": np.zeros((40, 7), int)}, "per-step y must have shape"),
         ("fractional y", {"X": x, "y": y + 0.5}, "whole numbers"),
-        ("string y", {"X": x, "y": y.astype(str)}, "y must be integers"),
+        ("string y", {"X": x, "y": y.astype(str)}, "y must be integers.*give their names as class_names"),
         ("negative label", {"X": x, "y": y - 1}, "labels must be >= 0"),
         ("one class", {"X": x, "y": np.zeros(40, int)}, "at least 2 classes"),
         ("labels from 1", {"X": x, "y": y + 1}, r"no label is 0 \(labels counted from 1\? subtract 1\)"),
@@ -478,7 +478,11 @@ def test_user_file_errors(tmp_path: Path) -> None:
         (
             "sequence,step,label,f0\n"
             + "".join(f"s{i},0,{i % 2},{'nan' if i == 4 else 1}\n" for i in range(12)),
-            "1 NaN/Inf values, first in sequence 's4'",
+            "1 NaN/Inf values, first in sequence 's4' at step 0, f0",
+        ),
+        (
+            "sequence,step,label,f0\n" + "".join(f"s{i},0,{(1, 2, 10)[i % 3]},0.5\n" for i in range(12)),
+            "no label is 0, 3, 4, 5, 6, ...; number the classes 0, 1, 2, ... or write the labels as names",
         ),
         ("sequence,step,label,f0\n" + "".join(f"s{i},0,-{i % 2},0.5\n" for i in range(12)), ">= 0"),
     ],
@@ -489,6 +493,16 @@ def test_user_csv_errors(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(InputError, match=message) as info:
         load_user_data(p)
     assert "\n" not in str(info.value)
+
+
+def test_user_csv_labels_written_as_floats_are_class_ids(tmp_path: Path) -> None:
+    rows = "".join(f"s{i},{t},{i % 3}.0,{0.1 * t + i % 3}\n" for i in range(12) for t in range(3))
+    p = tmp_path / "floats.csv"
+    p.write_text("sequence,step,label,f0\n" + rows)
+    ds = load_user_data(p)
+    assert ds.class_names == ("0", "1", "2")
+    labels = np.concatenate([ds.train.y, ds.val.y, ds.test.y])
+    assert sorted(labels.tolist()) == sorted(i % 3 for i in range(12))
 
 
 def test_user_csv_with_a_byte_order_mark(tmp_path: Path) -> None:

@@ -199,7 +199,7 @@ def test_every_backend_refuses_a_sequence_shorter_than_a_frame(framed: Path, tmp
         r = CliRunner().invoke(main, args)
         assert r.exit_code == 2, (backend, r.output)
         assert r.output.strip() == (
-            f"error: a sequence of {FRAME - 1} samples is shorter than one frame ({FRAME} samples)"
+            f"error: short.npz: sequence '1' has {FRAME - 1} samples, fewer than one frame ({FRAME} samples)"
         ), backend
 
 

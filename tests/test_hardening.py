@@ -474,6 +474,7 @@ def test_bad_data_file(tmp_path: Path, case: str) -> None:
 @pytest.mark.parametrize(
     ("prefix", "fragment"),
     [
+        ("", "must be a non-empty identifier"),
         ("9abc", "is not a C identifier"),
         ("a-b", "is not a C identifier"),
         ("int", "is a C or C++ keyword"),

@@ -20,7 +20,8 @@
     step_label  one class per step: many-to-many
     split       optional, train / val / test or 0 / 1 / 2, the same on all rows of a sequence
     all other columns are float features, in header order.
-Labels that are all integers are class ids; otherwise the distinct strings, sorted, become classes.
+Labels that are all integers (`2.0` is 2) are class ids; otherwise the distinct strings, sorted
+(Python's string order), become classes 0, 1, 2, ...
 
 At least 10 sequences and 2 classes are needed. Without a split the split is 70/15/15 by seed
 (stratified for many-to-one); with one, its test sequences are the test set and validation is
@@ -244,8 +245,9 @@ def _read_csv(p: Path) -> UserArrays:
             )
     distinct = sorted({lab for labels in raw_labels for lab in labels})
     class_names: Array | None = None
-    if all(_is_int(s) for s in distinct):
-        to_id = {s: int(s) for s in distinct}
+    ids = [_class_id(s) for s in distinct]
+    if all(i is not None for i in ids):
+        to_id = {s: i for s, i in zip(distinct, ids, strict=True) if i is not None}
     else:
         to_id = {s: i for i, s in enumerate(distinct)}
         class_names = np.array(distinct)
@@ -261,12 +263,17 @@ def _read_csv(p: Path) -> UserArrays:
     return UserArrays(x, y, lengths, class_names, split, data.ids, data.feature_names)
 
 
-def _is_int(s: str) -> bool:
+def _class_id(label: str) -> int | None:
+    """The class id a CSV label writes (`2`, or `2.0` as pandas writes it), None for a name."""
     try:
-        int(s)
+        return int(label)
     except ValueError:
-        return False
-    return True
+        pass
+    try:
+        v = float(label)
+    except ValueError:
+        return None
+    return int(v) if v.is_integer() else None
 
 
 INT64_MAX = int(np.iinfo(np.int64).max)
@@ -288,7 +295,10 @@ def _as_int(a: Array, what: str, name: str) -> Array:
                 f"{name}: {what} holds {np.abs(a).max():g}, past the largest integer edgernn reads (2^63 - 1)"
             )
         return a.astype(np.int64)
-    raise InputError(f"{name}: {what} must be integers, got dtype {a.dtype}")
+    hint = ""
+    if what == "y" and a.dtype.kind in "US":
+        hint = "; map the labels to 0, 1, 2, ... and give their names as class_names"
+    raise InputError(f"{name}: {what} must be integers, got dtype {a.dtype}{hint}")
 
 
 def _user_dataset(p: Path, arrays: UserArrays, rng: np.random.Generator, normalize: bool = True) -> Dataset:
@@ -375,9 +385,13 @@ def _user_dataset(p: Path, arrays: UserArrays, rng: np.random.Generator, normali
         if absent:
             shown = ", ".join(str(c) for c in absent[:5]) + (", ..." if len(absent) > 5 else "")
             hint = " (labels counted from 1? subtract 1)" if absent == [0] else ""
+            keep = (
+                "number the classes 0, 1, 2, ... or write the labels as names"
+                if p.suffix.lower() == ".csv"  # a CSV has no class_names to give
+                else "give class_names to keep a class without data"
+            )
             raise InputError(
-                f"{name}: labels are class ids 0..{num_classes - 1}, but no label is {shown}{hint}; "
-                "give class_names to keep a class without data"
+                f"{name}: labels are class ids 0..{num_classes - 1}, but no label is {shown}{hint}; {keep}"
             )
         names = tuple(str(i) for i in range(num_classes))
 
@@ -400,9 +414,13 @@ def _user_dataset(p: Path, arrays: UserArrays, rng: np.random.Generator, normali
     else:
         bad = ~np.isfinite(x) & valid[..., None]
         if bad.any():
-            first = int(np.argwhere(bad)[0, 0])
+            first, step, feature = (int(v) for v in np.argwhere(bad)[0])
             which = repr(arrays.ids[first]) if arrays.ids else first
-            raise InputError(f"{name}: X has {int(bad.sum())} NaN/Inf values, first in sequence {which}")
+            column = arrays.feature_names[feature] if arrays.feature_names else f"feature {feature}"
+            raise InputError(
+                f"{name}: X has {int(bad.sum())} NaN/Inf values, first in sequence {which} "
+                f"at step {step}, {column}"
+            )
 
     strata = y if task == Task.MANY_TO_ONE else None
     if codes is None:

@@ -32,6 +32,7 @@ from edgernn.artifacts import write_text
 from edgernn.config import Task
 from edgernn.data.user import read_long_csv, read_npz
 from edgernn.errors import InputError
+from edgernn.frame import check_frames
 from edgernn.predict.runtime import Generation, Prediction, Runtime
 
 OUT_FORMATS = (".csv", ".json")
@@ -195,12 +196,13 @@ def predict_file(
     if not rt.tokens:
         inputs = by_feature_name(inputs, columns, rt.qm.meta.feature_names, Path(data).name)
     named = []
-    for sid, a in zip(ids, inputs, strict=True):
-        try:
+    try:
+        for sid, a in zip(ids, inputs, strict=True):
             rt._check_sequence(a, f"sequence {sid!r}")
-        except InputError as e:
-            raise InputError(f"{Path(data).name}: {e}") from None
-        named.append(a)
+            named.append(a)
+        check_frames(rt.qm.config, np.array([len(a) for a in named]), ids)
+    except InputError as e:
+        raise InputError(f"{Path(data).name}: {e}") from None
     if rt.task == Task.ONE_TO_MANY:
         rows = generation_records(rt, ids, [rt.generate(prompt=a, max_len=max_len) for a in named])
     else:
