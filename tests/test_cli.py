@@ -108,7 +108,8 @@ def test_checkpoint_carrying_pickled_code_is_refused(tmp_path):
     buf = io.BytesIO()
     torch.save({"format": FORMAT, "meta": "{}", "state_dict": {}, "evil": Payload()}, buf)
     r = run("export", _checkpoint_dir(tmp_path, buf.getvalue()))
-    assert_input_error(r, "refused")
+    assert_input_error(r, "refused: it holds objects other than tensors, which edgernn never unpickles")
+    assert "(it names posix.system)" in r.output and "weights_only" not in r.output
     import os
 
     assert not os.path.exists("/tmp/edgernn-pwned")

@@ -110,7 +110,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
             payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         # torch's own text suggests weights_only=False, which would run whatever the file holds.
-        named = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        named = re.search(r"[Uu]nsupported (?:global: )?GLOBAL (\S+)", str(e))
         what = f" (it names {named.group(1)})" if named else ""
         raise InputError(
             f"{p} is refused: it holds objects other than tensors, which edgernn never unpickles{what}"
