@@ -493,7 +493,8 @@ def quantize(directory: str) -> None:
     qm = quantize_dir(directory)
     click.echo(
         f"wrote {Path(directory) / QUANT_NAME}: int8 test accuracy {qm.meta['int8_accuracy']:.4f} "
-        f"(float {qm.meta['float_accuracy']:.4f}); shifts {[c.shift for c in qm.cells]}"
+        f"(float {qm.meta['float_accuracy']:.4f}); requantization shift per layer and direction "
+        f"{[c.shift for c in qm.cells]} (docs/integer-contract.md)"
     )
 
 
