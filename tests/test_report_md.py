@@ -22,6 +22,8 @@ from edgernn.report.markdown import (
     NO_PLOT_NOTE,
     SCALING_PNG,
     TRACE_PNG,
+    Predictions,
+    accuracy_section,
     build_report,
     pyplot,
     samples_section,
@@ -380,3 +382,18 @@ def test_a_report_verified_before_the_manifest_digest_was_recorded_still_builds(
     (d / "report.json").write_text(json.dumps(report))
     with pytest.raises(InputError, match="manifest_sha256 must be 64 lowercase hex"):
         build_report(d, plots=False)
+
+
+def test_accuracy_at_chance_is_called_out() -> None:
+    """A model no better than always answering the most common class gets a warning beside its
+    accuracy; one that beats that share does not."""
+    import numpy as np
+
+    y = np.array([0, 0, 1, 2, 2, 2])
+    report = {"metrics": {"float": {"test_accuracy": 0.5}, "int8": {"test_accuracy": 0.5}}}
+    preds = Predictions(y=y, float_pred=np.full(6, 2), int_pred=np.full(6, 2))
+    text = accuracy_section(report, preds, ["a", "b", "c"])
+    assert "> warning: test accuracy 0.5000 is no better than always answering the most common" in text
+    assert "(2 c: 0.5000)" in text
+    report["metrics"]["float"]["test_accuracy"] = 4 / 6
+    assert "warning" not in accuracy_section(report, preds, ["a", "b", "c"])
