@@ -530,7 +530,15 @@ def export(directory: str, prefix: str | None, packages: tuple[str, ...]) -> Non
             again[1:1] = [f"`edgernn mcu {directory}`", f"`edgernn bench {directory}`"]
         click.echo(f"  run {', '.join(again[:-1])} and {again[-1]} to write them anew")
     if packages:
-        for f in firmware_packages.write_packages(directory, packages):
+        try:
+            package_files = firmware_packages.write_packages(directory, packages)
+        except InputError as e:
+            # The artifacts above are written by then, and complete: say so rather than leave
+            # "nothing was written" to be read as the whole command's outcome.
+            raise InputError(
+                f"{e}; the export above is written and complete, only its packages are not"
+            ) from None
+        for f in package_files:
             click.echo(f"wrote {f}")
 
 

@@ -147,6 +147,7 @@ def test_refuses_a_folder_holding_user_files(exported: Path, tmp_path: Path) -> 
     r = CliRunner().invoke(main, ["export", str(out), "--package", "arduino", "--package", "cmake"])
     assert r.exit_code == 2, r.output
     assert "would not write" in r.output and "notes.txt" in r.output
+    assert "(no package file was written or deleted); the export above is written and complete" in r.output
     assert mine.read_text() == "mine"
     assert not (out / "packages" / "arduino").exists()  # checked before anything is written
     # a file of the user's inside the package's own folder is refused too, and kept

@@ -215,7 +215,7 @@ def check_tree(root: Path, tree: Mapping[str, bytes]) -> None:
         shown = ", ".join(str(p) for p in foreign[:3]) + (" ..." if len(foreign) > 3 else "")
         raise InputError(
             f"{root} holds files this package would not write ({shown}); move them or choose another "
-            "export directory (nothing was written or deleted)"
+            "export directory (no package file was written or deleted)"
         )
 
 
