@@ -264,6 +264,7 @@ def test_cmake_consumer_builds_and_runs_on_the_host(
         f'add_subdirectory("{pkg}" model)\n'
         f'add_executable(app "{pkg}/examples/stream/main.c")\n'
         f"target_link_libraries(app PRIVATE {NAME}::{NAME})\n"
+        "set_target_properties(app PROPERTIES LINKER_LANGUAGE C)\n"  # no libstdc++ for Arm here
     )
     _cmake("-S", "sub", "-B", "as", cwd=tmp_path)
     _cmake("--build", "as", cwd=tmp_path)
@@ -274,6 +275,7 @@ def test_cmake_consumer_builds_and_runs_on_the_host(
         "cmake_minimum_required(VERSION 3.16)\nproject(cxxapp LANGUAGES CXX)\n"
         f"find_package({NAME} CONFIG REQUIRED)\nadd_executable(app main.cpp)\n"
         f"target_link_libraries(app PRIVATE {NAME}::{NAME})\n"
+        "set_target_properties(app PROPERTIES LINKER_LANGUAGE C)\n"  # no libstdc++ for Arm here
     )
     _cmake("-S", "cxx", "-B", "cx", f"-D{NAME}_DIR={pkg}", cwd=tmp_path)
     _cmake("--build", "cx", cwd=tmp_path)
@@ -321,6 +323,43 @@ def test_cmake_consumer_builds_with_the_arm_none_eabi_toolchain_file(
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert f"{NAME} class={expected_class} " in r.stdout + r.stderr, r.stdout + r.stderr
+    # A C++ firmware (with its startup assembly) links the package for the target, not the host.
+    app = tmp_path / "cxx_app"
+    app.mkdir()
+    (app / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.16)\nproject(cxx_app LANGUAGES C CXX ASM)\n"
+        f"find_package({NAME} CONFIG REQUIRED)\nadd_executable(app main.cpp start.S)\n"
+        f"target_link_libraries(app PRIVATE {NAME}::{NAME})\n"
+        "set_target_properties(app PROPERTIES LINKER_LANGUAGE C)\n"  # no libstdc++ for Arm here
+    )
+    (app / "start.S").write_text(".syntax unified\n.thumb\n.global app_nop\napp_nop: bx lr\n")
+    (app / "main.cpp").write_text(
+        f'#include "{NAME}.h"\nint main() {{ static {NAME}_state_t st; {NAME}_init(&st); return 0; }}\n'
+    )
+    _cmake(*args[:1], str(app), *args[2:3], "cxx", *args[4:], cwd=tmp_path)
+    _cmake("--build", "cxx", cwd=tmp_path)
+    elf = (tmp_path / "cxx" / "app").read_bytes()
+    assert elf[:4] == b"\x7fELF" and elf[18] == 40  # EM_ARM: g++ for the target, not the host's c++
+
+
+def test_the_arm_toolchain_file_says_what_to_install_without_newlib(exported: Path, tmp_path: Path) -> None:
+    """Without EDGERNN_ARM_SPECS it uses newlib's nosys.specs; a compiler without it is told how to
+    get it (CMake's own failure was a spec file it could not read, at 'Check for working C compiler')."""
+    if shutil.which("cmake") is None:
+        pytest.skip("no cmake; `make system-deps` installs it")
+    fake = tmp_path / "bin" / "arm-none-eabi-gcc"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\necho "$2" | sed "s/.*=//"\n')  # -print-file-name: not found
+    fake.chmod(0o755)
+    pkg = _pkg(exported, "cmake")
+    toolchain = pkg / "cmake" / "arm-none-eabi.cmake"
+    env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}"}
+    r = subprocess.run(
+        ["cmake", "-S", str(pkg / "examples" / "stream"), "-B", "b", f"-DCMAKE_TOOLCHAIN_FILE={toolchain}"],
+        cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert r.returncode != 0 and "has no nosys.specs (newlib)" in r.stderr, r.stderr
+    assert "libnewlib-arm-none-eabi" in r.stderr
 
 
 def _pio_pack(root: Path, out: Path) -> subprocess.CompletedProcess[str]:

@@ -94,21 +94,36 @@ target_link_libraries({n}_stream PRIVATE {n}::{n})
 
 
 ARM_TOOLCHAIN = """# A bare-metal Cortex-M toolchain file: -DCMAKE_TOOLCHAIN_FILE=cmake/arm-none-eabi.cmake
-# (CPU: -DEDGERNN_CPU=cortex-m0plus|cortex-m4|...; default cortex-m4).
+# (CPU: -DEDGERNN_CPU=cortex-m0plus|cortex-m4|...; default cortex-m4). C, C++ and assembly all
+# go to arm-none-eabi-*, so a firmware's startup .s and C++ sources build for the target too.
 set(CMAKE_SYSTEM_NAME Generic)
 set(CMAKE_SYSTEM_PROCESSOR arm)
 set(CMAKE_C_COMPILER arm-none-eabi-gcc)
+set(CMAKE_CXX_COMPILER arm-none-eabi-g++)
+set(CMAKE_ASM_COMPILER arm-none-eabi-gcc)
 set(CMAKE_TRY_COMPILE_TARGET_TYPE STATIC_LIBRARY)
+# CMake's compiler checks read this file again in projects of their own: pass the choices on.
+list(APPEND CMAKE_TRY_COMPILE_PLATFORM_VARIABLES EDGERNN_CPU EDGERNN_ARM_SPECS)
 if(NOT EDGERNN_CPU)
   set(EDGERNN_CPU cortex-m4)
 endif()
-# The C library: newlib's nosys by default; picolibc e.g. with
+# The C library: newlib's nosys by default (Debian: libnewlib-arm-none-eabi); picolibc e.g. with
 # -DEDGERNN_ARM_SPECS="--specs=picolibc.specs --oslib=semihost --crt0=semihost" (+ its memory map).
+# The specs go on the compile lines too: picolibc's select its headers.
 if(NOT EDGERNN_ARM_SPECS)
+  execute_process(COMMAND arm-none-eabi-gcc -print-file-name=nosys.specs
+                  OUTPUT_VARIABLE _edgernn_nosys OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(NOT IS_ABSOLUTE "${_edgernn_nosys}")
+    message(FATAL_ERROR "arm-none-eabi-gcc has no nosys.specs (newlib): install newlib "
+      "(Debian: libnewlib-arm-none-eabi) or name another C library's specs, e.g. "
+      "-DEDGERNN_ARM_SPECS=\\"--specs=picolibc.specs --oslib=semihost --crt0=semihost\\"")
+  endif()
   set(EDGERNN_ARM_SPECS "--specs=nosys.specs")
 endif()
-set(CMAKE_C_FLAGS_INIT "-mcpu=${EDGERNN_CPU} -mthumb -ffunction-sections -fdata-sections")
-string(APPEND CMAKE_C_FLAGS_INIT " ${EDGERNN_ARM_SPECS}")
+set(_edgernn_flags "-mcpu=${EDGERNN_CPU} -mthumb -ffunction-sections -fdata-sections ${EDGERNN_ARM_SPECS}")
+set(CMAKE_C_FLAGS_INIT "${_edgernn_flags}")
+set(CMAKE_CXX_FLAGS_INIT "${_edgernn_flags} -fno-exceptions -fno-rtti")
+set(CMAKE_ASM_FLAGS_INIT "-mcpu=${EDGERNN_CPU} -mthumb")
 set(CMAKE_EXE_LINKER_FLAGS_INIT "-Wl,--gc-sections")
 set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)
