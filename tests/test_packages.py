@@ -22,6 +22,7 @@ from click.testing import CliRunner
 
 from edgernn.cli import main
 from edgernn.errors import InputError
+from edgernn.packages.base import MIT_LICENCE
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "export" / "japanese_vowels"
@@ -102,10 +103,17 @@ def test_every_package_in_its_layout(exported: Path) -> None:
         root = _pkg(exported, eco)
         for f in files:
             assert (root / f).is_file(), f"{eco}: {f}"
+        licence = (root / "LICENSE").read_text()
+        assert "CC BY 4.0 (cite Kudo, Toyama & Shimbo 1999)" in licence, eco  # the weights' data
+        assert licence.endswith(MIT_LICENCE), eco  # the code's
         hdr = next(root.rglob(f"{NAME}.h"))
         assert hdr.read_bytes() == header, eco  # model.h verbatim
         impl = next(p for p in root.rglob(f"{NAME}.c*") if p.suffix in (".c", ".cpp"))
         assert "#define EDGERNN_IMPLEMENTATION" in impl.read_text()
+
+
+def test_the_packages_licence_is_the_projects() -> None:
+    assert (Path(__file__).resolve().parents[1] / "LICENSE").read_text() == MIT_LICENCE
 
 
 def test_regenerating_is_byte_identical(exported: Path) -> None:
@@ -129,6 +137,16 @@ def test_versions_follow_edgernn_and_the_model_sha(exported: Path) -> None:
     assert json.loads((_pkg(exported, "platformio") / "library.json").read_text())["version"] == version
     assert f'version: "{version}"' in (_pkg(exported, "esp-idf") / "idf_component.yml").read_text()
     assert sha in (_pkg(exported, "cmake") / f"{NAME}Targets.cmake").read_text()
+
+
+def test_the_readme_gives_the_committed_exports_package_version() -> None:
+    import hashlib
+
+    from edgernn import __version__
+
+    sha = hashlib.sha256((COMMITTED / "model.h").read_bytes()).hexdigest()
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert f"`{__version__}+{sha[:12]}` for the committed export" in readme
 
 
 def test_unknown_package_is_a_usage_error(tmp_path: Path) -> None:

@@ -134,6 +134,7 @@ def build(m: PackagedModel) -> Tree:
     n = m.name
     pkg: Tree = {
         "CMakeLists.txt": text(cmakelists(m)),
+        "LICENSE": text(m.licence_text),
         f"{n}Config.cmake": text(config_cmake(m)),
         f"{n}ConfigVersion.cmake": text(config_version_cmake(m)),
         f"{n}Targets.cmake": text(targets_cmake(m)),

@@ -15,6 +15,8 @@ from edgernn.packages.registry import register
 
 
 def library_json(m: PackagedModel) -> dict[str, Any]:
+    # No "license" field: pio validates one against the SPDX list it downloads, so `pio pkg pack`
+    # fails offline with it. The terms are in LICENSE, which the package exports.
     return {
         "name": m.name,
         "version": m.version,
@@ -25,7 +27,7 @@ def library_json(m: PackagedModel) -> dict[str, Any]:
         "headers": [f"{m.name}.h"],
         "build": {"srcDir": "src", "includeDir": "src"},
         "examples": [{"name": "stream", "base": "examples/stream", "files": ["main.c"]}],
-        "export": {"include": ["src", "examples", "library.json"]},
+        "export": {"include": ["src", "examples", "library.json", "LICENSE"]},
     }
 
 
@@ -47,6 +49,7 @@ def main_c(m: PackagedModel) -> str:
 def build(m: PackagedModel) -> Tree:
     lib: Tree = {
         "library.json": text(json.dumps(library_json(m), indent=2) + "\n"),
+        "LICENSE": text(m.licence_text),
         f"src/{m.name}.h": text(m.header),
         f"src/{m.name}.c": text(m.impl_c),
         "examples/stream/main.c": text(main_c(m)),

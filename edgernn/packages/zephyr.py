@@ -63,6 +63,7 @@ def build(m: PackagedModel) -> Tree:
     n = m.name
     pkg: Tree = {
         "zephyr/module.yml": text(module_yml(m)),
+        "LICENSE": text(m.licence_text),
         "CMakeLists.txt": text(cmakelists(m)),
         "Kconfig": text(kconfig(m)),
         f"include/{n}.h": text(m.header),
