@@ -9,6 +9,7 @@ PREFIX_push_sample; over a 10,000-sample stream every state it steps to equals t
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 from pathlib import Path
 
@@ -60,16 +61,26 @@ def test_framed_model_on_emulated_cortex_m(framed: Path) -> None:
     assert all(r.state_bytes == 16 + FRAME + 2 for r in results)
 
 
-def test_push_sample_streams_10000_samples(framed: Path, tmp_path: Path) -> None:
-    """One sample at a time: a step every FRAME samples, each state equal to the reference's."""
+@pytest.mark.parametrize("frame", [FRAME, 1])
+def test_push_sample_streams_10000_samples(framed: Path, tmp_path: Path, frame: int) -> None:
+    """One sample at a time: a step every FRAME samples, each state equal to the reference's. An
+    unframed model has the same call (FRAME 1: every sample steps), so firmware takes either."""
     from edgernn.backends.c.build import Compiler
+    from edgernn.backends.c.codegen import write_header
+    from edgernn.synthetic import random_quantized, small_config
 
-    qm = load_quantized(framed)
+    if frame == 1:
+        _, qm = random_quantized(small_config("many-to-one", 5, 16, classes=3), seed=4)
+        write_header(qm, tmp_path / "model.h", "ah")
+        framed = tmp_path
+        assert re.search(r"#define AH_FRAME +1 ", (tmp_path / "model.h").read_text())
+    else:
+        qm = load_quantized(framed)
     n = 10_000
     rng = np.random.default_rng(0)
     samples = rng.integers(-127, 128, size=(n, qm.config.sample_size)).astype(np.int8)
     ref = int_forward(qm, samples[None], np.array([n]))
-    want = ref.hidden.numpy()[0, 0]  # (n // FRAME, H)
+    want = ref.hidden.numpy()[0, 0]  # (n // frame, H)
     values = ",".join(str(int(v)) for v in samples.reshape(-1))
     program = f"""
 #include <stdio.h>
@@ -96,7 +107,7 @@ int main(void) {{
         printf(" %ld", (long)logits[j]);
     }}
     printf("\\n");
-    return steps == {n // FRAME} ? 0 : 1;
+    return steps == {n // frame} ? 0 : 1;
 }}
 """
     src = tmp_path / "stream.c"

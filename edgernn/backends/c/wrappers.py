@@ -8,7 +8,7 @@ generically: compile-time array sizes for the scratch on the caller's stack and 
 
 from __future__ import annotations
 
-from edgernn.config import Task
+from edgernn.config import ModelConfig, Task
 from edgernn.contract.model import QuantizedModel
 
 
@@ -129,8 +129,8 @@ def wrappers(qm: QuantizedModel, p: str) -> str:
                 f"    return edgernn_classify({m}, {st}, logits);",
             )
         )
-    if cfg.frame > 1:
-        out += _frame_wrappers(p)
+    if streams_samples(cfg):
+        out += _frame_wrappers(p) if cfg.frame > 1 else _sample_wrappers(p)
     if cfg.pad_to:
         out.append(_pad_wrapper(qm, p))
     if cfg.reverse:
@@ -162,6 +162,31 @@ def wrappers(qm: QuantizedModel, p: str) -> str:
         )
     )
     return "\n\n".join(out)
+
+
+def streams_samples(cfg: ModelConfig) -> bool:
+    """A model fed one sample at a time through PREFIX_push_sample: any model that could be
+    framed (edgernn.config), framed or not, so that firmware written for one takes the other."""
+    return cfg.task == Task.MANY_TO_ONE and not (cfg.tokens or cfg.bidirectional or cfg.reverse or cfg.pad_to)
+
+
+def _sample_wrappers(p: str) -> list[str]:
+    """An unframed model's PREFIX_push_sample and PREFIX_quantize_sample: FRAME is 1, a sample is
+    a step."""
+    up = p.upper()
+    return [
+        _fn(
+            f"Runs one step on the sample and returns 1 ({up}_FRAME is 1: every sample steps), as a\n"
+            " * framed model's push_sample does when its frame is full.",
+            f"int {p}_push_sample({p}_state_t *st, const int8_t sample[{up}_SAMPLE_SIZE])",
+            f"    {p}_step(st, sample);\n    return 1;",
+        ),
+        _fn(
+            f"One sample of floats to int8: what {p}_quantize_input does, as a sample is a step here.",
+            f"void {p}_quantize_sample(const float raw[{up}_SAMPLE_SIZE], int8_t xq[{up}_SAMPLE_SIZE])",
+            f"    edgernn_quantize_input(&{p}_model, raw, xq);",
+        ),
+    ]
 
 
 def _frame_wrappers(p: str) -> list[str]:
