@@ -247,6 +247,20 @@ def test_unsupported_attributes_are_refused(tmp_path: Path, kw: dict[str, object
     assert not (tmp_path / "out").exists()
 
 
+def test_weights_in_a_separate_data_file_are_refused_in_one_line(tmp_path: Path) -> None:
+    """onnx.save(..., save_as_external_data=True) leaves the weights beside the file, outside the
+    bytes whose sha256 the import records: refused with how to inline them (was exit 4)."""
+    model, _ = rnn_graph()
+    onnx.save(model, tmp_path / "ext.onnx", save_as_external_data=True, size_threshold=0)
+    assert (tmp_path / "ext.onnx.data").is_file() or any(tmp_path.glob("*.data"))
+    with pytest.raises(InputError, match=r"ext\.onnx: its weights \(.+\) are in a separate data file"):
+        import_model(tmp_path / "ext.onnx", tmp_path / "out", _data(tmp_path / "d.npz"))
+    assert not (tmp_path / "out").exists()
+    inlined = tmp_path / "inlined.onnx"
+    onnx.save(onnx.load(tmp_path / "ext.onnx"), inlined)  # what the message says to do
+    assert import_model(inlined, tmp_path / "out", tmp_path / "d.npz").proof.max_abs_diff <= TOLERANCE
+
+
 def test_lstm_and_gru_ops_are_refused(tmp_path: Path) -> None:
     for op, gates in (("LSTM", 4), ("GRU", 3)):
         w = numpy_helper.from_array(np.zeros((1, gates * H, IN), np.float32), "W")

@@ -407,6 +407,15 @@ def from_onnx(path: Path, data: bytes, sha256: str) -> Source:
         raise InputError(f"{path.name}: not a readable ONNX file ({type(e).__name__})") from None
     if not model.graph.node:
         raise InputError(f"{path.name}: not a readable ONNX file (no graph)")
+    external = [t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    if external:
+        # Read from beside the file, they would be weights that the recorded sha256 of the
+        # source does not cover; a model small enough for a microcontroller fits in one file.
+        raise InputError(
+            f"{path.name}: its weights ({external[0]}{', ...' if len(external) > 1 else ''}) are in a "
+            "separate data file; save the model as one file (onnx.save(onnx.load(path), out) loads "
+            "and inlines them) and import that"
+        )
     found, how = read_graph(model)
     roles, time_axis = how.inputs, how.time_axis
     watched = onnx.ModelProto()
