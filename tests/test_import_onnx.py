@@ -261,6 +261,22 @@ def test_weights_in_a_separate_data_file_are_refused_in_one_line(tmp_path: Path)
     assert import_model(inlined, tmp_path / "out", tmp_path / "d.npz").proof.max_abs_diff <= TOLERANCE
 
 
+@pytest.mark.parametrize("labels", [True, False], ids=["data", "input-range"])
+def test_a_single_logit_binary_classifier_is_refused_as_such(tmp_path: Path, labels: bool) -> None:
+    """A BCE head (one logit): argmax would always say class 0. Without labels the refusal used to
+    be that the source gives one class on every calibration sequence."""
+    model, _ = rnn_graph()
+    for t in model.graph.initializer:
+        if t.name in ("HW", "HB"):
+            a = numpy_helper.to_array(t)[:1]
+            t.CopyFrom(numpy_helper.from_array(a, t.name))
+    model.graph.output[0].type.tensor_type.shape.dim[1].dim_value = 1
+    calibration = {"data": _data(tmp_path / "d.npz")} if labels else {"input_range": (-1.0, 1.0)}
+    with pytest.raises(InputError, match=r"outputs 1 logit \(a sigmoid / BCE binary classifier\?\)"):
+        import_model(_save(tmp_path, model), tmp_path / "out", **calibration)  # type: ignore[arg-type]
+    assert not (tmp_path / "out").exists()
+
+
 def test_lstm_and_gru_ops_are_refused(tmp_path: Path) -> None:
     for op, gates in (("LSTM", 4), ("GRU", 3)):
         w = numpy_helper.from_array(np.zeros((1, gates * H, IN), np.float32), "W")

@@ -167,6 +167,13 @@ def import_model(
         vocab = found.embedding.shape[0] if found.embedding is not None else -1
         generative = found.reading is Reading.PER_STEP and found.outputs == vocab
     task = task_of(found, bool(generative))
+    if found.outputs == 1 and found.head_w is not None:
+        # Before any labels are drawn from its answers: the argmax of one logit is always class 0.
+        raise InputError(
+            "the model outputs 1 logit (a sigmoid / BCE binary classifier?); edgernn classifies by the "
+            "largest of one logit per class: give it a 2-output head, e.g. nn.Linear(H, 2) with "
+            "weight rows [0, w] and bias [0, b], which decides as sigmoid(w.h + b) > 0.5 does"
+        )
     if pad_to and task is not Task.MANY_TO_ONE:
         raise InputError(
             f"--pad-to is for models with one answer per sequence; this one answers {found.reading.value}"
