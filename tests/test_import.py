@@ -513,6 +513,27 @@ def test_unfaithful_readout_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+class _EveryLayersState(nn.Module):
+    """A 2-layer RNN whose head reads both layers' final states: not edgernn's last-layer head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.RNN(12, 8, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(16, 9)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, h = self.rnn(x)
+        return self.fc(h.transpose(0, 1).reshape(x.shape[0], -1))
+
+
+def test_a_head_on_every_layers_state_is_refused_by_name(tmp_path: Path) -> None:
+    data = _npz(tmp_path / "vowels.npz", load_dataset("japanese_vowels"), 20, 29)
+    torch.manual_seed(0)
+    with pytest.raises(InputError, match=r"the head reads the final states of all 2 layers \(16 values\)"):
+        import_model(_EveryLayersState().eval(), tmp_path / "out", data, example=torch.zeros(2, 5, 12))
+    assert not (tmp_path / "out").exists()
+
+
 def test_data_that_does_not_fit(tmp_path: Path, tutorial, names_by_list) -> None:
     data = _npz(tmp_path / "vowels.npz", load_dataset("japanese_vowels"), 20, 29)
     example = torch.from_numpy(names_by_list.train.x[:2, :6])

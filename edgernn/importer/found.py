@@ -150,6 +150,17 @@ def build_model(found: Found, task: Task, readout: Readout, pad_to: int = 0) -> 
         state[f"rnn.bias_hh_{suffix}"] = torch.tensor(np.asarray(cell.b_hh, dtype=np.float32))
     if found.bidirectional and found.head_w is not None and found.head_w.shape[-1] == found.hidden_size:
         raise InputError(one_direction_refusal(found))
+    if found.head_w is not None and found.head_w.shape[-1] != width:
+        every = found.num_layers * width
+        reads = (
+            f"the final states of all {found.num_layers} layers ({every} values)"
+            if found.num_layers > 1 and found.head_w.shape[-1] == every
+            else f"{found.head_w.shape[-1]} values"
+        )
+        raise InputError(
+            f"the head reads {reads}; edgernn's head reads the last layer's output ({width} values: "
+            "h_n[-1], both directions side by side when bidirectional)"
+        )
     if found.head_w is not None and found.head_b is not None:
         state["head.weight"] = torch.tensor(np.asarray(found.head_w, dtype=np.float32))
         state["head.bias"] = torch.tensor(np.asarray(found.head_b, dtype=np.float32))
