@@ -534,6 +534,27 @@ def test_a_head_on_every_layers_state_is_refused_by_name(tmp_path: Path) -> None
     assert not (tmp_path / "out").exists()
 
 
+class _FirstStep(nn.Module):
+    """Reads the RNN's output at step 0: one output step, but not the last, which edgernn exports."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.RNN(12, 8, batch_first=True)
+        self.fc = nn.Linear(8, 9)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x)
+        return self.fc(out[:, 0])
+
+
+def test_a_readout_of_another_output_step_is_refused_saying_which_edgernn_reads(tmp_path: Path) -> None:
+    data = _npz(tmp_path / "vowels.npz", load_dataset("japanese_vowels"), 20, 29)
+    torch.manual_seed(0)
+    with pytest.raises(InputError, match=r"edgernn reads the last one, output\[:, -1\], or h_n"):
+        import_model(_FirstStep().eval(), tmp_path / "out", data, example=torch.zeros(2, 5, 12))
+    assert not (tmp_path / "out").exists()
+
+
 def test_data_that_does_not_fit(tmp_path: Path, tutorial, names_by_list) -> None:
     data = _npz(tmp_path / "vowels.npz", load_dataset("japanese_vowels"), 20, 29)
     example = torch.from_numpy(names_by_list.train.x[:2, :6])

@@ -138,6 +138,13 @@ def _mismatch(
             "the step of the output it reads: of a reverse-only RNN's outputs only step 0 (Y[0]) is "
             "its final state, which edgernn exports"
         )
+    elif found.reading is Reading.LAST_OUTPUT:
+        # The graph shows that one output step is read, not which: edgernn takes it to be the last.
+        part = (
+            f"the readout (one step of the RNN's output, via {ops}: edgernn reads the last one, "
+            "output[:, -1], or h_n; another step, such as output[:, 0], it does not export) or the "
+            "recurrence over time"
+        )
     else:
         part = f"the readout ({found.reading.value} via {ops}) or the recurrence over time"
     return (
