@@ -490,8 +490,10 @@ def test_cli_refuses_a_corrupt_file_and_a_pickled_archive(tmp_path: Path, tutori
     assert not (tmp_path / "o2").exists()
 
 
-class _SwappedHalves(nn.Module):
-    """Reads h_n with its directions swapped: the shapes fit edgernn's readout, the values do not."""
+class _ForwardTwice(nn.Module):
+    """Reads the forward state twice: the shapes fit edgernn's readout, the values do not, in
+    either order of the head's halves (reading the directions swapped is faithful, once the head's
+    halves are swapped too: test_a_head_reading_the_backward_half_first_...)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -500,7 +502,7 @@ class _SwappedHalves(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h_n = self.rnn(x)[1]
-        return self.head(torch.cat([h_n[1], h_n[0]], dim=1))
+        return self.head(torch.cat([h_n[0], h_n[0]], dim=1))
 
 
 def test_unfaithful_readout_is_refused(tmp_path: Path) -> None:
@@ -509,7 +511,7 @@ def test_unfaithful_readout_is_refused(tmp_path: Path) -> None:
     with pytest.raises(
         InputError, match=r"refused: the rebuilt model does not reproduce the source: .* > 1e-05"
     ):
-        import_model(_SwappedHalves().eval(), tmp_path / "out", data, example=torch.zeros(2, 5, 12))
+        import_model(_ForwardTwice().eval(), tmp_path / "out", data, example=torch.zeros(2, 5, 12))
     assert not (tmp_path / "out").exists()
 
 
@@ -532,6 +534,35 @@ def test_a_head_on_every_layers_state_is_refused_by_name(tmp_path: Path) -> None
     with pytest.raises(InputError, match=r"the head reads the final states of all 2 layers \(16 values\)"):
         import_model(_EveryLayersState().eval(), tmp_path / "out", data, example=torch.zeros(2, 5, 12))
     assert not (tmp_path / "out").exists()
+
+
+class _BackwardFirst(nn.Module):
+    """A bidirectional RNN whose head reads cat([h_bwd, h_fwd]): edgernn's order swapped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.RNN(12, 8, num_layers=2, bidirectional=True, batch_first=True)
+        self.fc = nn.Linear(16, 9)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, h = self.rnn(x)
+        return self.fc(torch.cat([h[-1], h[-2]], dim=-1))
+
+
+def test_a_head_reading_the_backward_half_first_imports_with_its_columns_swapped(tmp_path: Path) -> None:
+    """The same computation as edgernn's forward-first head with the head's two column halves
+    swapped; the proof picks the order the source has, in every source form."""
+    torch.manual_seed(0)
+    model = _BackwardFirst().eval()
+    data = _npz(tmp_path / "vowels.npz", load_dataset("japanese_vowels"), 40, 29)
+    results = _import_all(tmp_path, model, (torch.zeros(2, 5, 12),), data=data)
+    _same_weights(results)
+    head = load_checkpoint(results["module"].out_dir).model.state_dict()["head.weight"]
+    assert torch.equal(head, torch.cat([model.fc.weight[:, 8:], model.fc.weight[:, :8]], dim=1))
+    for kind, r in results.items():
+        assert r.proof.max_abs_diff <= TOLERANCE, kind
+    test = checkpoint_data(load_checkpoint(results["onnx"].out_dir), results["onnx"].out_dir).test
+    _source_predictions_equal(results["onnx"], load_source(tmp_path / "model.onnx"), test)
 
 
 class _FirstStep(nn.Module):

@@ -9,7 +9,7 @@ unless this passes.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -90,8 +90,8 @@ def prove(
             f"the source answers with shape {outs[0].shape}; the graph reads {found.reading.value}"
         )
     tried: list[tuple[Readout, float, int, tuple[int, ...]]] = []
-    for readout in readouts_for(found):
-        model = build_model(found, task, readout, pad_to)
+    for variant, readout in ((v, r) for v in _head_orders(found) for r in readouts_for(v)):
+        model = build_model(variant, task, readout, pad_to)
         worst, where = 0.0, 0
         shape: tuple[int, ...] = ()
         for i, (s, want) in enumerate(zip(seqs, outs, strict=True)):
@@ -105,6 +105,17 @@ def prove(
             return Proof(model, worst, len(seqs), outs)
         tried.append((readout, worst, where, shape))
     raise InputError(_mismatch(found, tried, seqs, outs))
+
+
+def _head_orders(found: Found) -> list[Found]:
+    """The head as found, and for a bidirectional RNN whose head reads both directions also with
+    its two halves of columns swapped: `cat([h_bwd, h_fwd])` in the source is edgernn's
+    `cat([h_fwd, h_bwd])` times the swapped head. The proof decides which one the source is."""
+    if not found.bidirectional or found.head_w is None or found.head_w.shape[-1] != 2 * found.hidden_size:
+        return [found]
+    h = found.hidden_size
+    swapped = np.concatenate([found.head_w[:, h:], found.head_w[:, :h]], axis=1)
+    return [found, replace(found, head_w=swapped)]
 
 
 def shape_refusal(
