@@ -107,10 +107,9 @@ class ModelConfig:
         if self.pad_to and self.task is not Task.MANY_TO_ONE:
             raise InputError("pad_to is for many-to-one models only")
         if self.frame > 1:
-            if self.task is not Task.MANY_TO_ONE or self.tokens or self.pad_to or self.bidirectional:
-                # PREFIX_push_sample streams one sample at a time: a bidirectional model cannot.
+            if not self.streams_samples:
                 raise InputError(
-                    "frame > 1 is for unidirectional many-to-one feature models (without pad_to)"
+                    "frame > 1 is for unidirectional many-to-one feature models (without pad_to or reverse)"
                 )
             if self.input_size % self.frame:
                 raise InputError(f"input_size {self.input_size} is not a multiple of frame {self.frame}")
@@ -152,6 +151,15 @@ class ModelConfig:
     @property
     def tokens(self) -> bool:
         return self.vocab_size > 0
+
+    @property
+    def streams_samples(self) -> bool:
+        """Fed one sample at a time by PREFIX_push_sample, framed or not: a unidirectional
+        many-to-one feature model reading in time order (a bidirectional or reverse one needs the
+        sequence's end first, a pad_to one its pad steps)."""
+        return self.task is Task.MANY_TO_ONE and not (
+            self.tokens or self.pad_to or self.bidirectional or self.reverse
+        )
 
     @property
     def sample_size(self) -> int:

@@ -25,7 +25,7 @@ import numpy as np
 from edgernn.artifacts import write_text
 from edgernn.backends.c.literals import c_float, c_string, comment_text, meta_value
 from edgernn.backends.c.tables import descriptor, model_data
-from edgernn.backends.c.wrappers import state_type, streams_samples, usage, wrappers
+from edgernn.backends.c.wrappers import state_type, usage, wrappers
 from edgernn.config import Task
 from edgernn.contract.bounds import check_bounds
 from edgernn.contract.constants import LUT_SIZE, Q_MAX, tanh_lut
@@ -299,7 +299,7 @@ def _macros(qm: QuantizedModel, up: str, sizes: dict[str, int]) -> str:
             ),
         ]
         groups.append(("Framing (edgernn train --frame): samples grouped into steps", frame))
-    elif streams_samples(cfg):
+    elif cfg.streams_samples:
         frame = [
             (f"{up}_FRAME", "1", "samples per step: unframed, PREFIX_push_sample steps on every sample"),
             (f"{up}_SAMPLE_SIZE", str(cfg.sample_size), "int8 features per sample (= INPUT_SIZE)"),

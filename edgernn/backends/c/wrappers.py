@@ -8,7 +8,7 @@ generically: compile-time array sizes for the scratch on the caller's stack and 
 
 from __future__ import annotations
 
-from edgernn.config import ModelConfig, Task
+from edgernn.config import Task
 from edgernn.contract.model import QuantizedModel
 
 
@@ -129,7 +129,7 @@ def wrappers(qm: QuantizedModel, p: str) -> str:
                 f"    return edgernn_classify({m}, {st}, logits);",
             )
         )
-    if streams_samples(cfg):
+    if cfg.streams_samples:
         out += _frame_wrappers(p) if cfg.frame > 1 else _sample_wrappers(p)
     if cfg.pad_to:
         out.append(_pad_wrapper(qm, p))
@@ -162,12 +162,6 @@ def wrappers(qm: QuantizedModel, p: str) -> str:
         )
     )
     return "\n\n".join(out)
-
-
-def streams_samples(cfg: ModelConfig) -> bool:
-    """A model fed one sample at a time through PREFIX_push_sample: any model that could be
-    framed (edgernn.config), framed or not, so that firmware written for one takes the other."""
-    return cfg.task == Task.MANY_TO_ONE and not (cfg.tokens or cfg.bidirectional or cfg.reverse or cfg.pad_to)
 
 
 def _sample_wrappers(p: str) -> list[str]:
