@@ -11,7 +11,7 @@ from typing import Any
 
 from edgernn.config import Task
 from edgernn.data.bundled import BUNDLED, DEMO
-from edgernn.errors import DataWarning, InputError
+from edgernn.errors import InputError, StaleExportWarning
 from edgernn.pipeline import export_dir, train_to_dir
 from edgernn.report.markdown import write_report_md
 from edgernn.report.store import record_verification, verify_table
@@ -42,7 +42,7 @@ def run_demo(root: Path, names: Iterable[str] | None, progress: bool, echo: Call
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             # The demo exports again at once: the older export it trains beside is not left stale.
-            warnings.filterwarnings("ignore", ".* holds an export", DataWarning)
+            warnings.simplefilter("ignore", StaleExportWarning)
             train_to_dir(out, dataset=name, progress=progress)
         t_train = time.perf_counter() - t0
         export_dir(out)

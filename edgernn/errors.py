@@ -55,3 +55,12 @@ class DataWarning(UserWarning):
     """Input that edgernn takes as documented but that likely means something else (integer
     sensor samples read as token ids, an array that looks transposed, a retrain beside an older
     export): the work goes on and the CLI prints `warning: ...`."""
+
+
+class StaleExportWarning(DataWarning):
+    """A training that replaces the checkpoint an export in the same folder was made from."""
+
+
+def oneline(e: BaseException) -> str:
+    """An exception's message on one line, for an error message that quotes it."""
+    return " ".join(str(e).split()) or type(e).__name__

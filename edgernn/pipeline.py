@@ -35,7 +35,7 @@ from edgernn.data.bundled import load_dataset
 from edgernn.data.dataset import Dataset, Split
 from edgernn.data.user import load_user_data
 from edgernn.data.user_split import class_list
-from edgernn.errors import DataWarning, InputError
+from edgernn.errors import InputError, StaleExportWarning
 from edgernn.manifest import MANIFEST, file_record, manifest_digest, write_manifest
 from edgernn.metrics import task_metrics
 from edgernn.train.auto import DEFAULT_BUDGET_MINUTES, auto_train, uses_cross_validation
@@ -381,7 +381,7 @@ def _warn_if_exported(out: Path) -> None:
         warnings.warn(
             f"{out} holds an export of its current checkpoint (model.h, ONNX); once this training "
             f"replaces the checkpoint they are stale until `edgernn export {out}` is run again",
-            DataWarning,
+            StaleExportWarning,
             stacklevel=3,
         )
 

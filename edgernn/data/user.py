@@ -54,7 +54,7 @@ from edgernn.data.dataset import (
     token_dataset,
 )
 from edgernn.data.user_split import is_test, parse_split, require_test_labels, split_indices, split_key
-from edgernn.errors import DataWarning, InputError
+from edgernn.errors import DataWarning, InputError, oneline
 
 MIN_SEQUENCES = 10
 CSV_HEADER = "sequence,step,label,f0,f1"
@@ -436,8 +436,3 @@ def _user_dataset(p: Path, arrays: UserArrays, rng: np.random.Generator, normali
         vocab = ("<pad>", *(str(i) for i in range(1, int(x.max()) + 1)))
         ds = token_dataset(p.stem, task, vocab, names, parts, source, licence)
     return replace(ds, split_marked=codes is not None, feature_names=arrays.feature_names)
-
-
-def oneline(e: BaseException) -> str:
-    """An exception's message on one line, for an InputError that quotes it."""
-    return " ".join(str(e).split()) or type(e).__name__

@@ -220,20 +220,19 @@ def accuracy_section(report: dict[str, Any], preds: Predictions | None, names: l
         f"int8 changes test accuracy by {delta:+.2f} points; float and int8 make the same prediction on "
         f"{100 * i.get('agreement_with_float', 0):.2f} % of the test items.",
     ]
-    if preds is not None and len(preds.y):
+    if preds is not None:
         # A model that fits its training data can still have learned nothing that carries over:
         # said here, since the accuracy alone does not show it is at chance.
         counts = np.bincount(preds.y, minlength=len(names))
         common = int(counts.argmax())
-        share = counts[common] / len(preds.y)
-        if f.get("test_accuracy", 0) <= share:
+        share = counts[common] / max(1, len(preds.y))
+        if len(preds.y) and f.get("test_accuracy", 0) <= share:
             parts.append(
                 f"> warning: test accuracy {f.get('test_accuracy', 0):.4f} is no better than always "
                 f"answering the most common class ({common} {names[common]}: {share:.4f}); the model "
                 "has not learned what tells the classes apart (more data, or another recipe: "
                 "docs/training.md)"
             )
-    if preds is not None:
         k = len(names)
         fm, im = confusion(preds.float_pred, preds.y, k), confusion(preds.int_pred, preds.y, k)
         parts += [

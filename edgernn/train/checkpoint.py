@@ -23,7 +23,7 @@ import torch
 
 from edgernn.artifacts import write_bytes
 from edgernn.config import ModelConfig
-from edgernn.errors import InputError
+from edgernn.errors import InputError, oneline
 from edgernn.train.model import EdgeRNN
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -135,8 +135,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise InputError(f"{p}: {e}") from None
     except (KeyError, TypeError, ValueError, RuntimeError, json.JSONDecodeError) as e:
         # load_state_dict puts its first line alone ("Error(s) in loading ...:"), the detail after.
-        msg = " ".join(str(e).split()) or type(e).__name__
-        raise InputError(f"{p} is malformed: {msg[:300]}") from None
+        raise InputError(f"{p} is malformed: {oneline(e)[:300]}") from None
     for name, t in model.state_dict().items():
         if not torch.isfinite(t).all():
             raise InputError(f"{p}: parameter {name} contains NaN or Inf")
